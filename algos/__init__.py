@@ -1,0 +1,1 @@
+"""Policy learners on tianshou (MOPO, MOBILE), each with MOREC on or off."""

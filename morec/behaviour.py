@@ -1,0 +1,235 @@
+"""Online SAC (tianshou) that produces the behaviour policies and the replay data for datasets.
+
+The training loop is ours (tianshou's `SAC` does the gradient steps) so that every environment
+step is also written to a :class:`TransitionLog` with the simulator state, which the
+``medium-replay`` dataset and the NeoRL layout need. A checkpoint is written atomically at every
+evaluation; a killed run resumes from the last one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tianshou.algorithm import SAC
+from tianshou.algorithm.modelfree.sac import AutoAlpha, SACPolicy
+from tianshou.algorithm.optim import AdamOptimizerFactory
+from tianshou.data import Batch, ReplayBuffer
+from tianshou.utils.net.common import Net
+from tianshou.utils.net.continuous import ContinuousActorProbabilistic, ContinuousCritic
+from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
+from tqdm.auto import tqdm
+
+from .envs import TransitionLog, make_env, step_and_record
+from .data.formats import atomic_write
+
+
+@dataclass
+class SACConfig:
+    """Online SAC for behaviour policies. Defaults are sized for a few CPU minutes on Hopper; the
+    D4RL behaviour policies were trained for 1M+ steps with 256x256 networks."""
+
+    train_steps: int = 30_000  # environment steps (one gradient step each after warm-up)
+    warmup_steps: int = 2_000  # uniform random actions before learning starts
+    hidden_size: int = 128
+    batch_size: int = 256
+    actor_lr: float = 1e-3
+    critic_lr: float = 1e-3
+    alpha_lr: float = 1e-3
+    gamma: float = 0.99
+    tau: float = 0.005
+    eval_every: int = 2_500  # environment steps between evaluations / checkpoints
+    eval_episodes: int = 5
+
+
+@dataclass
+class Evaluation:
+    step: int
+    mean_return: float
+    std_return: float
+    policy_path: str
+
+
+def build_sac(obs_dim: int, action_space: gym.spaces.Box, cfg: SACConfig, device: str) -> SAC:
+    act_dim = int(np.prod(action_space.shape))
+    hidden = (cfg.hidden_size, cfg.hidden_size)
+    actor = ContinuousActorProbabilistic(
+        preprocess_net=Net(state_shape=obs_dim, hidden_sizes=hidden),
+        action_shape=act_dim,
+        unbounded=True,
+        conditioned_sigma=True,
+    ).to(device)
+
+    def critic() -> ContinuousCritic:
+        return ContinuousCritic(
+            preprocess_net=Net(state_shape=obs_dim, action_shape=act_dim, hidden_sizes=hidden, concat=True)
+        ).to(device)
+
+    alpha = AutoAlpha(target_entropy=-act_dim, log_alpha=0.0, optim=AdamOptimizerFactory(lr=cfg.alpha_lr)).to(device)
+    policy = SACPolicy(actor=actor, action_space=action_space)
+    return SAC(
+        policy=policy,
+        policy_optim=AdamOptimizerFactory(lr=cfg.actor_lr),
+        critic=critic(),
+        critic_optim=AdamOptimizerFactory(lr=cfg.critic_lr),
+        critic2=critic(),
+        critic2_optim=AdamOptimizerFactory(lr=cfg.critic_lr),
+        tau=cfg.tau,
+        gamma=cfg.gamma,
+        alpha=alpha,
+    )
+
+
+def policy_act_fn(policy: SACPolicy, deterministic: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """``obs [obs_dim] -> env action [act_dim]``: the SAC mode, or a sample from the policy."""
+    device = next(policy.parameters()).device
+
+    @torch.no_grad()
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch_train_mode(policy, False), policy_within_training_step(policy, enabled=not deterministic):
+            obs_t = torch.as_tensor(obs[None], dtype=torch.float32, device=device)
+            raw = policy(Batch(obs=obs_t, info={})).act
+        return policy.map_action(raw.cpu().numpy())[0].astype(np.float32)
+
+    return act
+
+
+def evaluate(env: gym.Env, act_fn: Callable[[np.ndarray], np.ndarray], episodes: int, seed: int) -> np.ndarray:
+    """``[episodes]`` undiscounted returns."""
+    returns = []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act_fn(obs))
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return np.asarray(returns)
+
+
+class BehaviourTrainer:
+    """Trains SAC online on ``env_id`` and keeps every transition and a policy per evaluation.
+
+    Files under ``workdir``: ``state.pt`` (resume checkpoint: networks, optimisers, transitions,
+    evaluations, RNG states) and ``policy_<step>.pt`` (actor weights at each evaluation).
+    """
+
+    def __init__(self, env_id: str, workdir: str | Path, cfg: SACConfig, seed: int = 0, device: str = "cpu"):
+        self.env_id, self.cfg, self.seed, self.device = env_id, cfg, seed, device
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(seed)
+        self.env = make_env(env_id, seed)
+        self.eval_env = make_env(env_id, seed + 10_000)
+        self.algo = build_sac(self.env.observation_space.shape[0], self.env.action_space, cfg, device)
+        self.log = TransitionLog()
+        self.evaluations: list[Evaluation] = []
+        self.step = 0
+        self.rng = np.random.default_rng(seed)
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def state_path(self) -> Path:
+        return self.workdir / "state.pt"
+
+    def save(self) -> None:
+        state = {
+            "env_id": self.env_id,
+            "config": asdict(self.cfg),
+            "seed": self.seed,
+            "step": self.step,
+            "algorithm": self.algo.state_dict(),
+            "transitions": self.log.arrays() if len(self.log) else {},
+            "evaluations": [asdict(e) for e in self.evaluations],
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }
+        atomic_write(self.state_path, lambda tmp: torch.save(state, tmp))
+
+    def try_resume(self) -> bool:
+        """Load ``state.pt`` when present; refuse one written for another task or config."""
+        if not self.state_path.exists():
+            return False
+        state = torch.load(self.state_path, map_location=self.device, weights_only=False)
+        if state["env_id"] != self.env_id or state["config"] != asdict(self.cfg) or state["seed"] != self.seed:
+            raise ValueError(
+                f"{self.state_path} was written for env {state['env_id']}, seed {state['seed']} and config "
+                f"{state['config']}, not this run; use another output directory or delete it to start over"
+            )
+        self.algo.load_state_dict(state["algorithm"])
+        self.log = TransitionLog.from_arrays(state["transitions"])
+        if len(self.log):  # the episode in progress at the checkpoint was cut there
+            self.log.columns["timeouts"][-1] = np.asarray(not bool(self.log.columns["terminals"][-1]))
+        self.evaluations = [Evaluation(**e) for e in state["evaluations"]]
+        self.step = state["step"]
+        self.rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        return True
+
+    # ------------------------------------------------------------------ training
+    def _replay_buffer(self) -> ReplayBuffer:
+        buffer = ReplayBuffer(size=max(self.cfg.train_steps, 1))
+        if len(self.log):
+            a = self.log.arrays()
+            raw_act = self.algo.policy.map_action_inverse(a["actions"])
+            term, trunc = a["terminals"], a["timeouts"]
+            buffer = ReplayBuffer.from_data(
+                obs=a["observations"], act=raw_act, rew=a["rewards"], terminated=term, truncated=trunc,
+                done=term | trunc, obs_next=a["next_observations"],
+            )
+            grown = ReplayBuffer(size=max(self.cfg.train_steps, 1))
+            grown.update(buffer)
+            buffer = grown
+        return buffer
+
+    def train(self, show_progress: bool = True) -> list[Evaluation]:
+        cfg = self.cfg
+        buffer = self._replay_buffer()
+        policy = self.algo.policy
+        sample_act = policy_act_fn(policy, deterministic=False)
+        obs, _ = self.env.reset(seed=self.seed + self.step)
+        bar = tqdm(total=cfg.train_steps, initial=self.step, desc=f"SAC {self.env_id}", disable=not show_progress)
+        while self.step < cfg.train_steps:
+            if self.step < cfg.warmup_steps:
+                low, high = self.env.action_space.low, self.env.action_space.high
+                action = self.rng.uniform(low, high).astype(np.float32)
+            else:
+                action = sample_act(obs)
+            obs_next, terminated, truncated = step_and_record(self.env, obs, action, self.log)
+            buffer.add(
+                Batch(
+                    obs=obs, act=policy.map_action_inverse(action), rew=float(self.log.columns["rewards"][-1]),
+                    terminated=terminated, truncated=truncated, obs_next=obs_next, info={},
+                )
+            )
+            obs = self.env.reset()[0] if (terminated or truncated) else obs_next
+            self.step += 1
+            if self.step >= cfg.warmup_steps and len(buffer) >= cfg.batch_size:
+                with policy_within_training_step(policy):
+                    self.algo.update(buffer=buffer, sample_size=cfg.batch_size)
+            if self.step % cfg.eval_every == 0 or self.step == cfg.train_steps:
+                self._evaluate_and_checkpoint()
+                bar.set_postfix(eval_return=f"{self.evaluations[-1].mean_return:.0f}")
+            bar.update(1)
+        bar.close()
+        return self.evaluations
+
+    def _evaluate_and_checkpoint(self) -> None:
+        policy_path = self.workdir / f"policy_{self.step}.pt"
+        actor_state = self.algo.policy.state_dict()
+        atomic_write(policy_path, lambda tmp: torch.save(actor_state, tmp))
+        returns = evaluate(self.eval_env, policy_act_fn(self.algo.policy, True), self.cfg.eval_episodes, self.seed + 20_000)
+        self.evaluations.append(Evaluation(self.step, float(returns.mean()), float(returns.std()), policy_path.name))
+        self.save()
+
+    def load_policy(self, evaluation: Evaluation) -> SACPolicy:
+        """A fresh policy holding the actor weights saved at ``evaluation``."""
+        algo = build_sac(self.env.observation_space.shape[0], self.env.action_space, self.cfg, self.device)
+        algo.policy.load_state_dict(torch.load(self.workdir / evaluation.policy_path, map_location=self.device))
+        return algo.policy
+

@@ -1,0 +1,19 @@
+"""Datasets: loading (D4RL, NeoRL, Minari, arrays), validation, episodes, normalised scores."""
+
+from .dataset import ArrayStats, OfflineDataset
+from .errors import DatasetError
+from .scores import normalized_score, reference_returns
+from .sources import d4rl_dataset_dir, d4rl_file_name, load_dataset, neorl_dataset_dir, neorl_file_name
+
+__all__ = [
+    "ArrayStats",
+    "DatasetError",
+    "OfflineDataset",
+    "d4rl_dataset_dir",
+    "d4rl_file_name",
+    "load_dataset",
+    "neorl_dataset_dir",
+    "neorl_file_name",
+    "normalized_score",
+    "reference_returns",
+]

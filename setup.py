@@ -1,0 +1,33 @@
+"""One distribution: the `morec`, `dynamics` and `algos` packages and the `morec` command."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="morec",
+    version="0.1.0",
+    description="Offline model-based RL with reward-consistent dynamics models (MOREC) on tianshou",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["morec", "morec.*", "dynamics", "dynamics.*", "algos", "algos.*"]),
+    install_requires=[
+        # torch is pinned on purpose: an unpinned torch pulls a multi-GB CUDA build on a fresh
+        # machine. 2.13.0 is the CPU build this project is developed and tested with; GPU users
+        # install their own CUDA build of a compatible torch first and pip keeps it.
+        "torch>=2.4,<=2.13.0",
+        "numpy>=1.24",
+        "gymnasium[mujoco]>=1.0,<2",
+        "mujoco>=3.0",
+        "tianshou>=2.0.1,<2.1",
+        "tensorboard>=2.14",
+        "h5py>=3.8",
+        "tqdm>=4.60",
+        "pyyaml>=6.0",
+    ],
+    extras_require={
+        "minari": ["minari>=0.5,<0.6"],
+        "test": ["pytest>=8", "minari>=0.5,<0.6"],
+        "dev": ["pytest>=8", "minari>=0.5,<0.6", "ruff"],
+    },
+    entry_points={"console_scripts": ["morec=morec.cli:main"]},
+)
