@@ -1,0 +1,150 @@
+"""`morec collect`: a tiny real collection run, its files, determinism and resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from morec.behaviour import BehaviourTrainer, SACConfig
+from morec.cli import main
+from morec.collect import CollectConfig, collect
+from morec.data import load_dataset
+from morec.tasks import D4RL_LEVELS
+
+TINY_SAC = SACConfig(train_steps=600, warmup_steps=200, eval_every=200, eval_episodes=2, hidden_size=32, batch_size=64)
+
+
+def tiny_config(out, **kw) -> CollectConfig:
+    return CollectConfig(env_id="Hopper-v4", out_dir=str(out), dataset_size=300, neorl=True, sac=TINY_SAC, **kw)
+
+
+@pytest.fixture(scope="module")
+def collected(tmp_path_factory):
+    out = tmp_path_factory.mktemp("collect")
+    return out, collect(tiny_config(out), show_progress=False)
+
+
+def test_writes_every_level_in_both_layouts(collected):
+    out, summary = collected
+    for level in D4RL_LEVELS:
+        d4rl = load_dataset(out / f"hopper-{level}.hdf5")
+        neorl = load_dataset(out / f"hopper-{level}.npz", env_id="Hopper-v4")
+        assert d4rl.metadata["layout"] == "d4rl" and d4rl.obs_dim == 11
+        assert neorl.metadata["layout"] == "neorl" and neorl.obs_dim == 12
+        # the same transitions; the NeoRL layout only adds the x position in front
+        np.testing.assert_array_equal(neorl.observations[:, 1:], d4rl.observations)
+        np.testing.assert_array_equal(neorl.next_observations[:, 1:], d4rl.next_observations)
+        np.testing.assert_array_equal(neorl.actions, d4rl.actions)
+        np.testing.assert_array_equal(neorl.rewards, d4rl.rewards)
+        np.testing.assert_array_equal(neorl.terminals, d4rl.terminals)
+        np.testing.assert_array_equal(neorl.timeouts, d4rl.timeouts)
+        assert summary["datasets"][f"{level}:d4rl"]["transitions"] == len(d4rl)
+    sizes = {lvl: len(load_dataset(out / f"hopper-{lvl}.hdf5")) for lvl in D4RL_LEVELS}
+    assert sizes["random"] == sizes["medium"] == sizes["expert"] == 300
+    assert sizes["medium-expert"] == 600
+    assert sizes["medium-replay"] == summary["medium_policy"]["step"]
+
+
+def test_loaded_transitions_match_the_simulator_state(collected):
+    out, _ = collected
+    ds = load_dataset(out / "hopper-expert.hdf5")
+    qpos, qvel = ds.infos["qpos"], ds.infos["qvel"]
+    # Hopper's observation is qpos without x, then qvel clipped to [-10, 10]
+    np.testing.assert_allclose(ds.observations, np.concatenate([qpos[:, 1:], np.clip(qvel, -10, 10)], 1), rtol=0, atol=1e-6)
+    neorl = load_dataset(out / "hopper-expert.npz")
+    np.testing.assert_allclose(neorl.observations[:, 0], qpos[:, 0], atol=1e-6)
+    # within an episode each next observation is the following observation
+    inner = np.ones(len(ds), bool)
+    inner[ds.episode_ends()] = False
+    np.testing.assert_array_equal(ds.next_observations[inner], ds.observations[1:][inner[:-1]])
+    assert ds.timeouts[-1] or ds.terminals[-1]
+
+
+def test_medium_expert_is_medium_then_expert(collected):
+    out, _ = collected
+    me = load_dataset(out / "hopper-medium-expert.hdf5")
+    med, exp = load_dataset(out / "hopper-medium.hdf5"), load_dataset(out / "hopper-expert.hdf5")
+    np.testing.assert_array_equal(me.observations, np.concatenate([med.observations, exp.observations]))
+    assert me.timeouts[len(med) - 1] or me.terminals[len(med) - 1]
+
+
+def test_medium_replay_is_the_training_data_up_to_the_medium_policy(collected):
+    out, summary = collected
+    state = torch.load(out / "behaviour_sac" / "state.pt", weights_only=False)
+    step = summary["medium_policy"]["step"]
+    replay = load_dataset(out / "hopper-medium-replay.hdf5")
+    np.testing.assert_array_equal(replay.observations, state["transitions"]["observations"][:step].astype(np.float32))
+    np.testing.assert_array_equal(replay.actions, state["transitions"]["actions"][:step].astype(np.float32))
+    assert step >= TINY_SAC.warmup_steps
+
+
+def test_same_seed_same_datasets_and_finished_run_is_reused(collected, tmp_path):
+    out, summary = collected
+    again = collect(tiny_config(tmp_path), show_progress=False)
+    for level in ("random", "medium", "expert", "medium-replay"):
+        a, b = load_dataset(out / f"hopper-{level}.hdf5"), load_dataset(tmp_path / f"hopper-{level}.hdf5")
+        for key, arr in a.arrays().items():
+            np.testing.assert_array_equal(arr, b.arrays()[key], err_msg=f"{level}/{key}")
+    assert again["evaluations"] == [{**e, "policy_path": e["policy_path"]} for e in summary["evaluations"]]
+    # a finished run resumes at its end and trains no further
+    third = collect(tiny_config(tmp_path), show_progress=False)
+    assert third["resumed_at_step"] == TINY_SAC.train_steps
+    assert third["evaluations"] == again["evaluations"]
+
+
+def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, monkeypatch):
+    cfg = SACConfig(train_steps=300, warmup_steps=100, eval_every=100, eval_episodes=1, hidden_size=16, batch_size=32)
+    trainer = BehaviourTrainer("Hopper-v4", tmp_path, cfg, seed=3)
+    original = BehaviourTrainer._evaluate_and_checkpoint
+    calls = {"n": 0}
+
+    def crash_after_second(self):
+        original(self)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(BehaviourTrainer, "_evaluate_and_checkpoint", crash_after_second)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(show_progress=False)
+    monkeypatch.setattr(BehaviourTrainer, "_evaluate_and_checkpoint", original)
+    resumed = BehaviourTrainer("Hopper-v4", tmp_path, cfg, seed=3)
+    assert resumed.try_resume() and resumed.step == 200 and len(resumed.log) == 200
+    # the episode running at the checkpoint was cut there
+    assert resumed.log.columns["timeouts"][-1] or resumed.log.columns["terminals"][-1]
+    evaluations = resumed.train(show_progress=False)
+    assert [e.step for e in evaluations] == [100, 200, 300] and len(resumed.log) == 300
+
+
+def test_resume_refuses_another_config(tmp_path):
+    cfg = SACConfig(train_steps=50, warmup_steps=50, eval_every=50, eval_episodes=1, hidden_size=16, batch_size=32)
+    BehaviourTrainer("Hopper-v4", tmp_path, cfg).train(show_progress=False)
+    other = BehaviourTrainer("Hopper-v4", tmp_path, SACConfig(**{**cfg.__dict__, "hidden_size": 8}))
+    with pytest.raises(ValueError, match="another output directory"):
+        other.try_resume()
+
+
+def test_bad_collect_config_is_rejected():
+    with pytest.raises(KeyError, match="unknown task"):
+        CollectConfig(env_id="Ant-v4")
+    with pytest.raises(ValueError, match="unknown level"):
+        CollectConfig(levels=("medium", "superb"))
+
+
+def test_cli_quickstart_short(tmp_path, capsys):
+    out = tmp_path / "qs"
+    rc = main(["quickstart", "--out", str(out), "--train-steps", "300", "--dataset-size", "200", "--hidden-size", "16", "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "loaded" in text and "medium-replay" in text and "normalised score" in text
+    summary = json.loads((out / "collect_summary.json").read_text())
+    assert summary["datasets"]["random:d4rl"]["transitions"] == 200
+
+
+@pytest.mark.slow
+def test_cli_quickstart_default(tmp_path, capsys):
+    assert main(["quickstart", "--out", str(tmp_path / "qs"), "--no-progress"]) == 0
+    assert "quickstart finished" in capsys.readouterr().out
