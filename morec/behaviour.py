@@ -164,7 +164,7 @@ class BehaviourTrainer:
         self.algo.load_state_dict(state["algorithm"])
         self.log = TransitionLog.from_arrays(state["transitions"])
         if len(self.log):  # the episode in progress at the checkpoint was cut there
-            self.log.columns["timeouts"][-1] = np.asarray(not bool(self.log.columns["terminals"][-1]))
+            self.log.set_last("timeouts", not self.log.last("terminals"))
         self.evaluations = [Evaluation(**e) for e in state["evaluations"]]
         self.step = state["step"]
         self.rng.bit_generator.state = state["numpy_rng"]
@@ -203,7 +203,7 @@ class BehaviourTrainer:
             obs_next, terminated, truncated = step_and_record(self.env, obs, action, self.log)
             buffer.add(
                 Batch(
-                    obs=obs, act=policy.map_action_inverse(action), rew=float(self.log.columns["rewards"][-1]),
+                    obs=obs, act=policy.map_action_inverse(action), rew=float(self.log.last("rewards")),
                     terminated=terminated, truncated=truncated, obs_next=obs_next, info={},
                 )
             )

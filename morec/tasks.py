@@ -96,7 +96,7 @@ class TaskSpec:
     def eval_env_id(self) -> str:
         """The gymnasium environment to evaluate on. D4RL was recorded on gym v3, whose models
         gymnasium's v4 keeps (v5 changed walker2d friction), so D4RL and NeoRL evaluate on v4."""
-        if self.benchmark == "gym":
+        if self.benchmark == "gym" and _GYM_ID.match(self.name):
             return self.name
         return self.domain.gym_id("v4")
 

@@ -114,7 +114,7 @@ def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, monkeypatch
     resumed = BehaviourTrainer("Hopper-v4", tmp_path, cfg, seed=3)
     assert resumed.try_resume() and resumed.step == 200 and len(resumed.log) == 200
     # the episode running at the checkpoint was cut there
-    assert resumed.log.columns["timeouts"][-1] or resumed.log.columns["terminals"][-1]
+    assert resumed.log.last("timeouts") or resumed.log.last("terminals")
     evaluations = resumed.train(show_progress=False)
     assert [e.step for e in evaluations] == [100, 200, 300] and len(resumed.log) == 300
 

@@ -123,7 +123,7 @@ class OfflineDataset:
                 raise DatasetError(err.args[0]) from err
             layout = layout or (meta.get("layout") or task.layout)
             meta.setdefault("task", task.domain.name)
-            meta["env_id"] = task.eval_env_id if task.benchmark != "gym" else env_id
+            meta["env_id"] = task.eval_env_id
             meta.setdefault("benchmark", task.benchmark)
             V.check_obs_dim(fields["observations"].shape[1], task.domain.obs_dim_for(layout), f"{env_id} ({layout} layout)")
             if action_low is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +106,9 @@ def read_neorl_npz(path: Path, num_trajectories: int | None = None) -> dict[str,
     ``num_trajectories`` only the first that many trajectories are kept (as NeoRL's loader does)."""
     path = Path(path)
     try:
-        data = dict(np.load(path))
-    except (OSError, ValueError) as err:
+        with np.load(path) as npz:
+            data = dict(npz)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise DatasetError(f"{path}: not a readable npz file ({err}); re-download or regenerate it") from err
     missing = [k for k in ("obs", "next_obs", "action", "reward", "done", "index") if k not in data]
     if missing:
@@ -116,12 +118,14 @@ def read_neorl_npz(path: Path, num_trajectories: int | None = None) -> dict[str,
     ends = index if (len(index) and index[0] != 0) else index[1:]  # cumulative ends; tolerate a leading 0
     if len(ends) == 0 or np.any(np.diff(ends) <= 0) or ends[-1] > n or ends[0] <= 0:
         raise DatasetError(f"{path}: field 'index' must be increasing trajectory ends within 1..{n}, got {index[:5]}...")
+    if num_trajectories is None and ends[-1] != n:
+        raise DatasetError(f"{path}: field 'index' ends at row {ends[-1]} but the file has {n} rows; the file looks damaged")
     if num_trajectories is not None:
         if num_trajectories > len(ends):
             raise DatasetError(f"{path} holds {len(ends)} trajectories, fewer than the {num_trajectories} asked for")
         ends = ends[:num_trajectories]
     n_keep = int(ends[-1])
-    done = V.as_vector("done", data["done"][:n_keep], np.float32) != 0
+    done = V.as_vector("done", data["done"][:n_keep], bool)
     timeouts = np.zeros(n_keep, bool)
     timeouts[ends - 1] = ~done[ends - 1]
     return {

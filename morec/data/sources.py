@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 from ..tasks import get_task
 from . import formats
+from . import validation as V
 from .dataset import OfflineDataset
 from .errors import DatasetError
 
@@ -76,8 +77,19 @@ def _load_d4rl_file(path: Path, env_id: str | None, source: str, **options) -> O
     return _from_fields(fields, infos=infos, metadata=meta, env_id=env_id, **options)
 
 
+def _benchmark_task(name: str, benchmark: str, example: str, label: str):
+    """The :class:`TaskSpec` of a ``d4rl:``/``neorl:`` name, or a :class:`DatasetError`."""
+    try:
+        task = get_task(name)
+    except KeyError as err:
+        raise DatasetError(err.args[0]) from err
+    if task.benchmark != benchmark:
+        raise DatasetError(f"{name!r} is not a {label} name; use e.g. {example!r}")
+    return task
+
+
 def _load_neorl(name: str, split: str, download: bool, **options) -> OfflineDataset:
-    task = get_task(name)
+    task = _benchmark_task(name, "neorl", "Hopper-v3-low-100", "NeoRL dataset")
     if task.num_trajectories is None:
         raise DatasetError(f"NeoRL name {name!r} needs a trajectory count, e.g. '{name}-100' (one of 100, 1000, 10000)")
     base = f"{task.domain.gym_name}-v3-{task.level}"
@@ -134,14 +146,13 @@ def load_dataset(
     """
     options = {"layout": layout, "clip_actions": clip_actions}
     if isinstance(source, Mapping):
+        V.require_keys(source, "the array mapping")
         meta = {"source": "arrays", "layout": layout}
         return _from_fields(source, metadata=meta, env_id=env_id, **options)
     text = str(source)
     scheme, _, rest = text.partition(":") if re.match(r"^[a-z0-9]+:", text) else ("", "", text)
     if scheme == "d4rl":
-        task = get_task(rest)
-        if task.benchmark != "d4rl":
-            raise DatasetError(f"{rest!r} is not a D4RL locomotion name; use e.g. 'hopper-medium-v2'")
+        _benchmark_task(rest, "d4rl", "hopper-medium-v2", "D4RL locomotion")
         path = d4rl_dataset_dir() / d4rl_file_name(rest)
         if not path.exists():
             _fetch_or_explain(D4RL_URL.format(file=path.name), path, download, f"D4RL dataset {rest!r}")

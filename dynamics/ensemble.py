@@ -1,0 +1,191 @@
+"""`EnsembleDynamics`: a Gaussian ensemble over ``(s' - s, r)`` given ``(s, a)``.
+
+The numerics are those the MOPO/MOBILE/MOREC results were produced with (OfflineRL-Kit's
+ensemble): 7 members, 5 elites, 4 Swish layers of 200, per-layer weight decay, learned
+log-variance bounds with soft clamping, inputs standardised on the training split.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .layers import ACTIVATIONS, EnsembleLinear, soft_clamp
+
+CHECKPOINT_FILE = "dynamics.pt"
+
+
+@dataclass
+class EnsembleConfig:
+    """Architecture and training settings; defaults are OfflineRL-Kit's (MOPO/MOBILE/MOREC)."""
+
+    num_members: int = 7
+    num_elites: int = 5
+    hidden_sizes: tuple[int, ...] = (200, 200, 200, 200)
+    activation: str = "swish"
+    weight_decays: tuple[float, ...] = (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)  # hidden layers, then output
+    init_max_logvar: float = 0.5
+    init_min_logvar: float = -10.0
+    logvar_bound_coef: float = 0.01
+    lr: float = 1e-3
+    batch_size: int = 256
+    holdout_ratio: float = 0.2
+    max_holdout: int = 1000
+    bootstrap: bool = True  # each member trains on its own resample (with replacement) of the train split
+    improvement_threshold: float = 0.01  # relative holdout-MSE improvement that resets patience
+    max_epochs_since_update: int = 5
+    max_epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        self.hidden_sizes = tuple(self.hidden_sizes)
+        self.weight_decays = tuple(self.weight_decays)
+        if len(self.weight_decays) != len(self.hidden_sizes) + 1:
+            raise ValueError(
+                f"weight_decays needs one entry per hidden layer plus the output layer "
+                f"({len(self.hidden_sizes) + 1}), got {len(self.weight_decays)}"
+            )
+        if not 0 < self.num_elites <= self.num_members:
+            raise ValueError(f"num_elites must be in 1..num_members={self.num_members}, got {self.num_elites}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+
+
+@dataclass
+class TaskInfo:
+    """What the model was trained for; checked when it is loaded for a task."""
+
+    obs_dim: int
+    act_dim: int
+    env_id: str | None = None
+    layout: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class EnsembleDynamics(nn.Module):
+    """``predict(obs [B, O], act [B, A]) -> (mean, logvar)``, each ``[E, B, O + 1]``: next
+    observation (``obs + predicted delta``) then reward, per member.
+
+    The input standardiser (``input_mean``, ``input_std`` ``[O + A]``) and the elite indices are
+    buffers, so they live on the model's device and are saved with it.
+    """
+
+    def __init__(self, task: TaskInfo, config: EnsembleConfig | None = None, seed: int = 0,
+                 device: str | torch.device = "cpu"):
+        super().__init__()
+        self.config = cfg = config or EnsembleConfig()
+        self.task = task
+        in_dim, self.out_dim = task.obs_dim + task.act_dim, task.obs_dim + 1
+        gen = torch.Generator().manual_seed(seed)
+        sizes = (in_dim, *cfg.hidden_sizes)
+        self.hidden = nn.ModuleList(
+            EnsembleLinear(cfg.num_members, i, o, wd, gen) for i, o, wd in zip(sizes[:-1], sizes[1:], cfg.weight_decays)
+        )
+        self.output = EnsembleLinear(cfg.num_members, sizes[-1], 2 * self.out_dim, cfg.weight_decays[-1], gen)
+        self.activation = ACTIVATIONS[cfg.activation]
+        self.max_logvar = nn.Parameter(torch.full((self.out_dim,), cfg.init_max_logvar))
+        self.min_logvar = nn.Parameter(torch.full((self.out_dim,), cfg.init_min_logvar))
+        self.register_buffer("input_mean", torch.zeros(in_dim))
+        self.register_buffer("input_std", torch.ones(in_dim))
+        self.register_buffer("elites", torch.arange(cfg.num_elites))
+        self.to(device)
+
+    @property
+    def device(self) -> torch.device:
+        return self.input_mean.device
+
+    @property
+    def num_members(self) -> int:
+        return self.config.num_members
+
+    # ------------------------------------------------------------------ forward
+    def forward_normalised(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised input ``[B, O + A]`` or ``[E, B, O + A]`` -> raw ``(delta-and-reward mean,
+        clamped logvar)``, each ``[E, B, O + 1]``."""
+        for layer in self.hidden:
+            x = self.activation(layer(x))
+        mean, logvar = self.output(x).chunk(2, dim=-1)
+        return mean, soft_clamp(logvar, self.min_logvar, self.max_logvar)
+
+    def normalise(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return (torch.cat([obs, act], dim=-1) - self.input_mean) / self.input_std
+
+    def predict(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``obs [B, O]``, ``act [B, A]`` -> ``(mean, logvar)`` each ``[E, B, O + 1]``, where
+        ``mean[..., :O]`` is the predicted next observation and ``mean[..., O]`` the reward."""
+        delta, logvar = self.forward_normalised(self.normalise(obs, act))
+        mean = torch.cat([delta[..., :-1] + obs, delta[..., -1:]], dim=-1)
+        return mean, logvar
+
+    def sample(self, obs: torch.Tensor, act: torch.Tensor, num_samples: int = 1, elites_only: bool = True,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Gaussian samples ``[S, M, B, O + 1]`` (``M`` = elites or all members) of next
+        observation and reward."""
+        mean, logvar = self.predict(obs, act)
+        if elites_only:
+            mean, logvar = mean[self.elites], logvar[self.elites]
+        noise = torch.randn((num_samples, *mean.shape), device=mean.device, dtype=mean.dtype, generator=generator)
+        return mean + noise * (0.5 * logvar).exp()
+
+    # ------------------------------------------------------------------ losses
+    def l2_penalty(self) -> torch.Tensor:
+        return sum(layer.l2_penalty() for layer in (*self.hidden, self.output))
+
+    def logvar_bound_penalty(self) -> torch.Tensor:
+        return self.config.logvar_bound_coef * (self.max_logvar.sum() - self.min_logvar.sum())
+
+    # ------------------------------------------------------------------ training
+    def fit(self, dataset, **kwargs):
+        """Train on ``dataset`` (``observations, actions, rewards, next_observations``); see
+        :func:`dynamics.training.fit_ensemble` for the arguments. Returns its report."""
+        from .training import fit_ensemble
+
+        return fit_ensemble(self, dataset, **kwargs)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> Path:
+        """Write ``dynamics.pt`` (weights, standardiser, elites, config, task) atomically."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "config": asdict(self.config),
+            "task": asdict(self.task),
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+        }
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, directory / CHECKPOINT_FILE)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        (directory / "config.json").write_text(json.dumps(payload["config"] | {"task": payload["task"]}, indent=2))
+        return directory / CHECKPOINT_FILE
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu", expect: TaskInfo | None = None) -> "EnsembleDynamics":
+        """Load a saved ensemble. With ``expect``, a model trained for other observation/action
+        sizes, environment or layout is refused with a clear error."""
+        path = Path(directory) / CHECKPOINT_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"no trained dynamics at {path}; train one first (EnsembleDynamics.fit)")
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        task = TaskInfo(**payload["task"])
+        if expect is not None:
+            for name in ("obs_dim", "act_dim", "env_id", "layout"):
+                want, have = getattr(expect, name), getattr(task, name)
+                if want is not None and have is not None and want != have:
+                    raise ValueError(
+                        f"dynamics at {path} were trained with {name}={have!r} but this task has {name}={want!r}; "
+                        "train dynamics for this task or point to the right checkpoint"
+                    )
+        model = cls(task, EnsembleConfig(**payload["config"]), device="cpu")
+        model.load_state_dict(payload["state_dict"])
+        return model.to(device).eval()

@@ -1,0 +1,47 @@
+"""Batched ensemble layers: all members run in one matmul per layer."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class EnsembleLinear(nn.Module):
+    """``E`` independent linear layers. Weight ``[E, in, out]``, bias ``[E, 1, out]``.
+
+    Input ``[B, in]`` (the same batch for every member) or ``[E, B, in]`` (one batch per member);
+    output ``[E, B, out]``. ``weight_decay`` is this layer's L2 coefficient (see :meth:`l2_penalty`).
+    """
+
+    def __init__(self, num_members: int, in_features: int, out_features: int, weight_decay: float = 0.0,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(num_members, in_features, out_features))
+        self.bias = nn.Parameter(torch.zeros(num_members, 1, out_features))
+        self.weight_decay = weight_decay
+        std = 1.0 / (2.0 * math.sqrt(in_features))
+        nn.init.trunc_normal_(self.weight, std=std, a=-2 * std, b=2 * std, generator=generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            return torch.matmul(x, self.weight) + self.bias  # [B, in] @ [E, in, out] -> [E, B, out]
+        return torch.baddbmm(self.bias, x, self.weight)
+
+    def l2_penalty(self) -> torch.Tensor:
+        """``weight_decay * 0.5 * ||W||^2`` summed over members."""
+        return self.weight_decay * 0.5 * self.weight.pow(2).sum()
+
+
+def swish(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.sigmoid(x)
+
+
+ACTIVATIONS = {"swish": swish, "relu": torch.relu}
+
+
+def soft_clamp(x: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Differentiable clamp of ``x`` into ``(low, high)`` with softplus edges."""
+    x = high - nn.functional.softplus(high - x)
+    return low + nn.functional.softplus(x - low)

@@ -1,0 +1,171 @@
+"""Maximum-likelihood training of an :class:`EnsembleDynamics` with holdout early stopping.
+
+Per mini-batch (``E`` members, ``B`` rows, ``D = O + 1`` outputs, ``l`` = clamped logvar)::
+
+    L = sum_e [ mean_bd (mu - y)^2 * exp(-l) + mean_bd l ]  +  sum_layers wd * 0.5 * ||W||^2
+        + logvar_bound_coef * (sum max_logvar - sum min_logvar)
+
+Holdout metric per member: MSE of the mean. A member improves when its holdout MSE drops by more
+than ``improvement_threshold`` (relative); its weights at that point are kept. Training stops
+after ``max_epochs_since_update`` epochs without any member improving (or at ``max_epochs``);
+every member is restored to its best weights and the elites are the members with the lowest
+holdout MSE.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+from .ensemble import EnsembleDynamics
+
+
+@dataclass
+class FitReport:
+    epochs: int
+    holdout_mse: list[float]  # per member, at its best epoch
+    elites: list[int]
+    elite_holdout_mse: float
+    train_nll: float  # last epoch's mean training loss (without regularisers)
+    seconds: float
+    train_size: int
+    holdout_size: int
+
+
+def training_arrays(dataset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs ``[N, O + A]`` = (s, a) and targets ``[N, O + 1]`` = (s' - s, r) as tensors."""
+    obs = np.asarray(dataset.observations, np.float32)
+    x = np.concatenate([obs, np.asarray(dataset.actions, np.float32)], axis=1)
+    y = np.concatenate([np.asarray(dataset.next_observations, np.float32) - obs,
+                        np.asarray(dataset.rewards, np.float32).reshape(-1, 1)], axis=1)
+    return torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
+
+
+def _member_snapshot(model: EnsembleDynamics) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _nll(model: EnsembleDynamics, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Gaussian NLL summed over members (``x [E, B, in]``, ``y [E, B, D]``)."""
+    mean, logvar = model.forward_normalised(x)
+    per_member = ((mean - y).pow(2) * torch.exp(-logvar)).mean(dim=(1, 2)) + logvar.mean(dim=(1, 2))
+    return per_member.sum()
+
+
+@torch.no_grad()
+def holdout_mse(model: EnsembleDynamics, x: torch.Tensor, y: torch.Tensor, chunk: int = 65_536) -> torch.Tensor:
+    """``[E]`` mean squared error of each member's mean on standardised inputs ``x [N, in]``."""
+    total = torch.zeros(model.num_members, device=x.device)
+    for start in range(0, len(x), chunk):
+        mean, _ = model.forward_normalised(x[start:start + chunk])
+        total += (mean - y[start:start + chunk]).pow(2).mean(dim=2).sum(dim=1)
+    return total / len(x)
+
+
+def fit_ensemble(
+    model: EnsembleDynamics,
+    dataset,
+    *,
+    seed: int = 0,
+    log_dir: str | None = None,
+    writer: SummaryWriter | None = None,
+    show_progress: bool = True,
+) -> FitReport:
+    """Fit ``model`` on ``dataset`` (any object with ``observations, actions, rewards,
+    next_observations`` arrays). Scalars go to TensorBoard (``log_dir`` or ``writer``)."""
+    cfg, device = model.config, model.device
+    start_time = time.perf_counter()
+    gen = torch.Generator(device=device).manual_seed(seed)
+    x_all, y_all = training_arrays(dataset, device)
+    n = len(x_all)
+    n_hold = min(int(n * cfg.holdout_ratio), cfg.max_holdout)
+    if n - n_hold < 2:
+        raise ValueError(f"too few transitions to train dynamics ({n}); need at least a few batches")
+    perm = torch.randperm(n, device=device, generator=gen)
+    train_idx, hold_idx = perm[n_hold:], perm[:n_hold]
+    x_train, y_train = x_all[train_idx], y_all[train_idx]
+    model.input_mean.copy_(x_train.mean(0))
+    std = x_train.std(0, unbiased=False)
+    model.input_std.copy_(torch.where(std < 1e-12, torch.ones_like(std), std))
+    x_train = (x_train - model.input_mean) / model.input_std
+    x_hold = (x_all[hold_idx] - model.input_mean) / model.input_std if n_hold else None
+    y_hold = y_all[hold_idx]
+
+    E, n_train = cfg.num_members, len(x_train)
+    if cfg.bootstrap:
+        member_rows = torch.randint(n_train, (E, n_train), device=device, generator=gen)
+    else:
+        member_rows = torch.arange(n_train, device=device).expand(E, n_train).clone()
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    own_writer = SummaryWriter(log_dir) if (writer is None and log_dir) else None
+    writer = writer or own_writer
+
+    best_mse = torch.full((E,), float("inf"), device=device)
+    best_state = _member_snapshot(model)
+    epochs_since_update, epoch, train_nll = 0, 0, float("nan")
+    bar = tqdm(desc="dynamics", unit="epoch", total=cfg.max_epochs, disable=not show_progress)
+    model.train()
+    while True:
+        order = torch.argsort(torch.rand(E, n_train, device=device, generator=gen), dim=1)
+        member_rows = torch.gather(member_rows, 1, order)
+        losses = []
+        for start in range(0, n_train, cfg.batch_size):
+            rows = member_rows[:, start:start + cfg.batch_size]  # [E, B]
+            nll = _nll(model, x_train[rows], y_train[rows])
+            loss = nll + model.l2_penalty() + model.logvar_bound_penalty()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            losses.append(nll.detach())
+        epoch += 1
+        train_nll = float(torch.stack(losses).mean() / E)
+        mse = holdout_mse(model, x_hold, y_hold) if n_hold else torch.full((E,), train_nll, device=device)
+        improved = (best_mse - mse) / best_mse > cfg.improvement_threshold
+        improved |= torch.isinf(best_mse)
+        if improved.any():
+            members = improved.nonzero().flatten()
+            state = model.state_dict()
+            for key, value in state.items():
+                if key.startswith(("hidden.", "output.")):  # per-member weights [E, ...]
+                    best_state[key][members] = value.detach()[members]
+                else:
+                    best_state[key] = value.detach().clone()
+            best_mse = torch.where(improved, mse, best_mse)
+            epochs_since_update = 0
+        else:
+            epochs_since_update += 1
+        elite_mse = float(best_mse.sort().values[: cfg.num_elites].mean())
+        if writer is not None:
+            writer.add_scalar("dynamics/train_nll", train_nll, epoch)
+            writer.add_scalar("dynamics/holdout_mse_elites", elite_mse, epoch)
+            for e in range(E):
+                writer.add_scalar(f"dynamics/holdout_mse_member_{e}", float(mse[e]), epoch)
+        bar.update(1)
+        bar.set_postfix(train_nll=f"{train_nll:.3f}", holdout_mse=f"{elite_mse:.4f}")
+        if epochs_since_update >= cfg.max_epochs_since_update or (cfg.max_epochs and epoch >= cfg.max_epochs):
+            break
+    bar.close()
+    model.load_state_dict(best_state)
+    elites = torch.argsort(best_mse)[: cfg.num_elites].sort().values
+    model.elites.copy_(elites)
+    model.eval()
+    if writer is not None:
+        writer.add_text("dynamics/elites", str(elites.tolist()), epoch)
+        writer.flush()
+    if own_writer is not None:
+        own_writer.close()
+    return FitReport(
+        epochs=epoch,
+        holdout_mse=best_mse.tolist(),
+        elites=elites.tolist(),
+        elite_holdout_mse=float(best_mse[elites].mean()),
+        train_nll=train_nll,
+        seconds=time.perf_counter() - start_time,
+        train_size=n_train,
+        holdout_size=n_hold,
+    )

@@ -1,0 +1,134 @@
+"""Ensemble dynamics: batched layer, numerics, training, elites, save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dynamics.ensemble import EnsembleConfig, EnsembleDynamics, TaskInfo
+from dynamics.layers import EnsembleLinear, soft_clamp
+from dynamics.training import fit_ensemble
+from morec.data import OfflineDataset
+
+
+def linear_system(n: int = 3000, obs_dim: int = 4, act_dim: int = 2, noise: float = 0.01, seed: int = 0) -> OfflineDataset:
+    """s' = s + 0.1 * (A s + B a) + noise, r = sum(a) - |s|^2: learnable and known."""
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(obs_dim, obs_dim)) * 0.3
+    B = rng.normal(size=(obs_dim, act_dim))
+    obs = rng.normal(size=(n, obs_dim)).astype(np.float32)
+    act = rng.uniform(-1, 1, size=(n, act_dim)).astype(np.float32)
+    nxt = obs + 0.1 * (obs @ A.T + act @ B.T) + noise * rng.normal(size=(n, obs_dim))
+    rew = act.sum(1) - (obs**2).sum(1) * 0.1
+    return OfflineDataset.from_arrays(obs, act, rew, np.zeros(n, bool), np.ones(n, bool), nxt)
+
+
+def small_config(**kw) -> EnsembleConfig:
+    base = dict(num_members=4, num_elites=2, hidden_sizes=(32, 32), weight_decays=(1e-5, 1e-5, 1e-5), max_epochs=40)
+    return EnsembleConfig(**{**base, **kw})
+
+
+def test_ensemble_linear_runs_members_independently():
+    layer = EnsembleLinear(3, 5, 2, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(7, 5)
+    out = layer(x)
+    assert out.shape == (3, 7, 2)
+    for e in range(3):
+        torch.testing.assert_close(out[e], x @ layer.weight[e] + layer.bias[e])
+    per_member = torch.randn(3, 7, 5)
+    out3 = layer(per_member)
+    torch.testing.assert_close(out3[1], per_member[1] @ layer.weight[1] + layer.bias[1])
+    assert float(layer.weight.detach().abs().max()) <= 2 / (2 * 5**0.5) + 1e-6  # truncated at 2 std
+
+
+def test_soft_clamp_stays_inside_bounds_and_is_identity_in_the_middle():
+    x = torch.linspace(-50, 50, 101)
+    y = soft_clamp(x, torch.tensor(-10.0), torch.tensor(0.5))
+    # the lower softplus edge can lift the top by ~softplus(-(high - low)) = 3e-5
+    assert float(y.min()) >= -10 and float(y.max()) <= 0.5 + 1e-4
+    assert abs(float(soft_clamp(torch.tensor(-4.0), torch.tensor(-10.0), torch.tensor(0.5))) + 4.0) < 0.05
+
+
+def test_defaults_are_the_published_numerics():
+    cfg = EnsembleConfig()
+    assert (cfg.num_members, cfg.num_elites, cfg.hidden_sizes, cfg.activation) == (7, 5, (200,) * 4, "swish")
+    assert cfg.weight_decays == (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
+    assert (cfg.init_max_logvar, cfg.init_min_logvar, cfg.logvar_bound_coef) == (0.5, -10.0, 0.01)
+    assert (cfg.holdout_ratio, cfg.max_holdout, cfg.max_epochs_since_update, cfg.improvement_threshold) == (0.2, 1000, 5, 0.01)
+    model = EnsembleDynamics(TaskInfo(11, 3))
+    assert [tuple(layer.weight.shape) for layer in (*model.hidden, model.output)] == [
+        (7, 14, 200), (7, 200, 200), (7, 200, 200), (7, 200, 200), (7, 200, 24)]
+    with pytest.raises(ValueError, match="weight_decays"):
+        EnsembleConfig(hidden_sizes=(10, 10), weight_decays=(1e-5,))
+
+
+def test_predict_and_sample_shapes():
+    model = EnsembleDynamics(TaskInfo(4, 2), small_config())
+    obs, act = torch.randn(9, 4), torch.randn(9, 2)
+    mean, logvar = model.predict(obs, act)
+    assert mean.shape == logvar.shape == (4, 9, 5)
+    assert model.sample(obs, act, num_samples=3).shape == (3, 2, 9, 5)
+    assert model.sample(obs, act, elites_only=False).shape == (1, 4, 9, 5)
+
+
+def test_fit_learns_a_linear_system_and_picks_elites(tmp_path):
+    torch.manual_seed(0)
+    ds = linear_system()
+    model = EnsembleDynamics(TaskInfo(4, 2), small_config(), seed=1)
+    report = fit_ensemble(model, ds, seed=0, log_dir=str(tmp_path / "tb"), show_progress=False)
+    assert report.holdout_size == 600 and report.train_size == 2400
+    assert report.elite_holdout_mse < 0.01, report  # targets have variance ~0.1-1
+    assert sorted(report.elites) == report.elites and len(report.elites) == 2
+    worst_elite = max(report.holdout_mse[e] for e in report.elites)
+    assert all(report.holdout_mse[m] >= worst_elite for m in range(4) if m not in report.elites)
+    with torch.no_grad():
+        mean, _ = model.predict(torch.as_tensor(ds.observations[:500]), torch.as_tensor(ds.actions[:500]))
+    err = (mean[model.elites, :, :4] - torch.as_tensor(ds.next_observations[:500])).pow(2).mean()
+    assert float(err) < 0.01
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_holdout_is_capped_at_1000_and_scaler_uses_train_split_only():
+    ds = linear_system(n=6000)
+    model = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=1))
+    report = fit_ensemble(model, ds, show_progress=False)
+    assert report.holdout_size == 1000
+    x = np.concatenate([ds.observations, ds.actions], 1)
+    assert not np.allclose(model.input_mean.numpy(), x.mean(0), atol=1e-7)  # train split only
+    np.testing.assert_allclose(model.input_mean.numpy(), x.mean(0), atol=0.05)
+
+
+def test_early_stopping_after_patience():
+    ds = linear_system(n=800)
+    model = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=None, max_epochs_since_update=2, improvement_threshold=0.5))
+    report = fit_ensemble(model, ds, show_progress=False)
+    assert report.epochs < 40  # a 50% improvement per epoch cannot last
+
+
+def test_same_seed_same_model():
+    ds = linear_system(n=1000)
+    a = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=3), seed=5)
+    b = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=3), seed=5)
+    fit_ensemble(a, ds, seed=2, show_progress=False)
+    fit_ensemble(b, ds, seed=2, show_progress=False)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
+
+
+def test_save_load_roundtrip_and_mismatch(tmp_path):
+    ds = linear_system(n=800)
+    model = EnsembleDynamics(TaskInfo(4, 2, env_id="Custom-v0", layout=None), small_config(max_epochs=2))
+    fit_ensemble(model, ds, show_progress=False)
+    model.save(tmp_path)
+    loaded = EnsembleDynamics.load(tmp_path, expect=TaskInfo(4, 2, env_id="Custom-v0"))
+    obs, act = torch.randn(5, 4), torch.randn(5, 2)
+    for x, y in zip(model.predict(obs, act), loaded.predict(obs, act)):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    assert loaded.elites.tolist() == model.elites.tolist()
+    with pytest.raises(ValueError, match="obs_dim=4"):
+        EnsembleDynamics.load(tmp_path, expect=TaskInfo(11, 3))
+    with pytest.raises(ValueError, match="env_id"):
+        EnsembleDynamics.load(tmp_path, expect=TaskInfo(4, 2, env_id="Hopper-v4"))
+    with pytest.raises(FileNotFoundError, match="no trained dynamics"):
+        EnsembleDynamics.load(tmp_path / "nowhere")
