@@ -117,6 +117,13 @@ class RolloutEngine:
             penalty = torch.zeros(obs.shape[0], device=obs.device)
         return cands, penalty
 
+    def select(self, obs: torch.Tensor, act: torch.Tensor, step: int) -> tuple[torch.Tensor, Selection, torch.Tensor]:
+        """One model step: ``(picked [B, O + 1] next observation and reward, selection, penalty [B])``."""
+        cands, penalty = self.candidates(obs, act)
+        sel = self.selector(obs, act, cands, step, self.generator)
+        picked = cands.gather(0, sel.index.view(1, -1, 1).expand(1, -1, cands.shape[-1]))[0]
+        return picked, sel, penalty
+
     @torch.no_grad()
     def rollout(self, start_states: torch.Tensor, policy: Policy, buffer: ModelBuffer,
                 step_callback: Callable[[StepRecord], None] | None = None) -> RolloutStats:
@@ -130,9 +137,7 @@ class RolloutEngine:
             if len(obs) == 0:
                 break
             act = policy(obs)
-            cands, penalty = self.candidates(obs, act)
-            sel = self.selector(obs, act, cands, step, self.generator)
-            picked = cands.gather(0, sel.index.view(1, -1, 1).expand(1, -1, cands.shape[-1]))[0]
+            picked, sel, penalty = self.select(obs, act, step)
             next_obs, reward = picked[:, :-1], picked[:, -1]
             terminated = self.termination_fn(obs, act, next_obs)
             stop = sel.stop if sel.stop is not None else torch.zeros_like(terminated)
