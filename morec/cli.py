@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import dynamics_cli
 from .tasks import D4RL_LEVELS
 
 
@@ -89,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quickstart", help="the main job on built-in data: collect a small hopper dataset and summarise it")
     _add_collect_args(p, out_default="runs/quickstart/data", train_steps=6_000, dataset_size=5_000)
     p.set_defaults(func=cmd_quickstart)
+    p = sub.add_parser("train-dynamics", help="fit the ensemble dynamics on a dataset and report holdout and oracle error")
+    dynamics_cli.add_arguments(p)
+    p.set_defaults(func=dynamics_cli.run)
     return parser
 
 

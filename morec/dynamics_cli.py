@@ -1,0 +1,62 @@
+"""``morec train-dynamics``: fit the ensemble on a dataset, save it, report holdout and oracle error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dynamics import EnsembleConfig, EnsembleDynamics, MujocoOracle, TaskInfo, fit_ensemble
+
+from .data import OfflineDataset, load_dataset
+from .evaluation import model_error, observation_std, open_loop_error
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help="a dataset source: file path, d4rl:NAME, neorl:NAME or minari:ID")
+    p.add_argument("--env", default=None, help="environment id when the dataset does not name one")
+    p.add_argument("--out", required=True, help="directory for dynamics.pt, config.json, report.json and TensorBoard")
+    p.add_argument("--max-epochs", type=int, default=None, help="cap on training epochs (default: early stopping only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--eval-starts", type=int, default=500, help="start states for the oracle model-error check")
+    p.add_argument("--eval-horizon", type=int, default=10)
+    p.add_argument("--no-progress", action="store_true")
+
+
+def oracle_report(model: EnsembleDynamics, ds: OfflineDataset, starts: int, horizon: int, seed: int) -> dict:
+    """Model error under a uniformly random policy and open-loop along dataset actions."""
+    oracle = MujocoOracle(ds.metadata["env_id"], ds.metadata["layout"])
+    std = observation_std(ds)
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(ds), size=min(starts, len(ds)), replace=False)
+    start_states = torch.as_tensor(ds.observations[rows], device=model.device)
+    gen = torch.Generator(device=model.device).manual_seed(seed)
+
+    def random_policy(obs: torch.Tensor) -> torch.Tensor:
+        return torch.rand(len(obs), ds.act_dim, device=obs.device, generator=gen) * 2 - 1
+
+    closed = model_error(model, None, random_policy, start_states, horizon, oracle, obs_std=std, seed=seed)
+    return {
+        "random_policy_model_error": {k: closed.to_dict()[k] for k in ("overall", "median", "per_step", "reward_abs_error", "transitions")},
+        "open_loop_error_per_step": open_loop_error(model, ds, horizon, obs_std=std, seed=seed),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(1)
+    ds = load_dataset(args.dataset, env_id=args.env)
+    out = Path(args.out)
+    task = TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout"))
+    model = EnsembleDynamics(task, EnsembleConfig(max_epochs=args.max_epochs), seed=args.seed, device=args.device)
+    fit = fit_ensemble(model, ds, seed=args.seed, log_dir=str(out / "tb"), show_progress=not args.no_progress)
+    model.save(out)
+    report = {"dataset": str(args.dataset), "transitions": len(ds), "fit": fit.__dict__}
+    if ds.domain is not None and ds.metadata.get("layout") in ("d4rl", "neorl"):
+        report["oracle"] = oracle_report(model, ds, args.eval_starts, args.eval_horizon, args.seed)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return 0

@@ -1,0 +1,138 @@
+"""Rollout-engine and dynamics-training throughput; prints one JSON object.
+
+    python scripts/bench_rollout.py [--device cpu|cuda] [--threads 1] [--quick]
+
+Workloads (Hopper sizes: obs 11, act 3; the published 7 x 4 x 200 ensemble, untrained weights,
+no termination so every row runs the full horizon):
+
+- ``mopo_b50000_h5``: 50,000 start states x 5 steps, one sample per elite (MOPO/MOBILE);
+- ``morec_b2000_h100_k10``: 2,000 start states x 100 steps, 10 candidates per row (5 elites x 2);
+- ``kit_style_*``: the same MOPO workload stepped the way OfflineRL-Kit does it (ensemble on the
+  device, then noise, elite choice and termination in numpy on the host every step), side by side
+  for a ratio;
+- ``dynamics_epoch_seconds_100k``: one training epoch on 100,000 transitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble  # noqa: E402
+from morec import ModelBuffer, RolloutConfig, RolloutEngine  # noqa: E402
+
+OBS, ACT = 11, 3
+
+
+def actor(device) -> torch.nn.Module:
+    """A SAC-sized deterministic actor (256 x 256, tanh)."""
+    net = torch.nn.Sequential(torch.nn.Linear(OBS, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(),
+                              torch.nn.Linear(256, ACT), torch.nn.Tanh()).to(device)
+    return net.eval()
+
+
+def never(obs, act, next_obs):
+    return torch.zeros(len(obs), dtype=torch.bool, device=obs.device)
+
+
+def sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_engine(model, policy, batch: int, horizon: int, samples: int, device, repeats: int) -> float:
+    engine = RolloutEngine(model, never, RolloutConfig(horizon=horizon, samples_per_member=samples), seed=0)
+    starts = torch.randn(batch, OBS, device=device)
+    buf = ModelBuffer(batch * horizon, OBS, ACT, device)
+    with torch.no_grad():
+        engine.rollout(starts[: min(batch, 256)], policy, buf)  # warm-up
+        sync(device)
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            stats = engine.rollout(starts, policy, buf)
+            sync(device)
+            best = min(best, time.perf_counter() - t0)
+    return stats.transitions / best
+
+
+def time_kit_style(model, policy, batch: int, horizon: int, device, repeats: int) -> float:
+    """Per step: ensemble forward on the device, then numpy on the host (OfflineRL-Kit's step)."""
+    rng = np.random.default_rng(0)
+    elites = model.elites.cpu().numpy()
+    starts = torch.randn(batch, OBS, device=device)
+    best = float("inf")
+    with torch.no_grad():
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            obs, written = starts, 0
+            for _ in range(horizon):
+                act = policy(obs)
+                mean, logvar = model.predict(obs, act)
+                mean, std = mean.cpu().numpy(), np.exp(0.5 * logvar.cpu().numpy())
+                samples = mean + rng.normal(size=mean.shape) * std
+                pick = elites[rng.integers(len(elites), size=len(obs))]
+                chosen = samples[pick, np.arange(len(obs))]
+                done = ~np.isfinite(chosen).all(1)
+                written += len(obs)
+                obs = torch.as_tensor(chosen[~done, :-1], dtype=torch.float32, device=device)
+            sync(device)
+            best = min(best, time.perf_counter() - t0)
+    return written / best
+
+
+def time_training_epoch(device, n: int) -> float:
+    rng = np.random.default_rng(0)
+
+    class Data:
+        observations = rng.normal(size=(n, OBS)).astype(np.float32)
+        actions = rng.uniform(-1, 1, size=(n, ACT)).astype(np.float32)
+        next_observations = observations + 0.01 * rng.normal(size=(n, OBS)).astype(np.float32)
+        rewards = rng.normal(size=n).astype(np.float32)
+
+    model = EnsembleDynamics(TaskInfo(OBS, ACT), EnsembleConfig(max_epochs=2), device=device)
+    report = fit_ensemble(model, Data, show_progress=False)
+    return report.seconds / report.epochs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="10x smaller workloads (a smoke run)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    scale = 10 if args.quick else 1
+    model = EnsembleDynamics(TaskInfo(OBS, ACT), EnsembleConfig(), seed=0, device=args.device).eval()
+    policy = actor(args.device)
+    mopo_b = 50_000 // scale
+    ours = time_engine(model, policy, mopo_b, 5, 1, args.device, args.repeats)
+    kit = time_kit_style(model, policy, mopo_b, 5, args.device, args.repeats)
+    result = {
+        "device": str(torch.cuda.get_device_name(0)) if args.device.startswith("cuda") else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "quick": args.quick,
+        "transitions_per_s": {
+            f"mopo_b{mopo_b}_h5": round(ours),
+            f"morec_b{2000 // scale}_h100_k10": round(time_engine(model, policy, 2000 // scale, 100, 2, args.device, args.repeats)),
+            f"kit_style_b{mopo_b}_h5": round(kit),
+        },
+        "engine_vs_kit_style_ratio": round(ours / kit, 2),
+        "dynamics_epoch_seconds_100k": round(time_training_epoch(args.device, 100_000 // scale) * scale, 2),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
