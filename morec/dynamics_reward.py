@@ -1,0 +1,182 @@
+"""`DynamicsReward`: MOREC's learned dynamics reward r_D(s, a, s') from an ensemble of historical
+discriminator snapshots.
+
+Features: ``(s_n, a_n, s'_n - s_n)`` with observations min-max scaled to [-0.8, 0.8] and actions
+to [-1, 1] using the offline data's range. For snapshot ``i`` with logit ``l_i(x)``, mean logit on
+real data ``e_i`` and on generated data ``g_i`` (measured when it was taken)::
+
+    x_i = 2 * (clamp(l_i, g_i, e_i) - g_i) / (e_i - g_i) - 1          # in [-1, 1]
+    r_D = -log(1 - mean_i sigmoid(x_i))                                # in [0.313, 1.313]
+
+All snapshots are evaluated at once as one stacked network (``[N, in, out]`` weights).
+Training lives in :mod:`morec.reward_training`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from dynamics.layers import EnsembleLinear
+
+CHECKPOINT_FILE = "dynamics_reward.pt"
+OBS_RANGE = 0.8  # observations are scaled to [-0.8, 0.8], as in the released MOREC code
+
+
+@dataclass
+class DynamicsRewardConfig:
+    """Discriminator architecture and adversarial training settings (our reconstruction: the
+    authors never released the training code; see ../shared/docs/DESIGN.md)."""
+
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    discriminator_lr: float = 3e-4
+    batch_size: int = 256
+    num_updates: int = 10_000  # discriminator updates
+    snapshot_interval: int = 100  # discriminator updates between snapshots
+    max_snapshots: int = 400  # history kept (the released runs keep the last 400)
+    snapshot_stride: int = 10  # every stride-th of the kept history enters the reward (MOPO: 10)
+    entropy_coef: float = 1e-3  # Bernoulli-entropy bonus on the discriminator (GAIL default)
+    grad_penalty_coef: float = 0.0  # gradient penalty on interpolates between real and generated
+    generator: str = "adversarial"  # "adversarial": the generator is trained against D; "fixed": the MLE ensemble
+    generator_lr: float = 1e-4
+    mle_coef: float = 1.0  # weight of the generator's Gaussian NLL anchor on real data
+    generator_entropy_coef: float = 1e-3
+    calibration_size: int = 2048  # held-out real transitions that calibrate each snapshot
+
+    def __post_init__(self) -> None:
+        self.hidden_sizes = tuple(self.hidden_sizes)
+        if self.generator not in ("adversarial", "fixed"):
+            raise ValueError(f"generator must be 'adversarial' or 'fixed', got {self.generator!r}")
+        if self.snapshot_interval < 1 or self.snapshot_stride < 1 or self.max_snapshots < 1:
+            raise ValueError("snapshot_interval, snapshot_stride and max_snapshots must be positive")
+
+
+class Discriminator(nn.Module):
+    """``E`` ReLU MLPs run as one: features ``[B, F]`` (or ``[E, B, F]``) -> logits ``[E, B]``."""
+
+    def __init__(self, num_members: int, in_features: int, hidden_sizes: tuple[int, ...],
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        sizes = (in_features, *hidden_sizes, 1)
+        self.layers = nn.ModuleList(EnsembleLinear(num_members, i, o, generator=generator) for i, o in zip(sizes[:-1], sizes[1:]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers[:-1]:
+            x = torch.relu(layer(x))
+        return self.layers[-1](x)[..., 0]
+
+    @staticmethod
+    def stack(snapshots: list[dict[str, torch.Tensor]], in_features: int, hidden_sizes: tuple[int, ...]) -> "Discriminator":
+        """One ``N``-member network from ``N`` single-member state dicts."""
+        net = Discriminator(len(snapshots), in_features, hidden_sizes)
+        net.load_state_dict({k: torch.cat([s[k] for s in snapshots]) for k in snapshots[0]})
+        return net
+
+
+class DynamicsReward(nn.Module):
+    """``reward(obs [..., O], act [..., A], next_obs [..., O]) -> r_D [...]``."""
+
+    def __init__(self, obs_dim: int, act_dim: int, config: DynamicsRewardConfig | None = None, num_snapshots: int = 1):
+        super().__init__()
+        self.config = config or DynamicsRewardConfig()
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.in_features = 2 * obs_dim + act_dim
+        self.register_buffer("obs_low", torch.zeros(obs_dim))
+        self.register_buffer("obs_high", torch.ones(obs_dim))
+        self.register_buffer("act_low", -torch.ones(act_dim))
+        self.register_buffer("act_high", torch.ones(act_dim))
+        self.register_buffer("real_logit", torch.ones(num_snapshots))  # e_i
+        self.register_buffer("fake_logit", torch.zeros(num_snapshots))  # g_i
+        self.snapshots = Discriminator(num_snapshots, self.in_features, self.config.hidden_sizes)
+
+    @property
+    def device(self) -> torch.device:
+        return self.obs_low.device
+
+    @property
+    def num_snapshots(self) -> int:
+        return len(self.real_logit)
+
+    # ------------------------------------------------------------------ features
+    def set_ranges(self, observations: np.ndarray, actions: np.ndarray) -> None:
+        """Min-max ranges from the offline data (``[N, O]``, ``[N, A]``)."""
+        self.obs_low.copy_(torch.as_tensor(observations.min(0)))
+        self.obs_high.copy_(torch.as_tensor(observations.max(0)))
+        self.act_low.copy_(torch.as_tensor(actions.min(0)))
+        self.act_high.copy_(torch.as_tensor(actions.max(0)))
+
+    def features(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        """``[..., 2O + A]``: normalised ``(s, a, s' - s)``."""
+        obs_span = (self.obs_high - self.obs_low).clamp_min(1e-6)
+        act_span = (self.act_high - self.act_low).clamp_min(1e-6)
+        s = (obs - self.obs_low) / obs_span * (2 * OBS_RANGE) - OBS_RANGE
+        s2 = (next_obs - self.obs_low) / obs_span * (2 * OBS_RANGE) - OBS_RANGE
+        a = (act - self.act_low) / act_span * 2 - 1
+        return torch.cat([s, a, s2 - s], dim=-1)
+
+    def with_snapshots(self, states: list[dict[str, torch.Tensor]], real_logits: list[float],
+                       fake_logits: list[float]) -> "DynamicsReward":
+        """A reward with this one's feature ranges and the given discriminator snapshots
+        (single-member state dicts) and their calibration logits ``e_i``, ``g_i``."""
+        out = DynamicsReward(self.obs_dim, self.act_dim, self.config, num_snapshots=len(states)).to(self.device)
+        for name in ("obs_low", "obs_high", "act_low", "act_high"):
+            getattr(out, name).copy_(getattr(self, name))
+        out.snapshots = Discriminator.stack(states, self.in_features, self.config.hidden_sizes).to(self.device)
+        out.real_logit.copy_(torch.as_tensor(real_logits))
+        out.fake_logit.copy_(torch.as_tensor(fake_logits))
+        return out
+
+    # ------------------------------------------------------------------ reward
+    def calibrated(self, logits: torch.Tensor) -> torch.Tensor:
+        """``[N, M]`` snapshot logits -> ``[N, M]`` in [-1, 1]: generated-data mean -> -1, real -> +1."""
+        lo, hi = self.fake_logit[:, None], self.real_logit[:, None]
+        clamped = torch.minimum(torch.maximum(logits, lo), hi)
+        return 2 * (clamped - lo) / (hi - lo + 1e-7) - 1
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        shape = torch.broadcast_shapes(obs.shape[:-1], act.shape[:-1], next_obs.shape[:-1])
+        x = self.features(obs.expand(*shape, -1), act.expand(*shape, -1), next_obs.expand(*shape, -1))
+        logits = self.snapshots(x.reshape(-1, self.in_features))  # [N, M]
+        p = torch.sigmoid(self.calibrated(logits)).mean(0)
+        return (-torch.log(1 - p + 1e-9)).reshape(shape)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "config": asdict(self.config),
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+        }
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, directory / CHECKPOINT_FILE)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return directory / CHECKPOINT_FILE
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu", obs_dim: int | None = None,
+             act_dim: int | None = None) -> "DynamicsReward":
+        path = Path(directory) / CHECKPOINT_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"no trained dynamics reward at {path}; run `morec train-reward` first")
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        for name, want in (("obs_dim", obs_dim), ("act_dim", act_dim)):
+            if want is not None and payload[name] != want:
+                raise ValueError(f"dynamics reward at {path} has {name}={payload[name]} but this task has {want}")
+        n = len(payload["state_dict"]["real_logit"])
+        model = cls(payload["obs_dim"], payload["act_dim"], DynamicsRewardConfig(**payload["config"]), num_snapshots=n)
+        model.load_state_dict(payload["state_dict"])
+        return model.to(device).eval()

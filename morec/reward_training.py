@@ -1,0 +1,188 @@
+"""Adversarial (GAIL-style) training of :class:`DynamicsReward` from offline data.
+
+The transition MDP: state (s, a), action s'. The generator is a Gaussian transition model
+initialised from the MLE-trained ensemble; the discriminator separates real (s, a, s') from
+(s, a, s_hat) with s_hat drawn from a random elite of the generator. Per update:
+
+- discriminator: binary cross-entropy (real = 1, generated = 0) minus a small Bernoulli-entropy
+  bonus, plus an optional gradient penalty;
+- generator (``generator="adversarial"``): maximise ``E[-log(1 - D(s, a, s_hat))]`` through the
+  reparameterised sample, plus an MLE anchor (the ensemble's Gaussian NLL on real data) and an
+  entropy bonus so it cannot collapse; with ``generator="fixed"`` the MLE ensemble stays as it is;
+- every ``snapshot_interval`` updates a snapshot of D is kept with its mean logits on held-out
+  real transitions (``e_i``) and on generated ones (``g_i``).
+
+The reward uses every ``snapshot_stride``-th of the last ``max_snapshots`` snapshots (newest
+first); snapshots that do not separate the calibration data (``e_i <= g_i``) are left out.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+from dynamics.ensemble import EnsembleDynamics
+from dynamics.training import training_arrays
+
+from .dynamics_reward import Discriminator, DynamicsReward, DynamicsRewardConfig
+
+
+@dataclass
+class RewardFitReport:
+    updates: int
+    snapshots_taken: int
+    snapshots_used: int
+    discriminator_loss: float  # mean over the last snapshot interval
+    discriminator_accuracy: float
+    generator_loss: float | None
+    real_logit: float  # the last snapshot's e_i and g_i
+    fake_logit: float
+    seconds: float
+
+
+def sample_elite_next_obs(dynamics: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor,
+                          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Reparameterised next observation ``[B, O]`` from a uniformly chosen elite per row, with
+    that member's mean and logvar ``[B, O + 1]`` (differentiable w.r.t. the dynamics)."""
+    mean, logvar = dynamics.predict(obs, act)  # [E, B, O + 1]
+    rows = torch.arange(len(obs), device=obs.device)
+    member = dynamics.elites[torch.randint(len(dynamics.elites), (len(obs),), device=obs.device, generator=generator)]
+    mean, logvar = mean[member, rows], logvar[member, rows]
+    noise = torch.randn(mean.shape, device=mean.device, generator=generator)
+    sample = mean + noise * (0.5 * logvar).exp()
+    return sample[:, :-1], mean, logvar
+
+
+def _bernoulli_entropy(logits: torch.Tensor) -> torch.Tensor:
+    p = torch.sigmoid(logits)
+    return (F.softplus(logits) - p * logits).mean()  # -p log p - (1-p) log(1-p)
+
+
+def _gradient_penalty(disc: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    eps = torch.rand(len(real), 1, device=real.device, generator=generator)
+    mix = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    grad, = torch.autograd.grad(disc(mix).sum(), mix, create_graph=True)
+    return (grad.norm(dim=1) - 1).pow(2).mean()
+
+
+def _generator_mle(gen: EnsembleDynamics, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The ensemble's own training loss on real (s, a) -> (s' - s, r), averaged over members."""
+    mean, logvar = gen.forward_normalised((x - gen.input_mean) / gen.input_std)
+    nll = ((mean - y).pow(2) * torch.exp(-logvar)).mean() + logvar.mean()
+    return nll + (gen.l2_penalty() + gen.logvar_bound_penalty()) / gen.num_members
+
+
+def fit_dynamics_reward(
+    dataset,
+    dynamics: EnsembleDynamics,
+    config: DynamicsRewardConfig | None = None,
+    *,
+    seed: int = 0,
+    log_dir: str | None = None,
+    show_progress: bool = True,
+) -> tuple[DynamicsReward, RewardFitReport]:
+    """Train a :class:`DynamicsReward` on ``dataset`` against ``dynamics`` (left unchanged)."""
+    cfg = config or DynamicsRewardConfig()
+    device = dynamics.device
+    start_time = time.perf_counter()
+    gen_rng = torch.Generator(device=device).manual_seed(seed)
+    torch_gen = torch.Generator().manual_seed(seed)
+    obs_dim, act_dim = dynamics.task.obs_dim, dynamics.task.act_dim
+    reward = DynamicsReward(obs_dim, act_dim, cfg).to(device)
+    reward.set_ranges(np.concatenate([dataset.observations, dataset.next_observations]), np.asarray(dataset.actions))
+
+    obs = torch.as_tensor(dataset.observations, device=device)
+    act = torch.as_tensor(dataset.actions, device=device)
+    nxt = torch.as_tensor(dataset.next_observations, device=device)
+    x_all, y_all = training_arrays(dataset, device)
+    perm = torch.randperm(len(obs), device=device, generator=gen_rng)
+    n_cal = min(cfg.calibration_size, len(obs) // 5)
+    cal, train = perm[:n_cal], perm[n_cal:]
+
+    disc = Discriminator(1, reward.in_features, cfg.hidden_sizes, generator=torch_gen).to(device)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.discriminator_lr)
+    if cfg.generator == "adversarial":
+        gen = copy.deepcopy(dynamics).requires_grad_(True)
+        opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.generator_lr)
+    else:
+        gen, opt_g = dynamics, None
+    writer = SummaryWriter(log_dir) if log_dir else None
+    history: deque = deque(maxlen=cfg.max_snapshots)
+    window = {"d_loss": [], "d_acc": [], "g_loss": []}
+    last = {"d_loss": float("nan"), "d_acc": float("nan"), "g_loss": None}
+
+    feats = reward.features
+    for update in tqdm(range(1, cfg.num_updates + 1), desc="dynamics reward", disable=not show_progress):
+        rows = train[torch.randint(len(train), (cfg.batch_size,), device=device, generator=gen_rng)]
+        o, a, n = obs[rows], act[rows], nxt[rows]
+        with torch.no_grad():
+            fake_next, _, _ = sample_elite_next_obs(gen, o, a, gen_rng)
+        real_x, fake_x = feats(o, a, n), feats(o, a, fake_next)
+        real_logit, fake_logit = disc(real_x)[0], disc(fake_x)[0]
+        d_loss = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit)) + \
+            F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
+        loss = d_loss - cfg.entropy_coef * _bernoulli_entropy(torch.cat([real_logit, fake_logit]))
+        if cfg.grad_penalty_coef:
+            loss = loss + cfg.grad_penalty_coef * _gradient_penalty(lambda z: disc(z)[0], real_x, fake_x, torch_gen)
+        opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_d.step()
+        window["d_loss"].append(d_loss.detach())
+        window["d_acc"].append(((real_logit > 0).float().mean() + (fake_logit < 0).float().mean()).detach() / 2)
+
+        if opt_g is not None:
+            sample, _, logvar = sample_elite_next_obs(gen, o, a, gen_rng)
+            adversarial = -F.softplus(disc(feats(o, a, sample))[0]).mean()  # maximise -log(1 - D)
+            entropy = 0.5 * logvar[:, :-1].mean()
+            g_loss = adversarial + cfg.mle_coef * _generator_mle(gen, x_all[rows], y_all[rows]) - cfg.generator_entropy_coef * entropy
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            window["g_loss"].append(g_loss.detach())
+
+        if update % cfg.snapshot_interval == 0:
+            e, g = _calibration_logits(disc, gen, feats, obs[cal], act[cal], nxt[cal], gen_rng)
+            history.append(({k: v.detach().clone() for k, v in disc.state_dict().items()}, e, g))
+            last = {k: float(torch.stack(v).mean()) if v else None for k, v in window.items()}
+            window = {k: [] for k in window}
+            if writer is not None:
+                writer.add_scalar("reward/discriminator_loss", last["d_loss"], update)
+                writer.add_scalar("reward/discriminator_accuracy", last["d_acc"], update)
+                writer.add_scalar("reward/real_logit", e, update)
+                writer.add_scalar("reward/fake_logit", g, update)
+                writer.add_scalar("reward/snapshots", len(history), update)
+                if last["g_loss"] is not None:
+                    writer.add_scalar("reward/generator_loss", last["g_loss"], update)
+
+    if not history:
+        raise ValueError(f"num_updates={cfg.num_updates} is below snapshot_interval={cfg.snapshot_interval}: no snapshot was taken")
+    chosen = [h for h in list(history)[::-1][:: cfg.snapshot_stride] if h[1] > h[2]][::-1]
+    if not chosen:
+        raise RuntimeError("no discriminator snapshot separates real from generated data (e_i <= g_i for all); "
+                           "train longer or raise discriminator_lr")
+    final = reward.with_snapshots([c[0] for c in chosen], [c[1] for c in chosen], [c[2] for c in chosen])
+    if writer is not None:
+        writer.add_scalar("reward/snapshots_used", len(chosen), cfg.num_updates)
+        writer.close()
+    report = RewardFitReport(
+        updates=cfg.num_updates, snapshots_taken=len(history), snapshots_used=len(chosen),
+        discriminator_loss=last["d_loss"], discriminator_accuracy=last["d_acc"], generator_loss=last["g_loss"],
+        real_logit=history[-1][1], fake_logit=history[-1][2], seconds=time.perf_counter() - start_time,
+    )
+    return final.eval(), report
+
+
+@torch.no_grad()
+def _calibration_logits(disc, gen, feats, obs, act, nxt, generator) -> tuple[float, float]:
+    """``(e_i, g_i)``: mean logit on held-out real transitions and on generated ones."""
+    fake, _, _ = sample_elite_next_obs(gen, obs, act, generator)
+    return float(disc(feats(obs, act, nxt)).mean()), float(disc(feats(obs, act, fake)).mean())

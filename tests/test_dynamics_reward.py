@@ -1,0 +1,155 @@
+"""MOREC dynamics reward: calibration, stacked snapshots, training, the filter, save/load."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble
+from morec import ModelBuffer, RolloutConfig, RolloutEngine
+from morec.dynamics_reward import Discriminator, DynamicsReward, DynamicsRewardConfig
+from morec.filter import MorecFilterConfig, MorecSelector
+from morec.reward_training import fit_dynamics_reward
+from tests.test_dynamics import linear_system
+
+R_MIN = -math.log(1 - 1 / (1 + math.e))  # x = -1: sigmoid(-1) = 0.269
+R_MAX = -math.log(1 - 1 / (1 + math.exp(-1)))  # x = +1: sigmoid(1) = 0.731
+
+
+def test_reward_range_constants():
+    assert R_MIN == pytest.approx(0.3133, abs=1e-4) and R_MAX == pytest.approx(1.3133, abs=1e-4)
+
+
+def reward_with_logits(real: list[float], fake: list[float], obs_dim=2, act_dim=1) -> DynamicsReward:
+    cfg = DynamicsRewardConfig(hidden_sizes=(8,))
+    base = DynamicsReward(obs_dim, act_dim, cfg)
+    states = [Discriminator(1, base.in_features, cfg.hidden_sizes, torch.Generator().manual_seed(i)).state_dict() for i in range(len(real))]
+    return base.with_snapshots(states, real, fake)
+
+
+def test_calibration_maps_real_mean_to_top_and_generated_mean_to_bottom():
+    r = reward_with_logits([2.0, 1.0], [-1.0, -3.0])
+    logits = torch.tensor([[2.0, 5.0, -1.0, 0.5], [1.0, 9.0, -3.0, -1.0]])
+    x = r.calibrated(logits)
+    torch.testing.assert_close(x[:, 0], torch.tensor([1.0, 1.0]))  # at e_i -> +1
+    torch.testing.assert_close(x[:, 1], torch.tensor([1.0, 1.0]))  # above e_i is clamped
+    torch.testing.assert_close(x[:, 2], torch.tensor([-1.0, -1.0]))  # at g_i -> -1
+    torch.testing.assert_close(x[:, 3], torch.tensor([0.0, 0.0]), atol=1e-6, rtol=0)  # midway -> 0
+
+
+def test_reward_shapes_range_and_single_stacked_pass():
+    r = reward_with_logits([1.0, 2.0, 0.5], [-1.0, -2.0, -0.5])
+    obs, act = torch.randn(7, 2), torch.randn(7, 1)
+    cands = torch.randn(10, 7, 2) * 3
+    with torch.no_grad():
+        out = r(obs, act, cands)  # broadcast over candidates
+    assert out.shape == (10, 7)
+    assert float(out.min()) >= R_MIN - 1e-5 and float(out.max()) <= R_MAX + 1e-5
+    # the stacked network equals evaluating each snapshot on its own
+    x = r.features(obs, act, cands[0])
+    stacked = r.snapshots(x)
+    for i in range(3):
+        single = Discriminator(1, r.in_features, (8,))
+        single.load_state_dict({k: v[i : i + 1] for k, v in r.snapshots.state_dict().items()})
+        torch.testing.assert_close(single(x)[0], stacked[i])
+    p = torch.sigmoid(r.calibrated(stacked)).mean(0)
+    torch.testing.assert_close(out[0], -torch.log(1 - p + 1e-9))
+
+
+def test_features_are_min_max_scaled():
+    r = reward_with_logits([1.0], [0.0])
+    r.set_ranges(np.array([[0.0, -2.0], [10.0, 2.0]]), np.array([[-0.5], [0.5]]))
+    f = r.features(torch.tensor([[10.0, -2.0]]), torch.tensor([[0.5]]), torch.tensor([[0.0, 2.0]]))
+    torch.testing.assert_close(f, torch.tensor([[0.8, -0.8, 1.0, -1.6, 1.6]]))
+
+
+class FixedScores:
+    """A stand-in reward: candidate k scores scores[k] for every row."""
+
+    def __init__(self, scores):
+        self.scores = torch.tensor(scores)
+
+    def __call__(self, obs, act, next_obs):
+        return self.scores[:, None].expand(next_obs.shape[0], obs.shape[0]).clone()
+
+
+def test_argmax_selector_picks_the_highest_reward_and_truncation_marks_terminal():
+    sel = MorecSelector(FixedScores([0.4, 1.2, 0.9]), MorecFilterConfig(mode="argmax"))
+    cands = torch.randn(3, 5, 3)
+    out = sel(torch.zeros(5, 2), torch.zeros(5, 1), cands, 0, torch.Generator())
+    assert out.index.tolist() == [1] * 5 and not bool(out.stop.any())
+    low = MorecSelector(FixedScores([0.4, 0.5, 0.45]), MorecFilterConfig(mode="argmax", threshold=0.6))
+    out = low(torch.zeros(5, 2), torch.zeros(5, 1), cands, 0, torch.Generator())
+    assert bool(out.stop.all()) and float(out.stats["truncated"]) == 1.0
+    late = MorecSelector(FixedScores([0.4, 0.5, 0.45]), MorecFilterConfig(mode="argmax", min_rollout_length=3))
+    assert not bool(late(torch.zeros(5, 2), torch.zeros(5, 1), cands, 2, torch.Generator()).stop.any())
+
+
+def test_softmax_selector_is_sharp_at_low_temperature():
+    sel = MorecSelector(FixedScores([0.4, 1.0, 0.9]), MorecFilterConfig(mode="softmax", temperature=0.1))
+    out = sel(torch.zeros(20_000, 2), torch.zeros(20_000, 1), torch.zeros(3, 20_000, 3), 0, torch.Generator().manual_seed(0))
+    freq = torch.bincount(out.index, minlength=3).float() / 20_000
+    expected = torch.softmax(torch.tensor([0.4, 1.0, 0.9]) / 0.1, 0)
+    torch.testing.assert_close(freq, expected, atol=0.01, rtol=0)
+
+
+def test_filter_in_the_engine_keeps_truncated_transitions_as_terminal():
+    dyn_scores = FixedScores([0.3, 0.5])  # every pick is below 0.6: each rollout stops after one step
+    from tests.test_rollout import ShiftDynamics, never, zero_policy
+
+    engine = RolloutEngine(ShiftDynamics(), never, RolloutConfig(horizon=10), selector=MorecSelector(dyn_scores, MorecFilterConfig(mode="argmax")))
+    dyn_scores.scores = torch.tensor([0.3, 0.5, 0.2])  # three elites, one sample each
+    buf = ModelBuffer(100, 2, 1)
+    stats = engine.rollout(torch.zeros(8, 2), zero_policy, buf)
+    data = buf.all()
+    assert len(buf) == 8 and bool(data.terminals.all()) and stats.stopped == 8
+    torch.testing.assert_close(data.next_observations[:, 0], torch.full((8,), 2.0))  # elite 2 (index 1) scored best
+    assert stats.selector["reward_d"] == pytest.approx(0.5) and stats.selector["truncated"] == 1.0
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A deliberately under-trained ensemble (3 epochs): its samples are visibly off, so there is
+    something to discriminate. (Against a near-perfect generator the discriminator sees no
+    difference and learns nothing about gross errors either; see the issue-4 note.)"""
+    ds = linear_system(n=3000, noise=0.01)
+    dyn = EnsembleDynamics(TaskInfo(4, 2), EnsembleConfig(num_members=3, num_elites=2, hidden_sizes=(32, 32),
+                                                          weight_decays=(1e-5,) * 3, max_epochs=3), seed=0)
+    fit_ensemble(dyn, ds, show_progress=False)
+    return ds, dyn
+
+
+@pytest.mark.parametrize("generator", ["fixed", "adversarial"])
+def test_small_fit_separates_real_from_perturbed(trained, generator, tmp_path):
+    ds, dyn = trained
+    cfg = DynamicsRewardConfig(hidden_sizes=(64, 64), num_updates=600, snapshot_interval=50, snapshot_stride=2,
+                               discriminator_lr=1e-3, generator=generator)
+    reward, report = fit_dynamics_reward(ds, dyn, cfg, seed=0, log_dir=str(tmp_path / "tb"), show_progress=False)
+    assert report.snapshots_taken == 12 and 1 <= report.snapshots_used <= 6 and reward.num_snapshots == report.snapshots_used
+    assert (report.generator_loss is None) == (generator == "fixed")
+    obs, act, nxt = (torch.as_tensor(a[:1000]) for a in (ds.observations, ds.actions, ds.next_observations))
+    with torch.no_grad():
+        real = reward(obs, act, nxt)
+        perturbed = reward(obs, act, nxt + 0.3 * torch.randn_like(nxt))
+    assert float(real.mean()) > float(perturbed.mean()) + 0.2
+    auc = (real[:, None] > perturbed[None, :]).float().mean()
+    assert float(auc) > 0.9
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    # save/load gives identical rewards; a mismatched task is refused
+    reward.save(tmp_path / "r")
+    loaded = DynamicsReward.load(tmp_path / "r", obs_dim=4, act_dim=2)
+    torch.testing.assert_close(loaded(obs, act, nxt), real, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="obs_dim=4"):
+        DynamicsReward.load(tmp_path / "r", obs_dim=11)
+
+
+def test_same_seed_same_reward(trained):
+    ds, dyn = trained
+    cfg = DynamicsRewardConfig(hidden_sizes=(16,), num_updates=100, snapshot_interval=50, generator="adversarial")
+    a, _ = fit_dynamics_reward(ds, dyn, cfg, seed=3, show_progress=False)
+    b, _ = fit_dynamics_reward(ds, dyn, cfg, seed=3, show_progress=False)
+    x = [torch.as_tensor(v[:50]) for v in (ds.observations, ds.actions, ds.next_observations)]
+    torch.testing.assert_close(a(*x), b(*x), rtol=0, atol=0)
