@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import dynamics_cli
+from . import dynamics_cli, reward_cli
 from .tasks import D4RL_LEVELS
 
 
@@ -93,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-dynamics", help="fit the ensemble dynamics on a dataset and report holdout and oracle error")
     dynamics_cli.add_arguments(p)
     p.set_defaults(func=dynamics_cli.run)
+    p = sub.add_parser("train-reward", help="learn the MOREC dynamics reward (adversarial discriminator snapshots)")
+    reward_cli.add_train_arguments(p)
+    p.set_defaults(func=reward_cli.train_reward)
+    p = sub.add_parser("eval-model", help="oracle error of model rollouts, with and without the MOREC filter")
+    reward_cli.add_eval_arguments(p)
+    p.set_defaults(func=reward_cli.eval_model)
     return parser
 
 
