@@ -81,6 +81,20 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    # the CLI is the composition root: it is the one place in `morec` that reaches into `algos`
+    from algos.config import load_config
+    from algos.train import Trainer
+
+    overrides = list(args.set) + ([f"dataset={args.dataset}"] if args.dataset else [])
+    cfg = load_config(args.config, overrides)
+    run_dir = Path(args.run_dir or f"runs/{cfg.name}/seed{cfg.seed}")
+    summary = Trainer(cfg, run_dir, resume=args.resume, show_progress=not args.no_progress).run()
+    print(json.dumps({k: v for k, v in summary.items() if k != "evaluations"}, indent=2))
+    print(f"TensorBoard: tensorboard --logdir {run_dir / 'tb'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="morec", description="Offline model-based RL with MOREC dynamics rewards")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -93,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-dynamics", help="fit the ensemble dynamics on a dataset and report holdout and oracle error")
     dynamics_cli.add_arguments(p)
     p.set_defaults(func=dynamics_cli.run)
+    p = sub.add_parser("train", help="train MOPO or MOBILE (MOREC on or off) from a YAML config")
+    p.add_argument("--config", default=None, help="a YAML file under configs/ (default: built-in defaults)")
+    p.add_argument("--dataset", default=None, help="dataset source overriding the config's (file, d4rl:, neorl:, minari:)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. rollout.horizon=100")
+    p.add_argument("--run-dir", default=None, help="run directory (default: runs/<task>-<algorithm>[-morec]/seed<seed>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
     p = sub.add_parser("train-reward", help="learn the MOREC dynamics reward (adversarial discriminator snapshots)")
     reward_cli.add_train_arguments(p)
     p.set_defaults(func=reward_cli.train_reward)

@@ -10,6 +10,10 @@ no termination so every row runs the full horizon):
 - ``kit_style_*``: the same MOPO workload stepped the way OfflineRL-Kit does it (ensemble on the
   device, then noise, elite choice and termination in numpy on the host every step), side by side
   for a ratio;
+- ``morec_filtered_b2000_h100_k10``: the MOREC workload with the dynamics-reward filter selecting
+  (10 discriminator snapshots, threshold 0 so no row is truncated);
+- ``reward_d``: r_D evaluations per second for 10 snapshots x 10 candidates x 2,000 states (one
+  rollout step's scoring);
 - ``dynamics_epoch_seconds_100k``: one training epoch on 100,000 transitions.
 """
 
@@ -29,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble  # noqa: E402
 from morec import ModelBuffer, RolloutConfig, RolloutEngine  # noqa: E402
+from morec.dynamics_reward import Discriminator, DynamicsReward, DynamicsRewardConfig  # noqa: E402
+from morec.filter import MorecFilterConfig, MorecSelector  # noqa: E402
 
 OBS, ACT = 11, 3
 
@@ -49,8 +55,31 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def time_engine(model, policy, batch: int, horizon: int, samples: int, device, repeats: int) -> float:
-    engine = RolloutEngine(model, never, RolloutConfig(horizon=horizon, samples_per_member=samples), seed=0)
+def reward_with_snapshots(num: int, device) -> DynamicsReward:
+    cfg = DynamicsRewardConfig()
+    base = DynamicsReward(OBS, ACT, cfg).to(device)
+    gen = torch.Generator().manual_seed(0)
+    states = [Discriminator(1, base.in_features, cfg.hidden_sizes, gen).state_dict() for _ in range(num)]
+    return base.with_snapshots(states, [1.0] * num, [-1.0] * num).eval()
+
+
+def time_reward(reward: DynamicsReward, states: int, candidates: int, device, repeats: int) -> float:
+    obs, act = torch.randn(states, OBS, device=device), torch.randn(states, ACT, device=device)
+    cands = torch.randn(candidates, states, OBS, device=device)
+    best = float("inf")
+    with torch.no_grad():
+        reward(obs, act, cands)
+        for _ in range(repeats):
+            sync(device)
+            t0 = time.perf_counter()
+            reward(obs, act, cands)
+            sync(device)
+            best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def time_engine(model, policy, batch: int, horizon: int, samples: int, device, repeats: int, selector=None) -> float:
+    engine = RolloutEngine(model, never, RolloutConfig(horizon=horizon, samples_per_member=samples), selector=selector, seed=0)
     starts = torch.randn(batch, OBS, device=device)
     buf = ModelBuffer(batch * horizon, OBS, ACT, device)
     with torch.no_grad():
@@ -118,6 +147,10 @@ def main() -> None:
     mopo_b = 50_000 // scale
     ours = time_engine(model, policy, mopo_b, 5, 1, args.device, args.repeats)
     kit = time_kit_style(model, policy, mopo_b, 5, args.device, args.repeats)
+    reward = reward_with_snapshots(10, args.device)
+    selector = MorecSelector(reward, MorecFilterConfig(threshold=0.0))
+    morec_b = 2000 // scale
+    reward_seconds = time_reward(reward, morec_b, 10, args.device, args.repeats)
     result = {
         "device": str(torch.cuda.get_device_name(0)) if args.device.startswith("cuda") else platform.processor() or "cpu",
         "torch": torch.__version__,
@@ -125,10 +158,16 @@ def main() -> None:
         "quick": args.quick,
         "transitions_per_s": {
             f"mopo_b{mopo_b}_h5": round(ours),
-            f"morec_b{2000 // scale}_h100_k10": round(time_engine(model, policy, 2000 // scale, 100, 2, args.device, args.repeats)),
+            f"morec_b{morec_b}_h100_k10": round(time_engine(model, policy, morec_b, 100, 2, args.device, args.repeats)),
+            f"morec_filtered_b{morec_b}_h100_k10": round(time_engine(model, policy, morec_b, 100, 2, args.device, args.repeats, selector)),
             f"kit_style_b{mopo_b}_h5": round(kit),
         },
         "engine_vs_kit_style_ratio": round(ours / kit, 2),
+        "reward_d": {
+            "workload": f"10 snapshots x 10 candidates x {morec_b} states",
+            "ms_per_rollout_step": round(1000 * reward_seconds, 2),
+            "snapshot_evaluations_per_s": round(10 * 10 * morec_b / reward_seconds),
+        },
         "dynamics_epoch_seconds_100k": round(time_training_epoch(args.device, 100_000 // scale) * scale, 2),
     }
     print(json.dumps(result, indent=2))

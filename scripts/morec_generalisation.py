@@ -57,8 +57,11 @@ def main() -> None:
         entry = {"dynamics": json.loads((dyn_dir / "report.json").read_text())["fit"]["elite_holdout_mse"]}
         for generator in args.generators.split(","):
             reward_dir = out / level / f"reward_{generator}"
-            train = run_json(["train-reward", "--dataset", dataset, "--dynamics", str(dyn_dir), "--out", str(reward_dir),
-                              "--generator", generator, "--updates", str(args.updates), "--seed", str(args.seed), "--no-progress"])
+            if (reward_dir / "report.json").exists():
+                train = json.loads((reward_dir / "report.json").read_text())
+            else:
+                train = run_json(["train-reward", "--dataset", dataset, "--dynamics", str(dyn_dir), "--out", str(reward_dir),
+                                  "--generator", generator, "--updates", str(args.updates), "--seed", str(args.seed), "--no-progress"])
             evals = {}
             for name, extra in (("random", ["--policy", "random"]),
                                 ("noisy_behaviour", ["--policy", "noisy-behaviour", "--policy-path", str(medium)]),
@@ -67,7 +70,9 @@ def main() -> None:
                                 "--horizon", str(args.horizon), "--starts", str(args.starts), "--seed", str(args.seed), *extra])
                 evals[name] = {"ratio": rep["filtered_over_unfiltered_error"], "spearman": rep["reward_error_spearman"],
                                "unfiltered_error": rep["unfiltered"]["error"], "filtered_error": rep["filtered"]["error"],
-                               "unfiltered_length": rep["unfiltered"]["mean_length"], "filtered_length": rep["filtered"]["mean_length"]}
+                               "unfiltered_length": rep["unfiltered"]["mean_length"], "filtered_length": rep["filtered"]["mean_length"],
+                               # step 1 has the same rows in both runs: the selection effect without truncation
+                               "first_step_ratio": rep["filtered"]["error_first_step"] / rep["unfiltered"]["error_first_step"]}
             entry[generator] = {"discrimination": train["discrimination"], "reward_fit_seconds": train["fit"]["seconds"], "eval": evals}
         results["runs"][level] = entry
         out.mkdir(parents=True, exist_ok=True)

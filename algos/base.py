@@ -1,0 +1,190 @@
+"""Model-based SAC as a tianshou 2.x offline algorithm, the whole update in torch on the device.
+
+Batches mix real transitions (``real_ratio``) with model transitions from a
+:class:`morec.ModelBuffer`. Subclasses add their pessimism: MOPO's penalty is already in the model
+rewards (the rollout engine applies it); MOBILE subtracts a Bellman-inconsistency penalty from the
+critic target of model transitions.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from tianshou.algorithm.algorithm_base import OfflineAlgorithm
+from tianshou.algorithm.algorithm_base import TrainingStats
+from tianshou.algorithm.modelfree.sac import SACPolicy
+from tianshou.algorithm.optim import AdamOptimizerFactory, LRSchedulerFactory
+from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
+
+from morec.buffer import ModelBuffer, TransitionBatch
+
+from .networks import TwinCritic, sample_action
+
+
+@dataclass
+class AgentConfig:
+    """SAC settings shared by MOPO and MOBILE (OfflineRL-Kit defaults)."""
+
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    actor_lr: float = 1e-4  # cosine-annealed to 0 over the run
+    critic_lr: float = 3e-4
+    alpha_lr: float = 1e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    auto_alpha: bool = True
+    alpha: float = 0.2  # the fixed entropy weight when auto_alpha is off
+    target_entropy: float | None = None  # default: -act_dim
+    num_critics: int = 2
+
+    def __post_init__(self) -> None:
+        self.hidden_sizes = tuple(self.hidden_sizes)
+
+
+class CosineLRFactory(LRSchedulerFactory):
+    """Cosine annealing to zero over ``total_steps`` scheduler steps (one per gradient step)."""
+
+    def __init__(self, total_steps: int):
+        self.total_steps = max(int(total_steps), 1)
+
+    def create_scheduler(self, optim: torch.optim.Optimizer) -> LRScheduler:
+        return CosineAnnealingLR(optim, T_max=self.total_steps)
+
+
+@dataclass
+class MixedBatch:
+    """A training batch: ``transitions`` ``[B, ...]`` and ``is_model [B]`` (model rows last)."""
+
+    transitions: TransitionBatch
+    is_model: torch.Tensor
+
+
+class MixedSampler:
+    """Draws ``int(n * real_ratio)`` real rows and the rest from the model buffer (all real when
+    the model buffer is empty)."""
+
+    def __init__(self, real: TransitionBatch, model: ModelBuffer, real_ratio: float, generator: torch.Generator):
+        if not 0.0 <= real_ratio <= 1.0:
+            raise ValueError(f"real_ratio must be in [0, 1], got {real_ratio}")
+        self.real, self.model, self.real_ratio, self.generator = real, model, real_ratio, generator
+
+    def sample(self, n: int) -> MixedBatch:
+        n_real = n if len(self.model) == 0 else int(n * self.real_ratio)
+        rows = torch.randint(len(self.real), (n_real,), device=self.real.observations.device, generator=self.generator)
+        parts = [TransitionBatch(*(getattr(self.real, f)[rows] for f in ModelBuffer.FIELDS))]
+        if n - n_real:
+            parts.append(self.model.sample(n - n_real, generator=self.generator))
+        batch = TransitionBatch(*(torch.cat([getattr(p, f) for p in parts]) for f in ModelBuffer.FIELDS))
+        is_model = torch.arange(n, device=batch.rewards.device) >= n_real
+        return MixedBatch(batch, is_model)
+
+
+@dataclass(kw_only=True)
+class ModelBasedStats(TrainingStats):
+    actor_loss: float = 0.0
+    critic_loss: float = 0.0
+    alpha: float = 0.0
+    alpha_loss: float = 0.0
+    q_mean: float = 0.0
+    target_mean: float = 0.0
+    penalty_mean: float = 0.0  # the algorithm's own penalty on model rows (MOBILE); 0 for MOPO
+    extra: dict = field(default_factory=dict)
+
+
+class _LogAlpha(torch.nn.Module):
+    def __init__(self, value: float, trainable: bool):
+        super().__init__()
+        self.value = torch.nn.Parameter(torch.tensor(value), requires_grad=trainable)
+
+
+class ModelBasedSAC(OfflineAlgorithm[SACPolicy]):
+    """SAC on mixed real/model batches. ``update(sampler, batch_size)`` performs one gradient step."""
+
+    def __init__(self, *, policy: SACPolicy, critic: TwinCritic, config: AgentConfig, act_dim: int, total_steps: int):
+        super().__init__(policy=policy)
+        self.config = config
+        self.critic = critic
+        self.critic_target = copy.deepcopy(critic).requires_grad_(False)
+        self.actor_optim = self._create_optimizer(
+            policy.actor, AdamOptimizerFactory(lr=config.actor_lr).with_lr_scheduler_factory(CosineLRFactory(total_steps))
+        )
+        self.critic_optim = self._create_optimizer(critic, AdamOptimizerFactory(lr=config.critic_lr))
+        self.log_alpha = _LogAlpha(0.0 if config.auto_alpha else math.log(config.alpha), config.auto_alpha)
+        if config.auto_alpha:
+            self.alpha_optim = self._create_optimizer(self.log_alpha, AdamOptimizerFactory(lr=config.alpha_lr))
+        self.target_entropy = config.target_entropy if config.target_entropy is not None else -float(act_dim)
+
+    @property
+    def actor(self) -> torch.nn.Module:
+        return self.policy.actor
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.value.exp().detach()
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    def model_penalty(self, batch: TransitionBatch) -> torch.Tensor:
+        """``[B]`` penalty subtracted from the critic target of model rows (none by default)."""
+        return torch.zeros_like(batch.rewards)
+
+    def backup_entropy(self) -> bool:
+        return True
+
+    def target_lower_bound(self) -> float | None:
+        return None
+
+    def actor_critic(self) -> TwinCritic:
+        """The critics the actor loss uses (online by default)."""
+        return self.critic
+
+    # ------------------------------------------------------------------ the update
+    def update(self, buffer: MixedSampler, sample_size: int) -> ModelBasedStats:  # type: ignore[override]
+        """One gradient step on a batch of ``sample_size`` drawn by ``buffer`` (a :class:`MixedSampler`)."""
+        if not self.policy.is_within_training_step:
+            raise RuntimeError("update() outside a training step: wrap it in tianshou's policy_within_training_step")
+        start = time.perf_counter()
+        stats = self._update_with_batch(buffer.sample(sample_size))
+        for scheduler in self.lr_schedulers:
+            scheduler.step()
+        stats.train_time = time.perf_counter() - start
+        return stats
+
+    def _update_with_batch(self, batch: MixedBatch) -> ModelBasedStats:  # type: ignore[override]
+        cfg, tr = self.config, batch.transitions
+        alpha = self.alpha
+        with torch.no_grad():
+            penalty = torch.where(batch.is_model, self.model_penalty(tr), torch.zeros_like(tr.rewards))
+            next_act, next_logp = sample_action(self.actor, tr.next_observations)
+            next_q = self.critic_target(tr.next_observations, next_act).min(0).values
+            if self.backup_entropy():
+                next_q = next_q - alpha * next_logp
+            target = tr.rewards - penalty + cfg.gamma * (~tr.terminals).float() * next_q
+            bound = self.target_lower_bound()
+            if bound is not None:
+                target = target.clamp_min(bound)
+        q = self.critic(tr.observations, tr.actions)  # [C, B]
+        critic_loss = (q - target).pow(2).mean(1).sum()
+        self.critic_optim.step(critic_loss)
+
+        act, logp = sample_action(self.actor, tr.observations)
+        q_pi = self.actor_critic()(tr.observations, act).min(0).values
+        actor_loss = (alpha * logp - q_pi).mean()
+        self.actor_optim.step(actor_loss)
+
+        alpha_loss = torch.zeros(())
+        if cfg.auto_alpha:
+            alpha_loss = -(self.log_alpha.value * (logp.detach() + self.target_entropy)).mean()
+            self.alpha_optim.step(alpha_loss)
+            with torch.no_grad():
+                self.log_alpha.value.clamp_(max=0.0)  # alpha <= 1, as OfflineRL-Kit
+        with torch.no_grad():
+            for p, tp in zip(self.critic.parameters(), self.critic_target.parameters()):
+                tp.lerp_(p, cfg.tau)
+        return ModelBasedStats(
+            actor_loss=actor_loss.item(), critic_loss=critic_loss.item(), alpha=alpha.item(), alpha_loss=alpha_loss.item(),
+            q_mean=q.detach().mean().item(), target_mean=target.mean().item(),
+            penalty_mean=float(penalty[batch.is_model].mean()) if bool(batch.is_model.any()) else 0.0,
+        )

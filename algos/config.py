@@ -1,0 +1,160 @@
+"""`TrainConfig`: everything one `morec train` run needs, as nested dataclasses read from YAML.
+
+Unknown keys, wrong types and unknown tasks are errors before anything runs. ``--set a.b=value``
+overrides use YAML scalars, so ``true``/``false`` are real booleans (not ``bool("False") == True``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+from dynamics import EnsembleConfig
+from morec.dynamics_reward import DynamicsRewardConfig
+from morec.filter import MorecFilterConfig
+from morec.tasks import get_task
+
+from .base import AgentConfig
+from .mobile import MobileConfig
+
+
+class ConfigError(ValueError):
+    """A config key, value or combination is invalid; the message names it."""
+
+
+@dataclass
+class RolloutSettings:
+    horizon: int = 5
+    batch_size: int = 50_000  # start states per rollout
+    freq: int = 1000  # gradient steps between rollouts
+    retain_epochs: int = 5  # model buffer holds batch_size * horizon * retain_epochs transitions
+    samples_per_member: int = 1  # candidates per (s, a) = elites x samples (MOREC: 2)
+    penalty_coef: float = 0.0  # MOPO's lambda (the rollout engine subtracts it from model rewards)
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 3000
+    steps_per_epoch: int = 1000
+    batch_size: int = 256
+    real_ratio: float = 0.05
+    eval_every: int = 1  # epochs between evaluations
+    eval_episodes: int = 10
+    log_every: int = 100  # gradient steps between training scalars
+
+
+@dataclass
+class TrainConfig:
+    task: str = "hopper-medium-replay-v2"
+    algorithm: str = "mobile"  # "mobile" or "mopo"
+    morec: bool = False
+    seed: int = 0
+    device: str = "cpu"
+    dataset: str | None = None  # default: the benchmark dataset named by `task`
+    cache_dir: str = "runs/cache"  # trained dynamics and dynamics rewards, shared across runs
+    dynamics: EnsembleConfig = field(default_factory=EnsembleConfig)
+    reward: DynamicsRewardConfig = field(default_factory=DynamicsRewardConfig)
+    filter: MorecFilterConfig = field(default_factory=MorecFilterConfig)
+    rollout: RolloutSettings = field(default_factory=RolloutSettings)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    mobile: MobileConfig = field(default_factory=MobileConfig)
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ("mobile", "mopo"):
+            raise ConfigError(f"algorithm must be 'mobile' or 'mopo', got {self.algorithm!r}")
+        try:
+            get_task(self.task)
+        except KeyError as err:
+            raise ConfigError(f"task: {err.args[0]}") from err
+        if self.algorithm == "mobile" and self.rollout.penalty_coef:
+            raise ConfigError("rollout.penalty_coef is MOPO's reward penalty; MOBILE uses mobile.beta instead")
+
+    @property
+    def name(self) -> str:
+        return f"{self.task}-{self.algorithm}{'-morec' if self.morec else ''}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, values: dict[str, Any], path: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path or 'config'} must be a mapping, got {type(values).__name__}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key(s) {[f'{path}{k}' for k in unknown]}; valid keys here: {sorted(names)}")
+    kwargs = {}
+    for key, value in values.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, f"{path}{key}.")
+        else:
+            kwargs[key] = _check_type(f"{path}{key}", value, hint)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"{path or 'config'}: {err}") from err
+
+
+def _check_type(key: str, value: Any, hint) -> Any:
+    origin, args = get_origin(hint), get_args(hint)
+    allowed = args if origin is not None and type(None) in args else (hint,)
+    if value is None:
+        if type(None) in allowed:
+            return None
+        raise ConfigError(f"{key} cannot be null")
+    for option in allowed:
+        base = get_origin(option) or option
+        if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if base is float and isinstance(value, str):  # PyYAML reads 1e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if base is tuple and isinstance(value, (list, tuple)):
+            item = get_args(option)[0] if get_args(option) else Any
+            return tuple(v if item is Any else _check_type(f"{key}[{i}]", v, item) for i, v in enumerate(value))
+        if base in (int, str, bool) and type(value) is base:
+            return value
+    raise ConfigError(f"{key} must be {hint}, got {value!r} ({type(value).__name__})")
+
+
+def set_dotted(values: dict[str, Any], assignment: str) -> None:
+    """Apply ``a.b.c=value`` (value parsed as YAML) to a nested dict."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects key=value, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = values
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: {part!r} is not a section")
+    node[parts[-1]] = yaml.safe_load(raw)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
+    """A :class:`TrainConfig` from a YAML file (or the defaults) with ``key=value`` overrides."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist")
+        values = yaml.safe_load(path.read_text()) or {}
+    for assignment in overrides:
+        set_dotted(values, assignment)
+    return _build(TrainConfig, values, "")
+
+
+def config_from_dict(values: dict[str, Any]) -> TrainConfig:
+    return _build(TrainConfig, values, "")

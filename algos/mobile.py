@@ -1,0 +1,54 @@
+"""MOBILE (Sun et al., 2023): a Bellman-inconsistency penalty in the critic target of model data.
+
+For each model row, ``u(s, a)`` is the standard deviation over the elites of the mean over ``N``
+next-state samples (from that elite's Gaussian) of ``min_k Q_target(s', a')`` with ``a' ~ pi(s')``.
+As in the released code: no reward term and no gamma inside ``u``; targets clamped at a lower
+bound (0 for locomotion) and an optional deterministic backup (no entropy term), plus MOREC's
+variant that computes the actor loss on the target critics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from morec.buffer import TransitionBatch
+
+from .base import ModelBasedSAC
+from .networks import TwinCritic, sample_action
+
+
+@dataclass
+class MobileConfig:
+    beta: float = 0.5  # penalty coefficient
+    num_samples: int = 10  # next-state samples per elite
+    deterministic_backup: bool = False
+    target_lower_bound: float | None = 0.0  # None: no clamp (tasks with negative returns)
+    actor_on_target_critics: bool = False  # MOREC-MOBILE's "accelerate" variant
+
+
+class MOBILE(ModelBasedSAC):
+    def __init__(self, *, dynamics, mobile: MobileConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.dynamics, self.mobile = dynamics, mobile
+
+    @torch.no_grad()
+    def bellman_uncertainty(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """``u(s, a) [B]``: std over elites of the per-elite mean target value of sampled next states."""
+        next_obs = self.dynamics.sample(obs, act, num_samples=self.mobile.num_samples)[..., :-1]  # [N, E, B, O]
+        next_act, _ = sample_action(self.actor, next_obs)
+        q = self.critic_target(next_obs, next_act).min(0).values  # [N, E, B]
+        return q.mean(0).std(0)  # unbiased over elites, as torch.std in the released code
+
+    def model_penalty(self, batch: TransitionBatch) -> torch.Tensor:
+        return self.mobile.beta * self.bellman_uncertainty(batch.observations, batch.actions)
+
+    def backup_entropy(self) -> bool:
+        return not self.mobile.deterministic_backup
+
+    def target_lower_bound(self) -> float | None:
+        return self.mobile.target_lower_bound
+
+    def actor_critic(self) -> TwinCritic:
+        return self.critic_target if self.mobile.actor_on_target_critics else self.critic

@@ -1,0 +1,84 @@
+"""`morec train-dynamics`, `train-reward` and `eval-model` end to end on a tiny hopper dataset."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from morec.behaviour import BehaviourTrainer, SACConfig
+from morec.cli import main
+from morec.collect import log_to_dataset
+from morec.envs import make_env, record_episodes
+from morec.reward_cli import auc, spearman
+
+
+def test_auc_and_spearman():
+    assert auc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
+    assert auc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 0.0
+    assert auc(np.array([1.0, 1.0]), np.array([1.0, 1.0])) == 0.5  # ties count half
+    assert auc(np.array([1.0, 3.0]), np.array([2.0])) == 0.5
+    assert spearman(np.arange(5.0), np.arange(5.0) ** 3) == pytest.approx(1.0)
+    assert spearman(np.arange(5.0), -np.arange(5.0)) == pytest.approx(-1.0)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    log = record_episodes(make_env("Hopper-v4", 0), lambda o: rng.uniform(-1, 1, 3).astype(np.float32), 3000, seed=0)
+    log_to_dataset(log.arrays(), "Hopper-v4", "d4rl", {"source": "test"}).save(root / "hopper.hdf5")
+    cfg = SACConfig(train_steps=40, warmup_steps=40, eval_every=40, eval_episodes=1, hidden_size=16, batch_size=16)
+    BehaviourTrainer("Hopper-v4", root / "sac", cfg).train(show_progress=False)
+    return root
+
+
+def run(argv, capsys) -> dict:
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    return json.loads(out[out.index("{"):])
+
+
+def test_train_dynamics_reward_and_eval_model(workdir, capsys):
+    data, dyn, rew = str(workdir / "hopper.hdf5"), str(workdir / "dyn"), str(workdir / "rew")
+    report = run(["train-dynamics", "--dataset", data, "--out", dyn, "--max-epochs", "3", "--eval-starts", "50",
+                  "--eval-horizon", "3", "--no-progress"], capsys)
+    assert report["fit"]["epochs"] == 3 and report["fit"]["holdout_size"] == 600
+    assert len(report["oracle"]["open_loop_error_per_step"]) == 3
+    assert report["oracle"]["random_policy_model_error"]["overall"] > 0
+    assert (workdir / "dyn" / "dynamics.pt").exists() and list((workdir / "dyn" / "tb").glob("events.*"))
+
+    report = run(["train-reward", "--dataset", data, "--dynamics", dyn, "--out", rew, "--generator", "fixed",
+                  "--updates", "200", "--snapshot-interval", "50", "--snapshot-stride", "2", "--no-progress"], capsys)
+    assert report["fit"]["snapshots_taken"] == 4
+    assert 0.0 <= report["discrimination"]["auc_real_vs_model_samples"] <= 1.0
+    assert report["discrimination"]["transitions"] == 300  # the 10% split held out from training
+
+    for policy in (["--policy", "random"], ["--policy", "noisy-behaviour", "--policy-path", str(workdir / "sac" / "policy_40.pt")],
+                   ["--policy", "checkpoint", "--policy-path", str(workdir / "sac" / "policy_40.pt")]):
+        report = run(["eval-model", "--dataset", data, "--dynamics", dyn, "--reward", rew, "--horizon", "5",
+                      "--starts", "40", *policy], capsys)
+        assert report["unfiltered"]["transitions"] >= 40 and report["filtered"]["transitions"] >= 40
+        ratio = report["filtered"]["error"] / report["unfiltered"]["error"]
+        assert report["filtered_over_unfiltered_error"] == pytest.approx(ratio)
+        assert -1.0 <= report["reward_error_spearman"] <= 1.0
+
+
+def test_eval_model_needs_a_policy_path(workdir, tmp_path, capsys):
+    dyn = tmp_path / "dyn"
+    run(["train-dynamics", "--dataset", str(workdir / "hopper.hdf5"), "--out", str(dyn), "--max-epochs", "1",
+         "--eval-starts", "10", "--eval-horizon", "1", "--no-progress"], capsys)
+    with pytest.raises(SystemExit, match="needs --policy-path"):
+        main(["eval-model", "--dataset", str(workdir / "hopper.hdf5"), "--dynamics", str(dyn), "--policy", "checkpoint"])
+
+
+def test_dynamics_for_another_task_is_refused(workdir, tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    log = record_episodes(make_env("Walker2d-v4", 0), lambda o: rng.uniform(-1, 1, 6).astype(np.float32), 300, seed=0)
+    log_to_dataset(log.arrays(), "Walker2d-v4", "d4rl", {"source": "test"}).save(tmp_path / "walker.hdf5")
+    dyn = tmp_path / "dyn"
+    run(["train-dynamics", "--dataset", str(workdir / "hopper.hdf5"), "--out", str(dyn), "--max-epochs", "1",
+         "--eval-starts", "10", "--eval-horizon", "1", "--no-progress"], capsys)
+    with pytest.raises(ValueError, match="trained with obs_dim=11"):
+        main(["eval-model", "--dataset", str(tmp_path / "walker.hdf5"), "--dynamics", str(dyn)])
