@@ -154,6 +154,7 @@ class Trainer:
         self.sample_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
         self.sampler = MixedSampler(self.real, self.model_buffer, cfg.train.real_ratio, self.sample_gen)
         env = make_eval_env(self.eval_env_id, self.layout)
+        torch.manual_seed(cfg.seed)  # the same networks whether the models above were trained or loaded from the cache
         self.algo = build_algorithm(cfg, ds.obs_dim, ds.act_dim, env.action_space, self.dynamics)
         self.epoch, self.gradient_step, self.evaluations = 0, 0, []
         if resume:

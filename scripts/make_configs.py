@@ -1,0 +1,167 @@
+"""Write configs/: one YAML per task x {mopo, mobile} x {MOREC off, on}, plus a `smoke` variant of
+each, every value commented with its source. Re-run after editing the tables below.
+
+    python scripts/make_configs.py
+
+Sources (see ../shared/notes/): "Kit" = OfflineRL-Kit run_example suggestions / README;
+"MOBILE repo" = yihaosun1124/mobile configs; "MOREC launcher" = polixir/morec
+generate_tmuxp_morec_{mopo,mobile}.py; "default" = morec's defaults, which are the shared
+OfflineRL-Kit settings (no per-task value was published).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1] / "configs"
+
+D4RL = [f"{d}-{lvl}-v2" for d in ("halfcheetah", "hopper", "walker2d") for lvl in ("random", "medium", "medium-replay", "medium-expert")]
+NEORL = [f"{d}-v3-{lvl}-1000" for d in ("HalfCheetah", "Hopper", "Walker2d") for lvl in ("low", "medium", "high")]
+
+# MOPO: (horizon, lambda). Kit README / run_mopo.py suggestions; random levels use the MOPO paper's
+# values as quoted in the Kit's docstring (h=5, lambda=1 hopper/walker, 0.5 halfcheetah; unverified).
+MOPO = {
+    "halfcheetah-random-v2": (5, 0.5, "MOPO paper (unverified)"), "hopper-random-v2": (5, 1.0, "MOPO paper (unverified)"),
+    "walker2d-random-v2": (1, 1.0, "MOPO paper (unverified)"),
+    "halfcheetah-medium-v2": (5, 0.5, "Kit"), "hopper-medium-v2": (5, 5.0, "Kit"), "walker2d-medium-v2": (5, 0.5, "Kit"),
+    "halfcheetah-medium-replay-v2": (5, 0.5, "Kit"), "hopper-medium-replay-v2": (5, 2.5, "Kit"),
+    "walker2d-medium-replay-v2": (1, 2.5, "Kit"), "halfcheetah-medium-expert-v2": (5, 2.5, "Kit"),
+    "hopper-medium-expert-v2": (5, 5.0, "Kit"), "walker2d-medium-expert-v2": (1, 2.5, "Kit"),
+}
+# MOBILE: (horizon, beta, extra settings, source)
+MOBILE = {
+    "halfcheetah-random-v2": (5, 0.5, {}, "MOBILE paper"), "hopper-random-v2": (5, 5.0, {}, "MOBILE repo"),
+    "walker2d-random-v2": (5, 2.0, {}, "MOBILE paper"),
+    "halfcheetah-medium-v2": (5, 0.5, {}, "Kit"), "hopper-medium-v2": (5, 1.5, {"agent.auto_alpha": False}, "Kit"),
+    "walker2d-medium-v2": (5, 0.5, {"dynamics.max_epochs": 30}, "Kit / MOBILE repo"),
+    "halfcheetah-medium-replay-v2": (5, 0.1, {}, "Kit"), "hopper-medium-replay-v2": (5, 0.1, {"agent.auto_alpha": False}, "MOBILE repo"),
+    "walker2d-medium-replay-v2": (1, 0.5, {}, "Kit"),
+    "halfcheetah-medium-expert-v2": (5, 1.0, {"train.real_ratio": 0.5}, "MOBILE repo (Kit: beta 2.0, real_ratio 0.05)"),
+    "hopper-medium-expert-v2": (5, 1.5, {}, "Kit"), "walker2d-medium-expert-v2": (1, 1.5, {}, "Kit"),
+    "HalfCheetah-v3-low-1000": (5, 0.5, {}, "MOBILE repo"), "HalfCheetah-v3-medium-1000": (5, 0.5, {}, "MOBILE repo"),
+    "HalfCheetah-v3-high-1000": (5, 1.5, {}, "MOBILE repo"), "Hopper-v3-low-1000": (5, 2.5, {}, "MOBILE repo"),
+    "Hopper-v3-medium-1000": (5, 1.5, {}, "MOBILE repo"), "Hopper-v3-high-1000": (5, 2.5, {}, "MOBILE repo"),
+    "Walker2d-v3-low-1000": (1, 2.5, {}, "MOBILE repo"), "Walker2d-v3-medium-1000": (1, 2.5, {}, "MOBILE repo"),
+    "Walker2d-v3-high-1000": (1, 2.5, {"train.real_ratio": 0.5}, "MOBILE repo"),
+}
+# MOREC-MOPO: (lambda, selection mode, extra)
+MOREC_MOPO = {
+    "halfcheetah-random-v2": (0.5, "softmax", {}), "halfcheetah-medium-v2": (0.5, "argmax", {}),
+    "halfcheetah-medium-replay-v2": (0.5, "softmax", {}), "halfcheetah-medium-expert-v2": (0.5, "argmax", {}),
+    "hopper-random-v2": (10.0, "argmax", {}), "hopper-medium-v2": (15.0, "softmax", {}),
+    "hopper-medium-replay-v2": (15.0, "softmax", {}), "hopper-medium-expert-v2": (15.0, "softmax", {}),
+    "walker2d-random-v2": (1.0, "softmax", {}), "walker2d-medium-v2": (0.5, "softmax", {}),
+    "walker2d-medium-replay-v2": (0.25, "argmax", {}), "walker2d-medium-expert-v2": (1.0, "softmax", {}),
+    "HalfCheetah-v3-low-1000": (2.0, "argmax", {}), "HalfCheetah-v3-medium-1000": (2.0, "argmax", {}),
+    "HalfCheetah-v3-high-1000": (2.0, "softmax", {}),
+    "Hopper-v3-low-1000": (2.0, "argmax", {"agent.auto_alpha": False, "agent.alpha": 0.1}),
+    "Hopper-v3-medium-1000": (20.0, "argmax", {"train.real_ratio": 0.5}),
+    "Hopper-v3-high-1000": (20.0, "argmax", {"train.real_ratio": 0.5, "agent.auto_alpha": False, "agent.alpha": 0.2}),
+    "Walker2d-v3-low-1000": (2.0, "softmax", {}), "Walker2d-v3-medium-1000": (2.0, "softmax", {}),
+    "Walker2d-v3-high-1000": (2.0, "argmax", {}),
+}
+# MOREC-MOBILE: (beta, extra); selection is softmax everywhere
+MOREC_MOBILE = {
+    "halfcheetah-random-v2": (0.25, {}), "halfcheetah-medium-v2": (0.25, {}), "halfcheetah-medium-replay-v2": (0.25, {}),
+    "halfcheetah-medium-expert-v2": (1.0, {"train.real_ratio": 0.5}),
+    "hopper-random-v2": (7.5, {"mobile.deterministic_backup": True}), "hopper-medium-v2": (1.5, {}),
+    "hopper-medium-replay-v2": (0.5, {}), "hopper-medium-expert-v2": (1.5, {}),
+    "walker2d-random-v2": (1.0, {}), "walker2d-medium-v2": (0.75, {}), "walker2d-medium-replay-v2": (0.1, {}),
+    "walker2d-medium-expert-v2": (0.25, {}),
+    "HalfCheetah-v3-low-1000": (1.0, {}), "HalfCheetah-v3-medium-1000": (0.5, {}), "HalfCheetah-v3-high-1000": (0.75, {}),
+    "Hopper-v3-low-1000": (0.5, {}), "Hopper-v3-medium-1000": (2.0, {}),
+    "Hopper-v3-high-1000": (2.5, {"agent.auto_alpha": False, "agent.alpha": 0.1}),
+    "Walker2d-v3-low-1000": (0.75, {}), "Walker2d-v3-medium-1000": (0.25, {}), "Walker2d-v3-high-1000": (0.1, {"train.real_ratio": 0.5}),
+}
+
+SMOKE = {  # tiny budgets for tests and quick checks; run with --dataset <a small file>
+    "dynamics.max_epochs": 2, "dynamics.hidden_sizes": [32, 32], "dynamics.weight_decays": [2.5e-5, 5e-5, 1e-4],
+    "reward.num_updates": 200, "reward.snapshot_interval": 50, "reward.snapshot_stride": 2, "reward.hidden_sizes": [64],
+    "rollout.batch_size": 100, "rollout.freq": 50, "agent.hidden_sizes": [64, 64], "mobile.num_samples": 2,
+    "train.epochs": 2, "train.steps_per_epoch": 50, "train.eval_episodes": 2, "train.log_every": 25,
+}
+
+
+def settings(task: str, algorithm: str, morec: bool) -> dict[str, tuple[object, str]]:
+    """``{dotted key: (value, source)}`` for one config."""
+    neorl = task[0].isupper()
+    out: dict[str, tuple[object, str]] = {}
+    if morec:
+        src = "MOREC launcher"
+        out["rollout.horizon"] = (100, src)
+        out["rollout.batch_size"] = (2000, src)
+        out["rollout.samples_per_member"] = (2, f"{src}: resample_num_in_transition (10 candidates)")
+        out["filter.threshold"] = (0.6, f"{src}: terminal_dynamics_reward")
+        out["filter.temperature"] = (0.1, f"{src} (hard-coded)")
+        out["reward.max_snapshots"] = (400, f"{src}: max_retain_num")
+        if algorithm == "mopo":
+            coef, mode, extra = MOREC_MOPO[task]
+            out["rollout.penalty_coef"] = (coef, src)
+            out["filter.mode"] = (mode, src)
+            out["reward.snapshot_stride"] = (10, f"{src}: ensemble_choosing_interval")
+        else:
+            beta, extra = MOREC_MOBILE[task]
+            extra = dict(extra)
+            out["mobile.beta"] = (beta, src)
+            out["filter.mode"] = ("softmax", src)
+            out["reward.snapshot_stride"] = (40, f"{src}: ensemble_choosing_interval")
+            out["mobile.actor_on_target_critics"] = (True, f"{src}: MOREC-MOBILE's actor loss on target critics")
+            out["mobile.deterministic_backup"] = (extra.pop("mobile.deterministic_backup", False), src)
+        out.update({k: (v, src) for k, v in extra.items()})
+    elif algorithm == "mopo":
+        if task not in MOPO:
+            out["rollout.penalty_coef"] = (1.0, "default: no published MOPO value for NeoRL")
+        else:
+            h, coef, src = MOPO[task]
+            out["rollout.horizon"] = (h, src)
+            out["rollout.penalty_coef"] = (coef, src)
+    else:
+        h, beta, extra, src = MOBILE[task]
+        out["rollout.horizon"] = (h, src)
+        out["mobile.beta"] = (beta, src)
+        out["mobile.deterministic_backup"] = (not neorl, "Kit (D4RL) / MOBILE repo (NeoRL: False)")
+        if extra.get("agent.auto_alpha") is False:
+            out["agent.alpha"] = (0.2, src)
+        out.update({k: (v, src) for k, v in extra.items()})
+    if neorl and "agent.alpha" not in out and algorithm == "mobile":
+        out.setdefault("agent.alpha", (0.1, "MOBILE repo NeoRL default (used only when auto_alpha is off)"))
+    return out
+
+
+def render(task: str, algorithm: str, morec: bool, smoke: bool) -> str:
+    title = f"{task} · {algorithm.upper()}{' + MOREC' if morec else ''}{' · smoke' if smoke else ''}"
+    lines = [f"# {title}", "# Generated by scripts/make_configs.py; unlisted keys take morec's defaults (OfflineRL-Kit's shared settings).",
+             f"task: {task}", f"algorithm: {algorithm}", f"morec: {str(morec).lower()}"]
+    if smoke:
+        lines.append("# smoke: pass --dataset with a small file (e.g. from `morec collect`)")
+    values = settings(task, algorithm, morec)
+    if smoke:
+        values.update({k: (v, "smoke budget") for k, v in SMOKE.items()})
+    sections: dict[str, list[str]] = {}
+    for key, (value, source) in values.items():
+        section, name = key.split(".")
+        text = str(value).lower() if isinstance(value, bool) else value
+        sections.setdefault(section, []).append(f"  {name}: {text}  # {source}")
+    for section, rows in sections.items():
+        lines.append(f"{section}:")
+        lines.extend(rows)
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    count = 0
+    for task in D4RL + NEORL:
+        folder = ROOT / ("d4rl" if task in D4RL else "neorl") / task
+        for algorithm in ("mopo", "mobile"):
+            for morec in (False, True):
+                name = f"{algorithm}{'_morec' if morec else ''}.yaml"
+                for smoke in (False, True):
+                    path = folder / "smoke" / name if smoke else folder / name
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(render(task, algorithm, morec, smoke))
+                    count += 1
+    print(f"wrote {count} configs under {ROOT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""MOPO / MOBILE updates, MOBILE's penalty by hand, config errors, and the train pipeline
+(TensorBoard tags, resume = uninterrupted run, determinism)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from tianshou.algorithm.modelfree.sac import SACPolicy
+from tianshou.utils.torch_utils import policy_within_training_step
+
+from algos import MOBILE, MOPO, AgentConfig, MixedSampler, MobileConfig, TwinCritic, build_actor
+from algos.config import ConfigError, config_from_dict, load_config
+from algos.train import Trainer
+from dynamics import TaskInfo
+from morec import ModelBuffer, TransitionBatch
+from morec.collect import log_to_dataset
+from morec.envs import make_env, record_episodes
+
+O, A = 4, 2
+
+
+def real_batch(n=300, seed=0) -> TransitionBatch:
+    g = torch.Generator().manual_seed(seed)
+    return TransitionBatch(torch.randn(n, O, generator=g), torch.rand(n, A, generator=g) * 2 - 1, torch.randn(n, generator=g),
+                           torch.randn(n, O, generator=g), torch.rand(n, generator=g) < 0.05)
+
+
+class TinyEnsemble:
+    """Elites 0 and 1 predict next state obs + e (exactly: tiny std) and reward 0."""
+
+    def __init__(self):
+        self.device = torch.device("cpu")
+        self.elites = torch.tensor([0, 1])
+        self.task = TaskInfo(O, A)
+
+    def sample(self, obs, act, num_samples=1):
+        shift = torch.tensor([0.0, 1.0]).view(1, 2, 1, 1)
+        nxt = obs.expand(num_samples, 2, *obs.shape) + shift
+        return torch.cat([nxt, torch.zeros(*nxt.shape[:-1], 1)], -1)
+
+
+def make_algo(cls, **kw):
+    torch.manual_seed(0)
+    policy = SACPolicy(actor=build_actor(O, A, (32, 32)), action_space=gym.spaces.Box(-1, 1, (A,)))
+    return cls(policy=policy, critic=TwinCritic(O, A, (32, 32)), config=AgentConfig(hidden_sizes=(32, 32)), act_dim=A,
+               total_steps=10, **kw)
+
+
+@pytest.mark.parametrize("cls", [MOPO, MOBILE])
+def test_one_update_changes_parameters_and_losses_are_finite(cls):
+    kw = {"dynamics": TinyEnsemble(), "mobile": MobileConfig(beta=1.0, num_samples=3)} if cls is MOBILE else {}
+    algo = make_algo(cls, **kw)
+    buf = ModelBuffer(1000, O, A)
+    buf.add(real_batch(500, seed=1))
+    sampler = MixedSampler(real_batch(), buf, 0.1, torch.Generator().manual_seed(0))
+    before = {k: v.clone() for k, v in algo.state_dict().items() if isinstance(v, torch.Tensor)}
+    with policy_within_training_step(algo.policy):
+        stats = algo.update(sampler, 64)
+    for key in ("actor_loss", "critic_loss", "alpha_loss", "q_mean", "target_mean"):
+        assert np.isfinite(getattr(stats, key)), key
+    after = algo.state_dict()
+    for prefix in ("policy.actor.", "critic.layers.", "critic_target.layers.", "log_alpha"):
+        changed = [k for k in before if k.startswith(prefix) and not torch.equal(before[k], after[k])]
+        assert changed, f"nothing under {prefix} changed"
+    assert algo.lr_schedulers[0].get_last_lr()[0] < 1e-4  # cosine annealing stepped
+    assert (stats.penalty_mean > 0) == (cls is MOBILE)
+    with pytest.raises(RuntimeError, match="training step"):
+        algo.update(sampler, 8)
+
+
+def test_mobile_penalty_matches_a_hand_computation():
+    algo = make_algo(MOBILE, dynamics=TinyEnsemble(), mobile=MobileConfig(beta=2.0, num_samples=5))
+    obs, act = torch.randn(6, O), torch.rand(6, A)
+    torch.manual_seed(123)
+    u = algo.bellman_uncertainty(obs, act)
+    # by hand: the same action noise stream, elites predict obs and obs + 1
+    torch.manual_seed(123)
+    per_elite = []
+    next_obs = torch.stack([obs, obs + 1.0]).expand(5, 2, 6, O)
+    (mu, sigma), _ = algo.actor(next_obs.reshape(-1, O))
+    a = torch.tanh(mu + sigma * torch.randn_like(mu)).reshape(5, 2, 6, A)
+    with torch.no_grad():
+        for e in range(2):
+            q = torch.stack([algo.critic_target(next_obs[n, e], a[n, e]).min(0).values for n in range(5)])  # [N, B]
+            per_elite.append(q.mean(0))
+    expected = torch.stack(per_elite).std(0)
+    torch.testing.assert_close(u, expected, rtol=1e-5, atol=1e-6)
+    batch = real_batch(6)
+    batch.observations, batch.actions = obs, act
+    torch.manual_seed(123)
+    torch.testing.assert_close(algo.model_penalty(batch), 2.0 * expected, rtol=1e-5, atol=1e-6)
+
+
+def test_mobile_switches():
+    algo = make_algo(MOBILE, dynamics=TinyEnsemble(), mobile=MobileConfig(deterministic_backup=True, target_lower_bound=None,
+                                                                          actor_on_target_critics=True))
+    assert not algo.backup_entropy() and algo.target_lower_bound() is None and algo.actor_critic() is algo.critic_target
+    plain = make_algo(MOBILE, dynamics=TinyEnsemble(), mobile=MobileConfig())
+    assert plain.backup_entropy() and plain.target_lower_bound() == 0.0 and plain.actor_critic() is plain.critic
+
+
+def test_sampler_mixes_real_and_model_rows():
+    buf = ModelBuffer(100, O, A)
+    sampler = MixedSampler(real_batch(), buf, 0.25, torch.Generator().manual_seed(0))
+    assert not bool(sampler.sample(16).is_model.any())  # empty model buffer: all real
+    buf.add(real_batch(50, seed=3))
+    batch = sampler.sample(16)
+    assert batch.is_model.tolist() == [False] * 4 + [True] * 12
+
+
+# ------------------------------------------------------------------------------------ config
+def test_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match=r"unknown config key\(s\) \['rollout.horizn'\]"):
+        load_config(None, ["rollout.horizn=3"])
+    with pytest.raises(ConfigError, match="task: unknown task 'hoper-medium-v2'"):
+        load_config(None, ["task=hoper-medium-v2"])
+    with pytest.raises(ConfigError, match="agent.auto_alpha must be"):
+        load_config(None, ["agent.auto_alpha=maybe"])
+    with pytest.raises(ConfigError, match="MOBILE uses mobile.beta"):
+        load_config(None, ["rollout.penalty_coef=1.0"])
+    cfg = load_config(None, ["agent.auto_alpha=false", "dynamics.weight_decays=[1e-5, 1e-5, 1e-5, 1e-5, 1e-4]"])
+    assert cfg.agent.auto_alpha is False and cfg.dynamics.weight_decays == (1e-5,) * 4 + (1e-4,)
+    assert config_from_dict(cfg.to_dict()) == cfg
+
+
+def test_every_shipped_config_loads():
+    from pathlib import Path
+
+    files = sorted(Path(__file__).resolve().parents[1].glob("configs/**/*.yaml"))
+    assert len(files) >= 4 * 21 * 2  # 21 tasks x {mopo, mobile} x {morec on, off} x {full, smoke}
+    for path in files:
+        load_config(path)
+
+
+# ------------------------------------------------------------------------------------ pipeline
+@pytest.fixture(scope="module")
+def hopper_file(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    rng = np.random.default_rng(0)
+    log = record_episodes(make_env("Hopper-v4", 0), lambda o: rng.uniform(-1, 1, 3).astype(np.float32), 2000, seed=0)
+    path = root / "hopper.hdf5"
+    log_to_dataset(log.arrays(), "Hopper-v4", "d4rl", {"source": "test"}).save(path)
+    return path
+
+
+def smoke(path, cache, algorithm="mobile", morec=True, epochs=2, **extra) -> list[str]:
+    sets = [f"task=Hopper-v4", f"algorithm={algorithm}", f"morec={str(morec).lower()}", f"dataset={path}", f"cache_dir={cache}",
+            "dynamics.max_epochs=2", "dynamics.hidden_sizes=[32, 32]", "dynamics.weight_decays=[2.5e-5, 5e-5, 1e-4]",
+            "reward.num_updates=100", "reward.snapshot_interval=50", "reward.hidden_sizes=[32]",
+            "rollout.horizon=5", "rollout.batch_size=50", "rollout.freq=20", "rollout.samples_per_member=2",
+            "agent.hidden_sizes=[32, 32]", "mobile.num_samples=2",
+            f"train.epochs={epochs}", "train.steps_per_epoch=20", "train.eval_episodes=1", "train.log_every=10"]
+    if algorithm == "mopo":
+        sets.append("rollout.penalty_coef=1.0")
+    return sets + [f"{k}={v}" for k, v in extra.items()]
+
+
+def test_smoke_run_writes_tensorboard_tags_and_summary(hopper_file, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache"))
+    summary = Trainer(cfg, tmp_path / "run", show_progress=False).run()
+    assert summary["gradient_steps"] == 40 and len(summary["evaluations"]) == 2
+    assert summary["last10_mean_score"] == pytest.approx(np.mean([e["normalized_score"] for e in summary["evaluations"]]))
+    events = EventAccumulator(str(tmp_path / "run" / "tb")).Reload()
+    tags = set(events.Tags()["scalars"])
+    for tag in ("train/actor_loss", "train/critic_loss", "train/alpha", "train/q_mean", "train/penalty_mean",
+                "rollout/mean_length", "rollout/truncation_rate", "rollout/reward_d", "eval/return_mean",
+                "eval/normalized_score", "perf/gradient_steps_per_s", "dynamics/train_nll"):
+        assert tag in tags, tag
+    assert [e.step for e in events.Scalars("eval/normalized_score")] == [20, 40]
+    assert (tmp_path / "run" / "summary.json").exists() and (tmp_path / "run" / "config.yaml").exists()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        Trainer(cfg, tmp_path / "run", show_progress=False)
+
+
+def test_resume_reproduces_the_uninterrupted_run(hopper_file, tmp_path, monkeypatch):
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=True, epochs=3))
+    full = Trainer(cfg, tmp_path / "full", show_progress=False)
+    full_summary = full.run()
+
+    original = Trainer._save_checkpoint
+
+    def crash_after_first(self):
+        original(self)
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", crash_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, tmp_path / "killed", show_progress=False).run()
+    monkeypatch.setattr(Trainer, "_save_checkpoint", original)
+    resumed = Trainer(cfg, tmp_path / "killed", resume=True, show_progress=False)
+    assert resumed.epoch == 1 and resumed.gradient_step == 20
+    resumed_summary = resumed.run()
+    assert resumed_summary["evaluations"] == full_summary["evaluations"]
+    for (k, a), b in zip(full.algo.state_dict().items(), resumed.algo.state_dict().values()):
+        if isinstance(a, torch.Tensor):
+            torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+    other = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=True, epochs=4))
+    with pytest.raises(ConfigError, match=r"another config \(differs in \['train.epochs'\]\)"):
+        Trainer(other, tmp_path / "killed", resume=True, show_progress=False)
+
+
+def test_wrong_dataset_for_the_task_fails_before_training(hopper_file, tmp_path):
+    from morec.data import DatasetError
+
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", task="Walker2d-v4"))
+    with pytest.raises(DatasetError, match="has 11 columns but Walker2d-v4"):
+        Trainer(cfg, tmp_path / "run", show_progress=False)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
