@@ -1,0 +1,103 @@
+"""Gradient steps per second of MOPO and MOBILE (batch 256, 256x256 networks, the published
+7 x 4 x 200 ensemble for MOBILE's 5 elites x 10 samples) and how much of a step is spent in
+tianshou's code rather than ours and torch's. Prints one JSON object.
+
+    python scripts/bench_train.py [--device cpu|cuda] [--steps 200] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import platform
+import pstats
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import torch
+from tianshou.algorithm.modelfree.sac import SACPolicy
+from tianshou.utils.torch_utils import policy_within_training_step
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from algos import MOBILE, MOPO, AgentConfig, MixedSampler, MobileConfig, TwinCritic, build_actor  # noqa: E402
+from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo  # noqa: E402
+from morec import ModelBuffer, TransitionBatch  # noqa: E402
+
+OBS, ACT = 11, 3
+
+
+def make(cls, device):
+    torch.manual_seed(0)
+    policy = SACPolicy(actor=build_actor(OBS, ACT, (256, 256)), action_space=gym.spaces.Box(-1, 1, (ACT,)))
+    kw = {}
+    if cls is MOBILE:
+        kw = {"dynamics": EnsembleDynamics(TaskInfo(OBS, ACT), EnsembleConfig(), device=device).eval(), "mobile": MobileConfig(num_samples=10)}
+    return cls(policy=policy, critic=TwinCritic(OBS, ACT, (256, 256)), config=AgentConfig(), act_dim=ACT, total_steps=10**6, **kw).to(device)
+
+
+def data(device, n=100_000) -> tuple[TransitionBatch, ModelBuffer]:
+    g = torch.Generator().manual_seed(0)
+    real = TransitionBatch(torch.randn(n, OBS, generator=g), torch.rand(n, ACT, generator=g) * 2 - 1, torch.randn(n, generator=g),
+                           torch.randn(n, OBS, generator=g), torch.rand(n, generator=g) < 0.01)
+    real = TransitionBatch(*(getattr(real, f).to(device) for f in ModelBuffer.FIELDS))
+    model = ModelBuffer(n, OBS, ACT, device)
+    model.add(real)
+    return real, model
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def measure(cls, device: str, steps: int) -> dict:
+    algo = make(cls, device)
+    real, model = data(device)
+    sampler = MixedSampler(real, model, 0.05, torch.Generator(device=device).manual_seed(0))
+    with policy_within_training_step(algo.policy):
+        for _ in range(5):
+            algo.update(sampler, 256)
+        sync(device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            algo.update(sampler, 256)
+        sync(device)
+        seconds = time.perf_counter() - t0
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(max(steps // 4, 5)):
+            algo.update(sampler, 256)
+        sync(device)
+        profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = sum(v[2] for v in stats.stats.values())  # own time of every function
+    in_tianshou = sum(v[2] for k, v in stats.stats.items() if "tianshou" in k[0])
+    return {"gradient_steps_per_s": round(steps / seconds, 1), "ms_per_step": round(1000 * seconds / steps, 2),
+            "share_of_step_in_tianshou_code": round(in_tianshou / total, 4)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    result = {
+        "device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor() or "cpu",
+        "threads": torch.get_num_threads(),
+        "batch_size": 256,
+        "mopo": measure(MOPO, args.device, args.steps),
+        "mobile_5_elites_x_10_samples": measure(MOBILE, args.device, max(args.steps // 4, 10)),
+        "note": "share_of_step_in_tianshou_code: own (not cumulative) Python time in tianshou modules under cProfile; "
+                "the update itself is ours, tianshou supplies the Algorithm/Optimizer wrappers and SACPolicy",
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
