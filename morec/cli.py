@@ -90,7 +90,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     print(f"\ntraining MOBILE + MOREC on {path} ({len(ds)} transitions, mean episode return {ds.returns().mean():.1f})")
     run_dir = Path(args.out).parent / "mobile_morec"
     overrides = QUICKSTART_TRAINING + [f"dataset={path}", f"seed={args.seed}", f"device={args.device}",
-                                       f"cache_dir={Path(args.out).parent / 'cache'}"]
+                                       f"cache_dir={Path(args.out).parent / 'cache'}"] + list(args.set)
     result = Trainer(load_config(None, overrides), run_dir, resume=(run_dir / "checkpoint.pt").exists(),
                      show_progress=not args.no_progress).run()
     print(f"normalised score (D4RL hopper references): last {result['last_score']:.1f}, best {result['best_score']:.1f} "
@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_collect)
     p = sub.add_parser("quickstart", help="the main job on built-in data: collect a hopper dataset, train MOBILE+MOREC on it")
     _add_collect_args(p, out_default="runs/quickstart/data", train_steps=6_000, dataset_size=5_000)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the training config, e.g. train.epochs=10")
     p.set_defaults(func=cmd_quickstart)
     p = sub.add_parser("train-dynamics", help="fit the ensemble dynamics on a dataset and report holdout and oracle error")
     dynamics_cli.add_arguments(p)
