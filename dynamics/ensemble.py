@@ -8,8 +8,6 @@ log-variance bounds with soft clamping, inputs standardised on the training spli
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .io import atomic_torch_save
 from .layers import ACTIVATIONS, EnsembleLinear, soft_clamp
 
 CHECKPOINT_FILE = "dynamics.pt"
@@ -158,14 +157,7 @@ class EnsembleDynamics(nn.Module):
             "task": asdict(self.task),
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
         }
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, directory / CHECKPOINT_FILE)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_torch_save(payload, directory / CHECKPOINT_FILE)
         (directory / "config.json").write_text(json.dumps(payload["config"] | {"task": payload["task"]}, indent=2))
         return directory / CHECKPOINT_FILE
 

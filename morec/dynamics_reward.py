@@ -14,8 +14,6 @@ Training lives in :mod:`morec.reward_training`.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dynamics.io import atomic_torch_save
 from dynamics.layers import EnsembleLinear
 
 CHECKPOINT_FILE = "dynamics_reward.pt"
@@ -156,15 +155,7 @@ class DynamicsReward(nn.Module):
             "act_dim": self.act_dim,
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
         }
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, directory / CHECKPOINT_FILE)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return directory / CHECKPOINT_FILE
+        return atomic_torch_save(payload, directory / CHECKPOINT_FILE)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu", obs_dim: int | None = None,

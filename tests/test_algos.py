@@ -15,8 +15,7 @@ from algos.config import ConfigError, config_from_dict, load_config
 from algos.train import Trainer
 from dynamics import TaskInfo
 from morec import ModelBuffer, TransitionBatch
-from morec.collect import log_to_dataset
-from morec.envs import make_env, record_episodes
+from tests.helpers import random_dataset_file
 
 O, A = 4, 2
 
@@ -138,11 +137,7 @@ def test_every_shipped_config_loads():
 @pytest.fixture(scope="module")
 def hopper_file(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
-    rng = np.random.default_rng(0)
-    log = record_episodes(make_env("Hopper-v4", 0), lambda o: rng.uniform(-1, 1, 3).astype(np.float32), 2000, seed=0)
-    path = root / "hopper.hdf5"
-    log_to_dataset(log.arrays(), "Hopper-v4", "d4rl", {"source": "test"}).save(path)
-    return path
+    return random_dataset_file(root / "hopper.hdf5")
 
 
 def smoke(path, cache, algorithm="mobile", morec=True, epochs=2, **extra) -> list[str]:

@@ -9,9 +9,8 @@ import pytest
 
 from morec.behaviour import BehaviourTrainer, SACConfig
 from morec.cli import main
-from morec.collect import log_to_dataset
-from morec.envs import make_env, record_episodes
 from morec.reward_cli import auc, spearman
+from tests.helpers import random_dataset_file
 
 
 def test_auc_and_spearman():
@@ -26,9 +25,7 @@ def test_auc_and_spearman():
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    rng = np.random.default_rng(0)
-    log = record_episodes(make_env("Hopper-v4", 0), lambda o: rng.uniform(-1, 1, 3).astype(np.float32), 3000, seed=0)
-    log_to_dataset(log.arrays(), "Hopper-v4", "d4rl", {"source": "test"}).save(root / "hopper.hdf5")
+    random_dataset_file(root / "hopper.hdf5", steps=3000)
     cfg = SACConfig(train_steps=40, warmup_steps=40, eval_every=40, eval_episodes=1, hidden_size=16, batch_size=16)
     BehaviourTrainer("Hopper-v4", root / "sac", cfg).train(show_progress=False)
     return root
@@ -74,9 +71,7 @@ def test_eval_model_needs_a_policy_path(workdir, tmp_path, capsys):
 
 
 def test_dynamics_for_another_task_is_refused(workdir, tmp_path, capsys):
-    rng = np.random.default_rng(1)
-    log = record_episodes(make_env("Walker2d-v4", 0), lambda o: rng.uniform(-1, 1, 6).astype(np.float32), 300, seed=0)
-    log_to_dataset(log.arrays(), "Walker2d-v4", "d4rl", {"source": "test"}).save(tmp_path / "walker.hdf5")
+    random_dataset_file(tmp_path / "walker.hdf5", "Walker2d-v4", steps=300)
     dyn = tmp_path / "dyn"
     run(["train-dynamics", "--dataset", str(workdir / "hopper.hdf5"), "--out", str(dyn), "--max-epochs", "1",
          "--eval-starts", "10", "--eval-horizon", "1", "--no-progress"], capsys)

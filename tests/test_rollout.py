@@ -9,8 +9,7 @@ import torch
 from dynamics import EnsembleConfig, EnsembleDynamics, MujocoOracle, TaskInfo, fit_ensemble, get_termination_fn
 from morec import ModelBuffer, RolloutConfig, RolloutEngine, Selection, TransitionBatch
 from morec.evaluation import model_error, normalised_error, observation_std, open_loop_error
-from morec.envs import make_env, record_episodes
-from morec.collect import log_to_dataset
+from tests.helpers import random_dataset
 
 
 def batch(n: int, start: float = 0.0, obs_dim: int = 2, act_dim: int = 1) -> TransitionBatch:
@@ -149,10 +148,7 @@ def test_same_seed_same_rollout():
 @pytest.fixture(scope="module")
 def hopper_model():
     torch.manual_seed(0)
-    env = make_env("Hopper-v4", seed=0)
-    rng = np.random.default_rng(0)
-    log = record_episodes(env, lambda o: rng.uniform(-1, 1, 3).astype(np.float32), 4000, seed=0)
-    ds = log_to_dataset(log.arrays(), "Hopper-v4", "d4rl", {"source": "test"})
+    ds = random_dataset(steps=4000)
     cfg = EnsembleConfig(num_members=4, num_elites=3, hidden_sizes=(64, 64), weight_decays=(2.5e-5, 5e-5, 1e-4), max_epochs=15)
     model = EnsembleDynamics(TaskInfo(11, 3, "Hopper-v4", "d4rl"), cfg, seed=0)
     fit_ensemble(model, ds, show_progress=False)

@@ -7,11 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from morec.collect import log_to_dataset
-from morec.envs import make_env, record_episodes
+from tests.helpers import random_dataset_file
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -19,9 +17,7 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory):
     root = tmp_path_factory.mktemp("suite")
-    rng = np.random.default_rng(0)
-    log = record_episodes(make_env("Hopper-v4", 0), lambda o: rng.uniform(-1, 1, 3).astype(np.float32), 1500, seed=0)
-    log_to_dataset(log.arrays(), "Hopper-v4", "d4rl", {"source": "test"}).save(root / "hopper.hdf5")
+    random_dataset_file(root / "hopper.hdf5", steps=1500)
     argv = [sys.executable, str(SCRIPTS / "run_d4rl.py"), "--tasks", "hopper-medium-replay-v2", "--variants", "mopo,mobile_morec",
             "--seeds", "0,1", "--smoke", "--dataset", str(root / "hopper.hdf5"), "--results", str(root / "results"),
             "--max-parallel", "2", "--set", f"cache_dir={root / 'cache'}", "--set", "train.steps_per_epoch=10",

@@ -1,0 +1,23 @@
+"""Small real MuJoCo datasets for tests: uniformly random actions, recorded in the D4RL layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from morec.collect import log_to_dataset
+from morec.data import OfflineDataset
+from morec.envs import make_env, record_episodes
+
+
+def random_dataset(env_id: str = "Hopper-v4", steps: int = 2000, seed: int = 0) -> OfflineDataset:
+    env = make_env(env_id, seed)
+    rng = np.random.default_rng(seed)
+    act_dim = env.action_space.shape[0]
+    log = record_episodes(env, lambda o: rng.uniform(-1, 1, act_dim).astype(np.float32), steps, seed=seed)
+    return log_to_dataset(log.arrays(), env_id, "d4rl", {"source": "test"})
+
+
+def random_dataset_file(path: Path, env_id: str = "Hopper-v4", steps: int = 2000, seed: int = 0) -> Path:
+    return random_dataset(env_id, steps, seed).save(path)
