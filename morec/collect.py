@@ -94,9 +94,7 @@ def collect(cfg: CollectConfig, show_progress: bool = True) -> dict[str, Any]:
     for offset, level in enumerate(sorted(needed)):
         evaluation = rollout_policies[level]
         if evaluation is None:
-            low, high = env.action_space.low, env.action_space.high
-            rng = np.random.default_rng(cfg.seed + 40_000)
-            act_fn = lambda obs: rng.uniform(low, high).astype(np.float32)  # noqa: E731
+            act_fn = uniform_actions(env.action_space, np.random.default_rng(cfg.seed + 40_000))
         else:
             act_fn = policy_act_fn(trainer.load_policy(evaluation), deterministic=False)
         with tqdm(total=cfg.dataset_size, desc=f"{level} data", disable=not show_progress) as bar:
@@ -138,6 +136,11 @@ def collect(cfg: CollectConfig, show_progress: bool = True) -> dict[str, Any]:
     }
     atomic_write(out / "collect_summary.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
     return summary
+
+
+def uniform_actions(space, rng: np.random.Generator):
+    """``obs -> action`` drawn uniformly from a Box action space (the ``random`` dataset)."""
+    return lambda obs: rng.uniform(space.low, space.high).astype(np.float32)
 
 
 def _replay_until(log: TransitionLog, step: int) -> dict[str, np.ndarray]:

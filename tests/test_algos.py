@@ -141,7 +141,7 @@ def hopper_file(tmp_path_factory):
 
 
 def smoke(path, cache, algorithm="mobile", morec=True, epochs=2, **extra) -> list[str]:
-    sets = [f"task=Hopper-v4", f"algorithm={algorithm}", f"morec={str(morec).lower()}", f"dataset={path}", f"cache_dir={cache}",
+    sets = ["task=Hopper-v4", f"algorithm={algorithm}", f"morec={str(morec).lower()}", f"dataset={path}", f"cache_dir={cache}",
             "dynamics.max_epochs=2", "dynamics.hidden_sizes=[32, 32]", "dynamics.weight_decays=[2.5e-5, 5e-5, 1e-4]",
             "reward.num_updates=100", "reward.snapshot_interval=50", "reward.hidden_sizes=[32]",
             "rollout.horizon=5", "rollout.batch_size=50", "rollout.freq=20", "rollout.samples_per_member=2",

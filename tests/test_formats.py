@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import warnings
-import zipfile
 from types import SimpleNamespace
 
 import h5py
