@@ -160,7 +160,8 @@ class Trainer:
         if resume:
             self._load_checkpoint()
         self.writer.close()
-        self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.gradient_step or None)
+        # a resumed run drops events logged after its checkpoint (they are about to be written again)
+        self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.gradient_step + 1 if resume else None)
 
     # ------------------------------------------------------------------ run directory
     def _check_run_dir(self, resume: bool) -> None:
