@@ -9,8 +9,10 @@ Each step, for the live rows ``[B]``:
 4. the **selector** picks one candidate per row (default: a uniformly random elite, as MOPO and
    MOBILE do; the MOREC filter plugs in here) and may stop rows (marking them terminal);
 5. termination function on ``(obs, act, next_obs)``; optional truncation hook;
-6. optional MOPO penalty ``lambda * max_e ||sigma_e||`` subtracted from the reward;
-7. the step's transitions go into the :class:`ModelBuffer`; rows that terminated or stopped drop out.
+6. optional ``reward_transform(reward, obs, act, next_obs)`` on the model reward (e.g. a
+   :class:`morec.shaping.StepAdapter` of clipping, flip noise or potential shaping);
+7. optional MOPO penalty ``lambda * max_e ||sigma_e||`` subtracted from the (transformed) reward;
+8. the step's transitions go into the :class:`ModelBuffer`; rows that terminated or stopped drop out.
 
 Nothing leaves the device inside the loop except the live-row count that compaction needs.
 """
@@ -28,6 +30,7 @@ from .buffer import ModelBuffer, TransitionBatch
 
 Policy = Callable[[torch.Tensor], torch.Tensor]  # obs [B, O] -> act [B, A]
 TruncationFn = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (step, obs, act, next_obs) -> bool [B]
+RewardTransformFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (reward [B], obs, act, next_obs) -> reward [B]
 
 
 @dataclass
@@ -67,7 +70,7 @@ class RolloutStats:
     start_states: int
     transitions: int
     mean_length: float  # transitions per start state
-    reward_mean: float  # model reward before any penalty
+    reward_mean: float  # model reward before the reward transform and any penalty
     penalty_mean: float
     terminated: int  # by the termination function
     stopped: int  # by the selector (e.g. the MOREC threshold) or the truncation hook
@@ -91,15 +94,19 @@ class RolloutEngine:
     """Rolls ``policy`` through ``dynamics`` from start states and fills a :class:`ModelBuffer`.
 
     ``dynamics`` needs ``predict(obs, act) -> (mean, logvar) [E, B, O + 1]`` and ``elites``.
+    ``reward_transform`` maps the model reward ``[B]`` of each step (with ``obs [B, O]``,
+    ``act [B, A]``, ``next_obs [B, O]``) to the reward ``[B]`` written before the penalty.
     """
 
     def __init__(self, dynamics, termination_fn: TerminationFn, config: RolloutConfig | None = None,
-                 selector: Selector | None = None, truncation_fn: TruncationFn | None = None, seed: int = 0):
+                 selector: Selector | None = None, truncation_fn: TruncationFn | None = None, seed: int = 0,
+                 reward_transform: RewardTransformFn | None = None):
         self.dynamics = dynamics
         self.termination_fn = termination_fn
         self.config = config or RolloutConfig()
         self.selector = selector or RandomEliteSelector()
         self.truncation_fn = truncation_fn
+        self.reward_transform = reward_transform
         self.device = dynamics.device
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
@@ -138,17 +145,23 @@ class RolloutEngine:
                 break
             act = policy(obs)
             picked, sel, penalty = self.select(obs, act, step)
-            next_obs, reward = picked[:, :-1], picked[:, -1]
+            next_obs, model_reward = picked[:, :-1], picked[:, -1]
             terminated = self.termination_fn(obs, act, next_obs)
             stop = sel.stop if sel.stop is not None else torch.zeros_like(terminated)
             truncated = self.truncation_fn(step, obs, act, next_obs) if self.truncation_fn else torch.zeros_like(terminated)
             terminals = terminated | stop
+            reward = model_reward
+            if self.reward_transform is not None:
+                reward = self.reward_transform(model_reward, obs, act, next_obs)
+                if reward.shape != model_reward.shape:
+                    raise ValueError(f"reward_transform must return rewards of shape {tuple(model_reward.shape)}, "
+                                     f"got {tuple(reward.shape)}")
             buffer.add(TransitionBatch(obs, act, reward - penalty, next_obs, terminals))
             if step_callback is not None:
                 step_callback(StepRecord(step, obs, act, next_obs, reward - penalty, terminals))
             n = len(obs)
             n_written += n
-            sums["reward"] += reward.sum()
+            sums["reward"] += model_reward.sum()
             sums["penalty"] += penalty.sum()
             sums["terminated"] += terminated.sum()
             sums["stopped"] += ((stop | truncated) & ~terminated).sum()
