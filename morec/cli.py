@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from . import dynamics_cli, reward_cli
+from .credit import cli as credit_cli
 from .tasks import D4RL_LEVELS
 
 
@@ -138,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-reward", help="learn the MOREC dynamics reward (adversarial discriminator snapshots)")
     reward_cli.add_train_arguments(p)
     p.set_defaults(func=reward_cli.train_reward)
+    p = sub.add_parser("relabel", help="dense per-step rewards for episodic data (IRCR, RD, RRD, LaRe with hand-written/identity/LLM factors)")
+    credit_cli.add_arguments(p)
+    p.set_defaults(func=credit_cli.run)
     p = sub.add_parser("eval-model", help="oracle error of model rollouts, with and without the MOREC filter")
     reward_cli.add_eval_arguments(p)
     p.set_defaults(func=reward_cli.eval_model)

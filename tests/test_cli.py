@@ -77,3 +77,19 @@ def test_dynamics_for_another_task_is_refused(workdir, tmp_path, capsys):
          "--eval-starts", "10", "--eval-horizon", "1", "--no-progress"], capsys)
     with pytest.raises(ValueError, match="trained with obs_dim=11"):
         main(["eval-model", "--dataset", str(tmp_path / "walker.hdf5"), "--dynamics", str(dyn)])
+
+
+def test_relabel_episodic_data(workdir, tmp_path, capsys):
+    from morec.data import load_dataset
+
+    data = str(workdir / "hopper.hdf5")
+    report = run(["relabel", "--dataset", data, "--episodic", "--method", "ircr", "--out", str(tmp_path / "ircr.hdf5")], capsys)
+    relabelled = load_dataset(tmp_path / "ircr.hdf5")
+    original = load_dataset(data)
+    np.testing.assert_allclose(relabelled.returns(), original.returns(), rtol=1e-4)  # IRCR keeps each episode's return
+    assert relabelled.metadata["reward_relabelling"]["method"] == "ircr"
+    assert -1.0 <= report["pearson_with_true_rewards"] <= 1.0
+    report = run(["relabel", "--dataset", data, "--episodic", "--method", "lare", "--factors", "hand-written",
+                  "--updates", "300", "--out", str(tmp_path / "lare.hdf5"), "--no-progress"], capsys)
+    assert report["fit"]["encoder_source"] == "hand-written" and report["pearson_with_true_rewards"] > 0.8
+    np.testing.assert_array_equal(load_dataset(tmp_path / "lare.hdf5").observations, original.observations)

@@ -1,0 +1,78 @@
+"""``morec relabel``: dense per-step rewards for a dataset whose reward arrives per episode."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..data import load_dataset
+from .decomposers import (IRCR, IRCRConfig, LaReConfig, LatentRewardDecoder, RandomizedReturnDecomposition, RDConfig,
+                          ReturnDecomposition, RRDConfig, episodic)
+from .factors import IdentityFactors, hand_written_factors
+
+METHODS = ("ircr", "rd", "rrd", "rrd-unbiased", "lare")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help="dataset source (file, d4rl:, neorl:, minari:)")
+    p.add_argument("--env", default=None, help="environment id when the dataset does not name one")
+    p.add_argument("--out", required=True, help="the relabelled dataset (.hdf5); the report goes beside it")
+    p.add_argument("--method", choices=METHODS, default="lare")
+    p.add_argument("--factors", choices=("hand-written", "identity", "llm"), default="identity",
+                   help="LaRe's factor encoder; 'llm' asks the OpenAI-compatible server named by MOREC_LLM_BASE_URL / MOREC_LLM_MODEL")
+    p.add_argument("--replay-cache", default=None, help="directory of recorded LLM answers (with --factors llm); reused offline")
+    p.add_argument("--episodic", action="store_true",
+                   help="first turn the dataset's dense rewards into episodic ones (for experiments: keeps the truth to compare)")
+    p.add_argument("--updates", type=int, default=RDConfig.updates)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _decomposer(args: argparse.Namespace, ds, out: Path):
+    if args.method == "ircr":
+        return IRCR(IRCRConfig(), device=args.device), None
+    if args.method == "rd":
+        return ReturnDecomposition(RDConfig(updates=args.updates), device=args.device), None
+    if args.method in ("rrd", "rrd-unbiased"):
+        cfg = RRDConfig(updates=args.updates, bias_correction=args.method == "rrd-unbiased")
+        return RandomizedReturnDecomposition(cfg, device=args.device), None
+    search = None
+    if args.factors == "hand-written":
+        if ds.domain is None:
+            raise SystemExit("--factors hand-written needs a hopper, halfcheetah or walker2d dataset; use identity or llm")
+        encoder = hand_written_factors(ds.domain)
+    elif args.factors == "identity":
+        encoder = IdentityFactors()
+    else:
+        from .llm import HTTPChatBackend, HTTPChatConfig, ReplayCache, generate_factor_encoder, spec_for_dataset
+
+        backend = HTTPChatBackend(HTTPChatConfig.from_env())
+        if args.replay_cache:
+            backend = ReplayCache(args.replay_cache, backend)
+        search = generate_factor_encoder(backend, spec_for_dataset(ds), ds, out.parent / f"{out.stem}_llm")
+        encoder = search.encoder
+    return LatentRewardDecoder(encoder, LaReConfig(updates=args.updates), device=args.device), search
+
+
+def run(args: argparse.Namespace) -> int:
+    ds = load_dataset(args.dataset, env_id=args.env)
+    if args.episodic:
+        ds = episodic(ds)
+    out = Path(args.out)
+    decomposer, search = _decomposer(args, ds, out)
+    fit = decomposer.fit(ds, seed=args.seed, show_progress=not args.no_progress)
+    relabelled = decomposer.relabel(ds)
+    relabelled.save(out)
+    report = {"dataset": str(args.dataset), "out": str(out), "fit": fit.to_dict()}
+    if search is not None:
+        report["llm"] = {"fallback": search.fallback, "reason": search.reason, "run_dir": str(search.run_dir)}
+    if "true_rewards" in ds.infos:
+        truth = ds.infos["true_rewards"]
+        report["pearson_with_true_rewards"] = float(np.corrcoef(relabelled.rewards, truth)[0, 1])
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return 0
