@@ -10,14 +10,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dynamics import EnsembleDynamics, MujocoOracle, TaskInfo
+from dynamics import EnsembleDynamics, MujocoOracle, TaskInfo, get_termination_fn
 
 from .data import load_dataset
 from .dynamics_reward import DynamicsReward, DynamicsRewardConfig
 from .evaluation import model_error, observation_std
 from .filter import MorecFilterConfig, MorecSelector
-from .policies import actor_policy, load_sac_actor, random_policy
+from .policies import TensorPolicy, actor_policy, load_sac_actor, random_policy
 from .reward_training import fit_dynamics_reward, sample_elite_next_obs
+from .rollout import RolloutConfig, RolloutEngine
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -107,7 +108,7 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print only the JSON report")
 
 
-def make_policy(args: argparse.Namespace, ds, device) -> callable:
+def make_policy(args: argparse.Namespace, ds, device) -> TensorPolicy:
     gen = torch.Generator(device=device).manual_seed(args.seed + 1)
     if args.policy == "random":
         return random_policy(ds.act_dim, gen)
@@ -163,8 +164,6 @@ def _summary(rep) -> dict:
 def filtered_spearman(reward, dyn, oracle, starts, args, ds, std) -> float:
     """Rank correlation between r_D and oracle error over candidates of one step from the start
     states (negative means higher reward, lower error)."""
-    from .rollout import RolloutConfig, RolloutEngine
-    from dynamics import get_termination_fn
     engine = RolloutEngine(dyn, get_termination_fn(oracle.env_id, oracle.layout), RolloutConfig(samples_per_member=args.samples_per_member), seed=args.seed)
     act = make_policy(args, ds, starts.device)(starts)
     cands, _ = engine.candidates(starts, act)  # [K, B, O + 1]
