@@ -206,3 +206,18 @@ def test_wrong_dataset_for_the_task_fails_before_training(hopper_file, tmp_path)
     with pytest.raises(DatasetError, match="has 11 columns but Walker2d-v4"):
         Trainer(cfg, tmp_path / "run", show_progress=False)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_behaviour_cloning_fits_the_dataset_actions(hopper_file):
+    from algos.bc import BCConfig, log_likelihood, train_bc
+    from morec.data import load_dataset
+
+    ds = load_dataset(hopper_file)
+    policy, losses = train_bc(ds, gym.spaces.Box(-1, 1, (3,)), BCConfig(hidden_sizes=(32, 32), lr=1e-3, steps=300), seed=0)
+    assert losses[-1] < losses[0] and np.isfinite(losses).all()
+    obs, act = torch.as_tensor(ds.observations[:64]), torch.as_tensor(ds.actions[:64])
+    with torch.no_grad():
+        assert torch.isfinite(log_likelihood(policy.actor, obs, act)).all()
+    again, _ = train_bc(ds, gym.spaces.Box(-1, 1, (3,)), BCConfig(hidden_sizes=(32, 32), lr=1e-3, steps=300), seed=0)
+    for a, b in zip(policy.state_dict().values(), again.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
