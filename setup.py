@@ -8,7 +8,7 @@ setup(
     description="Offline model-based RL with reward-consistent dynamics models (MOREC) on tianshou",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.10",
+    python_requires=">=3.11",
     packages=find_packages(include=["morec", "morec.*", "dynamics", "dynamics.*", "algos", "algos.*"]),
     install_requires=[
         # torch is pinned on purpose: an unpinned torch pulls a multi-GB CUDA build on a fresh
