@@ -52,7 +52,7 @@ def main() -> None:
             if not curves:
                 continue
             steps, mean, std = mean_std(curves)
-            ax.plot(steps, mean, label=f"{variant_dir.name} ({len(curves)} seeds)")
+            ax.plot(steps, mean, label=f"{variant_dir.name} ({len(curves)} seed{'' if len(curves) == 1 else 's'})")
             ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
             plotted = True
         if plotted:
