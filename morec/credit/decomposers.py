@@ -21,6 +21,7 @@ dataset and on its episodic view.
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -230,7 +231,7 @@ class LaReConfig(RRDConfig):
 
 
 # ------------------------------------------------------------------------------ base
-class Decomposer:
+class Decomposer(ABC):
     """Common interface. Subclasses set ``method`` and implement ``fit``, ``_predict`` and state."""
 
     method: str
@@ -244,11 +245,13 @@ class Decomposer:
     def encoder_info(self) -> dict[str, str | None]:
         return {"encoder": None, "encoder_source": None}
 
+    @abstractmethod
     def fit(self, dataset: OfflineDataset, *, seed: int = 0, show_progress: bool = True) -> FitReport:
-        raise NotImplementedError
+        """See the class docstring."""
 
+    @abstractmethod
     def _predict(self, obs: np.ndarray, act: np.ndarray) -> torch.Tensor:
-        raise NotImplementedError
+        """See the class docstring."""
 
     def _require_fitted(self) -> None:
         if self.report is None:
@@ -282,11 +285,13 @@ class Decomposer:
         return self.predict(dataset.observations, dataset.actions)
 
     # -------------------------------------------------------------------- persistence
+    @abstractmethod
     def _state(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """See the class docstring."""
 
+    @abstractmethod
     def _load_state(self, state: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """See the class docstring."""
 
     def save(self, path: str | Path) -> Path:
         """Write config, fitted state, fit report and encoder name/source to ``path``."""
