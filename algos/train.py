@@ -172,7 +172,8 @@ class Trainer:
                 raise ConfigError(f"--resume: no checkpoint at {self.checkpoint_path}; start the run without --resume")
             saved = config_from_dict(yaml.safe_load(config_path.read_text())).to_dict()
             if saved != resolved:
-                diff = sorted(k for k in _flatten(resolved) if _flatten(resolved)[k] != _flatten(saved).get(k))
+                new, old = _flatten(resolved), _flatten(saved)
+                diff = sorted(k for k in new if new[k] != old.get(k))
                 raise ConfigError(f"--resume: {self.checkpoint_path} was written with another config (differs in {diff})")
         elif self.checkpoint_path.exists():
             raise ConfigError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
