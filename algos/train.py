@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from dataclasses import asdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from morec.data import OfflineDataset, load_dataset, normalized_score
 from morec.data.formats import atomic_write
 from morec.dynamics_reward import DynamicsReward
 from morec.filter import MorecSelector
+from morec.locking import LockBusy, acquire, exclusive_lock
 from morec.reward_training import fit_dynamics_reward
 from morec.rollout import RolloutConfig, RolloutEngine
 from morec.tasks import get_task
@@ -67,24 +70,30 @@ def _key(*parts: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------- models
+# Runs sharing a cache entry (same dataset, config and seed) may start at once, in several processes
+# or on several machines sharing the cache directory: a lock next to the entry makes one of them
+# train it while the others wait and then load it.
 def cached_dynamics(cfg: TrainConfig, ds: OfflineDataset, fingerprint: str, writer: SummaryWriter, progress: bool) -> tuple[EnsembleDynamics, str]:
     key = _key("dynamics", fingerprint, asdict(cfg.dynamics), cfg.seed)
     folder = Path(cfg.cache_dir) / "dynamics" / key
     task = TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout"))
-    if (folder / "dynamics.pt").exists():
-        return EnsembleDynamics.load(folder, cfg.device, expect=task), key
-    model = EnsembleDynamics(task, cfg.dynamics, seed=cfg.seed, device=cfg.device)
-    fit_ensemble(model, ds, seed=cfg.seed, writer=writer, show_progress=progress)
-    model.save(folder)
+    with exclusive_lock(folder.with_name(key + ".lock"), f"waiting for another process training dynamics {folder}"):
+        if (folder / "dynamics.pt").exists():
+            return EnsembleDynamics.load(folder, cfg.device, expect=task), key
+        model = EnsembleDynamics(task, cfg.dynamics, seed=cfg.seed, device=cfg.device)
+        fit_ensemble(model, ds, seed=cfg.seed, writer=writer, show_progress=progress)
+        model.save(folder)
     return model, key
 
 
 def cached_reward(cfg: TrainConfig, ds: OfflineDataset, dynamics: EnsembleDynamics, dynamics_key: str, progress: bool) -> DynamicsReward:
-    folder = Path(cfg.cache_dir) / "reward" / _key("reward", dynamics_key, asdict(cfg.reward), cfg.seed)
-    if (folder / "dynamics_reward.pt").exists():
-        return DynamicsReward.load(folder, cfg.device, obs_dim=ds.obs_dim, act_dim=ds.act_dim)
-    reward, _ = fit_dynamics_reward(ds, dynamics, cfg.reward, seed=cfg.seed, log_dir=str(folder / "tb"), show_progress=progress)
-    reward.save(folder)
+    key = _key("reward", dynamics_key, asdict(cfg.reward), cfg.seed)
+    folder = Path(cfg.cache_dir) / "reward" / key
+    with exclusive_lock(folder.with_name(key + ".lock"), f"waiting for another process training the dynamics reward {folder}"):
+        if (folder / "dynamics_reward.pt").exists():
+            return DynamicsReward.load(folder, cfg.device, obs_dim=ds.obs_dim, act_dim=ds.act_dim)
+        reward, _ = fit_dynamics_reward(ds, dynamics, cfg.reward, seed=cfg.seed, log_dir=str(folder / "tb"), show_progress=progress)
+        reward.save(folder)
     return reward
 
 
@@ -120,11 +129,19 @@ def evaluate(policy: SACPolicy, env_id: str, layout: str, episodes: int, seed: i
 
 # ---------------------------------------------------------------------------------------- the run
 class Trainer:
-    """One training run in ``run_dir``. ``resume=True`` continues from its checkpoint."""
+    """One training run in ``run_dir``. ``resume=True`` continues from its checkpoint.
+
+    The run directory is locked while the trainer exists, so a second process (a suite re-run
+    while a killed one's worker still lingers) fails at once instead of interleaving checkpoints.
+    """
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool = True):
         self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), show_progress
         self.checkpoint_path = self.run_dir / "checkpoint.pt"
+        try:
+            self._run_lock = acquire(self.run_dir / ".lock", blocking=False)
+        except LockBusy:
+            raise ConfigError(f"{self.run_dir} is in use by another running process; wait for it or stop it") from None
         self._check_run_dir(resume)
         if torch.device(cfg.device).type == "cpu":
             torch.set_num_threads(1)
@@ -177,6 +194,8 @@ class Trainer:
                 raise ConfigError(f"--resume: {self.checkpoint_path} was written with another config (differs in {diff})")
         elif self.checkpoint_path.exists():
             raise ConfigError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
+        else:  # an attempt killed before its first checkpoint: its curves are about to be written again
+            shutil.rmtree(self.run_dir / "tb", ignore_errors=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(config_path, lambda tmp: tmp.write_text(yaml.safe_dump(_plain(resolved), sort_keys=False)))
 
@@ -225,7 +244,9 @@ class Trainer:
         for key, value in stats.selector.items():
             self.writer.add_scalar(f"rollout/{key}", value, step)
 
-    def run(self) -> dict[str, Any]:
+    def run(self, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Train to the end; ``on_evaluation(record)`` is called after each evaluation once its
+        checkpoint is written (a sweep reports the score there)."""
         cfg = self.cfg.train
         start = time.perf_counter()
         total = cfg.epochs * cfg.steps_per_epoch
@@ -244,14 +265,18 @@ class Trainer:
                     self._log_training(stats, window_steps / (time.perf_counter() - window_start))
                     window_start, window_steps = time.perf_counter(), 0
             self.epoch += 1
-            if self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs:
+            evaluated = self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs
+            if evaluated:
                 self._evaluate()
                 bar.set_postfix(score=f"{self.evaluations[-1]['normalized_score']:.1f}")
             self._save_checkpoint()
+            if evaluated and on_evaluation is not None:
+                on_evaluation(self.evaluations[-1])
         bar.close()
         summary = self._summary(time.perf_counter() - start)
         atomic_write(self.run_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
         self.writer.close()
+        self._run_lock.close()
         return summary
 
     def _log_training(self, stats, steps_per_s: float) -> None:
