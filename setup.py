@@ -23,11 +23,14 @@ setup(
         "h5py>=3.8",
         "tqdm>=4.60",
         "pyyaml>=6.0",
+        "matplotlib>=3.7",  # suites draw their learning curves
     ],
     extras_require={
         "minari": ["minari>=0.5,<0.6"],
-        "test": ["pytest>=8", "minari>=0.5,<0.6"],
-        "dev": ["pytest>=8", "minari>=0.5,<0.6", "ruff"],
+        # suites on Ray (a local instance or a cluster) and Ray Tune sweeps; without it suites use a local pool
+        "ray": ["ray[tune]>=2.40,<3"],
+        "test": ["pytest>=8", "minari>=0.5,<0.6", "ray[tune]>=2.40,<3"],
+        "dev": ["pytest>=8", "minari>=0.5,<0.6", "ray[tune]>=2.40,<3", "ruff"],
     },
     entry_points={"console_scripts": ["morec=morec.cli:main"]},
 )

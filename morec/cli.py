@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import dynamics_cli, reward_cli
 from .credit import cli as credit_cli
+from .suite import cli as suite_cli
 from .tasks import D4RL_LEVELS
 
 
@@ -136,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("suite", help="a benchmark suite (tasks x variants x seeds) on Ray or a local pool, then one table")
+    suite_cli.add_arguments(p)
+    p.set_defaults(func=suite_cli.run)
     p = sub.add_parser("train-reward", help="learn the MOREC dynamics reward (adversarial discriminator snapshots)")
     reward_cli.add_train_arguments(p)
     p.set_defaults(func=reward_cli.train_reward)

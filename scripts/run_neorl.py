@@ -2,12 +2,14 @@
 NeoRL has no official normaliser: the table's scores use a third-party random/expert table (see
 morec/data/scores.py); summary.json files keep the raw returns.
 
-    python scripts/run_neorl.py --seeds 0,1,2 --max-parallel 2          # needs the NeoRL npz files
+    python scripts/run_neorl.py --seeds 0,1,2                       # local Ray; needs the NeoRL npz files
+
+Same as `morec suite neorl ...`; see morec/suite/.
 """
 
-from suite import execute
+import sys
 
-TASKS = [f"{d}-v3-{lvl}-1000" for d in ("HalfCheetah", "Hopper", "Walker2d") for lvl in ("low", "medium", "high")]
+from morec.suite.cli import main
 
 if __name__ == "__main__":
-    execute("neorl", TASKS)
+    sys.exit(main("neorl"))

@@ -1,0 +1,76 @@
+"""`morec suite d4rl|neorl ...` (also `scripts/run_d4rl.py` / `scripts/run_neorl.py`)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+
+from .plan import BENCHMARK_TASKS, DATASET_ENV_VARS, DEFAULT_CONFIGS, VARIANTS, SuiteConfig
+from .runner import run_suite
+
+
+def _csv(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def add_arguments(p: argparse.ArgumentParser, benchmark: str | None = None) -> None:
+    if benchmark is None:
+        p.add_argument("benchmark", choices=sorted(BENCHMARK_TASKS), help="which configs/<benchmark>/ tree and default task list")
+    p.add_argument("--tasks", default=None, help="comma-separated task names (default: the benchmark's suite)")
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {','.join(VARIANTS)}")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    p.add_argument("--results", default=None, help="results root, local or a shared mount (default: runs/<benchmark>)")
+    p.add_argument("--configs", default=str(DEFAULT_CONFIGS), help="the configs/ tree (default: this checkout's)")
+    p.add_argument("--smoke", action="store_true", help="the configs' smoke variants (minutes, not hours)")
+    p.add_argument("--dataset", default=None, help="one dataset for every task (e.g. a `morec collect` file); default: each task's benchmark file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run (repeatable)")
+    p.add_argument("--retries", type=int, default=1, help="extra attempts for a failed run before it is reported (default 1)")
+    p.add_argument("--backend", choices=("auto", "ray", "pool"), default="auto", help="auto: Ray when installed, else the local pool")
+    p.add_argument("--address", default=None, help="join a running Ray cluster: auto or ray://host:port (default: start a local instance)")
+    p.add_argument("--max-parallel", type=int, default=None, help="runs at a time (default: Ray: the cluster's CPUs / --cpus-per-run; pool: 1)")
+    p.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray CPUs reserved by each run")
+    p.add_argument("--gpus-per-run", type=float, default=None, help="Ray GPU fraction per run (default: 0.25 where the cluster has GPUs, else 0)")
+    p.add_argument("--table-only", action="store_true", help="only tabulate and plot what is already in --results")
+
+
+def resolve_backend(choice: str, address: str | None) -> str:
+    has_ray = importlib.util.find_spec("ray") is not None
+    if choice == "auto":
+        if not has_ray:
+            print("Ray is not installed (pip install 'morec[ray]'): using the local process pool")
+        choice = "ray" if has_ray else "pool"
+    if address and choice != "ray":
+        raise SystemExit("--address joins a Ray cluster: it needs --backend ray (and Ray installed)")
+    return choice
+
+
+def run(args: argparse.Namespace, benchmark: str | None = None) -> int:
+    benchmark = benchmark or args.benchmark
+    cfg = SuiteConfig(
+        benchmark=benchmark,
+        tasks=_csv(args.tasks) if args.tasks else BENCHMARK_TASKS[benchmark],
+        variants=_csv(args.variants),
+        seeds=[int(s) for s in _csv(args.seeds)],
+        results=args.results or f"runs/{benchmark}",
+        configs=args.configs,
+        smoke=args.smoke,
+        dataset=args.dataset,
+        overrides=list(args.set),
+        retries=args.retries,
+        env={k: os.environ[k] for k in DATASET_ENV_VARS if k in os.environ},
+    )
+    backend = "pool" if args.table_only else resolve_backend(args.backend, args.address)
+    try:
+        failed = run_suite(cfg, backend=backend, max_parallel=args.max_parallel, address=args.address,
+                           cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run, table_only=args.table_only)
+    except KeyboardInterrupt:
+        return 130
+    return 1 if failed else 0
+
+
+def main(benchmark: str, argv: list[str] | None = None) -> int:
+    """Entry point of scripts/run_d4rl.py and scripts/run_neorl.py."""
+    p = argparse.ArgumentParser(description=f"{benchmark} suite: tasks x variants x seeds on Ray or a local pool, then one table")
+    add_arguments(p, benchmark)
+    return run(p.parse_args(argv), benchmark)

@@ -1,0 +1,102 @@
+"""A suite's results: one table (mean ± std over seeds of the last, last-10 mean and best
+normalised scores, markdown and CSV) with every failed or unfinished run listed under it, and
+learning-curve PNGs (mean ± std over seeds) read from the runs' TensorBoard files."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from .plan import RunSpec
+from .worker import RunOutcome, read_summary
+
+
+def _mean_std(values: list[float]) -> str:
+    return f"{np.mean(values):.1f} ± {np.std(values):.1f}"
+
+
+def write_table(runs: list[RunSpec], results: Path, failures: list[RunOutcome] = ()) -> list[dict]:
+    """``results/table.md`` and ``results/table.csv``; returns the rows."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for run in runs:
+        summary = read_summary(run.run_dir(results))
+        if summary is not None:
+            groups.setdefault((run.task, run.variant), []).append(summary)
+    rows = [{"task": task, "variant": variant, "seeds": len(summaries),
+             "last": _mean_std([s["last_score"] for s in summaries]),
+             "last10": _mean_std([s["last10_mean_score"] for s in summaries]),
+             "best": _mean_std([s["best_score"] for s in summaries]),
+             "dataset_return": f"{np.mean([s['dataset_mean_return'] for s in summaries]):.1f}"}
+            for (task, variant), summaries in sorted(groups.items())]
+    header = ["task", "variant", "seeds", "last", "last10", "best", "dataset_return"]
+    with open(results / "table.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
+    lines.append("\nNormalised scores, mean ± std over seeds (`last`: final evaluation; `last10`: mean of the last 10).")
+    failed = {o.run for o in failures}
+    if failures:
+        lines.append(f"\n## Failed runs ({len(failures)})\n")
+        for o in failures:
+            lines += [f"### {o.run.label} ({o.attempts} attempt{'s' if o.attempts > 1 else ''})", "```", o.error or "", "```"]
+    missing = [r for r in runs if r not in failed and read_summary(r.run_dir(results)) is None]
+    if missing:
+        lines.append(f"\n## Not finished ({len(missing)})\n")
+        lines += [f"- {r.label}: {r.run_dir(results)}" for r in missing]
+    text = "\n".join(lines) + "\n"
+    (results / "table.md").write_text(text)
+    print(text, end="")
+    return rows
+
+
+def read_curve(tb_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray] | None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0}).Reload()
+    if tag not in events.Tags()["scalars"]:
+        return None
+    points = {e.step: e.value for e in events.Scalars(tag)}  # a resumed run's later value wins
+    steps = np.array(sorted(points))
+    return steps, np.array([points[s] for s in steps])
+
+
+def mean_std_curve(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(steps, mean, std)`` over the steps every curve has (seeds evaluate at the same steps)."""
+    common = sorted(set.intersection(*(set(s.tolist()) for s, _ in curves)))
+    values = np.array([[dict(zip(s.tolist(), v))[c] for c in common] for s, v in curves])
+    return np.array(common), values.mean(0), values.std(0)
+
+
+def write_curves(results: Path, tasks: list[str] | None = None, tag: str = "eval/normalized_score", out: Path | None = None) -> list[Path]:
+    """One PNG per task under ``out`` (default ``results/curves``) from ``<task>/<variant>/seed*/tb``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out or results / "curves")
+    task_dirs = [results / t for t in dict.fromkeys(tasks)] if tasks else sorted(d for d in results.iterdir() if d.is_dir())
+    written = []
+    for task_dir in task_dirs:
+        variants = sorted(d for d in task_dir.iterdir() if d.is_dir()) if task_dir.is_dir() else []
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for variant_dir in variants:
+            curves = [c for c in (read_curve(tb, tag) for tb in sorted(variant_dir.glob("seed*/tb"))) if c is not None]
+            if not curves:
+                continue
+            steps, mean, std = mean_std_curve(curves)
+            ax.plot(steps, mean, label=f"{variant_dir.name} ({len(curves)} seed{'' if len(curves) == 1 else 's'})")
+            ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+        if ax.lines:
+            ax.set(title=task_dir.name, xlabel="gradient step", ylabel=tag)
+            ax.legend()
+            fig.tight_layout()
+            out.mkdir(parents=True, exist_ok=True)
+            fig.savefig(out / f"{task_dir.name}.png", dpi=100)
+            written.append(out / f"{task_dir.name}.png")
+        plt.close(fig)
+    return written
