@@ -1,0 +1,192 @@
+"""Hyperparameter sweeps with Ray Tune over any `morec train` config keys.
+
+Every trial is one `morec train` run (its own run directory, checkpoints, TensorBoard) that
+reports the normalised score after each evaluation, so a scheduler (ASHA by default) can stop bad
+trials early. At the end: ``sweep.md``/``sweep.csv`` (one row per trial) and ``best_config.yaml``
+(the full config of the trial with the best mean of its last 10 evaluations).
+
+    python scripts/sweep.py --config configs/d4rl/hopper-medium-replay-v2/mobile_morec.yaml \\
+        --param mobile.beta=grid:0.5,1.0,2.0 --param filter.threshold=uniform:0.5,0.8 --num-samples 2
+    python scripts/sweep.py ... --resume                 # continue an interrupted sweep
+    python scripts/sweep.py ... --address auto           # on a running Ray cluster
+
+Parameter forms: ``grid:a,b,c`` (every value, times --num-samples), ``choice:a,b``,
+``uniform:lo,hi``, ``loguniform:lo,hi``, ``randint:lo,hi`` (hi excluded). Values are YAML.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from algos.config import ConfigError, TrainConfig, load_config
+
+DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint")
+
+
+def parse_param(text: str) -> tuple[str, str, list[Any]]:
+    """``"mobile.beta=grid:0.5,1"`` -> ``("mobile.beta", "grid", [0.5, 1])``."""
+    key, sep, spec = text.partition("=")
+    kind, sep2, raw = spec.partition(":")
+    if not (sep and sep2 and key.strip()) or kind not in DOMAINS:
+        raise ConfigError(f"--param {text!r}: expected KEY=KIND:VALUES with KIND one of {DOMAINS}, e.g. mobile.beta=grid:0.5,1.0")
+    values = [yaml.safe_load(v) for v in raw.split(",") if v.strip()]
+    if kind in ("uniform", "loguniform", "randint") and len(values) != 2:
+        raise ConfigError(f"--param {text!r}: {kind} takes two bounds, lo,hi")
+    if not values:
+        raise ConfigError(f"--param {text!r}: no values")
+    return key.strip(), kind, values
+
+
+def tune_domain(kind: str, values: list[Any]):
+    from ray import tune
+
+    return {"grid": lambda: tune.grid_search(values), "choice": lambda: tune.choice(values),
+            "uniform": lambda: tune.uniform(*values), "loguniform": lambda: tune.loguniform(*values),
+            "randint": lambda: tune.randint(*values)}[kind]()
+
+
+def assignments(params: dict[str, Any]) -> list[str]:
+    return [f"{key}={json.dumps(value)}" for key, value in params.items()]  # JSON scalars are YAML
+
+
+def train_trial(params: dict[str, Any], base_config: str | None, overrides: list[str], runs_root: str) -> None:
+    """One Tune trial: a `morec train` run in ``runs_root/<trial id>`` (resumed after a restore)."""
+    from ray import tune
+
+    from algos.train import Trainer
+
+    cfg = load_config(base_config, overrides + assignments(params))
+    run_dir = Path(runs_root) / tune.get_context().get_trial_id()
+    trainer = Trainer(cfg, run_dir, resume=(run_dir / "checkpoint.pt").exists(), show_progress=False)
+    trainer.run(on_evaluation=lambda record: tune.report(
+        {"normalized_score": record["normalized_score"], "return_mean": record["return_mean"],
+         "gradient_step": record["gradient_step"], "epoch": record["epoch"]}))
+
+
+def check_config(base_config: str | None, overrides: list[str], params: list[tuple[str, str, list[Any]]]) -> TrainConfig:
+    """Fail before Ray starts on bad keys or values: one config per listed value or bound."""
+    cfg = load_config(base_config, overrides)
+    for key, _, values in params:
+        for value in values:
+            load_config(base_config, overrides + assignments({key: value}))
+    return cfg
+
+
+def evaluations_per_trial(cfg: TrainConfig) -> int:
+    epochs, every = cfg.train.epochs, cfg.train.eval_every
+    return epochs // every + (1 if epochs % every else 0)
+
+
+def write_results(grid, results: Path, runs_root: Path) -> list[dict]:
+    rows = []
+    for result in grid:
+        history = result.metrics_dataframe
+        scores = history["normalized_score"].to_numpy() if history is not None and "normalized_score" in history else np.array([])
+        trial_id = result.metrics.get("trial_id") if result.metrics else None
+        rows.append({
+            **{k: v for k, v in sorted(result.config.items())},
+            "trial": trial_id or Path(result.path).name,
+            "evaluations": len(scores),
+            "last": round(float(scores[-1]), 2) if len(scores) else None,
+            "last10": round(float(scores[-10:].mean()), 2) if len(scores) else None,
+            "best": round(float(scores.max()), 2) if len(scores) else None,
+            "error": str(result.error).splitlines()[0] if result.error else "",
+        })
+    rows.sort(key=lambda r: -np.inf if r["last10"] is None else -r["last10"])
+    header = list(rows[0]) if rows else []
+    with open(results / "sweep.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join("" if r[h] is None else str(r[h]) for h in header) + " |" for r in rows]
+    (results / "sweep.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    best = next((r for r in rows if r["last10"] is not None), None)
+    if best is not None:
+        config = yaml.safe_load((runs_root / best["trial"] / "config.yaml").read_text())
+        (results / "best_config.yaml").write_text(
+            f"# best trial {best['trial']}: last-10 mean normalised score {best['last10']}\n" + yaml.safe_dump(config, sort_keys=False))
+        print(f"best trial {best['trial']} (last-10 mean {best['last10']}): {results / 'best_config.yaml'}")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Ray Tune sweep over `morec train` config keys")
+    p.add_argument("--config", default=None, help="base YAML config (default: built-in defaults)")
+    p.add_argument("--dataset", default=None, help="dataset source for every trial")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=KIND:VALUES", help="a swept key (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a fixed override for every trial")
+    p.add_argument("--num-samples", type=int, default=1, help="samples of the search space (grids are repeated this often)")
+    p.add_argument("--scheduler", choices=("asha", "fifo"), default="asha", help="asha stops bad trials early; fifo runs all to the end")
+    p.add_argument("--grace-evals", type=int, default=1, help="ASHA: evaluations every trial gets before it can be stopped")
+    p.add_argument("--results", default="runs/sweep", help="sweep directory (Tune state, run directories, tables)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted sweep in --results")
+    p.add_argument("--address", default=None, help="join a running Ray cluster: auto or ray://host:port")
+    p.add_argument("--max-concurrent", type=int, default=None, help="trials at a time (default: as resources allow)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--gpus-per-trial", type=float, default=None, help="default: 0.25 where the cluster has GPUs, else 0")
+    args = p.parse_args(argv)
+
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        sys.exit("sweeps need Ray Tune: pip install 'morec[ray]'")
+    results = Path(args.results).resolve()
+    experiment = results / "tune"
+    if experiment.exists() and not args.resume:
+        sys.exit(f"{experiment} already holds a sweep: pass --resume to continue it or choose another --results")
+    try:
+        params = [parse_param(text) for text in args.param]
+        overrides = list(args.set) + ([f"dataset={args.dataset}"] if args.dataset else [])
+        cfg = check_config(args.config, overrides, params)
+    except ConfigError as err:
+        sys.exit(f"error: {err}")
+    if not params:
+        sys.exit("give at least one --param to sweep")
+    # trials run in other working directories: pin every path the config holds
+    overrides += [f"cache_dir={json.dumps(str(Path(cfg.cache_dir).resolve()))}"]
+    if cfg.dataset and Path(cfg.dataset).exists():
+        overrides += [f"dataset={json.dumps(str(Path(cfg.dataset).resolve()))}"]
+    base_config = str(Path(args.config).resolve()) if args.config else None
+
+    ray.init(address=args.address, include_dashboard=False if args.address is None else None, logging_level=logging.WARNING)
+    gpus = args.gpus_per_trial if args.gpus_per_trial is not None else (0.25 if ray.cluster_resources().get("GPU", 0) else 0.0)
+    if gpus > 0 and not any(o.startswith("device=") for o in overrides):
+        overrides.append("device=cuda")
+    runs_root = results / "runs"
+    trainable = tune.with_resources(
+        tune.with_parameters(train_trial, base_config=base_config, overrides=overrides, runs_root=str(runs_root)),
+        {"cpu": args.cpus_per_trial, "gpu": gpus})
+    if args.resume and tune.Tuner.can_restore(str(experiment)):
+        tuner = tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
+    else:
+        scheduler = None
+        if args.scheduler == "asha":
+            scheduler = tune.schedulers.ASHAScheduler(time_attr="training_iteration", max_t=evaluations_per_trial(cfg),
+                                                      grace_period=args.grace_evals)
+        tuner = tune.Tuner(
+            trainable,
+            param_space={key: tune_domain(kind, values) for key, kind, values in params},
+            tune_config=tune.TuneConfig(metric="normalized_score", mode="max", num_samples=args.num_samples,
+                                        scheduler=scheduler, max_concurrent_trials=args.max_concurrent),
+            run_config=tune.RunConfig(name="tune", storage_path=str(results), verbose=1),
+        )
+    grid = tuner.fit()
+    rows = write_results(grid, results, runs_root)
+    ray.shutdown()
+    return 1 if any(r["error"] for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
