@@ -13,8 +13,8 @@ import hashlib
 import json
 import shutil
 import time
-from dataclasses import asdict
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -246,7 +246,13 @@ class Trainer:
 
     def run(self, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Train to the end; ``on_evaluation(record)`` is called after each evaluation once its
-        checkpoint is written (a sweep reports the score there)."""
+        checkpoint is written (a sweep reports the score there). Releases the run directory."""
+        try:
+            return self._train(on_evaluation)
+        finally:
+            self._run_lock.close()
+
+    def _train(self, on_evaluation: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
         cfg = self.cfg.train
         start = time.perf_counter()
         total = cfg.epochs * cfg.steps_per_epoch
@@ -276,7 +282,6 @@ class Trainer:
         summary = self._summary(time.perf_counter() - start)
         atomic_write(self.run_dir / "summary.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
         self.writer.close()
-        self._run_lock.close()
         return summary
 
     def _log_training(self, stats, steps_per_s: float) -> None:

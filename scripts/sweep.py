@@ -86,32 +86,40 @@ def evaluations_per_trial(cfg: TrainConfig) -> int:
     return epochs // every + (1 if epochs % every else 0)
 
 
-def write_results(grid, results: Path, runs_root: Path) -> list[dict]:
-    rows = []
+def write_results(grid, keys: list[str], expected_evaluations: int, results: Path, runs_root: Path) -> list[dict]:
+    """One row per trial that reported (``keys`` are the swept config keys); trials that never
+    reported (an interrupted sweep) are counted, not tabulated."""
+    rows, silent = [], 0
     for result in grid:
         history = result.metrics_dataframe
-        scores = history["normalized_score"].to_numpy() if history is not None and "normalized_score" in history else np.array([])
-        trial_id = result.metrics.get("trial_id") if result.metrics else None
+        if not result.config or history is None or "normalized_score" not in history:
+            silent += 1
+            continue
+        scores = history["normalized_score"].to_numpy()
+        status = "error" if result.error else ("finished" if len(scores) >= expected_evaluations else "stopped early")
         rows.append({
-            **{k: v for k, v in sorted(result.config.items())},
-            "trial": trial_id or Path(result.path).name,
+            **{k: result.config.get(k) for k in keys},
+            "trial": result.metrics.get("trial_id") or Path(result.path).name,
+            "status": status,
             "evaluations": len(scores),
-            "last": round(float(scores[-1]), 2) if len(scores) else None,
-            "last10": round(float(scores[-10:].mean()), 2) if len(scores) else None,
-            "best": round(float(scores.max()), 2) if len(scores) else None,
+            "last": round(float(scores[-1]), 2),
+            "last10": round(float(scores[-10:].mean()), 2),
+            "best": round(float(scores.max()), 2),
             "error": str(result.error).splitlines()[0] if result.error else "",
         })
-    rows.sort(key=lambda r: -np.inf if r["last10"] is None else -r["last10"])
-    header = list(rows[0]) if rows else []
+    if silent:
+        print(f"{silent} trial(s) reported nothing (not started, or the sweep was interrupted): re-run with --resume")
+    rows.sort(key=lambda r: -r["last10"])
+    header = [*keys, "trial", "status", "evaluations", "last", "last10", "best", "error"]
     with open(results / "sweep.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=header)
         writer.writeheader()
         writer.writerows(rows)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join("" if r[h] is None else str(r[h]) for h in header) + " |" for r in rows]
+    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
     (results / "sweep.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    best = next((r for r in rows if r["last10"] is not None), None)
+    best = next((r for r in rows if r["status"] != "error"), None)
     if best is not None:
         config = yaml.safe_load((runs_root / best["trial"] / "config.yaml").read_text())
         (results / "best_config.yaml").write_text(
@@ -183,9 +191,9 @@ def main(argv: list[str] | None = None) -> int:
             run_config=tune.RunConfig(name="tune", storage_path=str(results), verbose=1),
         )
     grid = tuner.fit()
-    rows = write_results(grid, results, runs_root)
+    rows = write_results(grid, [key for key, _, _ in params], evaluations_per_trial(cfg), results, runs_root)
     ray.shutdown()
-    return 1 if any(r["error"] for r in rows) else 0
+    return 1 if len(rows) < len(grid) or any(r["error"] for r in rows) else 0
 
 
 if __name__ == "__main__":

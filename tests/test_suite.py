@@ -197,7 +197,7 @@ def test_sweep_reports_scores_and_writes_the_best_config(d4rl_dir, tmp_path):
     out = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     rows = (tmp_path / "sweep" / "sweep.csv").read_text().splitlines()
-    assert rows[0].startswith("rollout.penalty_coef,trial,evaluations,last,last10,best") and len(rows) == 3
+    assert rows[0] == "rollout.penalty_coef,trial,status,evaluations,last,last10,best,error" and len(rows) == 3
     assert {r.split(",")[0] for r in rows[1:]} == {"0.5", "2.0"}
     best = yaml.safe_load((tmp_path / "sweep" / "best_config.yaml").read_text())
     assert best["rollout"]["penalty_coef"] in (0.5, 2.0) and best["train"]["epochs"] == 3

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -166,14 +167,17 @@ def run_suite(cfg: SuiteConfig, backend: str = "ray", max_parallel: int | None =
         backend_name, startup = executor.name, executor.startup_seconds
         print(f"{backend_name}: {executor.capacity} run(s) at a time" + (f", started in {startup:.1f} s" if startup else ""), flush=True)
         progress = Progress(len(runs), len(todo))
-        previous_handler = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the workers too, as Ctrl-C does
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        if in_main_thread:  # `kill` stops the workers too, as Ctrl-C does
+            previous_handler = signal.signal(signal.SIGTERM, _interrupt)
         try:
             outcomes = _schedule(executor, todo, progress)
         except KeyboardInterrupt:
             print("\ninterrupted: finished runs are kept; re-run the same command to run the rest (interrupted runs resume)", flush=True)
             raise
         finally:
-            signal.signal(signal.SIGTERM, previous_handler)
+            if in_main_thread:
+                signal.signal(signal.SIGTERM, previous_handler)
             progress.close()
             executor.close()
     failures = [o for o in outcomes if not o.ok]
