@@ -30,7 +30,7 @@ from morec.data.formats import atomic_write
 
 from .plan import RunSpec, SuiteConfig, plan_runs
 from .report import write_curves, write_table
-from .worker import RunOutcome, execute_run, is_finished, stop_children
+from .worker import RunOutcome, allow_children, execute_run, is_finished, stop_children
 
 
 class PoolBackend:
@@ -41,6 +41,7 @@ class PoolBackend:
         self.capacity = max(1, max_parallel or 1)
         self.pool = ThreadPoolExecutor(max_workers=self.capacity)  # each thread supervises one child process
         self.startup_seconds = 0.0
+        allow_children()
 
     def submit(self, run: RunSpec) -> Future:
         return self.pool.submit(execute_run, run, self.cfg)

@@ -111,6 +111,11 @@ def execute_run(run: RunSpec, cfg: SuiteConfig) -> RunOutcome:
     return RunOutcome(run, False, time.perf_counter() - start, cfg.retries + 1, error=error)
 
 
+def allow_children() -> None:
+    """Undo :func:`stop_children` (a new suite in the same process)."""
+    _stopping.clear()
+
+
 def stop_children() -> None:
     """Terminate the training processes this process started (their checkpoints stay valid:
     every write is atomic), and start no more attempts."""
