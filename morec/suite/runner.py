@@ -159,8 +159,9 @@ def run_suite(cfg: SuiteConfig, backend: str = "ray", max_parallel: int | None =
     cfg.check()
     cfg.results.mkdir(parents=True, exist_ok=True)
     runs = plan_runs(cfg)
-    todo = [] if table_only else [r for r in runs if not is_finished(r, cfg.results)]
-    print(f"{len(runs)} runs, {len(runs) - len(todo)} already finished; results in {cfg.results}", flush=True)
+    unfinished = [r for r in runs if not is_finished(r, cfg.results)]
+    todo = [] if table_only else unfinished
+    print(f"{len(runs)} runs, {len(runs) - len(unfinished)} already finished; results in {cfg.results}", flush=True)
     outcomes: list[RunOutcome] = []
     start, startup, backend_name = time.perf_counter(), 0.0, "none"
     if todo:
