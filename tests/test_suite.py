@@ -210,3 +210,10 @@ def test_sweep_rejects_bad_keys_before_starting_ray(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "unknown config key(s) ['mobile.betta']" in out.stderr
     assert not (tmp_path / "sweep").exists()
+
+
+def test_suite_command_names_bad_settings_without_a_traceback(capsys):
+    from morec.cli import main
+
+    assert main(["suite", "d4rl", "--variants", "mopo,sac", "--smoke"]) == 2
+    assert "error: unknown variant(s) ['sac']" in capsys.readouterr().err

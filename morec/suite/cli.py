@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import sys
 
 from .plan import BENCHMARK_TASKS, DATASET_ENV_VARS, DEFAULT_CONFIGS, VARIANTS, SuiteConfig
 from .runner import run_suite
@@ -46,7 +47,14 @@ def resolve_backend(choice: str, address: str | None) -> str:
 
 
 def run(args: argparse.Namespace, benchmark: str | None = None) -> int:
-    benchmark = benchmark or args.benchmark
+    try:
+        return _run(args, benchmark or args.benchmark)
+    except (ValueError, FileNotFoundError) as err:  # bad --variants/--seeds, missing configs: before anything runs
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, benchmark: str) -> int:
     cfg = SuiteConfig(
         benchmark=benchmark,
         tasks=_csv(args.tasks) if args.tasks else BENCHMARK_TASKS[benchmark],
