@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from morec.collect import log_to_dataset
+from morec.collect import log_to_dataset, uniform_actions
+from morec.data.sources import d4rl_file_name
 from morec.envs import make_env, record_episodes
 from morec.suite import SuiteConfig, run_suite
 
@@ -31,10 +32,8 @@ TASKS = {"hopper-medium-v2": "Hopper-v4", "halfcheetah-medium-v2": "HalfCheetah-
 def write_random_datasets(folder: Path, steps: int) -> None:
     for seed, (task, env_id) in enumerate(TASKS.items()):
         env = make_env(env_id, seed)
-        rng = np.random.default_rng(seed)
-        act_dim = env.action_space.shape[0]
-        log = record_episodes(env, lambda o: rng.uniform(-1, 1, act_dim).astype(np.float32), steps, seed=seed)
-        log_to_dataset(log.arrays(), env_id, "d4rl", {"source": "bench_suite"}).save(folder / f"{task.replace('-medium', '_medium')}.hdf5")
+        log = record_episodes(env, uniform_actions(env.action_space, np.random.default_rng(seed)), steps, seed=seed)
+        log_to_dataset(log.arrays(), env_id, "d4rl", {"source": "bench_suite"}).save(folder / d4rl_file_name(task))
 
 
 def ray_startup_seconds() -> dict[str, float]:

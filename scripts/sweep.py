@@ -17,7 +17,6 @@ Parameter forms: ``grid:a,b,c`` (every value, times --num-samples), ``choice:a,b
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
@@ -28,6 +27,7 @@ import numpy as np
 import yaml
 
 from algos.config import ConfigError, TrainConfig, load_config
+from morec.suite.report import write_rows
 
 DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint")
 
@@ -111,14 +111,9 @@ def write_results(grid, keys: list[str], expected_evaluations: int, results: Pat
         print(f"{silent} trial(s) reported nothing (not started, or the sweep was interrupted): re-run with --resume")
     rows.sort(key=lambda r: -r["last10"])
     header = [*keys, "trial", "status", "evaluations", "last", "last10", "best", "error"]
-    with open(results / "sweep.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
-    (results / "sweep.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    table = write_rows(rows, header, results / "sweep.csv")
+    (results / "sweep.md").write_text(table + "\n")
+    print(table)
     best = next((r for r in rows if r["status"] != "error"), None)
     if best is not None:
         config = yaml.safe_load((runs_root / best["trial"] / "config.yaml").read_text())

@@ -17,6 +17,17 @@ def _mean_std(values: list[float]) -> str:
     return f"{np.mean(values):.1f} ± {np.std(values):.1f}"
 
 
+def write_rows(rows: list[dict], header: list[str], csv_path: Path) -> str:
+    """Write ``rows`` to ``csv_path``; return them as a markdown table."""
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def write_table(runs: list[RunSpec], results: Path, failures: list[RunOutcome] = ()) -> list[dict]:
     """``results/table.md`` and ``results/table.csv``; returns the rows."""
     groups: dict[tuple[str, str], list[dict]] = {}
@@ -31,12 +42,7 @@ def write_table(runs: list[RunSpec], results: Path, failures: list[RunOutcome] =
              "dataset_return": f"{np.mean([s['dataset_mean_return'] for s in summaries]):.1f}"}
             for (task, variant), summaries in sorted(groups.items())]
     header = ["task", "variant", "seeds", "last", "last10", "best", "dataset_return"]
-    with open(results / "table.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
+    lines = [write_rows(rows, header, results / "table.csv")]
     lines.append("\nNormalised scores, mean ± std over seeds (`last`: final evaluation; `last10`: mean of the last 10).")
     failed = {o.run for o in failures}
     if failures:
