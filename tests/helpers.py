@@ -5,10 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 
 from morec.collect import log_to_dataset
 from morec.data import OfflineDataset
 from morec.envs import make_env, record_episodes
+
+# tests that must also pass on a GPU take ``device`` from this list; CI has no GPU, so "cuda" is
+# skipped there and runs wherever CUDA is available (select them with ``-k cuda``)
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))]
 
 
 def random_dataset(env_id: str = "Hopper-v4", steps: int = 2000, seed: int = 0) -> OfflineDataset:

@@ -15,7 +15,7 @@ from algos.config import ConfigError, config_from_dict, load_config
 from algos.train import Trainer
 from dynamics import TaskInfo
 from morec import ModelBuffer, TransitionBatch
-from tests.helpers import random_dataset_file
+from tests.helpers import DEVICES, random_dataset_file
 
 O, A = 4, 2
 
@@ -152,11 +152,15 @@ def smoke(path, cache, algorithm="mobile", morec=True, epochs=2, **extra) -> lis
     return sets + [f"{k}={v}" for k, v in extra.items()]
 
 
-def test_smoke_run_writes_tensorboard_tags_and_summary(hopper_file, tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_smoke_run_writes_tensorboard_tags_and_summary(hopper_file, tmp_path, device):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache"))
-    summary = Trainer(cfg, tmp_path / "run", show_progress=False).run()
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", device=device))
+    trainer = Trainer(cfg, tmp_path / "run", show_progress=False)
+    summary = trainer.run()
+    assert trainer.dynamics.device.type == device and trainer.model_buffer.storage.observations.device.type == device
+    assert all(p.device.type == device for p in trainer.algo.parameters())
     assert summary["gradient_steps"] == 40 and len(summary["evaluations"]) == 2
     assert summary["last10_mean_score"] == pytest.approx(np.mean([e["normalized_score"] for e in summary["evaluations"]]))
     events = EventAccumulator(str(tmp_path / "run" / "tb")).Reload()
@@ -171,8 +175,9 @@ def test_smoke_run_writes_tensorboard_tags_and_summary(hopper_file, tmp_path):
         Trainer(cfg, tmp_path / "run", show_progress=False)
 
 
-def test_resume_reproduces_the_uninterrupted_run(hopper_file, tmp_path, monkeypatch):
-    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=True, epochs=3))
+@pytest.mark.parametrize("device", DEVICES)
+def test_resume_reproduces_the_uninterrupted_run(hopper_file, tmp_path, monkeypatch, device):
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=True, epochs=3, device=device))
     full = Trainer(cfg, tmp_path / "full", show_progress=False)
     full_summary = full.run()
 
@@ -194,7 +199,7 @@ def test_resume_reproduces_the_uninterrupted_run(hopper_file, tmp_path, monkeypa
     for (k, a), b in zip(full.algo.state_dict().items(), resumed.algo.state_dict().values()):
         if isinstance(a, torch.Tensor):
             torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
-    other = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=True, epochs=4))
+    other = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=True, epochs=4, device=device))
     with pytest.raises(ConfigError, match=r"another config \(differs in \['train.epochs'\]\)"):
         Trainer(other, tmp_path / "killed", resume=True, show_progress=False)
 

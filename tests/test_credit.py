@@ -33,6 +33,7 @@ from morec.credit import (
 )
 from morec.credit.decomposers import Episodes, sample_steps
 from morec.data import OfflineDataset
+from tests.helpers import DEVICES
 
 SMALL = {"hidden_sizes": (32, 32), "lr": 3e-3, "updates": 300, "batch_size": 128}
 
@@ -286,10 +287,13 @@ def test_relabel_keeps_every_other_field(linear_data):
     assert not np.array_equal(out.rewards, linear_data.rewards)
 
 
-def test_same_seed_same_relabelling(linear_data):
+@pytest.mark.parametrize("device", DEVICES)
+def test_same_seed_same_relabelling(linear_data, device):
     def run(seed):
-        model = LatentRewardDecoder(IdentityFactors(), LaReConfig(**{**SMALL, "updates": 50}, subset_size=8))
+        model = LatentRewardDecoder(IdentityFactors(), LaReConfig(**{**SMALL, "updates": 50}, subset_size=8), device=device)
         model.fit(linear_data, seed=seed, show_progress=False)
+        out = model.predict(torch.as_tensor(linear_data.observations[:5], device=device), torch.as_tensor(linear_data.actions[:5], device=device))
+        assert out.device.type == device
         return model.relabel(linear_data).rewards
 
     first, again, other = run(0), run(0), run(1)

@@ -10,6 +10,7 @@ from dynamics.ensemble import EnsembleConfig, EnsembleDynamics, TaskInfo
 from dynamics.layers import EnsembleLinear, soft_clamp
 from dynamics.training import fit_ensemble
 from morec.data import OfflineDataset
+from tests.helpers import DEVICES
 
 
 def linear_system(n: int = 3000, obs_dim: int = 4, act_dim: int = 2, noise: float = 0.01, seed: int = 0) -> OfflineDataset:
@@ -72,10 +73,11 @@ def test_predict_and_sample_shapes():
     assert model.sample(obs, act, elites_only=False).shape == (1, 4, 9, 5)
 
 
-def test_fit_learns_a_linear_system_and_picks_elites(tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_fit_learns_a_linear_system_and_picks_elites(tmp_path, device):
     torch.manual_seed(0)
     ds = linear_system()
-    model = EnsembleDynamics(TaskInfo(4, 2), small_config(), seed=1)
+    model = EnsembleDynamics(TaskInfo(4, 2), small_config(), seed=1, device=device)
     report = fit_ensemble(model, ds, seed=0, log_dir=str(tmp_path / "tb"), show_progress=False)
     assert report.holdout_size == 600 and report.train_size == 2400
     assert report.elite_holdout_mse < 0.01, report  # targets have variance ~0.1-1
@@ -83,8 +85,9 @@ def test_fit_learns_a_linear_system_and_picks_elites(tmp_path):
     worst_elite = max(report.holdout_mse[e] for e in report.elites)
     assert all(report.holdout_mse[m] >= worst_elite for m in range(4) if m not in report.elites)
     with torch.no_grad():
-        mean, _ = model.predict(torch.as_tensor(ds.observations[:500]), torch.as_tensor(ds.actions[:500]))
-    err = (mean[model.elites, :, :4] - torch.as_tensor(ds.next_observations[:500])).pow(2).mean()
+        mean, _ = model.predict(torch.as_tensor(ds.observations[:500], device=device), torch.as_tensor(ds.actions[:500], device=device))
+    assert mean.device.type == device
+    err = (mean[model.elites, :, :4] - torch.as_tensor(ds.next_observations[:500], device=device)).pow(2).mean()
     assert float(err) < 0.01
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
 
@@ -106,10 +109,11 @@ def test_early_stopping_after_patience():
     assert report.epochs < 40  # a 50% improvement per epoch cannot last
 
 
-def test_same_seed_same_model():
+@pytest.mark.parametrize("device", DEVICES)
+def test_same_seed_same_model(device):
     ds = linear_system(n=1000)
-    a = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=3), seed=5)
-    b = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=3), seed=5)
+    a = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=3), seed=5, device=device)
+    b = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=3), seed=5, device=device)
     fit_ensemble(a, ds, seed=2, show_progress=False)
     fit_ensemble(b, ds, seed=2, show_progress=False)
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -13,6 +14,7 @@ from morec import ModelBuffer, RolloutConfig, RolloutEngine
 from morec.dynamics_reward import Discriminator, DynamicsReward, DynamicsRewardConfig
 from morec.filter import MorecFilterConfig, MorecSelector
 from morec.reward_training import fit_dynamics_reward
+from tests.helpers import DEVICES
 from tests.test_dynamics import linear_system
 
 R_MIN = -math.log(1 - 1 / (1 + math.e))  # x = -1: sigmoid(-1) = 0.269
@@ -146,10 +148,14 @@ def test_small_fit_separates_real_from_perturbed(trained, generator, tmp_path):
         DynamicsReward.load(tmp_path / "r", obs_dim=11)
 
 
-def test_same_seed_same_reward(trained):
+@pytest.mark.parametrize("device", DEVICES)
+def test_same_seed_same_reward(trained, device):
     ds, dyn = trained
+    dyn = copy.deepcopy(dyn).to(device)
     cfg = DynamicsRewardConfig(hidden_sizes=(16,), num_updates=100, snapshot_interval=50, generator="adversarial")
     a, _ = fit_dynamics_reward(ds, dyn, cfg, seed=3, show_progress=False)
     b, _ = fit_dynamics_reward(ds, dyn, cfg, seed=3, show_progress=False)
-    x = [torch.as_tensor(v[:50]) for v in (ds.observations, ds.actions, ds.next_observations)]
-    torch.testing.assert_close(a(*x), b(*x), rtol=0, atol=0)
+    x = [torch.as_tensor(v[:50], device=device) for v in (ds.observations, ds.actions, ds.next_observations)]
+    out = a(*x)
+    assert out.device.type == device and a.device.type == device
+    torch.testing.assert_close(out, b(*x), rtol=0, atol=0)

@@ -9,7 +9,7 @@ import torch
 from dynamics import EnsembleConfig, EnsembleDynamics, MujocoOracle, TaskInfo, fit_ensemble, get_termination_fn
 from morec import ModelBuffer, RolloutConfig, RolloutEngine, Selection, TransitionBatch
 from morec.evaluation import model_error, normalised_error, observation_std, open_loop_error
-from tests.helpers import random_dataset
+from tests.helpers import DEVICES, random_dataset
 
 
 def batch(n: int, start: float = 0.0, obs_dim: int = 2, act_dim: int = 1) -> TransitionBatch:
@@ -53,14 +53,14 @@ def test_buffer_sample_and_state_roundtrip():
 class ShiftDynamics:
     """Member e predicts s' = s + e (all dims) and reward e, with a tiny fixed std; elites 1..3."""
 
-    def __init__(self, members: int = 5, obs_dim: int = 2, logvar: float = -40.0):
-        self.device = torch.device("cpu")
-        self.elites = torch.tensor([1, 2, 3])
+    def __init__(self, members: int = 5, obs_dim: int = 2, logvar: float = -40.0, device: str = "cpu"):
+        self.device = torch.device(device)
+        self.elites = torch.tensor([1, 2, 3], device=self.device)
         self.members, self.obs_dim, self.logvar = members, obs_dim, logvar
         self.task = TaskInfo(obs_dim, 1)
 
     def predict(self, obs, act):
-        shift = torch.arange(self.members, dtype=torch.float32).view(-1, 1, 1)
+        shift = torch.arange(self.members, dtype=torch.float32, device=obs.device).view(-1, 1, 1)
         nxt = obs.unsqueeze(0) + shift
         rew = shift.expand(-1, len(obs), 1)
         mean = torch.cat([nxt, rew], dim=-1)
@@ -70,11 +70,11 @@ class ShiftDynamics:
 
 
 def never(obs, act, next_obs):
-    return torch.zeros(len(obs), dtype=torch.bool)
+    return torch.zeros(len(obs), dtype=torch.bool, device=obs.device)
 
 
 def zero_policy(obs):
-    return torch.zeros(len(obs), 1)
+    return torch.zeros(len(obs), 1, device=obs.device)
 
 
 def test_random_elite_selection_only_uses_elites_and_fills_the_buffer():
@@ -133,13 +133,16 @@ def test_mopo_penalty_is_lambda_times_max_member_std_norm():
     assert stats.reward_mean == pytest.approx(2.0, abs=0.1)  # elites 1..3 with noise of std 0.5
 
 
-def test_same_seed_same_rollout():
-    dyn = ShiftDynamics(logvar=-2.0)
+@pytest.mark.parametrize("device", DEVICES)
+def test_same_seed_same_rollout(device):
+    dyn = ShiftDynamics(logvar=-2.0, device=device)
     out = []
     for _ in range(2):
-        buf = ModelBuffer(500, 2, 1)
-        RolloutEngine(dyn, never, RolloutConfig(horizon=5, samples_per_member=2), seed=7).rollout(torch.zeros(40, 2), zero_policy, buf)
+        buf = ModelBuffer(500, 2, 1, device)
+        engine = RolloutEngine(dyn, never, RolloutConfig(horizon=5, samples_per_member=2), seed=7)
+        engine.rollout(torch.zeros(40, 2, device=device), zero_policy, buf)
         out.append(buf.all())
+    assert out[0].observations.device.type == device and len(out[0]) == 40 * 5
     for name in ModelBuffer.FIELDS:
         torch.testing.assert_close(getattr(out[0], name), getattr(out[1], name), rtol=0, atol=0)
 

@@ -23,6 +23,7 @@ from morec.shaping import (
     apply_per_episode,
     describe,
 )
+from tests.helpers import DEVICES
 
 f32 = np.float32
 
@@ -240,9 +241,6 @@ def test_torch_needs_no_host_copies(transform):
     ctx = {k: torch.as_tensor(v).to("meta") for k, v in context(5, np.random.default_rng(0)).items()}
     out = transform(torch.empty(5, device="meta"), **ctx)
     assert out.device.type == "meta" and out.shape == (5,) and out.dtype == torch.float32
-
-
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))]
 
 
 @pytest.mark.parametrize("device", DEVICES)
