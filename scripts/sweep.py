@@ -28,6 +28,7 @@ import yaml
 
 from algos.config import ConfigError, TrainConfig, load_config
 from morec.suite.report import write_rows
+from morec.suite.runner import DEFAULT_GPUS_PER_RUN
 
 DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint")
 
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--address", default=None, help="join a running Ray cluster: auto or ray://host:port")
     p.add_argument("--max-concurrent", type=int, default=None, help="trials at a time (default: as resources allow)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
-    p.add_argument("--gpus-per-trial", type=float, default=None, help="default: 0.25 where the cluster has GPUs, else 0")
+    p.add_argument("--gpus-per-trial", type=float, default=None, help=f"default: {DEFAULT_GPUS_PER_RUN} where the cluster has GPUs, else 0")
     args = p.parse_args(argv)
 
     try:
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     base_config = str(Path(args.config).resolve()) if args.config else None
 
     ray.init(address=args.address, include_dashboard=False if args.address is None else None, logging_level=logging.WARNING)
-    gpus = args.gpus_per_trial if args.gpus_per_trial is not None else (0.25 if ray.cluster_resources().get("GPU", 0) else 0.0)
+    gpus = args.gpus_per_trial if args.gpus_per_trial is not None else (DEFAULT_GPUS_PER_RUN if ray.cluster_resources().get("GPU", 0) else 0.0)
     if gpus > 0 and not any(o.startswith("device=") for o in overrides):
         overrides.append("device=cuda")
     runs_root = results / "runs"

@@ -32,6 +32,11 @@ from .plan import RunSpec, SuiteConfig, plan_runs
 from .report import write_curves, write_table
 from .worker import RunOutcome, allow_children, execute_run, is_finished, stop_children
 
+# Ray's GPU share for one run where the cluster has GPUs: 8 runs per GPU. On an H100, 8 concurrent
+# MOBILE processes gave 3.1x the gradient steps/s of one, 4 gave 2.1x, 12 gave 3.3x
+# (scripts/bench_shared_device.py, docs/cuda_check.md).
+DEFAULT_GPUS_PER_RUN = 0.125
+
 
 class PoolBackend:
     name = "pool"
@@ -72,7 +77,7 @@ class RayBackend:
         self.startup_seconds = time.perf_counter() - start
         resources = ray.cluster_resources()
         if gpus_per_run is None:  # a GPU fraction where the cluster has GPUs, none elsewhere
-            gpus_per_run = 0.25 if resources.get("GPU", 0) > 0 else 0.0
+            gpus_per_run = DEFAULT_GPUS_PER_RUN if resources.get("GPU", 0) > 0 else 0.0
         device = ["device=cuda"] if gpus_per_run > 0 and not any(o.startswith("device=") for o in cfg.overrides) else []
         self.cfg = replace(cfg, overrides=device + cfg.overrides)
         self.resources = {"num_cpus": cpus_per_run, "num_gpus": gpus_per_run}
