@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -397,6 +398,19 @@ def test_replay_cache_records_then_replays_offline(dataset, tmp_path):
     np.testing.assert_array_equal(first.encoder(obs, act), second.encoder(obs, act))
     first.encoder.close()
     second.encoder.close()
+
+
+def test_a_real_small_models_recorded_answers_replay_to_the_same_fallback(dataset, tmp_path):
+    """tests/data/llm_replay_smollm2_hopper holds what SmolLM2-135M-Instruct (llama.cpp's server on
+    loopback) answered to `morec relabel --factors llm` on hopper: unparseable code, prose without a
+    code block and a wrong function name, over 3 candidates and 3 repair rounds. Replayed offline,
+    the same checks must refuse the same answers and fall back to identity factors."""
+    replay = ReplayCache(Path(__file__).parent / "data" / "llm_replay_smollm2_hopper")
+    config = replace(FactorSearchConfig(), limits=FAST.limits, encode_limits=FAST.encode_limits)
+    result = generate_factor_encoder(replay, builtin_spec("hopper"), dataset, tmp_path, config)
+    assert replay.hits == 6 and result.fallback and isinstance(result.encoder, IdentityFactors)
+    assert [a["report"]["failed_check"] for a in result.attempts] == ["validate", "format", "validate", "validate", "validate", "format"]
+    assert "no code block defines `def compute_factors(obs, act):`" in result.reason
 
 
 def test_strict_offline_cache_miss_errors(dataset, tmp_path):
