@@ -20,7 +20,7 @@ from algos.config import ConfigError, load_config
 from algos.train import Trainer
 from morec.locking import LockBusy, acquire, exclusive_lock
 from morec.suite import RunSpec, SuiteConfig, plan_runs
-from morec.suite.worker import train_command
+from morec.suite.worker import execute_run, train_command
 from tests.helpers import random_dataset_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,6 +145,16 @@ def test_plan_is_variant_major_and_commands_resume(tmp_path):
     (run.run_dir(tmp_path)).mkdir(parents=True)
     (run.run_dir(tmp_path) / "checkpoint.pt").write_bytes(b"")
     assert train_command(run, cfg)[-1] == "--resume"
+
+
+def test_a_run_finished_meanwhile_is_not_started_again(tmp_path):
+    cfg = SuiteConfig("d4rl", ["hopper-medium-v2"], ["mopo"], [0], results=tmp_path, overrides=["no.such.key=1"])
+    run = RunSpec("hopper-medium-v2", "mopo", 0)
+    run.run_dir(tmp_path).mkdir(parents=True)
+    (run.run_dir(tmp_path) / "summary.json").write_text(json.dumps({"last_score": 7.5}))  # another suite finished it
+    outcome = execute_run(run, cfg)  # a started child would fail on the unknown key
+    assert outcome.ok and outcome.attempts == 0 and outcome.score == 7.5
+    assert not (run.run_dir(tmp_path) / "stdout.log").exists()
 
 
 def test_bad_suite_settings_are_named(tmp_path):

@@ -84,8 +84,12 @@ def _describe_failure(code: int, log_path: Path, offset: int) -> str:
 
 
 def execute_run(run: RunSpec, cfg: SuiteConfig) -> RunOutcome:
-    """Train ``run`` to the end (up to ``1 + cfg.retries`` attempts); never raises for a failed run."""
+    """Train ``run`` to the end (up to ``1 + cfg.retries`` attempts); never raises for a failed run.
+    A run that another suite finished after this one was planned is not started (0 attempts)."""
     run_dir = run.run_dir(cfg.results)
+    finished = read_summary(run_dir)
+    if finished is not None:
+        return RunOutcome(run, True, 0.0, 0, score=finished["last_score"])
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "stdout.log"
     env = {**os.environ, **cfg.env, "PYTHONUNBUFFERED": "1"}
