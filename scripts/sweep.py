@@ -28,7 +28,7 @@ import yaml
 
 from algos.config import ConfigError, TrainConfig, load_config
 from morec.suite.report import write_rows
-from morec.suite.runner import DEFAULT_GPUS_PER_RUN
+from morec.suite.runner import DEFAULT_GPUS_PER_RUN, gpu_share
 
 DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint")
 
@@ -165,9 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     base_config = str(Path(args.config).resolve()) if args.config else None
 
     ray.init(address=args.address, include_dashboard=False if args.address is None else None, logging_level=logging.WARNING)
-    gpus = args.gpus_per_trial if args.gpus_per_trial is not None else (DEFAULT_GPUS_PER_RUN if ray.cluster_resources().get("GPU", 0) else 0.0)
-    if gpus > 0 and not any(o.startswith("device=") for o in overrides):
-        overrides.append("device=cuda")
+    gpus, overrides = gpu_share(args.gpus_per_trial, ray.cluster_resources().get("GPU", 0), overrides)
     runs_root = results / "runs"
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, base_config=base_config, overrides=overrides, runs_root=str(runs_root)),

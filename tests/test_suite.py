@@ -157,6 +157,14 @@ def test_a_run_finished_meanwhile_is_not_started_again(tmp_path):
     assert not (run.run_dir(tmp_path) / "stdout.log").exists()
 
 
+def test_gpu_share_defaults_only_where_the_cluster_has_gpus():
+    from morec.suite.runner import DEFAULT_GPUS_PER_RUN, gpu_share
+
+    assert gpu_share(None, 0, ["a=1"]) == (0.0, ["a=1"])
+    assert gpu_share(None, 2, ["a=1"]) == (DEFAULT_GPUS_PER_RUN, ["device=cuda", "a=1"])
+    assert gpu_share(0.5, 1, ["device=cuda:1"]) == (0.5, ["device=cuda:1"])  # the user's device stays
+
+
 def test_bad_suite_settings_are_named(tmp_path):
     with pytest.raises(ValueError, match="unknown variant.*'sac'"):
         SuiteConfig("d4rl", ["hopper-medium-v2"], ["sac"], results=tmp_path)

@@ -38,6 +38,14 @@ from .worker import RunOutcome, allow_children, execute_run, is_finished, stop_c
 DEFAULT_GPUS_PER_RUN = 0.125
 
 
+def gpu_share(requested: float | None, cluster_gpus: float, overrides: list[str]) -> tuple[float, list[str]]:
+    """The GPU fraction per run (``requested``, else the default where the cluster has GPUs) and
+    ``overrides`` with ``device=cuda`` added when runs get a GPU and no device was set."""
+    gpus = requested if requested is not None else (DEFAULT_GPUS_PER_RUN if cluster_gpus > 0 else 0.0)
+    needs_device = gpus > 0 and not any(o.startswith("device=") for o in overrides)
+    return gpus, (["device=cuda"] if needs_device else []) + list(overrides)
+
+
 class PoolBackend:
     name = "pool"
 
@@ -76,10 +84,8 @@ class RayBackend:
             ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
         self.startup_seconds = time.perf_counter() - start
         resources = ray.cluster_resources()
-        if gpus_per_run is None:  # a GPU fraction where the cluster has GPUs, none elsewhere
-            gpus_per_run = DEFAULT_GPUS_PER_RUN if resources.get("GPU", 0) > 0 else 0.0
-        device = ["device=cuda"] if gpus_per_run > 0 and not any(o.startswith("device=") for o in cfg.overrides) else []
-        self.cfg = replace(cfg, overrides=device + cfg.overrides)
+        gpus_per_run, overrides = gpu_share(gpus_per_run, resources.get("GPU", 0), cfg.overrides)
+        self.cfg = replace(cfg, overrides=overrides)
         self.resources = {"num_cpus": cpus_per_run, "num_gpus": gpus_per_run}
         slots = int(resources.get("CPU", 1) // cpus_per_run)
         if gpus_per_run > 0:
