@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from morec.credit import llm as llm_module
 from morec.credit.factors import IdentityFactors
 from morec.credit.llm import (
     CHECKS,
@@ -438,3 +439,29 @@ def test_live_server_smoke(dataset, tmp_path):
     backend = HTTPChatBackend(HTTPChatConfig.from_env(model=os.environ.get("MOREC_LLM_MODEL", "local"), timeout_s=120.0))
     result = generate_factor_encoder(backend, builtin_spec("hopper"), dataset, tmp_path, FAST)
     assert (tmp_path / "result.json").exists() and result.encoder(dataset.observations[:4], dataset.actions[:4]).shape[0] == 4
+
+
+def test_a_candidate_that_breaks_the_checks_does_not_end_the_search(dataset, tmp_path, monkeypatch):
+    """Issue 12 (V3): a deep expression, a checker fault and a secret-leaking error each fail their
+    candidate only; the next candidate is still tried and chosen."""
+    deep = answer("def compute_factors(obs, act):\n    return obs" + " + obs" * 400 + "\n")
+    faulty = answer("def compute_factors(obs, act):\n    return obs[:, :2] * 2.0\n")
+    leaky = answer("def compute_factors(obs, act):\n    raise ValueError('key sk-abcdefghijklmnopqrstuvwx in /root/.env')\n")
+    real_run_checks = llm_module._run_checks
+
+    def run_checks(code, *args):
+        if "* 2.0" in code:
+            raise RecursionError("maximum recursion depth exceeded")
+        return real_run_checks(code, *args)
+
+    monkeypatch.setattr(llm_module, "_run_checks", run_checks)
+    backend = ScriptedBackend([deep, faulty, leaky, answer(GOOD_CODE)])
+    result = generate_factor_encoder(backend, builtin_spec("hopper"), dataset, tmp_path, replace(FAST, n_candidates=4))
+    result.encoder.close()
+    reports = [a["report"] for a in result.attempts]
+    assert [r["failed_check"] for r in reports] == ["validate", "run", "run", None]
+    assert "nested" in reports[0]["error"] and "RecursionError" in reports[1]["error"]
+    assert "sk-" not in reports[2]["error"] and "/root" not in reports[2]["error"] and "<redacted>" in reports[2]["error"]
+    assert not result.fallback and result.code == GOOD_CODE
+    written = json.loads((tmp_path / "dialogue.json").read_text())
+    assert all("sk-abcdefghijklmnopqrstuvwx" not in (a["report"]["error"] or "") for a in written)

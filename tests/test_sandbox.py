@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,3 +197,321 @@ def test_encoder_chunks_pickles_and_raises():
     broken.close()
     with pytest.raises(ValueError, match="same N"):
         enc(obs, act[:3])
+
+
+# ---------------------------------------------------------------------------------- issue 12: the escape and its defences
+# V1: np.ndarray over raw integer memory with an object dtype forged pointers to the real builtins.
+OBJECT_OVER_MEMORY = fn("ints = np.zeros(4, np.int64)\nobjs = np.ndarray((4,), 'O', buffer=ints)\nreturn obs")
+
+DTYPE_ESCAPES = {
+    "ndarray constructor": OBJECT_OVER_MEMORY,
+    "ndarray by keyword": fn("objs = np.ndarray(shape=(4,), dtype=np.float64, buffer=obs)\nreturn obs"),
+    "object dtype string": fn("return np.array(obs, 'O')"),
+    "object dtype keyword": fn("return np.zeros(3, dtype='O')"),
+    "void dtype": fn("return np.zeros(3, dtype='V40')"),
+    "structured dtype string": fn("return np.full(3, 1.0, 'i4,O')"),
+    "structured dtype list": fn("return np.asarray(obs, dtype=[('a', 'O')])"),
+    "bytes dtype": fn("return np.arange(3, dtype='S3')"),
+    "unicode astype": fn("return obs.astype('U4')"),
+    "object astype": fn("return obs.astype('object')"),
+    "computed dtype": fn("return np.zeros(3, obs.dtype)"),
+    "dtype in a variable": fn("d = 'O'\nreturn np.zeros(3, d)"),
+    "dtype slot of np.sum": fn("return np.sum(obs, 0, 'O')"),
+    "dtype slot of a method": fn("return obs.sum(0, 'O')"),
+    "dtype slot of linspace": fn("return np.linspace(0, 1, 5, True, False, 'O')"),
+    "**kwargs hides dtype": fn("return np.zeros(3, **{'dtype': 'O'})"),
+    "*args hides dtype": fn("return np.zeros(*(3, 'O'))"),
+    "numpy function as a value": fn("f = np.zeros\nreturn f(3, 'O')"),
+    "numpy function passed": fn("return list(map(np.zeros, [3]))"),
+    "method as a value": fn("f = obs.astype\nreturn f('O')"),
+    "view": fn("return obs.view('O')"),
+    "data buffer": fn("b = obs.data\nreturn obs"),
+    "frombuffer": fn("return np.frombuffer(b'12345678', 'O')"),
+    "stride tricks": fn("return np.lib.stride_tricks.as_strided(obs, (10 ** 9,), (8,))"),
+    "attribute store": fn("obs.shape = (-1,)\nreturn obs"),
+    "dtype store": fn("obs.dtype = np.float32\nreturn obs"),
+    "augmented attribute store": fn("obs.shape += (1,)\nreturn obs"),
+    "ndarray in isinstance": fn("assert isinstance(obs, np.ndarray)\nreturn obs"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DTYPE_ESCAPES))
+def test_raw_memory_and_object_dtype_routes_are_refused(name):
+    with pytest.raises(SandboxError) as info:
+        validate_source(DTYPE_ESCAPES[name])
+    assert info.value.kind == "refused"
+
+
+def test_the_runtime_namespace_has_no_array_constructor():
+    assert not hasattr(_safe_numpy(), "ndarray") and not hasattr(_safe_numpy(), "frombuffer")
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("return np.zeros((len(obs), 2), np.float64) + obs[:, :2]", OBS[:, :2]),
+    ("return obs[:, :2].astype('float32').astype(float)", OBS[:, :2].astype(np.float32).astype(float)),
+    ("return np.array(obs[:, :2], dtype=float)", OBS[:, :2]),
+    ("return np.sum(obs, 1, 'f8')", OBS.sum(1)[:, None]),
+    ("return obs.sum(1, np.float64, None, True)", OBS.sum(1, keepdims=True)),
+    ("return np.ones(len(obs), None) * obs[:, 0]", OBS[:, :1]),
+    ("return (obs[:, 0] > 0).astype(np.int64)", (OBS[:, :1] > 0).astype(float)),
+])
+def test_numeric_dtypes_stay_allowed(body, expected):
+    res = run_untrusted(fn(body), OBS, ACT, FAST)
+    assert res.ok, res.error
+    np.testing.assert_allclose(res.factors, expected, rtol=1e-6)
+
+
+# V3: a deep but valid expression made the checker raise RecursionError
+@pytest.mark.parametrize("body", ["x = obs" + " + obs" * 400 + "\nreturn x", "x = obs" + ".T" * 600 + "\nreturn x",
+                                  "x = " + "np.abs(" * 150 + "obs" + ")" * 150 + "\nreturn x"])
+def test_deep_nesting_is_refused_not_raised(body):
+    with pytest.raises(SandboxError) as info:
+        validate_source(fn(body))
+    assert info.value.kind == "refused" and "nested" in info.value.message
+
+
+# V4: code that returns few factors on the probes and 1024 columns on a large batch
+FACTOR_COUNT_LIE = fn("if len(obs) > 256:\n    return np.zeros((len(obs), 1024)) + obs[:, :1]\nreturn obs[:, :3]")
+
+
+def test_a_factor_count_lie_is_refused_before_its_values_are_read(monkeypatch):
+    requested = []
+    real_read = SandboxWorker._read
+
+    def spy(self, proc, n, deadline):
+        requested.append(n)
+        return real_read(self, proc, n, deadline)
+
+    monkeypatch.setattr(SandboxWorker, "_read", spy)
+    obs, act = RNG.normal(size=(20_000, 11)), RNG.uniform(-1, 1, size=(20_000, 3))
+    enc = SandboxedEncoder(FACTOR_COUNT_LIE, "liar", SandboxLimits(timeout_s=20.0, memory_mb=1024), n_factors=3, max_rows=20_000)
+    try:
+        np.testing.assert_allclose(enc(obs[:100], act[:100]), obs[:100, :3])
+        requested.clear()
+        with pytest.raises(SandboxError, match="returned 1024 factors on 20000 rows") as info:
+            enc(obs, act)
+        assert info.value.kind == "bad_output"
+        assert max(requested) < 1 << 16  # the 164 MB payload was never read, only its header
+        np.testing.assert_allclose(enc(obs[:100], act[:100]), obs[:100, :3])  # a fresh child took over
+    finally:
+        enc.close()
+
+
+def test_without_a_declared_count_the_first_chunk_sets_it():
+    code = fn("if obs[0, 0] > 100.0:\n    return obs[:, :5]\nreturn obs[:, :3]")
+    obs = RNG.normal(size=(20, 11))
+    obs[10, 0] = 1000.0  # the second chunk starts here
+    enc = SandboxedEncoder(code, "shifty", FAST, max_rows=10)
+    try:
+        with pytest.raises(SandboxError, match="returned 5 factors on 10 rows; expected between 1 and 3"):
+            enc(obs, RNG.normal(size=(20, 3)))
+    finally:
+        enc.close()
+
+
+def test_redaction_of_paths_environment_values_and_secrets():
+    text = ("IndexError (line 3): /home/alice/.config/key.txt holds sk-live-0123456789abcdef and "
+            "Bearer abc.def-ghi, token=hunter2hunter2, value s3cr3t-value, index 99 / size 11")
+    out = sandbox.redact(text, environ={"SOME_SECRET": "s3cr3t-value", "SHORT": "11"})
+    for secret in ("/home/alice", "key.txt", "sk-live", "abc.def", "hunter2", "s3cr3t"):
+        assert secret not in out, out
+    assert out.startswith("IndexError (line 3): <path> holds <redacted>") and "index 99 / size 11" in out
+
+
+def test_error_text_from_the_child_is_redacted(monkeypatch):
+    monkeypatch.setenv("MOREC_TEST_SECRET", "tell-nobody-42")
+    code = fn("raise ValueError('tell-nobody-42 at /etc/shadow')")
+    res = run_untrusted(code, OBS, ACT, FAST)
+    assert res.error.kind == "exception"
+    assert "tell-nobody" not in res.error.message and "/etc/shadow" not in res.error.message
+    assert "<redacted> at <path>" in res.error.message
+
+
+def test_without_a_jail_code_is_refused_unless_the_caller_opts_out(monkeypatch):
+    monkeypatch.setattr(sandbox.jail.sys, "platform", "darwin")
+    assert "needs Linux" in sandbox.jail.unsupported_reason()
+
+    def no_process(*args, **kwargs):
+        raise AssertionError("unjailed code must not start a process")
+
+    with monkeypatch.context() as m:
+        m.setattr(sandbox.subprocess, "Popen", no_process)
+        res = run_untrusted(GOOD, OBS, ACT, FAST)
+    assert res.error.kind == "unjailed" and "allow_unjailed=True" in res.error.message
+    monkeypatch.undo()
+    opted_out = run_untrusted(GOOD, OBS, ACT, SandboxLimits(timeout_s=1.0, memory_mb=256, allow_unjailed=True))
+    assert opted_out.ok, opted_out.error  # on Linux the child still jails itself
+
+
+# ---------------------------------------------------------------------------------- the jail, with the gate bypassed
+UNGUARDED_CHILD = Path(__file__).with_name("unguarded_sandbox_child.py")
+
+
+class UnguardedWorker(SandboxWorker):
+    """Runs code with the static gate off (test-only child), so only the jail stands in the way."""
+
+    def _child_argv(self) -> list[str]:
+        argv = super()._child_argv()
+        return [argv[0], "-I", str(UNGUARDED_CHILD), *argv[3:]]
+
+
+@pytest.fixture
+def unguarded(monkeypatch):
+    monkeypatch.setattr(sandbox, "validate_source", lambda source, entry_point=sandbox.ENTRY_POINT: None)
+    workers = []
+
+    def make(code: str, limits: SandboxLimits = FAST) -> UnguardedWorker:
+        workers.append(UnguardedWorker(code, limits))
+        return workers[-1]
+
+    yield make
+    for worker in workers:
+        worker.close()
+
+
+ATTACKS = ("read_canary", "list_directory", "read_parent_environ", "connect_loopback", "run_shell", "fork", "write_file",
+           "signal_parent", "secrets_in_environment")
+HOSTILE = """
+import os, socket, subprocess
+
+def attempt(action):
+    try:
+        return 1.0 if action() is not False else 0.0
+    except BaseException:
+        return 0.0
+
+def read_canary():
+    with open(CANARY) as f:
+        return f.read() == "canary"
+
+def list_directory():
+    return len(os.listdir(os.path.dirname(CANARY))) > 0
+
+def read_parent_environ():
+    with open(f"/proc/{os.getppid()}/environ", "rb") as f:
+        return len(f.read()) > 0
+
+def connect_loopback():
+    socket.create_connection(("127.0.0.1", PORT), timeout=1.0).close()
+
+def run_shell():
+    subprocess.run(["/bin/sh", "-c", "true"], check=True)
+
+def fork():
+    if os.fork() == 0:
+        os._exit(0)
+
+def write_file():
+    with open(os.path.join(os.path.dirname(CANARY), "written"), "w") as f:
+        f.write("x")
+
+def signal_parent():
+    os.kill(os.getppid(), 0)
+
+def secrets_in_environment():
+    return any(k.startswith("MOREC") for k in os.environ)
+
+def compute_factors(obs, act):
+    import resource
+    flags = [attempt(f) for f in ATTACKS]
+    flags += [float(os.geteuid()), float(resource.getrlimit(resource.RLIMIT_CPU)[0])]
+    return np.tile(np.array(flags), (len(obs), 1))
+"""
+
+
+def test_the_jail_contains_code_that_passed_the_gate(unguarded, monkeypatch):
+    monkeypatch.setenv("MOREC_LLM_API_KEY", "sk-must-not-leak-0123456789")
+    directory = Path(tempfile.mkdtemp())
+    try:
+        directory.chmod(0o755)
+        canary = directory / "canary.txt"
+        canary.write_text("canary")
+        canary.chmod(0o644)
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(1)
+            listener.setblocking(False)
+            code = (f"CANARY = {str(canary)!r}\nPORT = {listener.getsockname()[1]}\nATTACKS = {ATTACKS!r}\n" + HOSTILE)
+            worker = unguarded(code, SandboxLimits(timeout_s=10.0, memory_mb=256, cpu_s=77))
+            res = worker.run(OBS[:2], ACT[:2])
+            assert res.ok, res.error
+            with pytest.raises(BlockingIOError):
+                listener.accept()  # nothing reached the listener
+        escaped = [name for name, flag in zip(ATTACKS, res.factors[0]) if flag]
+        assert escaped == [], f"the jailed child could {escaped}"
+        uid, cpu_limit = res.factors[0, len(ATTACKS):]
+        assert cpu_limit == 77
+        if os.geteuid() == 0:
+            assert uid == sandbox.jail.NOBODY
+        assert worker.jail["seccomp"] is True
+        assert worker.jail["uid"] == (sandbox.jail.NOBODY if os.geteuid() == 0 else os.geteuid())
+        assert not (directory / "written").exists()
+    finally:
+        shutil.rmtree(directory)
+
+
+def test_an_unreadable_reply_header_is_a_crash_not_a_parser_error(unguarded):
+    code = """
+import os, struct
+def compute_factors(obs, act):
+    head = b"[" * 30000 + b"]" * 30000
+    os.write(1, struct.pack(">I", len(head)) + head)
+    return obs
+"""
+    res = unguarded(code).run(OBS, ACT)
+    assert res.error is not None and res.error.kind == "crashed" and "unreadable header" in res.error.message
+
+
+def test_a_child_that_stops_reading_cannot_block_the_parent(unguarded):
+    code = """
+import json, os, struct, time
+def compute_factors(obs, act):
+    head = json.dumps({"ok": True, "shape": [len(obs), 1], "payload": 8 * len(obs)}).encode()
+    os.write(1, struct.pack(">I", len(head)) + head + obs[:, 0].tobytes())
+    time.sleep(60)  # the reply is out; stdin is no longer read
+"""
+    worker = unguarded(code, SandboxLimits(timeout_s=1.0, memory_mb=256))
+    first = worker.run(OBS, ACT)
+    assert first.ok, first.error
+    start = time.monotonic()
+    second = worker.run(RNG.normal(size=(100_000, 11)), RNG.normal(size=(100_000, 3)))  # 11 MB into a full pipe
+    assert second.error is not None and second.error.kind == "timeout" and "input" in second.error.message
+    assert time.monotonic() - start < 4.0
+
+
+ORPHAN_PARENT = """
+import sys
+import numpy as np
+sys.path.insert(0, {repo!r})
+from morec.credit.sandbox import SandboxLimits, SandboxWorker
+worker = SandboxWorker("def compute_factors(obs, act):\\n    while obs[0, 0] > 0:\\n        pass\\n    return obs\\n",
+                       SandboxLimits(timeout_s=600.0))
+assert worker.run(-np.ones((2, 2)), np.zeros((2, 1))).ok
+print(worker._proc.pid, flush=True)
+worker.run(np.ones((2, 2)), np.zeros((2, 1)))  # loops until killed
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return not any(line.startswith("State:") and "Z" in line for line in status)
+    except FileNotFoundError:
+        return False
+
+
+def test_an_orphaned_child_dies_with_its_parent():
+    repo = str(Path(__file__).resolve().parents[1])
+    parent = subprocess.Popen([sys.executable, "-c", ORPHAN_PARENT.format(repo=repo)], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())
+        time.sleep(0.5)
+        assert _alive(child)  # busy in its loop
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 5.0
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child), "the sandbox child outlived its parent"
+    finally:
+        parent.kill()

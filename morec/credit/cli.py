@@ -24,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--factors", choices=("hand-written", "identity", "llm"), default="identity",
                    help="LaRe's factor encoder; 'llm' asks the OpenAI-compatible server named by MOREC_LLM_BASE_URL / MOREC_LLM_MODEL")
     p.add_argument("--replay-cache", default=None, help="directory of recorded LLM answers (with --factors llm); reused offline")
+    p.add_argument("--allow-unjailed-llm-code", action="store_true",
+                   help="with --factors llm on a system without the sandbox jail (not Linux x86-64/AArch64): run the "
+                        "LLM's code behind the static check and resource limits alone instead of refusing")
     p.add_argument("--episodic", action="store_true",
                    help="first turn the dataset's dense rewards into episodic ones (for experiments: keeps the truth to compare)")
     p.add_argument("--updates", type=int, default=RDConfig.updates)
@@ -48,12 +51,14 @@ def _decomposer(args: argparse.Namespace, ds, out: Path):
     elif args.factors == "identity":
         encoder = IdentityFactors()
     else:
-        from .llm import HTTPChatBackend, HTTPChatConfig, ReplayCache, generate_factor_encoder, spec_for_dataset
+        from .llm import (FactorSearchConfig, HTTPChatBackend, HTTPChatConfig, ReplayCache, generate_factor_encoder,
+                          spec_for_dataset)
 
         backend = HTTPChatBackend(HTTPChatConfig.from_env())
         if args.replay_cache:
             backend = ReplayCache(args.replay_cache, backend)
-        search = generate_factor_encoder(backend, spec_for_dataset(ds), ds, out.parent / f"{out.stem}_llm")
+        config = FactorSearchConfig().allowing_unjailed() if args.allow_unjailed_llm_code else FactorSearchConfig()
+        search = generate_factor_encoder(backend, spec_for_dataset(ds), ds, out.parent / f"{out.stem}_llm", config)
         encoder = search.encoder
     return LatentRewardDecoder(encoder, LaReConfig(updates=args.updates), device=args.device), search
 

@@ -28,7 +28,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,6 +37,7 @@ import numpy as np
 from ..data import OfflineDataset
 from ..tasks import check_layout, get_task
 from .factors import IdentityFactors
+from .redaction import redact
 from .sandbox import (
     ENTRY_POINT,
     SandboxedEncoder,
@@ -429,6 +430,11 @@ class FactorSearchConfig:
         if self.n_candidates < 1 or self.max_repair_rounds < 0 or self.n_probes < 2 or self.max_factors < 1:
             raise ValueError(f"need n_candidates >= 1, max_repair_rounds >= 0, n_probes >= 2, max_factors >= 1: {self}")
 
+    def allowing_unjailed(self) -> FactorSearchConfig:
+        """This config with both limits allowing a system without the jail (see :mod:`.sandbox`)."""
+        return replace(self, limits=replace(self.limits, allow_unjailed=True),
+                       encode_limits=replace(self.encode_limits, allow_unjailed=True))
+
 
 @dataclass
 class CheckReport:
@@ -462,11 +468,17 @@ def effective_rank(factors: np.ndarray) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
+MAX_ANSWER_CHARS = 200_000
+
+
 def check_answer(answer: str, obs: np.ndarray, act: np.ndarray, config: FactorSearchConfig) -> tuple[str | None, CheckReport]:
     """Run :data:`CHECKS` on one answer with probe states ``obs [N, O]``, ``act [N, A]``: one code
     block; sandbox validation; runs within the time budget and memory limit and returns ``[N, K]``
     finite numbers; ``K <= max_factors``; the same output twice; the same rows when computed one at
-    a time and as a reordered subset; every factor varies across the probes."""
+    a time and as a reordered subset; every factor varies across the probes. Never raises for the
+    answer's faults: whatever goes wrong becomes the failed check, with redacted error text."""
+    if not isinstance(answer, str) or len(answer) > MAX_ANSWER_CHARS:
+        return None, CheckReport(False, "format", f"the answer is not text of at most {MAX_ANSWER_CHARS} characters")
     try:
         code = extract_code(answer)
     except ValueError as err:
@@ -475,38 +487,55 @@ def check_answer(answer: str, obs: np.ndarray, act: np.ndarray, config: FactorSe
         validate_source(code)
     except SandboxError as err:
         return code, CheckReport(False, "validate", err.message)
+    try:
+        report = _run_checks(code, obs, act, config)
+    except SandboxError as err:  # e.g. no jail on this system: the same for every candidate
+        if err.kind == "unjailed":
+            raise
+        report = CheckReport(False, "run", f"{err.kind}: {err.message}")
+    except Exception as err:  # noqa: BLE001  # one candidate's failure must not end the search
+        report = CheckReport(False, "run", f"checking the code failed: {type(err).__name__}: {err}")
+    if report.error is not None:
+        report.error = redact(report.error)
+    return code, report
+
+
+def _run_checks(code: str, obs: np.ndarray, act: np.ndarray, config: FactorSearchConfig) -> CheckReport:
+    """The checks after validation (see :func:`check_answer`), in one jailed worker."""
     with SandboxWorker(code, config.limits) as worker:
         first = worker.run(obs, act)
         if not first.ok:
-            return code, CheckReport(False, "run", f"{first.error.kind}: {first.error.message}")
+            if first.error.kind == "unjailed":  # the child could not jail itself: no candidate can run
+                raise first.error
+            return CheckReport(False, "run", f"{first.error.kind}: {first.error.message}")
         out, k = first.factors, first.factors.shape[1]
         report = CheckReport(False, n_factors=k, seconds=round(first.seconds, 4))
         if k > config.max_factors:
-            return code, _failed(report, "factor_count", f"it returned {k} factors; return at most {config.max_factors}")
-        again = worker.run(obs, act)
+            return _failed(report, "factor_count", f"it returned {k} factors; return at most {config.max_factors}")
+        again = worker.run(obs, act, max_columns=k)
         if not again.ok or not np.array_equal(again.factors, out):
             why = f"{again.error.kind}: {again.error.message}" if not again.ok else "the values differ"
-            return code, _failed(report, "deterministic", f"a second call on the same input gave a different result ({why}); "
-                                                          "do not use randomness or state kept between calls")
+            return _failed(report, "deterministic", f"a second call on the same input gave a different result ({why}); "
+                                                     "do not use randomness or state kept between calls")
         subset = np.arange(len(obs))[::-2]
-        pieces = [(np.arange(i, i + 1), worker.run(obs[i:i + 1], act[i:i + 1])) for i in range(min(4, len(obs)))]
-        pieces.append((subset, worker.run(obs[subset], act[subset])))
+        pieces = [(np.arange(i, i + 1), worker.run(obs[i:i + 1], act[i:i + 1], max_columns=k)) for i in range(min(4, len(obs)))]
+        pieces.append((subset, worker.run(obs[subset], act[subset], max_columns=k)))
         for rows, res in pieces:
             if not res.ok or res.factors.shape != (len(rows), k) or not np.allclose(res.factors, out[rows], rtol=1e-6, atol=1e-9):
                 why = f"{res.error.kind}: {res.error.message}" if not res.ok else "different values"
-                return code, _failed(report, "batch_consistent", f"rows computed in a smaller batch ({len(rows)} rows) do not match the "
-                                                                 f"full batch ({why}); compute each row from its own obs/act only")
+                return _failed(report, "batch_consistent", f"rows computed in a smaller batch ({len(rows)} rows) do not match the "
+                                                            f"full batch ({why}); compute each row from its own obs/act only")
     std = out.std(0)
     constant = [int(j) for j in np.flatnonzero(std <= 1e-9 * (1.0 + np.abs(out.mean(0))))]
     report.factor_stats = {"mean": out.mean(0).tolist(), "std": std.tolist(), "min": out.min(0).tolist(), "max": out.max(0).tolist()}
     if constant:
-        return code, _failed(report, "varies", f"factor(s) {constant} are constant on all {len(obs)} probe states; every factor "
-                                               "must depend on the state or action (use a continuous quantity, not a rare flag)")
+        return _failed(report, "varies", f"factor(s) {constant} are constant on all {len(obs)} probe states; every factor "
+                                          "must depend on the state or action (use a continuous quantity, not a rare flag)")
     corr = np.corrcoef(out, rowvar=False).reshape(k, k)
     report.redundant_pairs = [(i, j) for i in range(k) for j in range(i + 1, k) if abs(corr[i, j]) > 0.99]
     report.effective_rank = round(effective_rank(out), 4)
     report.passed = True
-    return code, report
+    return report
 
 
 def _failed(report: CheckReport, check: str, error: str) -> CheckReport:
