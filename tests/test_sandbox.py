@@ -370,7 +370,8 @@ def unguarded(monkeypatch):
 
 
 ATTACKS = ("read_canary", "list_directory", "read_parent_environ", "connect_loopback", "run_shell", "fork", "write_file",
-           "signal_parent", "secrets_in_environment")
+           "make_directory", "symlink", "rename", "truncate", "signal_parent", "secrets_in_environment",
+           "close_stderr_then_open")
 HOSTILE = """
 import os, socket, subprocess
 
@@ -405,15 +406,31 @@ def write_file():
     with open(os.path.join(os.path.dirname(CANARY), "written"), "w") as f:
         f.write("x")
 
+def make_directory():
+    os.mkdir(os.path.join(os.path.dirname(CANARY), "made"))
+
+def symlink():
+    os.symlink("/etc/passwd", os.path.join(os.path.dirname(CANARY), "link"))
+
+def rename():
+    os.rename(CANARY, CANARY + ".moved")
+
+def truncate():
+    os.truncate(CANARY, 0)
+
 def signal_parent():
     os.kill(os.getppid(), 0)
+
+def close_stderr_then_open():
+    os.close(2)
+    return read_canary()
 
 def secrets_in_environment():
     return any(k.startswith("MOREC") for k in os.environ)
 
 def compute_factors(obs, act):
     import resource
-    flags = [attempt(f) for f in ATTACKS]
+    flags = [attempt(globals()[name]) for name in ATTACKS]
     flags += [float(os.geteuid()), float(resource.getrlimit(resource.RLIMIT_CPU)[0])]
     return np.tile(np.array(flags), (len(obs), 1))
 """
@@ -423,10 +440,10 @@ def test_the_jail_contains_code_that_passed_the_gate(unguarded, monkeypatch):
     monkeypatch.setenv("MOREC_LLM_API_KEY", "sk-must-not-leak-0123456789")
     directory = Path(tempfile.mkdtemp())
     try:
-        directory.chmod(0o755)
+        directory.chmod(0o777)  # file permissions alone would let any user in: only the jail stands in the way
         canary = directory / "canary.txt"
         canary.write_text("canary")
-        canary.chmod(0o644)
+        canary.chmod(0o666)
         with socket.socket() as listener:
             listener.bind(("127.0.0.1", 0))
             listener.listen(1)
@@ -435,9 +452,12 @@ def test_the_jail_contains_code_that_passed_the_gate(unguarded, monkeypatch):
             worker = unguarded(code, SandboxLimits(timeout_s=10.0, memory_mb=256, cpu_s=77))
             res = worker.run(OBS[:2], ACT[:2])
             assert res.ok, res.error
-            with pytest.raises(BlockingIOError):
-                listener.accept()  # nothing reached the listener
-        escaped = [name for name, flag in zip(ATTACKS, res.factors[0]) if flag]
+            try:
+                listener.accept()[0].close()
+                reached = ["reach_the_listener"]
+            except BlockingIOError:
+                reached = []
+        escaped = [name for name, flag in zip(ATTACKS, res.factors[0]) if flag] + reached
         assert escaped == [], f"the jailed child could {escaped}"
         uid, cpu_limit = res.factors[0, len(ATTACKS):]
         assert cpu_limit == 77
@@ -445,7 +465,7 @@ def test_the_jail_contains_code_that_passed_the_gate(unguarded, monkeypatch):
             assert uid == sandbox.jail.NOBODY
         assert worker.jail["seccomp"] is True
         assert worker.jail["uid"] == (sandbox.jail.NOBODY if os.geteuid() == 0 else os.geteuid())
-        assert not (directory / "written").exists()
+        assert sorted(p.name for p in directory.iterdir()) == ["canary.txt"] and canary.read_text() == "canary"
     finally:
         shutil.rmtree(directory)
 
