@@ -465,3 +465,10 @@ def test_a_candidate_that_breaks_the_checks_does_not_end_the_search(dataset, tmp
     assert not result.fallback and result.code == GOOD_CODE
     written = json.loads((tmp_path / "dialogue.json").read_text())
     assert all("sk-abcdefghijklmnopqrstuvwx" not in (a["report"]["error"] or "") for a in written)
+
+
+def test_allowing_unjailed_relaxes_both_limits_and_nothing_else():
+    config = FactorSearchConfig().allowing_unjailed()
+    assert config.limits.allow_unjailed and config.encode_limits.allow_unjailed
+    assert replace(config.limits, allow_unjailed=False) == FactorSearchConfig().limits
+    assert not FactorSearchConfig().limits.allow_unjailed  # refusing is the default
