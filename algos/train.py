@@ -163,8 +163,9 @@ class Trainer:
             reward = cached_reward(cfg, self.dataset, self.dynamics, dyn_key, show_progress)
             try:
                 threshold, calibration = resolve_threshold(reward, self.dynamics, cfg.filter, rollout, seed=cfg.seed)
-            except ValueError as err:
-                raise ConfigError(f"filter.threshold: {err}") from None
+            except ValueError as err:  # a reward cached by an older morec stores no held-out data
+                raise ConfigError(f"filter.threshold: {err} (for `morec train`: delete the cached reward under "
+                                  f"{Path(cfg.cache_dir) / 'reward'} so it is trained again)") from None
             if calibration is not None:
                 self.writer.add_scalar("rollout/threshold", threshold, 0)
             selector = MorecSelector(reward, cfg.filter, threshold=threshold)
