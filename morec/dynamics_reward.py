@@ -29,6 +29,11 @@ from dynamics.layers import EnsembleLinear
 CHECKPOINT_FILE = "dynamics_reward.pt"
 OBS_RANGE = 0.8  # observations are scaled to [-0.8, 0.8], as in the released MOREC code
 HELDOUT_FIELDS = ("heldout_obs", "heldout_act", "heldout_next_obs")
+MIN_SNAPSHOTS = 5  # fewer is hardly a historical ensemble: warned about
+
+
+class FewSnapshotsWarning(UserWarning):
+    """The reward uses (or a config plans) fewer than ``MIN_SNAPSHOTS`` discriminator snapshots."""
 
 
 @dataclass

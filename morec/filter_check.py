@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .buffer import ModelBuffer
 from .dynamics_reward import DynamicsReward
 from .evaluation import normalised_error
 from .filter import MorecFilterConfig, MorecSelector
@@ -123,8 +124,6 @@ def real_reward_summary(reward: DynamicsReward, obs, act, next_obs, threshold: f
 # ---------------------------------------------------------------------------------------- rollouts
 def rollout_record(engine: RolloutEngine, policy: RowPolicy, starts: torch.Tensor) -> RolloutRecord:
     """Roll ``policy`` from ``starts [N, O]``, telling it each live row's start index and step."""
-    from .buffer import ModelBuffer
-
     live = {"rows": torch.arange(len(starts), device=engine.device), "step": 0}
     records: list[StepRecord] = []
 

@@ -35,14 +35,7 @@ from tqdm.auto import tqdm
 from dynamics.ensemble import EnsembleDynamics
 from dynamics.training import training_arrays
 
-from .dynamics_reward import Discriminator, DynamicsReward, DynamicsRewardConfig
-
-
-MIN_SNAPSHOTS = 5
-
-
-class FewSnapshotsWarning(UserWarning):
-    """The reward uses fewer than ``MIN_SNAPSHOTS`` discriminator snapshots."""
+from .dynamics_reward import MIN_SNAPSHOTS, Discriminator, DynamicsReward, DynamicsRewardConfig, FewSnapshotsWarning
 
 
 def snapshot_warning(used: int, taken: int, cfg: DynamicsRewardConfig) -> str:
