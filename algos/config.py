@@ -7,6 +7,9 @@ overrides use YAML scalars, so ``true``/``false`` are real booleans (not ``bool(
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -14,7 +17,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 import yaml
 
 from dynamics import EnsembleConfig
-from morec.dynamics_reward import DynamicsRewardConfig
+from morec.dynamics_reward import MIN_SNAPSHOTS, DynamicsRewardConfig, FewSnapshotsWarning
 from morec.filter import MorecFilterConfig
 from morec.tasks import get_task
 
@@ -34,6 +37,7 @@ class RolloutSettings:
     retain_epochs: int = 5  # model buffer holds batch_size * horizon * retain_epochs transitions
     samples_per_member: int = 1  # candidates per (s, a) = elites x samples (MOREC: 2)
     penalty_coef: float = 0.0  # MOPO's lambda (the rollout engine subtracts it from model rewards)
+    candidate_clip: float | None = None  # clip candidates to +-this (the released MOREC code: 25 on D4RL); null: no clip
 
 
 @dataclass
@@ -73,6 +77,12 @@ class TrainConfig:
             raise ConfigError(f"task: {err.args[0]}") from err
         if self.algorithm == "mobile" and self.rollout.penalty_coef:
             raise ConfigError("rollout.penalty_coef is MOPO's reward penalty; MOBILE uses mobile.beta instead")
+        if self.morec and self.reward.planned_snapshots < MIN_SNAPSHOTS:
+            r = self.reward
+            warnings.warn(f"reward.num_updates={r.num_updates} with one snapshot per {r.snapshot_interval} updates and "
+                          f"snapshot_stride={r.snapshot_stride} leaves {r.planned_snapshots} discriminator snapshot(s) "
+                          f"(MOREC needs at least {MIN_SNAPSHOTS}): raise reward.num_updates or lower reward.snapshot_stride",
+                          FewSnapshotsWarning, stacklevel=2)
 
     @property
     def name(self) -> str:
@@ -107,7 +117,7 @@ def _build(cls, values: dict[str, Any], path: str):
 
 def _check_type(key: str, value: Any, hint) -> Any:
     origin, args = get_origin(hint), get_args(hint)
-    allowed = args if origin is not None and type(None) in args else (hint,)
+    allowed = args if origin in (typing.Union, types.UnionType) else (hint,)
     if value is None:
         if type(None) in allowed:
             return None

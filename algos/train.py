@@ -38,6 +38,7 @@ from morec.filter import MorecSelector
 from morec.locking import LockBusy, acquire, exclusive_lock
 from morec.reward_training import fit_dynamics_reward
 from morec.rollout import RolloutConfig, RolloutEngine
+from morec.threshold import resolve_threshold
 from morec.tasks import get_task
 
 from .base import MixedSampler, ModelBasedSAC
@@ -156,14 +157,19 @@ class Trainer:
         fingerprint = dataset_fingerprint(self.dataset)
         self.dynamics, dyn_key = cached_dynamics(cfg, self.dataset, fingerprint, self.writer, show_progress)
         device = self.dynamics.device
+        rollout = RolloutConfig(cfg.rollout.horizon, cfg.rollout.samples_per_member, cfg.rollout.penalty_coef, cfg.rollout.candidate_clip)
         selector = None
         if cfg.morec:
-            selector = MorecSelector(cached_reward(cfg, self.dataset, self.dynamics, dyn_key, show_progress), cfg.filter)
-        self.engine = RolloutEngine(
-            self.dynamics, get_termination_fn(cfg.task, self.layout),
-            RolloutConfig(cfg.rollout.horizon, cfg.rollout.samples_per_member, cfg.rollout.penalty_coef),
-            selector=selector, seed=cfg.seed,
-        )
+            reward = cached_reward(cfg, self.dataset, self.dynamics, dyn_key, show_progress)
+            try:
+                threshold, calibration = resolve_threshold(reward, self.dynamics, cfg.filter, rollout, seed=cfg.seed)
+            except ValueError as err:  # a reward cached by an older morec stores no held-out data
+                raise ConfigError(f"filter.threshold: {err} (for `morec train`: delete the cached reward under "
+                                  f"{Path(cfg.cache_dir) / 'reward'} so it is trained again)") from None
+            if calibration is not None:
+                self.writer.add_scalar("rollout/threshold", threshold, 0)
+            selector = MorecSelector(reward, cfg.filter, threshold=threshold)
+        self.engine = RolloutEngine(self.dynamics, get_termination_fn(cfg.task, self.layout), rollout, selector=selector, seed=cfg.seed)
         ds = self.dataset
         self.real = TransitionBatch(*(torch.as_tensor(getattr(ds, f), device=device) for f in ModelBuffer.FIELDS))
         capacity = cfg.rollout.batch_size * cfg.rollout.horizon * cfg.rollout.retain_epochs

@@ -9,7 +9,9 @@ real data ``e_i`` and on generated data ``g_i`` (measured when it was taken)::
     r_D = -log(1 - mean_i sigmoid(x_i))                                # in [0.313, 1.313]
 
 All snapshots are evaluated at once as one stacked network (``[N, in, out]`` weights).
-Training lives in :mod:`morec.reward_training`.
+Training lives in :mod:`morec.reward_training`. A trained reward also carries the task it was
+trained for (``env_id``, ``layout``) and the held-out real transitions that calibrated it, which
+``threshold: auto`` and the false-truncation rate use.
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ from dynamics.layers import EnsembleLinear
 
 CHECKPOINT_FILE = "dynamics_reward.pt"
 OBS_RANGE = 0.8  # observations are scaled to [-0.8, 0.8], as in the released MOREC code
+HELDOUT_FIELDS = ("heldout_obs", "heldout_act", "heldout_next_obs")
+MIN_SNAPSHOTS = 5  # fewer is hardly a historical ensemble: warned about
+
+
+class FewSnapshotsWarning(UserWarning):
+    """The reward uses (or a config plans) fewer than ``MIN_SNAPSHOTS`` discriminator snapshots."""
 
 
 @dataclass
@@ -54,6 +62,12 @@ class DynamicsRewardConfig:
             raise ValueError(f"generator must be 'adversarial' or 'fixed', got {self.generator!r}")
         if self.snapshot_interval < 1 or self.snapshot_stride < 1 or self.max_snapshots < 1:
             raise ValueError("snapshot_interval, snapshot_stride and max_snapshots must be positive")
+
+    @property
+    def planned_snapshots(self) -> int:
+        """Snapshots the reward will use if every one separates the data (``e_i > g_i``)."""
+        kept = min(self.num_updates // self.snapshot_interval, self.max_snapshots)
+        return -(-kept // self.snapshot_stride)
 
 
 class Discriminator(nn.Module):
@@ -93,6 +107,10 @@ class DynamicsReward(nn.Module):
         self.register_buffer("real_logit", torch.ones(num_snapshots))  # e_i
         self.register_buffer("fake_logit", torch.zeros(num_snapshots))  # g_i
         self.snapshots = Discriminator(num_snapshots, self.in_features, self.config.hidden_sizes)
+        self.env_id: str | None = None
+        self.layout: str | None = None
+        for name in HELDOUT_FIELDS:  # real s [N, O], a [N, A], s' [N, O] never trained on (set after training)
+            self.register_buffer(name, None, persistent=False)
 
     @property
     def device(self) -> torch.device:
@@ -101,6 +119,17 @@ class DynamicsReward(nn.Module):
     @property
     def num_snapshots(self) -> int:
         return len(self.real_logit)
+
+    @property
+    def heldout(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """Held-out real transitions ``(s [N, O], a [N, A], s' [N, O])``, or ``None`` (older checkpoints)."""
+        if self.heldout_obs is None:
+            return None
+        return self.heldout_obs, self.heldout_act, self.heldout_next_obs
+
+    def set_heldout(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> None:
+        for name, value in zip(HELDOUT_FIELDS, (obs, act, next_obs)):
+            setattr(self, name, value.detach().to(self.device, torch.float32))
 
     # ------------------------------------------------------------------ features
     def set_ranges(self, observations: np.ndarray, actions: np.ndarray) -> None:
@@ -129,6 +158,9 @@ class DynamicsReward(nn.Module):
         out.snapshots = Discriminator.stack(states, self.in_features, self.config.hidden_sizes).to(self.device)
         out.real_logit.copy_(torch.as_tensor(real_logits))
         out.fake_logit.copy_(torch.as_tensor(fake_logits))
+        out.env_id, out.layout = self.env_id, self.layout
+        if self.heldout is not None:
+            out.set_heldout(*self.heldout)
         return out
 
     # ------------------------------------------------------------------ reward
@@ -154,20 +186,30 @@ class DynamicsReward(nn.Module):
             "obs_dim": self.obs_dim,
             "act_dim": self.act_dim,
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+            "env_id": self.env_id,
+            "layout": self.layout,
+            "heldout": None if self.heldout is None else [t.detach().cpu() for t in self.heldout],
         }
         return atomic_torch_save(payload, directory / CHECKPOINT_FILE)
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu", obs_dim: int | None = None,
-             act_dim: int | None = None) -> "DynamicsReward":
+             act_dim: int | None = None, env_id: str | None = None, layout: str | None = None) -> "DynamicsReward":
+        """Load a saved reward; one trained for other sizes, another environment or layout is
+        refused with a :class:`ValueError` naming the fix (checked where both sides are known)."""
         path = Path(directory) / CHECKPOINT_FILE
         if not path.exists():
             raise FileNotFoundError(f"no trained dynamics reward at {path}; run `morec train-reward` first")
         payload = torch.load(path, map_location="cpu", weights_only=False)
-        for name, want in (("obs_dim", obs_dim), ("act_dim", act_dim)):
-            if want is not None and payload[name] != want:
-                raise ValueError(f"dynamics reward at {path} has {name}={payload[name]} but this task has {want}")
+        for name, want in (("obs_dim", obs_dim), ("act_dim", act_dim), ("env_id", env_id), ("layout", layout)):
+            have = payload.get(name)
+            if want is not None and have is not None and have != want:
+                raise ValueError(f"dynamics reward at {path} was trained with {name}={have!r} but this task has "
+                                 f"{name}={want!r}; train a reward on this task's data (morec train-reward)")
         n = len(payload["state_dict"]["real_logit"])
         model = cls(payload["obs_dim"], payload["act_dim"], DynamicsRewardConfig(**payload["config"]), num_snapshots=n)
         model.load_state_dict(payload["state_dict"])
+        model.env_id, model.layout = payload.get("env_id"), payload.get("layout")
+        if payload.get("heldout") is not None:
+            model.set_heldout(*payload["heldout"])
         return model.to(device).eval()

@@ -2,8 +2,10 @@
 
 Per row, K candidates (elites x samples) are scored by r_D(s, a, s'_k). The pick is the argmax or
 a sample of softmax(r_D / temperature); it supplies the next state and the model reward. When the
-picked r_D is below ``threshold`` (after ``min_rollout_length`` steps) the transition is kept,
-marked terminal, and that rollout stops.
+picked r_D is below the threshold (after ``min_rollout_length`` steps) the transition is kept and
+that rollout ends: marked terminal (``truncate_as="terminal"``, the paper) or not
+(``truncate_as="stop"``, an ablation). ``threshold="auto"`` is resolved by
+:func:`morec.threshold.calibrate_threshold` from held-out real transitions.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ import torch
 from .dynamics_reward import DynamicsReward
 from .rollout import Selection
 
+AUTO = "auto"
+
 
 @dataclass
 class MorecFilterConfig:
     mode: str = "softmax"  # "softmax" or "argmax"
     temperature: float = 0.1
-    threshold: float = 0.6
+    threshold: float | str = 0.6  # a number (the paper: 0.6) or "auto" (see false_truncation_target)
+    false_truncation_target: float = 0.02  # "auto": at most this fraction of held-out real data is cut
+    truncate_as: str = "terminal"  # "terminal" (the paper) or "stop": end the rollout without a terminal flag
     min_rollout_length: int = 0
 
     def __post_init__(self) -> None:
@@ -28,26 +34,44 @@ class MorecFilterConfig:
             raise ValueError(f"mode must be 'softmax' or 'argmax', got {self.mode!r}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if isinstance(self.threshold, str) and self.threshold != AUTO:
+            raise ValueError(f"threshold must be a number or 'auto', got {self.threshold!r}")
+        if not 0 < self.false_truncation_target < 1:
+            raise ValueError(f"false_truncation_target must be in (0, 1), got {self.false_truncation_target}")
+        if self.truncate_as not in ("terminal", "stop"):
+            raise ValueError(f"truncate_as must be 'terminal' or 'stop', got {self.truncate_as!r}")
 
 
 class MorecSelector:
     """``RolloutEngine`` selector backed by a :class:`DynamicsReward`. Statistics per step:
-    ``reward_d`` (mean r_D of the kept candidates) and ``truncated`` (fraction stopped)."""
+    ``reward_d`` (mean r_D of the kept candidates) and ``truncated`` (fraction stopped).
 
-    def __init__(self, reward: DynamicsReward, config: MorecFilterConfig | None = None):
+    ``threshold`` overrides ``config.threshold`` (it must be given when that is ``"auto"``);
+    ``-inf`` selects without ever truncating."""
+
+    def __init__(self, reward: DynamicsReward, config: MorecFilterConfig | None = None, threshold: float | None = None):
         self.reward = reward
         self.config = config or MorecFilterConfig()
+        if threshold is None and self.config.threshold == AUTO:
+            raise ValueError("threshold 'auto' must be resolved first: pass threshold=calibrate_threshold(...).threshold")
+        self.threshold = float(self.config.threshold if threshold is None else threshold)
+
+    def pick(self, scores: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``scores [K, B]`` -> index ``[B]`` of the kept candidate."""
+        if self.config.mode == "argmax":
+            return scores.argmax(dim=0)
+        probs = torch.softmax(scores / self.config.temperature, dim=0).T  # [B, K]
+        return torch.multinomial(probs, 1, generator=generator)[:, 0]
 
     def __call__(self, obs, act, candidates, step, generator) -> Selection:
         """``obs [B, O]``, ``act [B, A]``, ``candidates [K, B, O + 1]`` -> :class:`Selection`."""
         scores = self.reward(obs, act, candidates[..., :-1])  # [K, B]
-        if self.config.mode == "argmax":
-            index = scores.argmax(dim=0)
-        else:
-            probs = torch.softmax(scores / self.config.temperature, dim=0).T  # [B, K]
-            index = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        index = self.pick(scores, generator)
         kept = scores.gather(0, index[None])[0]
-        stop = kept < self.config.threshold
+        end = kept < self.threshold
         if step < self.config.min_rollout_length:
-            stop = torch.zeros_like(stop)
-        return Selection(index=index, stop=stop, stats={"reward_d": kept.mean(), "truncated": stop.float().mean()})
+            end = torch.zeros_like(end)
+        stats = {"reward_d": kept.mean(), "truncated": end.float().mean()}
+        if self.config.truncate_as == "stop":
+            return Selection(index=index, truncate=end, stats=stats)
+        return Selection(index=index, stop=end, stats=stats)

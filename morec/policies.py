@@ -47,3 +47,72 @@ def actor_policy(actor: torch.nn.Module, generator: torch.Generator, determinist
             a = a + noise_std * torch.randn(a.shape, device=a.device, generator=generator)
         return a.clamp(-1.0, 1.0)
     return act
+
+
+# ------------------------------------------------------------------ common random numbers
+# Two rollouts from the same start states (filtered and unfiltered) must see the same policy noise
+# at the same start row and step, whichever rows are still alive. A row policy takes the start-row
+# index of each live row and the step, and reads its noise from a table ``[H, N, A]``.
+RowPolicy = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]  # (obs [B, O], rows [B], step) -> act [B, A]
+
+
+def noise_table(horizon: int, rows: int, dim: int, seed: int, device, uniform: bool = False) -> torch.Tensor:
+    """``[H, N, D]`` standard normal (or uniform on [0, 1)) draws fixed by ``seed``."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+    draw = torch.rand if uniform else torch.randn
+    return draw((horizon, rows, dim), device=device, generator=gen)
+
+
+def random_row_policy(act_dim: int, horizon: int, rows: int, seed: int, device) -> RowPolicy:
+    """Uniform actions in [-1, 1], one fixed draw per (start row, step)."""
+    table = noise_table(horizon, rows, act_dim, seed, device, uniform=True) * 2 - 1
+    return lambda obs, row, step: table[step, row]
+
+
+def actor_row_policy(actor: torch.nn.Module, act_dim: int, horizon: int, rows: int, seed: int, device,
+                     noise_std: float = 0.0) -> RowPolicy:
+    """A SAC actor's sample (plus ``noise_std`` Gaussian action noise, clipped to [-1, 1]) with
+    its noise fixed per (start row, step)."""
+    pre, extra = noise_table(horizon, rows, 2 * act_dim, seed, device).split(act_dim, dim=-1)
+
+    @torch.no_grad()
+    def act(obs, row, step):
+        (mu, sigma), _ = actor(obs)
+        a = torch.tanh(mu + sigma * pre[step, row]) + noise_std * extra[step, row]
+        return a.clamp(-1.0, 1.0)
+    return act
+
+
+def deterministic_row_policy(policy: TensorPolicy) -> RowPolicy:
+    return lambda obs, row, step: policy(obs)
+
+
+# ------------------------------------------------------------------ TorchScript policies
+def load_torchscript_policy(path: str | Path, obs_dim: int, act_dim: int, device: str | torch.device = "cpu") -> TensorPolicy:
+    """A deterministic policy from a TorchScript file mapping observations ``[B, O]`` float32 to
+    actions ``[B, A]`` (clipped to [-1, 1]). A missing file, a file that is not TorchScript and a
+    module that does not map ``[B, obs_dim]`` to ``[B, act_dim]`` raise errors naming the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"policy file {path} does not exist; give the path of a TorchScript module "
+                                "(torch.jit.script(policy).save(path))")
+    try:
+        module = torch.jit.load(str(path), map_location=device).eval()
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(f"{path} is not a TorchScript module ({str(err).strip().splitlines()[0]}); save the policy "
+                         "with torch.jit.script(policy).save(path) or torch.jit.trace(policy, example_obs).save(path)") from None
+    probe = torch.zeros(2, obs_dim, device=device)
+    try:
+        with torch.no_grad():
+            out = module(probe)
+    except Exception as err:  # noqa: BLE001  # whatever the scripted code raises, it means the shapes do not fit
+        raise ValueError(f"{path} fails on observations of shape [B, {obs_dim}] for this task "
+                         f"({str(err).strip().splitlines()[-1][:200]}); it must map [B, {obs_dim}] float32 to [B, {act_dim}]") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, act_dim):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"{path} maps observations [2, {obs_dim}] to {got}; this task needs actions [B, {act_dim}] in [-1, 1]")
+
+    @torch.no_grad()
+    def act(obs: torch.Tensor) -> torch.Tensor:
+        return module(obs.float()).float().clamp(-1.0, 1.0)
+    return act

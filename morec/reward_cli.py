@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +15,13 @@ import torch
 from dynamics import EnsembleDynamics, MujocoOracle, TaskInfo, get_termination_fn
 
 from .data import load_dataset
-from .dynamics_reward import DynamicsReward, DynamicsRewardConfig
-from .evaluation import model_error, observation_std
-from .filter import MorecFilterConfig, MorecSelector
-from .policies import TensorPolicy, actor_policy, load_sac_actor, random_policy
-from .reward_training import fit_dynamics_reward, sample_elite_next_obs
-from .rollout import RolloutConfig, RolloutEngine
+from .dynamics_reward import MIN_SNAPSHOTS, DynamicsReward, DynamicsRewardConfig, FewSnapshotsWarning
+from .evaluation import observation_std
+from .filter import AUTO, MorecFilterConfig
+from .filter_check import CheckedPolicy, FilterCheckConfig, check_filter
+from .policies import actor_row_policy, deterministic_row_policy, load_sac_actor, load_torchscript_policy, random_row_policy
+from .reward_training import fit_dynamics_reward, sample_elite_next_obs, snapshot_warning
+from .threshold import resolve_threshold
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -76,99 +79,147 @@ def discrimination_report(reward: DynamicsReward, dynamics: EnsembleDynamics, ds
 
 def train_reward(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
-    ds = load_dataset(args.dataset, env_id=args.env)
-    dyn = EnsembleDynamics.load(args.dynamics, args.device, expect=TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout")))
-    cfg = DynamicsRewardConfig(generator=args.generator, num_updates=args.updates, snapshot_interval=args.snapshot_interval,
-                               snapshot_stride=args.snapshot_stride, discriminator_lr=args.discriminator_lr)
+    try:
+        ds = load_dataset(args.dataset, env_id=args.env)
+        task = TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout"))
+        dyn = EnsembleDynamics.load(args.dynamics, args.device, expect=task)
+        cfg = DynamicsRewardConfig(generator=args.generator, num_updates=args.updates, snapshot_interval=args.snapshot_interval,
+                                   snapshot_stride=args.snapshot_stride, discriminator_lr=args.discriminator_lr)
+    except (ValueError, FileNotFoundError) as err:  # bad input: one line naming the fix, exit 2
+        print(f"morec train-reward: error: {err}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     train, test = ds.split(0.1, seed=args.seed)  # the discrimination report scores transitions never trained on
-    reward, fit = fit_dynamics_reward(train, dyn, cfg, seed=args.seed, log_dir=str(out / "tb"), show_progress=not args.no_progress)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FewSnapshotsWarning)  # said below, as one line
+        reward, fit = fit_dynamics_reward(train, dyn, cfg, seed=args.seed, log_dir=str(out / "tb"), show_progress=not args.no_progress)
     reward.save(out)
-    report = {"fit": fit.__dict__, "discrimination": discrimination_report(reward, dyn, test, args.seed)}
+    report = {"fit": fit.__dict__, "snapshots_used": fit.snapshots_used,
+              "discrimination": discrimination_report(reward, dyn, test, args.seed)}
     (out / "report.json").write_text(json.dumps(report, indent=2))
+    print(f"dynamics reward: {fit.snapshots_used} discriminator snapshots used (of {fit.snapshots_taken} taken)", file=sys.stderr)
+    if fit.snapshots_used < MIN_SNAPSHOTS:
+        print(f"warning: {snapshot_warning(fit.snapshots_used, fit.snapshots_taken, cfg)}", file=sys.stderr)
     print(json.dumps(report, indent=2))
     return 0
 
 
+def threshold_value(text: str) -> float | str:
+    """``--threshold``: a number or ``auto``."""
+    if text == AUTO:
+        return AUTO
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number (the paper: 0.6) or 'auto', got {text!r}") from None
+
+
 def add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    filt, check = MorecFilterConfig(), FilterCheckConfig()
     p.add_argument("--dataset", required=True)
     p.add_argument("--env", default=None)
     p.add_argument("--dynamics", required=True)
     p.add_argument("--reward", default=None, help="a trained dynamics reward: compare filtered with unfiltered rollouts")
-    p.add_argument("--policy", choices=("random", "noisy-behaviour", "checkpoint"), default="random")
-    p.add_argument("--policy-path", default=None, help="policy_<step>.pt from morec collect (noisy-behaviour, checkpoint)")
+    p.add_argument("--policy", choices=POLICY_KINDS, default="random",
+                   help="random; noisy-behaviour or checkpoint: a policy_<step>.pt of morec collect; torchscript: any "
+                        "TorchScript module mapping observations [B, O] float32 to actions [B, A] in [-1, 1] (deterministic)")
+    p.add_argument("--policy-path", action="extend", nargs="+", default=[], metavar="FILE",
+                   help="the policy file(s); repeat it or give several to check several policies in one call")
     p.add_argument("--policy-noise", type=float, default=0.3, help="extra action noise for noisy-behaviour")
-    p.add_argument("--horizon", type=int, default=100)
+    p.add_argument("--horizon", type=int, default=check.horizon)
     p.add_argument("--starts", type=int, default=500)
-    p.add_argument("--mode", choices=("softmax", "argmax"), default="softmax")
-    p.add_argument("--threshold", type=float, default=0.6)
-    p.add_argument("--samples-per-member", type=int, default=2)
+    p.add_argument("--mode", choices=("softmax", "argmax"), default=filt.mode)
+    p.add_argument("--threshold", type=threshold_value, default=filt.threshold,
+                   help="truncate below this r_D: a number (the paper: 0.6) or 'auto' (from the reward's held-out data)")
+    p.add_argument("--false-truncation-target", type=float, default=filt.false_truncation_target,
+                   help="with --threshold auto: the largest fraction of held-out real transitions to cut")
+    p.add_argument("--truncate-as", choices=("terminal", "stop"), default=filt.truncate_as,
+                   help="a cut rollout's last transition: marked terminal (the paper) or not")
+    p.add_argument("--candidate-clip", type=float, default=check.candidate_clip,
+                   help="clip candidate next states and rewards to +-this (the released MOREC code: 25 on D4RL)")
+    p.add_argument("--samples-per-member", type=int, default=check.samples_per_member)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print only the JSON report")
 
 
-def make_policy(args: argparse.Namespace, ds, device) -> TensorPolicy:
-    gen = torch.Generator(device=device).manual_seed(args.seed + 1)
+POLICY_KINDS = ("random", "noisy-behaviour", "checkpoint", "torchscript")
+
+
+def make_policies(args: argparse.Namespace, ds, device, rows: int) -> list[CheckedPolicy]:
+    """The policies to check, each with noise fixed per (start row, step) from ``args.seed``."""
+    seed, horizon = args.seed + 1, args.horizon
     if args.policy == "random":
-        return random_policy(ds.act_dim, gen)
+        if args.policy_path:
+            raise ValueError("--policy random takes no --policy-path; use --policy torchscript for policy files")
+        return [CheckedPolicy("random", random_row_policy(ds.act_dim, horizon, rows, seed, device), deterministic=False)]
     if not args.policy_path:
-        raise SystemExit(f"--policy {args.policy} needs --policy-path (a policy_<step>.pt written by morec collect)")
-    actor = load_sac_actor(args.policy_path, ds.metadata["env_id"], device)
-    return actor_policy(actor, gen, noise_std=args.policy_noise if args.policy == "noisy-behaviour" else 0.0)
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
-    return float(np.corrcoef(rx, ry)[0, 1])
+        what = "a TorchScript file" if args.policy == "torchscript" else "a policy_<step>.pt written by morec collect"
+        raise ValueError(f"--policy {args.policy} needs --policy-path ({what})")
+    policies, names = [], set()
+    for path in args.policy_path:
+        name = Path(path).stem if args.policy == "torchscript" else f"{args.policy}:{Path(path).stem}"
+        while name in names:
+            name += "'"
+        names.add(name)
+        if args.policy == "torchscript":
+            act = deterministic_row_policy(load_torchscript_policy(path, ds.obs_dim, ds.act_dim, device))
+            policies.append(CheckedPolicy(name, act, deterministic=True))
+            continue
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"policy file {path} does not exist")
+        actor = load_sac_actor(path, ds.metadata["env_id"], device)
+        noise = args.policy_noise if args.policy == "noisy-behaviour" else 0.0
+        policies.append(CheckedPolicy(name, actor_row_policy(actor, ds.act_dim, horizon, rows, seed, device, noise), deterministic=False))
+    return policies
 
 
 def eval_model(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
-    ds = load_dataset(args.dataset, env_id=args.env)
-    device = torch.device(args.device)
-    dyn = EnsembleDynamics.load(args.dynamics, device, expect=TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout")))
-    oracle = MujocoOracle(ds.metadata["env_id"], ds.metadata["layout"])
-    std = observation_std(ds)
-    rows = np.random.default_rng(args.seed).choice(len(ds), size=min(args.starts, len(ds)), replace=False)
-    starts = torch.as_tensor(ds.observations[rows], device=device)
-
-    def run(selector):
-        policy = make_policy(args, ds, device)  # same policy noise stream for both runs
-        return model_error(dyn, selector, policy, starts, args.horizon, oracle, obs_std=std,
-                           samples_per_member=args.samples_per_member, seed=args.seed)
-
-    report = {"dataset": str(args.dataset), "policy": args.policy, "horizon": args.horizon, "starts": len(rows),
-              "unfiltered": _summary(run(None))}
+    try:
+        setup = _eval_setup(args)
+    except (ValueError, FileNotFoundError) as err:  # bad input: one line naming the fix, exit 2
+        print(f"morec eval-model: error: {err}", file=sys.stderr)
+        return 2
+    calibration, real_source = setup.pop("calibration"), setup.pop("real_source")
+    report = check_filter(**setup)
+    first = next(iter(report["policies"].values()))
+    legacy = {k: first[k] for k in ("unfiltered", "filtered", "filtered_over_unfiltered_error", "reward_error_spearman") if k in first}
+    out = {"dataset": str(args.dataset), "policy": args.policy, "horizon": args.horizon, "starts": len(setup["starts"]),
+           **legacy, "threshold": setup["threshold"] if args.reward else None}
+    if calibration is not None:
+        out["threshold_calibration"] = calibration.to_dict()
     if args.reward:
-        reward = DynamicsReward.load(args.reward, device, obs_dim=ds.obs_dim, act_dim=ds.act_dim)
-        selector = MorecSelector(reward, MorecFilterConfig(mode=args.mode, threshold=args.threshold))
-        filtered = run(selector)
-        report["filtered"] = _summary(filtered)
-        report["filtered_over_unfiltered_error"] = filtered.overall / report["unfiltered"]["error"]
-        report["reward_error_spearman"] = filtered_spearman(reward, dyn, oracle, starts, args, ds, std)
-    print(json.dumps(report, indent=2))
+        out["false_truncation_data"] = real_source
+    print(json.dumps(out | report, indent=2))
     return 0
 
 
-def _summary(rep) -> dict:
-    last = max(i for i, c in enumerate(rep.per_step_count) if c)
-    return {"error": rep.overall, "median_error": rep.median, "error_first_step": rep.per_step[0],
-            f"error_step_{last + 1}": rep.per_step[last],
-            "reward_abs_error": rep.reward_abs_error, "transitions": rep.transitions,
-            "mean_length": rep.rollout["mean_length"], "truncated": rep.rollout["stopped"], "terminated": rep.rollout["terminated"],
-            "reward_d": rep.rollout["selector"].get("reward_d")}
-
-
-@torch.no_grad()
-def filtered_spearman(reward, dyn, oracle, starts, args, ds, std) -> float:
-    """Rank correlation between r_D and oracle error over candidates of one step from the start
-    states (negative means higher reward, lower error)."""
-    engine = RolloutEngine(dyn, get_termination_fn(oracle.env_id, oracle.layout), RolloutConfig(samples_per_member=args.samples_per_member), seed=args.seed)
-    act = make_policy(args, ds, starts.device)(starts)
-    cands, _ = engine.candidates(starts, act)  # [K, B, O + 1]
-    scores = reward(starts, act, cands[..., :-1]).cpu().numpy().ravel()
-    true_next, _, _ = oracle.step(starts.cpu().numpy(), act.cpu().numpy())
-    pred = cands[..., :-1].cpu().numpy().astype(np.float64)
-    err = np.sqrt((((pred - true_next[None]) / std) ** 2).mean(-1)).ravel()
-    return spearman(scores, err)
+def _eval_setup(args: argparse.Namespace) -> dict:
+    """Load and check everything eval-model needs; bad input raises ``ValueError``/``FileNotFoundError``."""
+    ds = load_dataset(args.dataset, env_id=args.env)
+    device = torch.device(args.device)
+    env_id, layout = ds.metadata.get("env_id"), ds.metadata.get("layout")
+    dyn = EnsembleDynamics.load(args.dynamics, device, expect=TaskInfo(ds.obs_dim, ds.act_dim, env_id, layout))
+    oracle = MujocoOracle(env_id, layout)
+    rows = np.random.default_rng(args.seed).choice(len(ds), size=min(args.starts, len(ds)), replace=False)
+    starts = torch.as_tensor(ds.observations[rows], device=device)
+    policies = make_policies(args, ds, device, len(rows))
+    filt = MorecFilterConfig(mode=args.mode, threshold=args.threshold, false_truncation_target=args.false_truncation_target,
+                             truncate_as=args.truncate_as)
+    check = FilterCheckConfig(horizon=args.horizon, samples_per_member=args.samples_per_member,
+                              candidate_clip=args.candidate_clip, seed=args.seed)
+    reward, threshold, calibration, real, real_source = None, None, None, None, None
+    if args.reward:
+        reward = DynamicsReward.load(args.reward, device, obs_dim=ds.obs_dim, act_dim=ds.act_dim, env_id=env_id, layout=layout)
+        threshold, calibration = resolve_threshold(reward, dyn, filt, check.rollout(), seed=args.seed)
+        if reward.heldout is not None:
+            real, real_source = reward.heldout, "the reward's held-out calibration transitions (never trained on)"
+        else:
+            sample = np.random.default_rng(args.seed + 2).choice(len(ds), size=min(5000, len(ds)), replace=False)
+            real = tuple(torch.as_tensor(a[sample], device=device) for a in (ds.observations, ds.actions, ds.next_observations))
+            real_source = "a sample of --dataset (this reward stores no held-out data; it may have trained on these)"
+    return {"dynamics": dyn, "reward": reward, "filter_config": filt, "threshold": threshold, "policies": policies,
+            "starts": starts, "oracle": oracle, "termination_fn": get_termination_fn(oracle.env_id, oracle.layout),
+            "obs_std": observation_std(ds), "config": check, "real_transitions": real,
+            "calibration": calibration, "real_source": real_source}

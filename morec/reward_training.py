@@ -13,13 +13,15 @@ initialised from the MLE-trained ensemble; the discriminator separates real (s, 
   real transitions (``e_i``) and on generated ones (``g_i``).
 
 The reward uses every ``snapshot_stride``-th of the last ``max_snapshots`` snapshots (newest
-first); snapshots that do not separate the calibration data (``e_i <= g_i``) are left out.
+first); snapshots that do not separate the calibration data (``e_i <= g_i``) are left out. Fewer
+than ``MIN_SNAPSHOTS`` used is warned about: that is hardly a historical ensemble.
 """
 
 from __future__ import annotations
 
 import copy
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable
@@ -33,7 +35,13 @@ from tqdm.auto import tqdm
 from dynamics.ensemble import EnsembleDynamics
 from dynamics.training import training_arrays
 
-from .dynamics_reward import Discriminator, DynamicsReward, DynamicsRewardConfig
+from .dynamics_reward import MIN_SNAPSHOTS, Discriminator, DynamicsReward, DynamicsRewardConfig, FewSnapshotsWarning
+
+
+def snapshot_warning(used: int, taken: int, cfg: DynamicsRewardConfig) -> str:
+    return (f"the dynamics reward uses only {used} discriminator snapshot(s) (of {taken} taken; num_updates="
+            f"{cfg.num_updates}, snapshot_interval={cfg.snapshot_interval}, snapshot_stride={cfg.snapshot_stride}); "
+            f"MOREC needs a historical ensemble of at least {MIN_SNAPSHOTS}: raise num_updates or lower snapshot_stride")
 
 
 @dataclass
@@ -170,6 +178,10 @@ def fit_dynamics_reward(
         raise RuntimeError("no discriminator snapshot separates real from generated data (e_i <= g_i for all); "
                            "train longer or raise discriminator_lr")
     final = reward.with_snapshots([c[0] for c in chosen], [c[1] for c in chosen], [c[2] for c in chosen])
+    final.env_id, final.layout = dynamics.task.env_id, dynamics.task.layout
+    final.set_heldout(obs[cal], act[cal], nxt[cal])  # calibration rows: the discriminator never trained on them
+    if len(chosen) < MIN_SNAPSHOTS:
+        warnings.warn(snapshot_warning(len(chosen), len(history), cfg), FewSnapshotsWarning, stacklevel=2)
     if writer is not None:
         writer.add_scalar("reward/snapshots_used", len(chosen), cfg.num_updates)
         writer.close()

@@ -6,8 +6,10 @@ Each step, for the live rows ``[B]``:
 2. one batched ensemble forward for all members -> ``(mean, logvar) [E, B, O + 1]``;
 3. candidates ``[K, B, O + 1]``: ``samples_per_member`` Gaussian draws from each elite
    (``K = elites x samples``);
+   optionally clipped to ``[-candidate_clip, candidate_clip]`` (the released MOREC code: 25 on D4RL);
 4. the **selector** picks one candidate per row (default: a uniformly random elite, as MOPO and
-   MOBILE do; the MOREC filter plugs in here) and may stop rows (marking them terminal);
+   MOBILE do; the MOREC filter plugs in here) and may stop rows (marking them terminal) or
+   truncate them (ending them without the terminal flag);
 5. termination function on ``(obs, act, next_obs)``; optional truncation hook;
 6. optional ``reward_transform(reward, obs, act, next_obs)`` on the model reward (e.g. a
    :class:`morec.shaping.StepAdapter` of clipping, flip noise or potential shaping);
@@ -36,11 +38,13 @@ RewardTransformFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Te
 @dataclass
 class Selection:
     """A selector's decision for ``B`` rows: ``index [B]`` into the ``K`` candidates, and
-    optionally ``stop [B]`` (rows to end here; their transition is kept and marked terminal) and
+    optionally ``stop [B]`` (rows to end here; their transition is kept and marked terminal),
+    ``truncate [B]`` (rows to end here; their transition is kept, not marked terminal) and
     per-step scalar statistics."""
 
     index: torch.Tensor
     stop: torch.Tensor | None = None
+    truncate: torch.Tensor | None = None
     stats: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
@@ -63,6 +67,7 @@ class RolloutConfig:
     horizon: int = 5
     samples_per_member: int = 1  # Gaussian draws per elite; candidates K = elites x samples
     penalty_coef: float = 0.0  # MOPO lambda: reward -= lambda * max over members of ||sigma||
+    candidate_clip: float | None = None  # clip candidates (next state and reward) to +-this; None: no clip
 
 
 @dataclass
@@ -80,14 +85,17 @@ class RolloutStats:
 
 @dataclass
 class StepRecord:
-    """What one rollout step wrote (tensors of the live rows), for analysis callbacks."""
+    """What one rollout step wrote (tensors of the ``B`` live rows), for analysis callbacks."""
 
     step: int
     observations: torch.Tensor
     actions: torch.Tensor
     next_observations: torch.Tensor
     rewards: torch.Tensor
-    terminals: torch.Tensor
+    terminals: torch.Tensor  # [B] written terminal flag (termination function or selector stop)
+    terminated: torch.Tensor  # [B] by the termination function alone
+    ended: torch.Tensor  # [B] rows that end here (terminal, stopped or truncated)
+    rows: torch.Tensor  # [B] index of each row's start state
 
 
 class RolloutEngine:
@@ -118,6 +126,8 @@ class RolloutEngine:
         m, s = mean[elites], std[elites]
         noise = torch.randn((self.config.samples_per_member, *m.shape), device=m.device, generator=self.generator)
         cands = (m + noise * s).reshape(-1, *m.shape[1:])
+        if self.config.candidate_clip is not None:
+            cands = cands.clamp(-self.config.candidate_clip, self.config.candidate_clip)
         if self.config.penalty_coef:
             penalty = self.config.penalty_coef * std.norm(dim=-1).amax(dim=0)
         else:
@@ -137,6 +147,7 @@ class RolloutEngine:
         """Run up to ``horizon`` steps from ``start_states [B, O]`` and write every transition."""
         obs = start_states.to(self.device, torch.float32)
         n_start = len(obs)
+        rows = torch.arange(n_start, device=self.device)
         n_written = 0
         sums = {k: torch.zeros((), device=self.device) for k in ("reward", "penalty", "terminated", "stopped")}
         selector_sums: dict[str, torch.Tensor] = {}
@@ -149,6 +160,8 @@ class RolloutEngine:
             terminated = self.termination_fn(obs, act, next_obs)
             stop = sel.stop if sel.stop is not None else torch.zeros_like(terminated)
             truncated = self.truncation_fn(step, obs, act, next_obs) if self.truncation_fn else torch.zeros_like(terminated)
+            if sel.truncate is not None:
+                truncated = truncated | sel.truncate
             terminals = terminated | stop
             reward = model_reward
             if self.reward_transform is not None:
@@ -157,8 +170,9 @@ class RolloutEngine:
                     raise ValueError(f"reward_transform must return rewards of shape {tuple(model_reward.shape)}, "
                                      f"got {tuple(reward.shape)}")
             buffer.add(TransitionBatch(obs, act, reward - penalty, next_obs, terminals))
+            ended = terminals | truncated
             if step_callback is not None:
-                step_callback(StepRecord(step, obs, act, next_obs, reward - penalty, terminals))
+                step_callback(StepRecord(step, obs, act, next_obs, reward - penalty, terminals, terminated, ended, rows))
             n = len(obs)
             n_written += n
             sums["reward"] += model_reward.sum()
@@ -167,8 +181,7 @@ class RolloutEngine:
             sums["stopped"] += ((stop | truncated) & ~terminated).sum()
             for key, value in sel.stats.items():
                 selector_sums[key] = selector_sums.get(key, 0) + value * n
-            alive = ~(terminals | truncated)
-            obs = next_obs[alive]
+            obs, rows = next_obs[~ended], rows[~ended]
         terminated, stopped = int(sums["terminated"]), int(sums["stopped"])
         return RolloutStats(
             start_states=n_start,

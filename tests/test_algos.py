@@ -133,6 +133,20 @@ def test_every_shipped_config_loads():
         load_config(path)
 
 
+def test_filter_options_and_a_warning_for_too_few_snapshots():
+    from morec.dynamics_reward import FewSnapshotsWarning
+
+    cfg = load_config(None, ["filter.threshold=auto", "filter.truncate_as=stop", "rollout.candidate_clip=25"])
+    assert cfg.filter.threshold == "auto" and cfg.filter.truncate_as == "stop" and cfg.rollout.candidate_clip == 25.0
+    assert load_config(None, []).filter.threshold == 0.6 and load_config(None, []).rollout.candidate_clip is None
+    with pytest.raises(ConfigError, match="threshold must be a number or 'auto'"):
+        load_config(None, ["filter.threshold=high"])
+    # the learning checks' setting: 1000 updates, a snapshot per 100, stride 10 -> one snapshot
+    with pytest.warns(FewSnapshotsWarning, match="leaves 1 discriminator snapshot"):
+        load_config(None, ["morec=true", "reward.num_updates=1000"])
+    assert load_config(None, []).reward.planned_snapshots == 10  # the defaults (and train-reward's) use 10
+
+
 # ------------------------------------------------------------------------------------ pipeline
 @pytest.fixture(scope="module")
 def hopper_file(tmp_path_factory):
@@ -173,6 +187,20 @@ def test_smoke_run_writes_tensorboard_tags_and_summary(hopper_file, tmp_path, de
     assert (tmp_path / "run" / "summary.json").exists() and (tmp_path / "run" / "config.yaml").exists()
     with pytest.raises(ConfigError, match="already holds a run"):
         Trainer(cfg, tmp_path / "run", show_progress=False)
+
+
+def test_auto_threshold_truncate_as_stop_and_candidate_clip_train(hopper_file, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", epochs=1, **{
+        "filter.threshold": "auto", "filter.truncate_as": "stop", "rollout.candidate_clip": 25}))
+    trainer = Trainer(cfg, tmp_path / "run", show_progress=False)
+    assert trainer.engine.selector.threshold < 1.4 and trainer.engine.config.candidate_clip == 25
+    trainer.run()
+    model = trainer.model_buffer.all()
+    assert float(model.next_observations.abs().max()) <= 25 and float(model.rewards.abs().max()) <= 25
+    events = EventAccumulator(str(tmp_path / "run" / "tb")).Reload()
+    assert events.Scalars("rollout/threshold")[0].value == pytest.approx(trainer.engine.selector.threshold)
 
 
 @pytest.mark.parametrize("device", DEVICES)

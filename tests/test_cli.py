@@ -7,10 +7,17 @@ import json
 import numpy as np
 import pytest
 
+import subprocess
+import sys
+
+import torch
+
 from morec.behaviour import BehaviourTrainer, SACConfig
 from morec.cli import main
-from morec.reward_cli import auc, spearman
+from morec.filter_check import spearman
+from morec.reward_cli import auc
 from tests.helpers import random_dataset_file
+from tests.test_filter_check import Linear
 
 
 def test_auc_and_spearman():
@@ -46,11 +53,18 @@ def test_train_dynamics_reward_and_eval_model(workdir, capsys):
     assert report["oracle"]["random_policy_model_error"]["overall"] > 0
     assert (workdir / "dyn" / "dynamics.pt").exists() and list((workdir / "dyn" / "tb").glob("events.*"))
 
-    report = run(["train-reward", "--dataset", data, "--dynamics", dyn, "--out", rew, "--generator", "fixed",
-                  "--updates", "200", "--snapshot-interval", "50", "--snapshot-stride", "2", "--no-progress"], capsys)
+    assert main(["train-reward", "--dataset", data, "--dynamics", dyn, "--out", rew, "--generator", "fixed",
+                 "--updates", "200", "--snapshot-interval", "50", "--snapshot-stride", "2", "--no-progress"]) == 0
+    printed = capsys.readouterr()
+    report = json.loads(printed.out)
+    used = report["snapshots_used"]
+    assert f"dynamics reward: {used} discriminator snapshots used (of 4 taken)" in printed.err
+    assert f"warning: the dynamics reward uses only {used} discriminator snapshot(s)" in printed.err  # 4 taken, stride 2
+    assert json.loads((workdir / "rew" / "report.json").read_text())["snapshots_used"] == used == report["fit"]["snapshots_used"]
     assert report["fit"]["snapshots_taken"] == 4
     assert 0.0 <= report["discrimination"]["auc_real_vs_model_samples"] <= 1.0
     assert report["discrimination"]["transitions"] == 300  # the 10% split held out from training
+
 
     for policy in (["--policy", "random"], ["--policy", "noisy-behaviour", "--policy-path", str(workdir / "sac" / "policy_40.pt")],
                    ["--policy", "checkpoint", "--policy-path", str(workdir / "sac" / "policy_40.pt")]):
@@ -60,14 +74,66 @@ def test_train_dynamics_reward_and_eval_model(workdir, capsys):
         ratio = report["filtered"]["error"] / report["unfiltered"]["error"]
         assert report["filtered_over_unfiltered_error"] == pytest.approx(ratio)
         assert -1.0 <= report["reward_error_spearman"] <= 1.0
+        (name, checked), = report["policies"].items()  # one policy per call fills `policies` with one entry
+        assert checked["filtered"] == report["filtered"] and 0 <= report["false_truncation_rate"] <= 1
+        assert 1 <= checked["filtered"]["mean_rollout_length"] <= 5 and "return_abs_error" not in checked["filtered"]
+        assert len(checked["per_step"]["ratio"]) == 5
 
 
-def test_eval_model_needs_a_policy_path(workdir, tmp_path, capsys):
-    dyn = tmp_path / "dyn"
-    run(["train-dynamics", "--dataset", str(workdir / "hopper.hdf5"), "--out", str(dyn), "--max-epochs", "1",
-         "--eval-starts", "10", "--eval-horizon", "1", "--no-progress"], capsys)
-    with pytest.raises(SystemExit, match="needs --policy-path"):
-        main(["eval-model", "--dataset", str(workdir / "hopper.hdf5"), "--dynamics", str(dyn), "--policy", "checkpoint"])
+def test_eval_model_checks_torchscript_policies_and_ranks_them(workdir, capsys):
+    data, dyn, rew = str(workdir / "hopper.hdf5"), str(workdir / "dyn"), str(workdir / "rew")
+    paths = []
+    for i, scale in enumerate((0.2, 1.0)):
+        paths.append(str(workdir / f"pi{i}.pt"))
+        torch.jit.script(Linear(11, 3, scale)).save(paths[-1])
+    report = run(["eval-model", "--dataset", data, "--dynamics", dyn, "--reward", rew, "--horizon", "4", "--starts", "20",
+                  "--policy", "torchscript", "--policy-path", paths[0], "--policy-path", paths[1],
+                  "--threshold", "auto", "--truncate-as", "stop", "--candidate-clip", "25", "--json"], capsys)
+    assert list(report["policies"]) == ["pi0", "pi1"]
+    cal = report["threshold_calibration"]
+    assert report["threshold"] == cal["threshold"] == min(cal["real_quantile"], cal["selected_quantile"])
+    assert report["false_truncation_rate"] <= 0.02 and set(report["real_reward_quantiles"]) == {"5", "25", "50"}
+    for checked in report["policies"].values():
+        f, u = checked["filtered"], checked["unfiltered"]
+        assert f["fake_terminal_fraction"] == 0 and u["fake_terminal_fraction"] == 0  # truncate-as stop
+        assert f["return_abs_error"] >= 0 and u["return_abs_error"] > 0 and "return_bias" in f
+        assert checked["return_error_ratio"] == pytest.approx(f["return_abs_error"] / u["return_abs_error"])
+        assert checked["selection_gain_captured"] <= 1.0
+    assert set(report["policy_ranking_spearman"]) == {"filtered", "unfiltered"}
+
+
+def morec(*argv) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "morec.cli", *map(str, argv)], capture_output=True, text=True, timeout=300)
+
+
+def test_bad_input_is_one_line_and_exit_2(workdir, tmp_path):
+    """Each a user mistake: exit 2 and one line naming the fix, no traceback."""
+    data, dyn = workdir / "hopper.hdf5", tmp_path / "dyn"
+    from morec.cli import main
+    assert main(["train-dynamics", "--dataset", str(data), "--out", str(dyn), "--max-epochs", "1", "--eval-starts", "5",
+                 "--eval-horizon", "1", "--no-progress"]) == 0
+    old_reward, walker_reward = tmp_path / "old", tmp_path / "walker"
+    from morec.dynamics_reward import DynamicsReward
+    DynamicsReward(11, 3).save(old_reward)  # no held-out data, no task: as an older morec wrote it
+    other = DynamicsReward(11, 3)
+    other.env_id = "Walker2d-v4"
+    other.save(walker_reward)
+    torch.save({"w": torch.zeros(1)}, tmp_path / "weights.pt")
+    torch.jit.script(Linear(17, 6)).save(str(tmp_path / "walker_policy.pt"))
+    base = ["eval-model", "--dataset", data, "--dynamics", dyn, "--horizon", "2", "--starts", "5"]
+    cases = [
+        (["--policy", "torchscript", "--policy-path", tmp_path / "missing.pt"], "missing.pt does not exist"),
+        (["--policy", "torchscript", "--policy-path", tmp_path / "weights.pt"], "is not a TorchScript module"),
+        (["--policy", "torchscript", "--policy-path", tmp_path / "walker_policy.pt"], "fails on observations of shape [B, 11]"),
+        (["--policy", "checkpoint"], "--policy checkpoint needs --policy-path"),
+        (["--reward", old_reward, "--threshold", "auto"], "threshold 'auto' needs held-out real transitions"),
+        (["--reward", walker_reward], "trained with env_id='Walker2d-v4' but this task has env_id='Hopper-v4'"),
+    ]
+    for extra, message in cases:
+        out = morec(*base, *extra)
+        assert out.returncode == 2, (extra, out.stderr)
+        assert "Traceback" not in out.stderr and message in out.stderr, (extra, out.stderr)
+        assert out.stderr.strip().splitlines()[-1].startswith("morec eval-model: error:")
 
 
 def test_dynamics_for_another_task_is_refused(workdir, tmp_path, capsys):
@@ -75,8 +141,8 @@ def test_dynamics_for_another_task_is_refused(workdir, tmp_path, capsys):
     dyn = tmp_path / "dyn"
     run(["train-dynamics", "--dataset", str(workdir / "hopper.hdf5"), "--out", str(dyn), "--max-epochs", "1",
          "--eval-starts", "10", "--eval-horizon", "1", "--no-progress"], capsys)
-    with pytest.raises(ValueError, match="trained with obs_dim=11"):
-        main(["eval-model", "--dataset", str(tmp_path / "walker.hdf5"), "--dynamics", str(dyn)])
+    assert main(["eval-model", "--dataset", str(tmp_path / "walker.hdf5"), "--dynamics", str(dyn)]) == 2
+    assert "trained with obs_dim=11" in capsys.readouterr().err
 
 
 def test_relabel_episodic_data(workdir, tmp_path, capsys):
