@@ -56,10 +56,10 @@ class CosineLRFactory(LRSchedulerFactory):
 
 @dataclass
 class MixedBatch:
-    """A training batch: ``transitions`` ``[B, ...]`` and ``is_model [B]`` (model rows last)."""
+    """A training batch: ``transitions`` ``[B, ...]``, real rows first, then ``n_model`` model rows."""
 
     transitions: TransitionBatch
-    is_model: torch.Tensor
+    n_model: int
 
 
 class MixedSampler:
@@ -78,8 +78,7 @@ class MixedSampler:
         if n - n_real:
             parts.append(self.model.sample(n - n_real, generator=self.generator))
         batch = TransitionBatch(*(torch.cat([getattr(p, f) for p in parts]) for f in ModelBuffer.FIELDS))
-        is_model = torch.arange(n, device=batch.rewards.device) >= n_real
-        return MixedBatch(batch, is_model)
+        return MixedBatch(batch, n - n_real)
 
 
 @dataclass(kw_only=True)
@@ -156,7 +155,10 @@ class ModelBasedSAC(OfflineAlgorithm[SACPolicy]):
         cfg, tr = self.config, batch.transitions
         alpha = self.alpha
         with torch.no_grad():
-            penalty = torch.where(batch.is_model, self.model_penalty(tr), torch.zeros_like(tr.rewards))
+            penalty = torch.zeros_like(tr.rewards)
+            n_real = len(tr.rewards) - batch.n_model
+            if n_real < len(tr.rewards):  # the penalty is only needed on model rows (the last ones)
+                penalty[n_real:] = self.model_penalty(TransitionBatch(*(getattr(tr, f)[n_real:] for f in ModelBuffer.FIELDS)))
             next_act, next_logp = sample_action(self.actor, tr.next_observations)
             next_q = self.critic_target(tr.next_observations, next_act).min(0).values
             if self.backup_entropy():
@@ -186,5 +188,5 @@ class ModelBasedSAC(OfflineAlgorithm[SACPolicy]):
         return ModelBasedStats(
             actor_loss=actor_loss.item(), critic_loss=critic_loss.item(), alpha=alpha.item(), alpha_loss=alpha_loss.item(),
             q_mean=q.detach().mean().item(), target_mean=target.mean().item(),
-            penalty_mean=float(penalty[batch.is_model].mean()) if bool(batch.is_model.any()) else 0.0,
+            penalty_mean=penalty[len(penalty) - batch.n_model:].mean().item() if batch.n_model else 0.0,
         )

@@ -92,6 +92,27 @@ def test_mobile_penalty_matches_a_hand_computation():
     torch.testing.assert_close(algo.model_penalty(batch), 2.0 * expected, rtol=1e-5, atol=1e-6)
 
 
+def test_mobile_penalises_only_the_model_rows(monkeypatch):
+    algo = make_algo(MOBILE, dynamics=TinyEnsemble(), mobile=MobileConfig(beta=1.0, num_samples=3))
+    buf = ModelBuffer(100, O, A)
+    model_rows = real_batch(50, seed=3)
+    buf.add(model_rows)
+    sampler = MixedSampler(real_batch(), buf, 0.25, torch.Generator().manual_seed(0))
+    seen = []
+    real_penalty = algo.model_penalty
+
+    def spy(batch):
+        seen.append(batch.observations)
+        return real_penalty(batch)
+
+    monkeypatch.setattr(algo, "model_penalty", spy)
+    with policy_within_training_step(algo.policy):
+        stats = algo.update(sampler, 16)
+    assert [len(o) for o in seen] == [12]  # 4 real rows, 12 model rows: only those are penalised
+    assert all(any(torch.equal(row, m) for m in model_rows.observations) for row in seen[0])
+    assert stats.penalty_mean > 0
+
+
 def test_mobile_switches():
     algo = make_algo(MOBILE, dynamics=TinyEnsemble(), mobile=MobileConfig(deterministic_backup=True, target_lower_bound=None,
                                                                           actor_on_target_critics=True))
@@ -103,10 +124,10 @@ def test_mobile_switches():
 def test_sampler_mixes_real_and_model_rows():
     buf = ModelBuffer(100, O, A)
     sampler = MixedSampler(real_batch(), buf, 0.25, torch.Generator().manual_seed(0))
-    assert not bool(sampler.sample(16).is_model.any())  # empty model buffer: all real
+    assert sampler.sample(16).n_model == 0  # empty model buffer: all real
     buf.add(real_batch(50, seed=3))
     batch = sampler.sample(16)
-    assert batch.is_model.tolist() == [False] * 4 + [True] * 12
+    assert batch.n_model == 12
 
 
 # ------------------------------------------------------------------------------------ config
