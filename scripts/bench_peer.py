@@ -1,0 +1,160 @@
+"""morec against OfflineRL-Kit on the same machine, data sizes and thread count, in one process:
+gradient steps per second of MOBILE and MOPO (SAC) with the published settings (batch 256, real
+ratio 0.05, 256x256 actor and twin critics, 7 x 4 x 200 ensemble with 5 elites, MOBILE's 10
+next-state samples per elite). A step is what each library's trainer does per gradient step:
+sample the real and model batches, then update. Blocks of steps alternate between the two
+libraries so that load drift hits both alike. Run once with glibc's default allocator and once
+with ``morec.allocator.keep_freed_memory()`` (which ``morec train`` applies), in separate child
+processes. Prints one JSON object.
+
+OfflineRL-Kit is not a dependency: fetch a checkout yourself into a temporary directory and pass it
+(it needs ``pip install "gym<=0.24.1"``). Nothing of it is copied here.
+
+    python scripts/bench_peer.py /tmp/OfflineRL-Kit [--steps 20] [--blocks 5] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OBS, ACT, BATCH, REAL_RATIO, N_DATA = 11, 3, 256, 0.05, 100_000
+
+
+def morec_steppers(device: str):
+    """``{"mobile": step(), "mopo": step()}`` for morec, on random data of the benchmark's sizes."""
+    import torch
+    from tianshou.utils.torch_utils import policy_within_training_step
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from bench_train import data, make  # the same construction bench_train.py times
+
+    from algos import MOBILE, MOPO, MixedSampler
+
+    steppers = {}
+    for name, cls in (("mobile", MOBILE), ("mopo", MOPO)):
+        algo = make(cls, device)
+        real, model = data(device, N_DATA)
+        sampler = MixedSampler(real, model, REAL_RATIO, torch.Generator(device=device).manual_seed(0))
+
+        def step(algo=algo, sampler=sampler):
+            with policy_within_training_step(algo.policy):
+                algo.update(sampler, BATCH)
+
+        steppers[name] = step
+    return steppers
+
+
+def kit_steppers(kit_dir: str, device: str):
+    """The same for OfflineRL-Kit, built as its ``run_example/run_mobile.py`` / ``run_mopo.py`` do."""
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, kit_dir)
+    from offlinerlkit.buffer import ReplayBuffer
+    from offlinerlkit.dynamics import EnsembleDynamics
+    from offlinerlkit.modules import ActorProb, Critic, EnsembleDynamicsModel, TanhDiagGaussian
+    from offlinerlkit.nets import MLP
+    from offlinerlkit.policy import MOBILEPolicy, MOPOPolicy
+    from offlinerlkit.utils.scaler import StandardScaler
+
+    rng = np.random.default_rng(0)
+
+    def buffer():
+        buf = ReplayBuffer(N_DATA, (OBS,), np.float32, ACT, np.float32, device)
+        buf.add_batch(rng.normal(size=(N_DATA, OBS)).astype(np.float32), rng.normal(size=(N_DATA, OBS)).astype(np.float32),
+                      rng.uniform(-1, 1, size=(N_DATA, ACT)).astype(np.float32), rng.normal(size=(N_DATA, 1)).astype(np.float32),
+                      (rng.random((N_DATA, 1)) < 0.01).astype(np.float32))
+        return buf
+
+    def agent():
+        torch.manual_seed(0)
+        backbone = MLP(input_dim=OBS, hidden_dims=[256, 256])
+        dist = TanhDiagGaussian(latent_dim=backbone.output_dim, output_dim=ACT, unbounded=True, conditioned_sigma=True, max_mu=1.0)
+        actor = ActorProb(backbone, dist, device)
+        critics = torch.nn.ModuleList(Critic(MLP(input_dim=OBS + ACT, hidden_dims=[256, 256]), device) for _ in range(2))
+        log_alpha = torch.zeros(1, requires_grad=True, device=device)
+        alpha = (-ACT, log_alpha, torch.optim.Adam([log_alpha], lr=1e-4))
+        return actor, critics, torch.optim.Adam(actor.parameters(), lr=1e-4), torch.optim.Adam(critics.parameters(), lr=3e-4), alpha
+
+    model = EnsembleDynamicsModel(obs_dim=OBS, action_dim=ACT, hidden_dims=[200] * 4, num_ensemble=7, num_elites=5,
+                                  weight_decays=[2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4], device=device)
+    scaler = StandardScaler()
+    scaler.fit(rng.normal(size=(1000, OBS + ACT)))
+    dynamics = EnsembleDynamics(model, torch.optim.Adam(model.parameters(), lr=1e-3), scaler, lambda o, a, n: np.zeros((len(o), 1), bool))
+    actor, critics, actor_optim, critics_optim, alpha = agent()
+    policies = {"mobile": MOBILEPolicy(dynamics, actor, critics, actor_optim, critics_optim, alpha=alpha, penalty_coef=1.5,
+                                       num_samples=10)}
+    actor, critics, actor_optim, _, alpha = agent()
+    critic_optims = [torch.optim.Adam(c.parameters(), lr=3e-4) for c in critics]  # run_mopo.py: one optimiser per critic
+    policies["mopo"] = MOPOPolicy(dynamics, actor, critics[0], critics[1], actor_optim, *critic_optims, alpha=alpha)
+    real, fake = buffer(), buffer()
+    n_real = int(BATCH * REAL_RATIO)
+
+    def stepper(policy):
+        def step():  # what mb_policy_trainer.py does per gradient step
+            policy.learn({"real": real.sample(n_real), "fake": fake.sample(BATCH - n_real)})
+        return step
+
+    for policy in policies.values():
+        policy.train()
+    return {name: stepper(policy) for name, policy in policies.items()}
+
+
+def measure(kit_dir: str, steps: int, blocks: int, threads: int, tuned: bool) -> dict:
+    """Steps/s of both libraries for MOBILE and MOPO, alternating blocks of ``steps``."""
+    import torch
+
+    sys.path.insert(0, str(ROOT))
+    from morec.allocator import keep_freed_memory
+
+    torch.set_num_threads(threads)
+    applied = keep_freed_memory() if tuned else False
+    ours, kit = morec_steppers("cpu"), kit_steppers(kit_dir, "cpu")
+    out = {"allocator_tuned": applied}
+    for name in ("mobile", "mopo"):
+        n = steps if name == "mobile" else steps * 10
+        times: dict[str, list[float]] = {"morec": [], "offlinerl_kit": []}
+        for step in (ours[name], kit[name]):  # warm-up
+            for _ in range(3):
+                step()
+        for _ in range(blocks):
+            for lib, step in (("morec", ours[name]), ("offlinerl_kit", kit[name])):
+                start = time.perf_counter()
+                for _ in range(n):
+                    step()
+                times[lib].append(n / (time.perf_counter() - start))
+        rates = {lib: round(statistics.median(v), 2) for lib, v in times.items()}
+        out[name] = {"gradient_steps_per_s": rates, "morec_over_offlinerl_kit": round(rates["morec"] / rates["offlinerl_kit"], 3),
+                     "steps_per_block": n, "blocks": blocks}
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("kit_dir", help="an OfflineRL-Kit checkout (fetched into a temporary directory)")
+    p.add_argument("--steps", type=int, default=20, help="MOBILE steps per block (MOPO: 10x)")
+    p.add_argument("--blocks", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--child", choices=("default", "tuned"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.kit_dir, args.steps, args.blocks, args.threads, args.child == "tuned")))
+        return
+    result = {"machine": platform.processor() or platform.machine(), "threads": args.threads, "batch_size": BATCH}
+    for allocator in ("default", "tuned"):  # a process cannot undo the allocator setting: one child each
+        child = subprocess.run([sys.executable, __file__, args.kit_dir, "--steps", str(args.steps), "--blocks", str(args.blocks),
+                                "--threads", str(args.threads), "--child", allocator], capture_output=True, text=True, check=True)
+        result[f"allocator_{allocator}"] = json.loads(child.stdout.strip().splitlines()[-1])
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
