@@ -4,21 +4,39 @@ model error with and without the filter against the MuJoCo oracle."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from dynamics import EnsembleDynamics, MujocoOracle, TaskInfo, get_termination_fn
+from .dynamics_reward_config import DynamicsRewardConfig
+from .errors import UserError, as_user_error
 
-from .data import load_dataset
-from .dynamics_reward import DynamicsReward, DynamicsRewardConfig
-from .evaluation import model_error, observation_std
-from .filter import MorecFilterConfig, MorecSelector
-from .policies import TensorPolicy, actor_policy, load_sac_actor, random_policy
-from .reward_training import fit_dynamics_reward, sample_elite_next_obs
-from .rollout import RolloutConfig, RolloutEngine
+if TYPE_CHECKING:  # torch and the models load inside the commands, so `morec --help` stays fast
+    from .policies import TensorPolicy
+
+
+def _no_grad(fn):
+    """``torch.no_grad()`` as a decorator that imports torch only when ``fn`` runs."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+def _load_dynamics(path: str, ds, device):
+    """The ensemble in ``path``, refused (one line) when it was trained for another task."""
+    from dynamics import EnsembleDynamics, TaskInfo
+
+    expect = TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout"))
+    with as_user_error(ValueError, FileNotFoundError):
+        return EnsembleDynamics.load(path, device, expect=expect)
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,6 +53,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="print only the JSON report (as written to report.json)")
 
 
 def auc(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -50,11 +69,15 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
     return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-@torch.no_grad()
+@_no_grad
 def discrimination_report(reward: DynamicsReward, dynamics: EnsembleDynamics, ds, seed: int, n: int = 5000,
                           noise_scale: float = 0.1) -> dict:
     """AUC of r_D: held-out-like real transitions against (a) MLE-ensemble samples and (b) real
     transitions whose s' is perturbed by ``noise_scale`` x the per-dimension std of s' - s."""
+    import torch
+
+    from .reward_training import sample_elite_next_obs
+
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(ds), size=min(n, len(ds)), replace=False)
     device = dynamics.device
@@ -75,18 +98,38 @@ def discrimination_report(reward: DynamicsReward, dynamics: EnsembleDynamics, ds
 
 
 def train_reward(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data import load_dataset
+    from .reward_training import fit_dynamics_reward
+
     torch.set_num_threads(1)
     ds = load_dataset(args.dataset, env_id=args.env)
-    dyn = EnsembleDynamics.load(args.dynamics, args.device, expect=TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout")))
-    cfg = DynamicsRewardConfig(generator=args.generator, num_updates=args.updates, snapshot_interval=args.snapshot_interval,
-                               snapshot_stride=args.snapshot_stride, discriminator_lr=args.discriminator_lr)
+    dyn = _load_dynamics(args.dynamics, ds, args.device)
+    with as_user_error(ValueError):
+        cfg = DynamicsRewardConfig(generator=args.generator, num_updates=args.updates, snapshot_interval=args.snapshot_interval,
+                                   snapshot_stride=args.snapshot_stride, discriminator_lr=args.discriminator_lr)
     out = Path(args.out)
+    say = (lambda *_: None) if args.json else print
+    say(f"train-reward: {len(ds):,} transitions from {args.dataset}, dynamics from {args.dynamics} -> {out}")
+    say(f"  {cfg.num_updates} discriminator updates against the {cfg.generator} generator, a snapshot every "
+        f"{cfg.snapshot_interval}; 10% of the transitions are held out to score the reward")
+    say(f"  TensorBoard: tensorboard --logdir {out / 'tb'}")
     train, test = ds.split(0.1, seed=args.seed)  # the discrimination report scores transitions never trained on
     reward, fit = fit_dynamics_reward(train, dyn, cfg, seed=args.seed, log_dir=str(out / "tb"), show_progress=not args.no_progress)
     reward.save(out)
     report = {"fit": fit.__dict__, "discrimination": discrimination_report(reward, dyn, test, args.seed)}
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    disc = report["discrimination"]
+    print(f"saved to {out} (report: {out / 'report.json'})")
+    print(f"  {fit.updates} updates in {fit.seconds:.0f} s; the reward stacks {fit.snapshots_used} of "
+          f"{fit.snapshots_taken} discriminator snapshots")
+    print(f"  ROC AUC on {disc['transitions']:,} held-out transitions (0.5 = chance, 1 = perfect): real vs model samples "
+          f"{disc['auc_real_vs_model_samples']:.3f}, real vs perturbed {disc['auc_real_vs_perturbed']:.3f}")
+    print(f"  TensorBoard: tensorboard --logdir {out / 'tb'}")
     return 0
 
 
@@ -109,6 +152,10 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def make_policy(args: argparse.Namespace, ds, device) -> TensorPolicy:
+    import torch
+
+    from .policies import actor_policy, load_sac_actor, random_policy
+
     gen = torch.Generator(device=device).manual_seed(args.seed + 1)
     if args.policy == "random":
         return random_policy(ds.act_dim, gen)
@@ -124,10 +171,24 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def eval_model(args: argparse.Namespace) -> int:
+    import torch
+
+    from dynamics import MujocoOracle
+
+    from .data import UnknownEnvironmentWarning, load_dataset
+    from .dynamics_reward import DynamicsReward
+    from .evaluation import model_error, observation_std
+    from .filter import MorecFilterConfig, MorecSelector
+
     torch.set_num_threads(1)
-    ds = load_dataset(args.dataset, env_id=args.env)
+    with warnings.catch_warnings():  # an unknown environment stops this command below, in one line
+        warnings.simplefilter("ignore", UnknownEnvironmentWarning)
+        ds = load_dataset(args.dataset, env_id=args.env)
+    if ds.metadata.get("layout") is None or ds.domain is None:
+        raise UserError(f"{args.dataset} does not say which environment it comes from, and eval-model needs the "
+                        "MuJoCo simulator: pass --env, e.g. --env Hopper-v4 or --env hopper-medium-replay-v2")
     device = torch.device(args.device)
-    dyn = EnsembleDynamics.load(args.dynamics, device, expect=TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout")))
+    dyn = _load_dynamics(args.dynamics, ds, device)
     oracle = MujocoOracle(ds.metadata["env_id"], ds.metadata["layout"])
     std = observation_std(ds)
     rows = np.random.default_rng(args.seed).choice(len(ds), size=min(args.starts, len(ds)), replace=False)
@@ -141,7 +202,8 @@ def eval_model(args: argparse.Namespace) -> int:
     report = {"dataset": str(args.dataset), "policy": args.policy, "horizon": args.horizon, "starts": len(rows),
               "unfiltered": _summary(run(None))}
     if args.reward:
-        reward = DynamicsReward.load(args.reward, device, obs_dim=ds.obs_dim, act_dim=ds.act_dim)
+        with as_user_error(ValueError, FileNotFoundError):
+            reward = DynamicsReward.load(args.reward, device, obs_dim=ds.obs_dim, act_dim=ds.act_dim)
         selector = MorecSelector(reward, MorecFilterConfig(mode=args.mode, threshold=args.threshold))
         filtered = run(selector)
         report["filtered"] = _summary(filtered)
@@ -160,10 +222,14 @@ def _summary(rep) -> dict:
             "reward_d": rep.rollout["selector"].get("reward_d")}
 
 
-@torch.no_grad()
+@_no_grad
 def filtered_spearman(reward, dyn, oracle, starts, args, ds, std) -> float:
     """Rank correlation between r_D and oracle error over candidates of one step from the start
     states (negative means higher reward, lower error)."""
+    from dynamics import get_termination_fn
+
+    from .rollout import RolloutConfig, RolloutEngine
+
     engine = RolloutEngine(dyn, get_termination_fn(oracle.env_id, oracle.layout), RolloutConfig(samples_per_member=args.samples_per_member), seed=args.seed)
     act = make_policy(args, ds, starts.device)(starts)
     cands, _ = engine.candidates(starts, act)  # [K, B, O + 1]

@@ -111,8 +111,12 @@ def test_sampler_mixes_real_and_model_rows():
 
 # ------------------------------------------------------------------------------------ config
 def test_config_errors_name_the_key():
-    with pytest.raises(ConfigError, match=r"unknown config key\(s\) \['rollout.horizn'\]"):
+    with pytest.raises(ConfigError, match=r"unknown config key 'rollout.horizn'; did you mean rollout.horizon\?"):
         load_config(None, ["rollout.horizn=3"])
+    with pytest.raises(ConfigError, match="train.epochs must be an integer, got 'five'"):
+        load_config(None, ["train.epochs=five"])
+    with pytest.raises(ConfigError, match="dataset must be a string or null"):
+        load_config(None, ["dataset=3"])
     with pytest.raises(ConfigError, match="task: unknown task 'hoper-medium-v2'"):
         load_config(None, ["task=hoper-medium-v2"])
     with pytest.raises(ConfigError, match="agent.auto_alpha must be"):

@@ -226,7 +226,7 @@ def test_sweep_reports_scores_and_writes_the_best_config(d4rl_dir, tmp_path):
 def test_sweep_rejects_bad_keys_before_starting_ray(tmp_path):
     out = subprocess.run(sweep_argv(tmp_path / "sweep", tmp_path / "x.hdf5", "--param", "mobile.betta=grid:1,2"),
                          capture_output=True, text=True, timeout=60)
-    assert out.returncode != 0 and "unknown config key(s) ['mobile.betta']" in out.stderr
+    assert out.returncode != 0 and "unknown config key 'mobile.betta'; did you mean mobile.beta?" in out.stderr
     assert not (tmp_path / "sweep").exists()
 
 
