@@ -85,6 +85,7 @@ def ray_suite(d4rl_dir, tmp_path_factory):
     return results, code, "".join(first_output), finished_first, leftovers, second
 
 
+@pytest.mark.slow  # long end-to-end; `make test-all` runs it
 def test_ray_suite_interrupted_then_rerun_finishes_only_the_missing_runs(ray_suite):
     results, code, first, finished_first, leftovers, second = ray_suite
     assert code == 130 and "interrupted" in first, first
@@ -98,6 +99,7 @@ def test_ray_suite_interrupted_then_rerun_finishes_only_the_missing_runs(ray_sui
     assert "[4/4 done, 0 running, 0 failed, 0 queued]" in second.stdout
 
 
+@pytest.mark.slow  # long end-to-end; `make test-all` runs it
 def test_ray_suite_writes_table_curves_and_record(ray_suite):
     results = ray_suite[0]
     rows = table_rows(results)
@@ -109,13 +111,15 @@ def test_ray_suite_writes_table_curves_and_record(ray_suite):
     assert record["backend"] == "ray" and record["failed"] == 0 and record["startup_seconds"] > 0
 
 
+@pytest.mark.slow  # long end-to-end; `make test-all` runs it
 def test_pool_gives_the_same_table(ray_suite, d4rl_dir, tmp_path):
     pool = run_suite(suite_argv(tmp_path / "results", "--backend", "pool", "--max-parallel", "2"), d4rl_dir)
     assert pool.returncode == 0, pool.stdout + pool.stderr
     assert table_rows(tmp_path / "results") == table_rows(ray_suite[0])
 
 
-@pytest.mark.parametrize("backend", ["pool", "ray"])
+# the pool case stays in the default run; Ray starts a local cluster (a minute on 2 cores): slow
+@pytest.mark.parametrize("backend", ["pool", pytest.param("ray", marks=pytest.mark.slow)])
 def test_failing_run_is_retried_then_reported_with_its_error(backend, d4rl_dir, tmp_path):
     if backend == "ray":
         pytest.importorskip("ray")
@@ -187,6 +191,7 @@ def test_trainer_refuses_a_run_directory_in_use(tmp_path):
     holder.close()
 
 
+@pytest.mark.slow  # long end-to-end; `make test-all` runs it
 def test_concurrent_runs_train_a_shared_dynamics_model_once(tmp_path):
     data = random_dataset_file(tmp_path / "hopper.hdf5", steps=1500)
     config = ROOT / "configs" / "d4rl" / "hopper-medium-v2" / "smoke" / "mopo.yaml"
@@ -209,6 +214,7 @@ def sweep_argv(results: Path, data: Path, *extra: str) -> list[str]:
             "--dataset", str(data), "--results", str(results), *TINY, "--set", "train.epochs=3", *extra]
 
 
+@pytest.mark.slow  # long end-to-end; `make test-all` runs it
 def test_sweep_reports_scores_and_writes_the_best_config(d4rl_dir, tmp_path):
     pytest.importorskip("ray.tune")
     argv = sweep_argv(tmp_path / "sweep", d4rl_dir / "hopper_medium-v2.hdf5", "--param", "rollout.penalty_coef=grid:0.5,2.0")
