@@ -78,7 +78,7 @@ def _print_overview(args: argparse.Namespace, cfg, root: Path) -> None:
     dyn_cap = f"at most {cfg.dynamics.max_epochs} epochs" if cfg.dynamics.max_epochs else "early stopping"
     print(f"  2. dynamics: a {cfg.dynamics.num_members}-member ensemble on the medium dataset ({dyn_cap})")
     print(f"  3. dynamics reward: {cfg.reward.num_updates:,} discriminator updates")
-    print(f"  4. MOBILE + MOREC: {cfg.train.epochs} epochs x {cfg.train.steps_per_epoch} gradient steps = {steps:,}, "
+    print(f"  4. MOBILE + MOREC: {cfg.train.epochs} epoch(s) x {cfg.train.steps_per_epoch} gradient steps = {steps:,}, "
           f"each epoch evaluated on {cfg.train.eval_episodes} episodes")
     print("  finished stages with the same settings are reused; a changed --set trains a new run")
 
@@ -127,9 +127,9 @@ def _print_result(result: dict[str, Any], cfg, run_dir: Path, root: Path, collec
           f"best {result['best_score']:.1f} (return {result['last_return']:.1f})")
     print(f"  the dataset's own episodes score {data_score:.1f} (return {result['dataset_mean_return']:.1f}); its behaviour "
           f"policy is a {collected['config']['sac']['train_steps']:,}-step SAC")
-    print(f"  what it means: {steps:,} gradient steps are {steps / D4RL_GRADIENT_STEPS:.2%} of a D4RL run, so this checks "
-          "that the pipeline works end to end; it is not MOBILE + MOREC's benchmark score. Train longer with "
-          "--set train.epochs=N, or `morec train` with a config under configs/")
+    print(f"  what it means: {steps:,} gradient steps are about 1/{round(D4RL_GRADIENT_STEPS / max(steps, 1)):,} of a D4RL run "
+          f"({D4RL_GRADIENT_STEPS:,}), so the score shows that the pipeline works end to end,")
+    print("  not what MOBILE + MOREC reaches; train longer with --set train.epochs=N, or `morec train` with a config under configs/")
     print(f"  run folder: {run_dir} (config.yaml, checkpoint.pt, summary.json)")
     print(f"  TensorBoard, every stage: tensorboard --logdir {root}")
     for folder, what in tensorboard_folders(root, run_dir):
