@@ -15,72 +15,16 @@ import sys
 import warnings
 from pathlib import Path
 
-from . import dynamics_cli, quickstart, reward_cli
+from . import collect_cli, dynamics_cli, quickstart, reward_cli
 from .credit import cli as credit_cli
 from .errors import InputWarning, UserError
 from .suite import cli as suite_cli
-from .tasks import D4RL_LEVELS
 
 DEBUG_ENV = "MOREC_DEBUG"
 
 
-def _add_collect_args(p: argparse.ArgumentParser, *, out_default: str, train_steps: int, dataset_size: int) -> None:
-    from .sac_config import SACConfig
-
-    sac = SACConfig()
-    p.add_argument("--env", default="Hopper-v4", help="gymnasium MuJoCo id: Hopper, HalfCheetah, Walker2d; v4 or v5")
-    p.add_argument("--out", default=out_default, help="output directory (datasets, policies, summary)")
-    p.add_argument("--train-steps", type=int, default=train_steps, help="online SAC environment steps")
-    p.add_argument("--warmup-steps", type=int, default=None, help=f"random-action steps first (default: min({sac.warmup_steps}, train-steps/5))")
-    p.add_argument("--eval-every", type=int, default=None, help="steps between policy checkpoints (default: train-steps/12)")
-    p.add_argument("--dataset-size", type=int, default=dataset_size, help="transitions in each of random, medium, expert")
-    p.add_argument("--levels", default=",".join(D4RL_LEVELS), help="comma-separated subset of " + ",".join(D4RL_LEVELS))
-    p.add_argument("--hidden-size", type=int, default=sac.hidden_size)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--neorl", action=argparse.BooleanOptionalAction, default=False, help="also write NeoRL npz files")
-    p.add_argument("--device", default="cpu", help="torch device for SAC, e.g. cpu or cuda")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-
-
-def collect_config(args: argparse.Namespace):
-    """The :class:`~morec.collect.CollectConfig` that ``collect``/``quickstart`` arguments describe."""
-    from .collect import CollectConfig
-    from .sac_config import SACConfig
-
-    warmup = args.warmup_steps if args.warmup_steps is not None else min(SACConfig.warmup_steps, args.train_steps // 5)
-    eval_every = args.eval_every if args.eval_every is not None else max(1, args.train_steps // 12)
-    sac = SACConfig(train_steps=args.train_steps, warmup_steps=warmup, eval_every=eval_every, hidden_size=args.hidden_size)
-    levels = tuple(x.strip() for x in args.levels.split(",") if x.strip())
-    try:
-        return CollectConfig(
-            env_id=args.env, out_dir=args.out, dataset_size=args.dataset_size, levels=levels,
-            seed=args.seed, neorl=args.neorl, device=args.device, sac=sac,
-        )
-    except (KeyError, ValueError) as err:
-        raise UserError(str(err).strip("'\"")) from err
-
-
-def cmd_collect(args: argparse.Namespace) -> int:
-    from .collect import collect
-
-    summary = collect(collect_config(args), show_progress=not args.no_progress)
-    print_collect_summary(summary)
-    return 0
-
-
-def print_collect_summary(summary: dict) -> None:
-    med, exp = summary["medium_policy"], summary["expert_policy"]
-    print(f"behaviour SAC on {summary['env_id']}: {summary['train_seconds']} s of training")
-    print(f"  medium policy (step {med['step']}): return {med['mean_return']:.1f} +- {med['std_return']:.1f}")
-    print(f"  expert policy (step {exp['step']}): return {exp['mean_return']:.1f} +- {exp['std_return']:.1f}")
-    for name, info in summary["datasets"].items():
-        print(f"  {name:22s} {info['transitions']:>8d} transitions {info['episodes']:>5d} episodes "
-              f"mean return {info['return_mean']:8.1f}  {info['path']}")
-    print(f"total {summary['total_seconds']} s")
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    # the CLI is the composition root: the one place in `morec` that reaches into `algos`
+    # the command line (here and quickstart) is the composition root: the one place in `morec` that reaches into `algos`
     from algos.config import load_config
     from algos.train import Trainer
 
@@ -102,10 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the Python traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("collect", parents=[debug], help="train a behaviour SAC online and write D4RL-recipe datasets")
-    _add_collect_args(p, out_default="data/collect", train_steps=30_000, dataset_size=20_000)
-    p.set_defaults(func=cmd_collect)
+    collect_cli.add_arguments(p, out_default="data/collect", train_steps=30_000, dataset_size=20_000)
+    p.set_defaults(func=collect_cli.run)
     p = sub.add_parser("quickstart", parents=[debug], help="the main job on built-in data: collect a hopper dataset, train MOBILE+MOREC on it")
-    _add_collect_args(p, out_default="runs/quickstart/data", train_steps=6_000, dataset_size=5_000)
+    collect_cli.add_arguments(p, out_default="runs/quickstart/data", train_steps=6_000, dataset_size=5_000)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override the training config, e.g. train.epochs=10 (a changed config trains in a new run folder)")
     p.set_defaults(func=quickstart.run)

@@ -24,4 +24,9 @@ def as_user_error(*types: type[BaseException]) -> Iterator[None]:
     try:
         yield
     except types as err:
-        raise UserError(str(err).strip("'\"")) from err
+        raise UserError(message_of(err)) from err
+
+
+def message_of(err: BaseException) -> str:
+    """The text of ``err`` as written (``str(KeyError("x"))`` would add quotes around it)."""
+    return str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)

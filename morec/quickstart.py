@@ -49,7 +49,7 @@ def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> l
 def run(args: argparse.Namespace) -> int:
     from algos.config import load_config
 
-    from .cli import collect_config
+    from .collect_cli import collect_config
     from .collect import dataset_file_name
 
     start = time.perf_counter()
@@ -84,7 +84,7 @@ def _print_overview(args: argparse.Namespace, cfg, root: Path) -> None:
 
 
 def _collect_or_reuse(cfg, args: argparse.Namespace) -> dict[str, Any]:
-    from .cli import print_collect_summary
+    from .collect_cli import print_collect_summary
     from .collect import collect
 
     path = Path(cfg.out_dir) / "collect_summary.json"

@@ -134,9 +134,9 @@ def test_eval_model_refuses_dynamics_of_another_task(files, tmp_path):
 
 def test_quickstart_reuses_a_finished_run_and_trains_a_changed_one_fresh(tmp_path):
     data = tmp_path / "qs" / "data"
-    small = ["--out", str(data), "--train-steps", "300", "--dataset-size", "200", "--hidden-size", "16", "--no-progress"]
-    short = ["train.epochs=1", "train.steps_per_epoch=20", "train.eval_episodes=2", "rollout.batch_size=50", "rollout.freq=10",
-             "reward.num_updates=100", "dynamics.max_epochs=2", "mobile.num_samples=2", "agent.hidden_sizes=[32, 32]"]
+    small = ["--out", str(data), "--train-steps", "200", "--dataset-size", "200", "--hidden-size", "16", "--no-progress"]
+    short = ["train.epochs=1", "train.steps_per_epoch=20", "train.eval_episodes=1", "rollout.batch_size=50", "rollout.freq=10",
+             "reward.num_updates=100", "dynamics.max_epochs=1", "mobile.num_samples=2", "agent.hidden_sizes=[32, 32]"]
     sets = [x for s in short for x in ("--set", s)]
     first = morec("quickstart", *small, *sets)
     assert first.returncode == 0, first.stderr
@@ -165,3 +165,10 @@ def test_quickstart_names_a_bad_setting_before_collecting(tmp_path):
     assert proc.returncode == 2
     assert first_error_line(proc) == "morec: error: unknown config key 'train.epoch'; did you mean train.epochs?"
     assert not (tmp_path / "data").exists()
+
+
+def test_collect_names_an_unknown_environment(tmp_path):
+    proc = morec("collect", "--env", "Ant-v4", "--out", str(tmp_path / "data"))
+    assert proc.returncode == 2
+    line = first_error_line(proc)
+    assert line.startswith("morec: error: unknown task 'Ant-v4': use a D4RL name") and line.endswith("like 'Hopper-v4'")

@@ -128,7 +128,7 @@ def test_failing_run_is_retried_then_reported_with_its_error(backend, d4rl_dir, 
     argv[argv.index("0,1")] = "0"
     out = run_suite(argv, d4rl_dir)
     assert out.returncode == 1
-    assert "walker2d-medium-v2 mopo seed 0: FAILED: morec.data.errors.DatasetError: D4RL dataset 'walker2d-medium-v2' not found" in out.stdout
+    assert "walker2d-medium-v2 mopo seed 0: FAILED: morec: error: D4RL dataset 'walker2d-medium-v2' not found" in out.stdout
     table = (tmp_path / "results" / "table.md").read_text()
     assert "## Failed runs (1)" in table and "walker2d-medium-v2 mopo seed 0 (2 attempts)" in table and "walker2d_medium-v2.hdf5" in table
     assert "| hopper-medium-v2 | mopo | 1 |" in table
