@@ -110,7 +110,7 @@ def _train_or_reuse(cfg, run_dir: Path, root: Path, args: argparse.Namespace) ->
     if resume:
         print(f"resuming the interrupted run in {run_dir}")
     else:
-        for other in sorted(root.glob(f"{RUN_PREFIX}*/config.yaml")):
+        for other in sorted(p for p in root.glob(f"{RUN_PREFIX}*/config.yaml") if p.parent != run_dir):
             changed = differences(yaml.safe_load(other.read_text()), cfg.to_dict())
             print(f"a fresh run: the config differs from {other.parent.name} in {', '.join(changed[:4])}"
                   f"{' ...' if len(changed) > 4 else ''}")

@@ -46,8 +46,14 @@ def test_train_dynamics_reward_and_eval_model(workdir, capsys):
     assert report["oracle"]["random_policy_model_error"]["overall"] > 0
     assert (workdir / "dyn" / "dynamics.pt").exists() and list((workdir / "dyn" / "tb").glob("events.*"))
 
-    report = run(["train-reward", "--dataset", data, "--dynamics", dyn, "--out", rew, "--generator", "fixed",
-                  "--updates", "200", "--snapshot-interval", "50", "--snapshot-stride", "2", "--no-progress", "--json"], capsys)
+    assert main(["train-reward", "--dataset", data, "--dynamics", dyn, "--out", rew, "--generator", "fixed",
+                 "--updates", "200", "--snapshot-interval", "50", "--snapshot-stride", "2", "--no-progress"]) == 0
+    text = capsys.readouterr().out.splitlines()  # for people: a start line, where it went, AUC and snapshots
+    assert text[0] == f"train-reward: 3,000 transitions from {data}, dynamics from {dyn} -> {rew}"
+    assert f"saved to {rew} (report: {workdir / 'rew' / 'report.json'})" in text
+    assert any(line.startswith("  ROC AUC on 300 held-out transitions") for line in text)
+    assert any("the reward stacks" in line and "of 4 discriminator snapshots" in line for line in text)
+    report = json.loads((workdir / "rew" / "report.json").read_text())
     assert report["fit"]["snapshots_taken"] == 4
     assert 0.0 <= report["discrimination"]["auc_real_vs_model_samples"] <= 1.0
     assert report["discrimination"]["transitions"] == 300  # the 10% split held out from training
