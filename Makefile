@@ -1,13 +1,21 @@
 # The two commands of the README. Both install what they need first.
 PYTHON ?= python3
+# the package index torch comes from, e.g. https://download.pytorch.org/whl/cpu for the CPU-only
+# build (see the README); empty: pip's configured index
+TORCH_INDEX ?=
 
-.PHONY: install quickstart test test-all
+.PHONY: install-run install quickstart test test-all
 
-install:
-	$(PYTHON) -m pip install -q torch==2.13.0
+# what `morec` needs to run: torch, then the package without extras
+install-run:
+	$(PYTHON) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PYTHON) -m pip install -q -e .
+
+# everything the tests need as well (pytest, Ray, Minari)
+install: install-run
 	$(PYTHON) -m pip install -q -e ".[test]"
 
-quickstart: install
+quickstart: install-run
 	morec quickstart
 
 # pytest exits 5 when it collects no test; that is not a failure of the suite.

@@ -7,6 +7,7 @@ overrides use YAML scalars, so ``true``/``false`` are real booleans (not ``bool(
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 import warnings
@@ -17,7 +18,8 @@ from typing import Any, get_args, get_origin, get_type_hints
 import yaml
 
 from dynamics import EnsembleConfig
-from morec.dynamics_reward import MIN_SNAPSHOTS, DynamicsRewardConfig, FewSnapshotsWarning
+from morec.dynamics_reward_config import MIN_SNAPSHOTS, DynamicsRewardConfig, FewSnapshotsWarning
+from morec.errors import UserError
 from morec.filter import MorecFilterConfig
 from morec.tasks import get_task
 
@@ -25,7 +27,10 @@ from .base import AgentConfig
 from .mobile import MobileConfig
 
 
-class ConfigError(ValueError):
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"  # the shipped configs/ tree
+
+
+class ConfigError(UserError, ValueError):
     """A config key, value or combination is invalid; the message names it."""
 
 
@@ -99,7 +104,7 @@ def _build(cls, values: dict[str, Any], path: str):
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ConfigError(f"unknown config key(s) {[f'{path}{k}' for k in unknown]}; valid keys here: {sorted(names)}")
+        raise ConfigError(_unknown_key_message(path, unknown[0], names))
     kwargs = {}
     for key, value in values.items():
         hint = hints[key]
@@ -136,7 +141,23 @@ def _check_type(key: str, value: Any, hint) -> Any:
             return tuple(v if item is Any else _check_type(f"{key}[{i}]", v, item) for i, v in enumerate(value))
         if base in (int, str, bool) and type(value) is base:
             return value
-    raise ConfigError(f"{key} must be {hint}, got {value!r} ({type(value).__name__})")
+    raise ConfigError(f"{key} must be {_type_words(hint)}, got {value!r} ({type(value).__name__})")
+
+
+TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false", tuple: "a list"}
+
+
+def _type_words(hint) -> str:
+    """``int | None`` -> ``an integer or null``: what a YAML user must write, not a Python type."""
+    options = get_args(hint) if get_origin(hint) is not None and type(None) in get_args(hint) else (hint,)
+    words = [TYPE_WORDS.get(get_origin(o) or o, getattr(o, "__name__", str(o))) if o is not type(None) else "null" for o in options]
+    return " or ".join(words)
+
+
+def _unknown_key_message(path: str, key: str, names: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(names), n=1)
+    hint = f"did you mean {path}{close[0]}?" if close else f"valid keys{' in ' + path.rstrip('.') if path else ''}: {', '.join(sorted(names))}"
+    return f"unknown config key {path + key!r}; {hint}"
 
 
 def set_dotted(values: dict[str, Any], assignment: str) -> None:
@@ -159,11 +180,23 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Tr
     if path is not None:
         path = Path(path)
         if not path.exists():
-            raise ConfigError(f"config file {path} does not exist")
+            raise ConfigError(f"config file {path} does not exist; {_existing_configs_hint(path)}")
         values = yaml.safe_load(path.read_text()) or {}
     for assignment in overrides:
         set_dotted(values, assignment)
     return _build(TrainConfig, values, "")
+
+
+def _existing_configs_hint(path: Path) -> str:
+    """Where configs are: the YAML files beside the missing one, or the shipped tree's tasks."""
+    near = sorted(p.name for p in path.parent.glob("*.yaml")) if path.parent.is_dir() else []
+    if near:
+        return f"configs in {path.parent}: {', '.join(near)}"
+    shipped = CONFIGS_DIR if CONFIGS_DIR.is_dir() else None
+    if shipped is None:
+        return "pass a YAML file, or no --config for the built-in defaults"
+    example = shipped / "d4rl" / "hopper-medium-replay-v2" / "mobile_morec.yaml"
+    return f"configs live in {shipped}/<benchmark>/<task>/<variant>.yaml, e.g. {example}"
 
 
 def config_from_dict(values: dict[str, Any]) -> TrainConfig:

@@ -146,7 +146,9 @@ def fit_ensemble(
             for e in range(E):
                 writer.add_scalar(f"dynamics/holdout_mse_member_{e}", float(mse[e]), epoch)
         bar.update(1)
-        bar.set_postfix(train_nll=f"{train_nll:.3f}", holdout_mse=f"{elite_mse:.4f}")
+        # how far early stopping is: epochs since any member improved, out of the patience
+        bar.set_postfix(best_holdout_mse=f"{elite_mse:.4f}", since_best=f"{epochs_since_update}/{cfg.max_epochs_since_update}",
+                        train_nll=f"{train_nll:.3f}")
         if epochs_since_update >= cfg.max_epochs_since_update or (cfg.max_epochs and epoch >= cfg.max_epochs):
             break
     bar.close()

@@ -26,24 +26,8 @@ from tqdm.auto import tqdm
 
 from .envs import TransitionLog, make_env, step_and_record
 from .data.formats import atomic_write
-
-
-@dataclass
-class SACConfig:
-    """Online SAC for behaviour policies. Defaults are sized for a few CPU minutes on Hopper; the
-    D4RL behaviour policies were trained for 1M+ steps with 256x256 networks."""
-
-    train_steps: int = 30_000  # environment steps (one gradient step each after warm-up)
-    warmup_steps: int = 2_000  # uniform random actions before learning starts
-    hidden_size: int = 128
-    batch_size: int = 256
-    actor_lr: float = 1e-3
-    critic_lr: float = 1e-3
-    alpha_lr: float = 1e-3
-    gamma: float = 0.99
-    tau: float = 0.005
-    eval_every: int = 2_500  # environment steps between evaluations / checkpoints
-    eval_episodes: int = 5
+from .errors import UserError
+from .sac_config import SACConfig
 
 
 @dataclass
@@ -112,6 +96,10 @@ def evaluate(env: gym.Env, act_fn: Callable[[np.ndarray], np.ndarray], episodes:
     return np.asarray(returns)
 
 
+class BehaviourMismatch(UserError, ValueError):
+    """A behaviour-SAC checkpoint belongs to another task, seed or config than the run resuming it."""
+
+
 class BehaviourTrainer:
     """Trains SAC online on ``env_id`` and keeps every transition and a policy per evaluation.
 
@@ -157,9 +145,12 @@ class BehaviourTrainer:
             return False
         state = torch.load(self.state_path, map_location=self.device, weights_only=False)
         if state["env_id"] != self.env_id or state["config"] != asdict(self.cfg) or state["seed"] != self.seed:
-            raise ValueError(
-                f"{self.state_path} was written for env {state['env_id']}, seed {state['seed']} and config "
-                f"{state['config']}, not this run; use another output directory or delete it to start over"
+            wanted = {"env_id": self.env_id, "seed": self.seed, **asdict(self.cfg)}
+            saved = {"env_id": state["env_id"], "seed": state["seed"], **state["config"]}
+            differs = [f"{k} {saved.get(k)} -> {v}" for k, v in wanted.items() if saved.get(k) != v]
+            raise BehaviourMismatch(
+                f"{self.state_path} was written by a run with other settings ({', '.join(differs)}); "
+                f"use another output directory or delete {self.workdir} to start over"
             )
         self.algo.load_state_dict(state["algorithm"])
         self.log = TransitionLog.from_arrays(state["transitions"])

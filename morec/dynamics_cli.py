@@ -6,14 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from dynamics import EnsembleConfig, EnsembleDynamics, MujocoOracle, TaskInfo, fit_ensemble
-
-from .data import OfflineDataset, load_dataset
-from .evaluation import model_error, observation_std, open_loop_error
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="a dataset source: file path, d4rl:NAME, neorl:NAME or minari:ID")
@@ -25,10 +17,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-starts", type=int, default=500, help="start states for the oracle model-error check")
     p.add_argument("--eval-horizon", type=int, default=10)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="print only the JSON report (as written to report.json)")
 
 
-def oracle_report(model: EnsembleDynamics, ds: OfflineDataset, starts: int, horizon: int, seed: int) -> dict:
+def oracle_report(model, ds, starts: int, horizon: int, seed: int) -> dict:
     """Model error under a uniformly random policy and open-loop along dataset actions."""
+    import numpy as np
+    import torch
+
+    from dynamics import MujocoOracle
+
+    from .evaluation import model_error, observation_std, open_loop_error
+
     oracle = MujocoOracle(ds.metadata["env_id"], ds.metadata["layout"])
     std = observation_std(ds)
     rng = np.random.default_rng(seed)
@@ -47,16 +47,43 @@ def oracle_report(model: EnsembleDynamics, ds: OfflineDataset, starts: int, hori
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble
+
+    from .data import load_dataset
+
     torch.set_num_threads(1)
     ds = load_dataset(args.dataset, env_id=args.env)
     out = Path(args.out)
+    cfg = EnsembleConfig(max_epochs=args.max_epochs)
+    say = (lambda *_: None) if args.json else print
+    env = f"{ds.metadata['env_id']}, {ds.metadata['layout']} layout" if ds.metadata.get("layout") else "environment unknown"
+    say(f"train-dynamics: {len(ds):,} transitions from {args.dataset} ({env}) -> {out}")
+    stop = f"at most {cfg.max_epochs} epochs" if cfg.max_epochs else "no epoch cap"
+    say(f"  {cfg.num_members} members, {cfg.num_elites} elites; stops after {cfg.max_epochs_since_update} epochs "
+        f"without a holdout improvement ({stop})")
+    say(f"  TensorBoard: tensorboard --logdir {out / 'tb'}")
     task = TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout"))
-    model = EnsembleDynamics(task, EnsembleConfig(max_epochs=args.max_epochs), seed=args.seed, device=args.device)
+    model = EnsembleDynamics(task, cfg, seed=args.seed, device=args.device)
     fit = fit_ensemble(model, ds, seed=args.seed, log_dir=str(out / "tb"), show_progress=not args.no_progress)
     model.save(out)
     report = {"dataset": str(args.dataset), "transitions": len(ds), "fit": fit.__dict__}
     if ds.domain is not None and ds.metadata.get("layout") in ("d4rl", "neorl"):
         report["oracle"] = oracle_report(model, ds, args.eval_starts, args.eval_horizon, args.seed)
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"saved to {out / 'dynamics.pt'} (report: {out / 'report.json'})")
+    print(f"  {fit.epochs} epochs in {fit.seconds:.0f} s on {fit.train_size:,} transitions; holdout MSE of the "
+          f"{len(fit.elites)} elites {fit.elite_holdout_mse:.4g} on {fit.holdout_size:,} held-out transitions")
+    if "oracle" in report:
+        closed, steps = report["oracle"]["random_policy_model_error"], report["oracle"]["open_loop_error_per_step"]
+        print(f"  error against the MuJoCo simulator (per dimension, in data standard deviations): random-policy "
+              f"rollouts of {args.eval_horizon} steps {closed['overall']:.3g}; open loop along dataset actions "
+              f"step 1 {steps[0]:.3g}, step {len(steps)} {steps[-1]:.3g}")
+    else:
+        print("  no simulator check: the dataset's environment is unknown (pass --env, e.g. --env Hopper-v4)")
+    print(f"  TensorBoard: tensorboard --logdir {out / 'tb'}")
     return 0

@@ -10,37 +10,12 @@ that rollout ends: marked terminal (``truncate_as="terminal"``, the paper) or no
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 
 from .dynamics_reward import DynamicsReward
+from .filter_config import AUTO, MorecFilterConfig
 from .rollout import Selection
-
-AUTO = "auto"
-
-
-@dataclass
-class MorecFilterConfig:
-    mode: str = "softmax"  # "softmax" or "argmax"
-    temperature: float = 0.1
-    threshold: float | str = 0.6  # a number (the paper: 0.6) or "auto" (see false_truncation_target)
-    false_truncation_target: float = 0.02  # "auto": at most this fraction of held-out real data is cut
-    truncate_as: str = "terminal"  # "terminal" (the paper) or "stop": end the rollout without a terminal flag
-    min_rollout_length: int = 0
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("softmax", "argmax"):
-            raise ValueError(f"mode must be 'softmax' or 'argmax', got {self.mode!r}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
-        if isinstance(self.threshold, str) and self.threshold != AUTO:
-            raise ValueError(f"threshold must be a number or 'auto', got {self.threshold!r}")
-        if not 0 < self.false_truncation_target < 1:
-            raise ValueError(f"false_truncation_target must be in (0, 1), got {self.false_truncation_target}")
-        if self.truncate_as not in ("terminal", "stop"):
-            raise ValueError(f"truncate_as must be 'terminal' or 'stop', got {self.truncate_as!r}")
-
 
 class MorecSelector:
     """``RolloutEngine`` selector backed by a :class:`DynamicsReward`. Statistics per step:

@@ -30,20 +30,9 @@ from .buffer import ModelBuffer
 from .dynamics_reward import DynamicsReward
 from .evaluation import normalised_error
 from .filter import MorecFilterConfig, MorecSelector
+from .filter_config import FilterCheckConfig
 from .policies import RowPolicy
-from .rollout import RolloutConfig, RolloutEngine, RolloutStats, StepRecord
-
-
-@dataclass
-class FilterCheckConfig:
-    horizon: int = 100
-    samples_per_member: int = 2  # candidates K = elites x samples (MOREC: 2)
-    candidate_clip: float | None = None
-    matched_steps: int = 10  # steps 1..matched_steps enter step_matched_error_ratio
-    seed: int = 0
-
-    def rollout(self) -> RolloutConfig:
-        return RolloutConfig(horizon=self.horizon, samples_per_member=self.samples_per_member, candidate_clip=self.candidate_clip)
+from .rollout import RolloutEngine, RolloutStats, StepRecord
 
 
 @dataclass

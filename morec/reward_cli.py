@@ -4,24 +4,44 @@ model error with and without the filter against the MuJoCo oracle."""
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from dynamics import EnsembleDynamics, MujocoOracle, TaskInfo, get_termination_fn
+from .dynamics_reward_config import MIN_SNAPSHOTS, DynamicsRewardConfig, FewSnapshotsWarning
+from .errors import UserError, as_user_error
+from .filter_config import AUTO, FilterCheckConfig, MorecFilterConfig
 
-from .data import load_dataset
-from .dynamics_reward import MIN_SNAPSHOTS, DynamicsReward, DynamicsRewardConfig, FewSnapshotsWarning
-from .evaluation import observation_std
-from .filter import AUTO, MorecFilterConfig
-from .filter_check import CheckedPolicy, FilterCheckConfig, check_filter
-from .policies import actor_row_policy, deterministic_row_policy, load_sac_actor, load_torchscript_policy, random_row_policy
-from .reward_training import fit_dynamics_reward, sample_elite_next_obs, snapshot_warning
-from .threshold import resolve_threshold
+if TYPE_CHECKING:  # torch and the models load inside the commands, so `morec --help` stays fast
+    from dynamics import EnsembleDynamics
+
+    from .dynamics_reward import DynamicsReward
+    from .filter_check import CheckedPolicy
+
+
+def _no_grad(fn):
+    """``torch.no_grad()`` as a decorator that imports torch only when ``fn`` runs."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+def _load_dynamics(path: str, ds, device):
+    """The ensemble in ``path``, refused (one line) when it was trained for another task."""
+    from dynamics import EnsembleDynamics, TaskInfo
+
+    expect = TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout"))
+    with as_user_error(ValueError, FileNotFoundError):
+        return EnsembleDynamics.load(path, device, expect=expect)
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,6 +58,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--json", action="store_true", help="print only the JSON report (as written to report.json)")
 
 
 def auc(positive: np.ndarray, negative: np.ndarray) -> float:
@@ -53,11 +74,15 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
     return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-@torch.no_grad()
+@_no_grad
 def discrimination_report(reward: DynamicsReward, dynamics: EnsembleDynamics, ds, seed: int, n: int = 5000,
                           noise_scale: float = 0.1) -> dict:
     """AUC of r_D: held-out-like real transitions against (a) MLE-ensemble samples and (b) real
     transitions whose s' is perturbed by ``noise_scale`` x the per-dimension std of s' - s."""
+    import torch
+
+    from .reward_training import sample_elite_next_obs
+
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(ds), size=min(n, len(ds)), replace=False)
     device = dynamics.device
@@ -78,17 +103,23 @@ def discrimination_report(reward: DynamicsReward, dynamics: EnsembleDynamics, ds
 
 
 def train_reward(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data import load_dataset
+    from .reward_training import fit_dynamics_reward, snapshot_warning
+
     torch.set_num_threads(1)
-    try:
-        ds = load_dataset(args.dataset, env_id=args.env)
-        task = TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout"))
-        dyn = EnsembleDynamics.load(args.dynamics, args.device, expect=task)
+    ds = load_dataset(args.dataset, env_id=args.env)
+    dyn = _load_dynamics(args.dynamics, ds, args.device)
+    with as_user_error(ValueError):
         cfg = DynamicsRewardConfig(generator=args.generator, num_updates=args.updates, snapshot_interval=args.snapshot_interval,
                                    snapshot_stride=args.snapshot_stride, discriminator_lr=args.discriminator_lr)
-    except (ValueError, FileNotFoundError) as err:  # bad input: one line naming the fix, exit 2
-        print(f"morec train-reward: error: {err}", file=sys.stderr)
-        return 2
     out = Path(args.out)
+    say = (lambda *_: None) if args.json else print
+    say(f"train-reward: {len(ds):,} transitions from {args.dataset}, dynamics from {args.dynamics} -> {out}")
+    say(f"  {cfg.num_updates} discriminator updates against the {cfg.generator} generator, a snapshot every "
+        f"{cfg.snapshot_interval}; 10% of the transitions are held out to score the reward")
+    say(f"  TensorBoard: tensorboard --logdir {out / 'tb'}")
     train, test = ds.split(0.1, seed=args.seed)  # the discrimination report scores transitions never trained on
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FewSnapshotsWarning)  # said below, as one line
@@ -97,10 +128,19 @@ def train_reward(args: argparse.Namespace) -> int:
     report = {"fit": fit.__dict__, "snapshots_used": fit.snapshots_used,
               "discrimination": discrimination_report(reward, dyn, test, args.seed)}
     (out / "report.json").write_text(json.dumps(report, indent=2))
-    print(f"dynamics reward: {fit.snapshots_used} discriminator snapshots used (of {fit.snapshots_taken} taken)", file=sys.stderr)
     if fit.snapshots_used < MIN_SNAPSHOTS:
         print(f"warning: {snapshot_warning(fit.snapshots_used, fit.snapshots_taken, cfg)}", file=sys.stderr)
-    print(json.dumps(report, indent=2))
+    if args.json:
+        print(f"dynamics reward: {fit.snapshots_used} discriminator snapshots used (of {fit.snapshots_taken} taken)", file=sys.stderr)
+        print(json.dumps(report, indent=2))
+        return 0
+    disc = report["discrimination"]
+    print(f"saved to {out} (report: {out / 'report.json'})")
+    print(f"  {fit.updates} updates in {fit.seconds:.0f} s; the reward stacks {fit.snapshots_used} of "
+          f"{fit.snapshots_taken} discriminator snapshots")
+    print(f"  ROC AUC on {disc['transitions']:,} held-out transitions (0.5 = chance, 1 = perfect): real vs model samples "
+          f"{disc['auc_real_vs_model_samples']:.3f}, real vs perturbed {disc['auc_real_vs_perturbed']:.3f}")
+    print(f"  TensorBoard: tensorboard --logdir {out / 'tb'}")
     return 0
 
 
@@ -148,6 +188,9 @@ POLICY_KINDS = ("random", "noisy-behaviour", "checkpoint", "torchscript")
 
 def make_policies(args: argparse.Namespace, ds, device, rows: int) -> list[CheckedPolicy]:
     """The policies to check, each with noise fixed per (start row, step) from ``args.seed``."""
+    from .filter_check import CheckedPolicy
+    from .policies import actor_row_policy, deterministic_row_policy, load_sac_actor, load_torchscript_policy, random_row_policy
+
     seed, horizon = args.seed + 1, args.horizon
     if args.policy == "random":
         if args.policy_path:
@@ -175,12 +218,13 @@ def make_policies(args: argparse.Namespace, ds, device, rows: int) -> list[Check
 
 
 def eval_model(args: argparse.Namespace) -> int:
+    import torch
+
+    from .filter_check import check_filter
+
     torch.set_num_threads(1)
-    try:
+    with as_user_error(ValueError, FileNotFoundError):  # bad input: one line naming the fix, exit 2
         setup = _eval_setup(args)
-    except (ValueError, FileNotFoundError) as err:  # bad input: one line naming the fix, exit 2
-        print(f"morec eval-model: error: {err}", file=sys.stderr)
-        return 2
     calibration, real_source = setup.pop("calibration"), setup.pop("real_source")
     report = check_filter(**setup)
     first = next(iter(report["policies"].values()))
@@ -197,7 +241,21 @@ def eval_model(args: argparse.Namespace) -> int:
 
 def _eval_setup(args: argparse.Namespace) -> dict:
     """Load and check everything eval-model needs; bad input raises ``ValueError``/``FileNotFoundError``."""
-    ds = load_dataset(args.dataset, env_id=args.env)
+    import torch
+
+    from dynamics import EnsembleDynamics, MujocoOracle, TaskInfo, get_termination_fn
+
+    from .data import UnknownEnvironmentWarning, load_dataset
+    from .dynamics_reward import DynamicsReward
+    from .evaluation import observation_std
+    from .threshold import resolve_threshold
+
+    with warnings.catch_warnings():  # an unknown environment stops this command below, in one line
+        warnings.simplefilter("ignore", UnknownEnvironmentWarning)
+        ds = load_dataset(args.dataset, env_id=args.env)
+    if ds.metadata.get("layout") is None or ds.domain is None:
+        raise UserError(f"{args.dataset} does not say which environment it comes from, and eval-model needs the "
+                        "MuJoCo simulator: pass --env, e.g. --env Hopper-v4 or --env hopper-medium-replay-v2")
     device = torch.device(args.device)
     env_id, layout = ds.metadata.get("env_id"), ds.metadata.get("layout")
     dyn = EnsembleDynamics.load(args.dynamics, device, expect=TaskInfo(ds.obs_dim, ds.act_dim, env_id, layout))

@@ -35,7 +35,8 @@ from tqdm.auto import tqdm
 from dynamics.ensemble import EnsembleDynamics
 from dynamics.training import training_arrays
 
-from .dynamics_reward import MIN_SNAPSHOTS, Discriminator, DynamicsReward, DynamicsRewardConfig, FewSnapshotsWarning
+from .dynamics_reward import Discriminator, DynamicsReward
+from .dynamics_reward_config import MIN_SNAPSHOTS, DynamicsRewardConfig, FewSnapshotsWarning
 
 
 def snapshot_warning(used: int, taken: int, cfg: DynamicsRewardConfig) -> str:

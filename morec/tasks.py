@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import PurePath
 
 LAYOUTS = ("d4rl", "neorl")
 
@@ -61,6 +62,8 @@ NEORL_SIZES = (100, 1000, 10000)
 _D4RL_NAME = re.compile(r"^(?P<domain>[a-z0-9]+)-(?P<level>[a-z-]+)-v2$")
 _NEORL_NAME = re.compile(r"^(?P<gym>[A-Za-z0-9]+)-v3-(?P<level>[a-z]+)(?:-(?P<size>\d+))?$")
 _GYM_ID = re.compile(r"^(?P<gym>[A-Za-z0-9]+)-v(?P<version>\d+)$")
+# NeoRL's file names: Hopper-v3-low-100-train-noise.npz (and -val-)
+_NEORL_FILE = re.compile(r"^(?P<task>[A-Za-z0-9]+-v3-[a-z]+-\d+)-(?:train|val)-noise$")
 
 
 def check_layout(layout: str) -> str:
@@ -129,3 +132,22 @@ def get_task(name: str) -> TaskSpec:
         f"(domains {sorted(DOMAINS)}, levels {list(D4RL_LEVELS)}), a NeoRL name like "
         f"'Hopper-v3-low-100' (levels {list(NEORL_LEVELS)}), or a gymnasium id like 'Hopper-v4'"
     )
+
+
+def task_from_file_name(path: str | PurePath) -> TaskSpec | None:
+    """The task an official dataset file name names, or ``None``: D4RL's
+    ``hopper_medium_replay-v2.hdf5`` (also spelled ``hopper-medium-replay-v2.hdf5``) and NeoRL's
+    ``Hopper-v3-low-100-train-noise.npz``. A renamed or home-made file names nothing."""
+    stem = PurePath(path).name
+    for suffix in (".hdf5", ".h5", ".npz"):
+        stem = stem.removesuffix(suffix)
+    m = _NEORL_FILE.match(stem)
+    candidates = [m["task"]] if m else [stem.replace("_", "-")]
+    for name in candidates:
+        try:
+            task = get_task(name)
+        except KeyError:
+            continue
+        if task.benchmark in ("d4rl", "neorl"):
+            return task
+    return None

@@ -132,8 +132,12 @@ def test_sampler_mixes_real_and_model_rows():
 
 # ------------------------------------------------------------------------------------ config
 def test_config_errors_name_the_key():
-    with pytest.raises(ConfigError, match=r"unknown config key\(s\) \['rollout.horizn'\]"):
+    with pytest.raises(ConfigError, match=r"unknown config key 'rollout.horizn'; did you mean rollout.horizon\?"):
         load_config(None, ["rollout.horizn=3"])
+    with pytest.raises(ConfigError, match="train.epochs must be an integer, got 'five'"):
+        load_config(None, ["train.epochs=five"])
+    with pytest.raises(ConfigError, match="dataset must be a string or null"):
+        load_config(None, ["dataset=3"])
     with pytest.raises(ConfigError, match="task: unknown task 'hoper-medium-v2'"):
         load_config(None, ["task=hoper-medium-v2"])
     with pytest.raises(ConfigError, match="agent.auto_alpha must be"):
@@ -155,7 +159,7 @@ def test_every_shipped_config_loads():
 
 
 def test_filter_options_and_a_warning_for_too_few_snapshots():
-    from morec.dynamics_reward import FewSnapshotsWarning
+    from morec.dynamics_reward_config import FewSnapshotsWarning
 
     cfg = load_config(None, ["filter.threshold=auto", "filter.truncate_as=stop", "rollout.candidate_clip=25"])
     assert cfg.filter.threshold == "auto" and cfg.filter.truncate_as == "stop" and cfg.rollout.candidate_clip == 25.0

@@ -47,7 +47,7 @@ def run(argv, capsys) -> dict:
 def test_train_dynamics_reward_and_eval_model(workdir, capsys):
     data, dyn, rew = str(workdir / "hopper.hdf5"), str(workdir / "dyn"), str(workdir / "rew")
     report = run(["train-dynamics", "--dataset", data, "--out", dyn, "--max-epochs", "3", "--eval-starts", "50",
-                  "--eval-horizon", "3", "--no-progress"], capsys)
+                  "--eval-horizon", "3", "--no-progress", "--json"], capsys)
     assert report["fit"]["epochs"] == 3 and report["fit"]["holdout_size"] == 600
     assert len(report["oracle"]["open_loop_error_per_step"]) == 3
     assert report["oracle"]["random_policy_model_error"]["overall"] > 0
@@ -56,11 +56,15 @@ def test_train_dynamics_reward_and_eval_model(workdir, capsys):
     assert main(["train-reward", "--dataset", data, "--dynamics", dyn, "--out", rew, "--generator", "fixed",
                  "--updates", "200", "--snapshot-interval", "50", "--snapshot-stride", "2", "--no-progress"]) == 0
     printed = capsys.readouterr()
-    report = json.loads(printed.out)
+    text = printed.out.splitlines()  # for people: a start line, where it went, AUC and snapshots
+    assert text[0] == f"train-reward: 3,000 transitions from {data}, dynamics from {dyn} -> {rew}"
+    assert f"saved to {rew} (report: {workdir / 'rew' / 'report.json'})" in text
+    assert any(line.startswith("  ROC AUC on 300 held-out transitions") for line in text)
+    report = json.loads((workdir / "rew" / "report.json").read_text())
     used = report["snapshots_used"]
-    assert f"dynamics reward: {used} discriminator snapshots used (of 4 taken)" in printed.err
+    assert used == report["fit"]["snapshots_used"]
+    assert any(f"the reward stacks {used} of 4 discriminator snapshots" in line for line in text)
     assert f"warning: the dynamics reward uses only {used} discriminator snapshot(s)" in printed.err  # 4 taken, stride 2
-    assert json.loads((workdir / "rew" / "report.json").read_text())["snapshots_used"] == used == report["fit"]["snapshots_used"]
     assert report["fit"]["snapshots_taken"] == 4
     assert 0.0 <= report["discrimination"]["auc_real_vs_model_samples"] <= 1.0
     assert report["discrimination"]["transitions"] == 300  # the 10% split held out from training
@@ -133,7 +137,7 @@ def test_bad_input_is_one_line_and_exit_2(workdir, tmp_path):
         out = morec(*base, *extra)
         assert out.returncode == 2, (extra, out.stderr)
         assert "Traceback" not in out.stderr and message in out.stderr, (extra, out.stderr)
-        assert out.stderr.strip().splitlines()[-1].startswith("morec eval-model: error:")
+        assert out.stderr.strip().splitlines()[-1].startswith("morec: error:")
 
 
 def test_dynamics_for_another_task_is_refused(workdir, tmp_path, capsys):
@@ -143,6 +147,14 @@ def test_dynamics_for_another_task_is_refused(workdir, tmp_path, capsys):
          "--eval-starts", "10", "--eval-horizon", "1", "--no-progress"], capsys)
     assert main(["eval-model", "--dataset", str(tmp_path / "walker.hdf5"), "--dynamics", str(dyn)]) == 2
     assert "trained with obs_dim=11" in capsys.readouterr().err
+
+
+def test_eval_model_needs_a_policy_path(workdir, tmp_path, capsys):
+    dyn = tmp_path / "dyn"
+    run(["train-dynamics", "--dataset", str(workdir / "hopper.hdf5"), "--out", str(dyn), "--max-epochs", "1",
+         "--eval-starts", "10", "--eval-horizon", "1", "--no-progress", "--json"], capsys)
+    assert main(["eval-model", "--dataset", str(workdir / "hopper.hdf5"), "--dynamics", str(dyn), "--policy", "checkpoint"]) == 2
+    assert capsys.readouterr().err.startswith("morec: error: --policy checkpoint needs --policy-path")
 
 
 def test_relabel_episodic_data(workdir, tmp_path, capsys):

@@ -134,21 +134,6 @@ def test_bad_collect_config_is_rejected():
         CollectConfig(levels=("medium", "superb"))
 
 
-def test_cli_quickstart_short(tmp_path, capsys):
-    out = tmp_path / "qs"
-    short = ["train.epochs=1", "train.steps_per_epoch=20", "train.eval_episodes=2", "rollout.batch_size=50", "rollout.freq=10",
-             "reward.num_updates=100", "dynamics.max_epochs=2", "mobile.num_samples=2", "agent.hidden_sizes=[32, 32]"]
-    rc = main(["quickstart", "--out", str(out / "data"), "--train-steps", "300", "--dataset-size", "200", "--hidden-size", "16",
-               "--no-progress", *[x for s in short for x in ("--set", s)]])
-    assert rc == 0
-    text = capsys.readouterr().out
-    assert "training MOBILE + MOREC" in text and "normalised score" in text and "tensorboard --logdir" in text
-    run = json.loads((out / "mobile_morec" / "summary.json").read_text())
-    assert run["gradient_steps"] == 20 and run["morec"] is True
-    summary = json.loads((out / "data" / "collect_summary.json").read_text())
-    assert summary["datasets"]["random:d4rl"]["transitions"] == 200
-
-
 @pytest.mark.slow
 def test_cli_quickstart_default(tmp_path, capsys):
     assert main(["quickstart", "--out", str(tmp_path / "qs" / "data"), "--no-progress"]) == 0

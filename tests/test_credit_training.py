@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from morec.data import load_dataset
 from tests.helpers import random_dataset_file
 
@@ -15,6 +17,7 @@ TINY = ["--smoke", "--backend", "pool", "--set", "train.steps_per_epoch=10", "--
         "--set", "train.eval_episodes=1"]
 
 
+@pytest.mark.slow  # three pool suites (80 s on 2 cores); `make test-all` runs it
 def test_three_labellings_train_and_share_one_table(tmp_path):
     source = random_dataset_file(tmp_path / "hopper.hdf5", "Hopper-v4", steps=1500)
     out = tmp_path / "credit"

@@ -568,3 +568,14 @@ def test_save_with_unknown_suffix(tmp_path):
     with pytest.raises(ValueError, match="cannot tell the format"):
         id_dataset().save(tmp_path / "data.csv")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_print_shows_one_screen_not_arrays():
+    big = OfflineDataset.from_arrays(**{k: np.repeat(v, 5000, axis=0) for k, v in hopper_arrays().items()},
+                                     env_id="Hopper-v4", metadata={"source": "test", "note": "x" * 500})
+    text = repr(big)
+    lines = text.splitlines()
+    assert lines[0] == f"OfflineDataset: 30,000 transitions, {len(big.returns()):,} episodes (env_id Hopper-v4, layout d4rl)"
+    assert len(lines) <= 15 and max(map(len, lines)) <= 120 and "array(" not in text
+    assert "  note: " + "x" * 67 + "..." in lines
+    assert "observations [30000, 11] float32" in text and "environment unknown" in repr(episode_dataset())

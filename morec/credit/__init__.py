@@ -1,29 +1,23 @@
 """Episodic credit assignment: return decomposition and LLM-written latent reward factors."""
 
-from .decomposers import (
-    IRCR,
-    Decomposer,
-    FitReport,
-    IRCRConfig,
-    LaReConfig,
-    LatentRewardDecoder,
-    RandomizedReturnDecomposition,
-    RDConfig,
-    ReturnDecomposition,
-    RRDConfig,
-    episodic,
-    load_decomposer,
-    return_decomposition_loss,
-    split_episodes,
-)
-from .factors import (
-    FactorEncoder,
-    HalfCheetahFactors,
-    HopperFactors,
-    IdentityFactors,
-    Walker2dFactors,
-    hand_written_factors,
-)
+import importlib
+
+from .configs import IRCRConfig, LaReConfig, RDConfig, RRDConfig
+
+_LAZY = {  # name -> submodule; imported on first use, so `morec --help` does not load torch
+    **dict.fromkeys(["IRCR", "Decomposer", "FitReport", "LatentRewardDecoder", "RandomizedReturnDecomposition",
+                     "ReturnDecomposition", "episodic", "load_decomposer", "return_decomposition_loss", "split_episodes"],
+                    ".decomposers"),
+    **dict.fromkeys(["FactorEncoder", "HalfCheetahFactors", "HopperFactors", "IdentityFactors", "Walker2dFactors",
+                     "hand_written_factors"], ".factors"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "IRCR",

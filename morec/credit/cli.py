@@ -8,10 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import load_dataset
-from .decomposers import (IRCR, IRCRConfig, LaReConfig, LatentRewardDecoder, RandomizedReturnDecomposition, RDConfig,
-                          ReturnDecomposition, RRDConfig, episodic)
-from .factors import IdentityFactors, hand_written_factors
+from ..errors import UserError
+from .configs import IRCRConfig, LaReConfig, RDConfig, RRDConfig
 
 METHODS = ("ircr", "rd", "rrd", "rrd-unbiased", "lare")
 
@@ -36,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _decomposer(args: argparse.Namespace, ds, out: Path):
+    from .decomposers import IRCR, LatentRewardDecoder, RandomizedReturnDecomposition, ReturnDecomposition
+    from .factors import IdentityFactors, hand_written_factors
+
     if args.method == "ircr":
         return IRCR(IRCRConfig(), device=args.device), None
     if args.method == "rd":
@@ -46,7 +47,7 @@ def _decomposer(args: argparse.Namespace, ds, out: Path):
     search = None
     if args.factors == "hand-written":
         if ds.domain is None:
-            raise SystemExit("--factors hand-written needs a hopper, halfcheetah or walker2d dataset; use identity or llm")
+            raise UserError("--factors hand-written needs a hopper, halfcheetah or walker2d dataset; use identity or llm")
         encoder = hand_written_factors(ds.domain)
     elif args.factors == "identity":
         encoder = IdentityFactors()
@@ -64,6 +65,9 @@ def _decomposer(args: argparse.Namespace, ds, out: Path):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data import load_dataset
+    from .decomposers import episodic
+
     ds = load_dataset(args.dataset, env_id=args.env)
     if args.episodic:
         ds = episodic(ds)

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..data import OfflineDataset
+from ..errors import UserError
 from ..tasks import check_layout, get_task
 from .factors import IdentityFactors
 from .redaction import redact
@@ -224,8 +225,9 @@ def extract_code(answer: str) -> str:
 
 
 # ================================================================================== backends
-class LLMError(RuntimeError):
-    """Base class of backend failures (not verification failures)."""
+class LLMError(UserError, RuntimeError):
+    """Base class of backend failures (not verification failures): the server or the replay cache
+    the user pointed to cannot answer."""
 
 
 class LLMRequestError(LLMError):

@@ -1,7 +1,7 @@
 """Datasets: loading (D4RL, NeoRL, Minari, arrays), validation, episodes, normalised scores."""
 
 from .dataset import ArrayStats, OfflineDataset
-from .errors import DatasetError
+from .errors import DatasetError, UnknownEnvironmentWarning
 from .scores import normalized_score, reference_returns
 from .sources import d4rl_dataset_dir, d4rl_file_name, load_dataset, neorl_dataset_dir, neorl_file_name
 
@@ -9,6 +9,7 @@ __all__ = [
     "ArrayStats",
     "DatasetError",
     "OfflineDataset",
+    "UnknownEnvironmentWarning",
     "d4rl_dataset_dir",
     "d4rl_file_name",
     "load_dataset",

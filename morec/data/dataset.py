@@ -136,6 +136,29 @@ class OfflineDataset:
             meta["actions_clipped"] = bool(clip_actions)
         return cls(**fields, metadata=meta, infos=extra)
 
+    def __repr__(self) -> str:
+        """One screen: sizes, episodes, returns, value ranges and metadata, never whole arrays."""
+        meta = self.metadata
+        where = ", ".join(f"{k} {meta[k]}" for k in ("env_id", "layout") if meta.get(k)) or "environment unknown"
+        lengths, rets = self.episode_lengths(), self.returns()
+        lines = [
+            f"OfflineDataset: {len(self):,} transitions, {len(rets):,} episodes ({where})",
+            f"  observations {_shape(self.observations)}  range [{self.observations.min():.3g}, {self.observations.max():.3g}]",
+            f"  actions      {_shape(self.actions)}  range [{self.actions.min():.3g}, {self.actions.max():.3g}]",
+            f"  rewards      {_shape(self.rewards)}  mean {self.rewards.mean():.3g}, range [{self.rewards.min():.3g}, {self.rewards.max():.3g}]",
+            f"  returns      mean {rets.mean():.1f} +- {rets.std():.1f}, range [{rets.min():.1f}, {rets.max():.1f}]; "
+            f"episode lengths {lengths.min()}..{lengths.max()}",
+            f"  ends         {int(self.terminals.sum())} terminals, {int(self.timeouts.sum())} timeouts, "
+            f"{int(self.unflagged_breaks().sum())} unflagged breaks",
+        ]
+        if self.infos:
+            lines.append("  infos        " + ", ".join(f"{k} {_shape(v)}" for k, v in self.infos.items()))
+        shown = {k: v for k, v in meta.items() if k not in ("env_id", "layout") and v is not None}
+        for key, value in shown.items():
+            text = str(value)
+            lines.append(f"  {key}: {text if len(text) <= 70 else text[:67] + '...'}")
+        return "\n".join(lines)
+
     # ------------------------------------------------------------------ shape facts
     def __len__(self) -> int:
         return len(self.observations)
@@ -296,6 +319,10 @@ def _derive_next_observations(
     new_last[-1] = False
     out["timeouts"] = new_last[keep] | out["timeouts"]
     return out, {k: v[keep] for k, v in infos.items()}, int(n - keep.sum())
+
+
+def _shape(arr: np.ndarray) -> str:
+    return f"{list(arr.shape)} {arr.dtype}"
 
 
 def _is_jsonable(value: Any) -> bool:

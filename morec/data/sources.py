@@ -6,14 +6,15 @@ from __future__ import annotations
 import os
 import re
 import urllib.request
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..tasks import get_task
+from ..tasks import get_task, task_from_file_name
 from . import formats
 from . import validation as V
 from .dataset import OfflineDataset
-from .errors import DatasetError
+from .errors import DatasetError, UnknownEnvironmentWarning
 
 D4RL_URL = "http://rail.eecs.berkeley.edu/datasets/offline_rl/gym_mujoco_v2/{file}"
 NEORL_URL = "http://datasets.polixir.site/v2/{task}/{file}"
@@ -69,10 +70,31 @@ def _from_fields(fields: Mapping[str, Any], *, infos=None, metadata: dict[str, A
     )
 
 
+def _env_from_file_name(path: Path, meta: dict[str, Any]) -> str | None:
+    """The task an official D4RL/NeoRL file name gives (recorded in ``metadata["env_from"]``)."""
+    task = task_from_file_name(path)
+    if task is None:
+        return None
+    meta["env_from"] = "file name"
+    return task.name
+
+
+def _warn_if_environment_unknown(ds: OfflineDataset, path: Path) -> OfflineDataset:
+    """Without an environment the layout is unknown and oracle checks are skipped: say so, once."""
+    if ds.metadata.get("env_id") is None:
+        warnings.warn(
+            f"{path.name} does not name its environment and is not an official D4RL/NeoRL file name: its observation "
+            "layout is unknown and MuJoCo-oracle checks are skipped; pass the environment with --env (env_id=), "
+            "e.g. --env Hopper-v4 or --env hopper-medium-replay-v2",
+            UnknownEnvironmentWarning, stacklevel=3,
+        )
+    return ds
+
+
 def _load_d4rl_file(path: Path, env_id: str | None, source: str, **options) -> OfflineDataset:
     fields, infos, stored_meta = formats.read_d4rl_hdf5(path)
     meta = {**stored_meta, "source": source, "path": str(path)}
-    env_id = env_id or stored_meta.get("env_id")
+    env_id = env_id or stored_meta.get("env_id") or _env_from_file_name(path, meta)
     meta.setdefault("layout", "d4rl" if env_id else None)
     return _from_fields(fields, infos=infos, metadata=meta, env_id=env_id, **options)
 
@@ -172,11 +194,12 @@ def load_dataset(
     if not path.exists():
         raise DatasetError(f"dataset file {path} does not exist")
     if path.suffix in (".hdf5", ".h5"):
-        return _load_d4rl_file(path, env_id=env_id, source=str(path), **options)
+        return _warn_if_environment_unknown(_load_d4rl_file(path, env_id=env_id, source=str(path), **options), path)
     if path.suffix == ".npz":
         fields = formats.read_neorl_npz(path)
         meta = {"source": str(path), "path": str(path), "layout": layout or "neorl"}
-        return _from_fields(fields, metadata=meta, env_id=env_id, **options)
+        env_id = env_id or _env_from_file_name(path, meta)
+        return _warn_if_environment_unknown(_from_fields(fields, metadata=meta, env_id=env_id, **options), path)
     raise DatasetError(f"cannot tell the format of {path}: use a D4RL .hdf5 or a NeoRL .npz file")
 
 

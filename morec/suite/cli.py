@@ -50,7 +50,7 @@ def run(args: argparse.Namespace, benchmark: str | None = None) -> int:
     try:
         return _run(args, benchmark or args.benchmark)
     except (ValueError, FileNotFoundError) as err:  # bad --variants/--seeds, missing configs: before anything runs
-        print(f"error: {err}", file=sys.stderr)
+        print(f"morec: error: {err}", file=sys.stderr)
         return 2
 
 
