@@ -144,7 +144,7 @@ def test_dynamics_for_another_task_is_refused(workdir, tmp_path, capsys):
     random_dataset_file(tmp_path / "walker.hdf5", "Walker2d-v4", steps=300)
     dyn = tmp_path / "dyn"
     run(["train-dynamics", "--dataset", str(workdir / "hopper.hdf5"), "--out", str(dyn), "--max-epochs", "1",
-         "--eval-starts", "10", "--eval-horizon", "1", "--no-progress"], capsys)
+         "--eval-starts", "10", "--eval-horizon", "1", "--no-progress", "--json"], capsys)
     assert main(["eval-model", "--dataset", str(tmp_path / "walker.hdf5"), "--dynamics", str(dyn)]) == 2
     assert "trained with obs_dim=11" in capsys.readouterr().err
 
