@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import collect_cli, dynamics_cli, quickstart, reward_cli
 from .credit import cli as credit_cli
+from .allocator import keep_freed_memory
 from .errors import InputWarning, UserError
 from .suite import cli as suite_cli
 
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # training steps reuse their freed activations instead of faulting in fresh pages
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     with warnings.catch_warnings():
         warnings.showwarning = _show_input_warning

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from algos import MOBILE, MOPO, AgentConfig, MixedSampler, MobileConfig, TwinCritic, build_actor  # noqa: E402
 from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo  # noqa: E402
 from morec import ModelBuffer, TransitionBatch  # noqa: E402
+from morec.allocator import keep_freed_memory  # noqa: E402
 
 OBS, ACT = 11, 3
 
@@ -87,6 +88,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as `morec train` does
     result = {
         "device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor() or "cpu",
         "threads": torch.get_num_threads(),

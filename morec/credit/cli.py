@@ -66,15 +66,18 @@ def _decomposer(args: argparse.Namespace, ds, out: Path):
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_dataset
+    from ..errors import as_user_error
     from .decomposers import episodic
+    from .gate import SandboxError
 
     ds = load_dataset(args.dataset, env_id=args.env)
     if args.episodic:
         ds = episodic(ds)
     out = Path(args.out)
-    decomposer, search = _decomposer(args, ds, out)
-    fit = decomposer.fit(ds, seed=args.seed, show_progress=not args.no_progress)
-    relabelled = decomposer.relabel(ds)
+    with as_user_error(SandboxError):  # LLM code refused (no jail here) or failing on the data: one line
+        decomposer, search = _decomposer(args, ds, out)
+        fit = decomposer.fit(ds, seed=args.seed, show_progress=not args.no_progress)
+        relabelled = decomposer.relabel(ds)
     relabelled.save(out)
     report = {"dataset": str(args.dataset), "out": str(out), "fit": fit.to_dict()}
     if search is not None:
