@@ -33,7 +33,7 @@ class Domain:
     d4rl_ref_min: float
     d4rl_ref_max: float
     # NeoRL has no official normaliser. These random/expert returns come from a third-party
-    # helper (see ../shared/notes/tianshou-and-datasets.md §2b.7); scores built on them are
+    # helper widely copied between offline RL code bases; scores built on them are
     # reported beside raw returns and flagged unofficial.
     neorl_ref_min: float
     neorl_ref_max: float

@@ -3,7 +3,7 @@ each, every value commented with its source. Re-run after editing the tables bel
 
     python scripts/make_configs.py
 
-Sources (see ../shared/notes/): "Kit" = OfflineRL-Kit run_example suggestions / README;
+Sources: "Kit" = OfflineRL-Kit run_example suggestions / README;
 "MOBILE repo" = yihaosun1124/mobile configs; "MOREC launcher" = polixir/morec
 generate_tmuxp_morec_{mopo,mobile}.py; "default" = morec's defaults, which are the shared
 OfflineRL-Kit settings (no per-task value was published).

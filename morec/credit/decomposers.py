@@ -1,15 +1,16 @@
 """Episodic return decomposition: the episodic view of a dataset, and decomposers that spread each
 episode's return back over its steps.
 
-Definitions follow ``../shared/notes/lare-reward-shaping.md``:
+Definitions follow the papers: IRCR (Gangwani et al. 2020), RD (Arjona-Medina et al. 2019; Efroni
+et al. 2021), RRD (Ren et al. 2022) and LaRe (Qu et al. 2025):
 
-- :class:`IRCR` (§3.3): every step of an episode gets ``R / T``; optionally min-max normalised over
+- :class:`IRCR`: every step of an episode gets ``R / T``; optionally min-max normalised over
   the fitted data.
-- :class:`ReturnDecomposition` (RD, §3.1, in LaRe's per-step scale §1.5): a reward network on
+- :class:`ReturnDecomposition` (RD, in LaRe's per-step scale): a reward network on
   ``[s, a]`` with loss ``((1/T) sum_t r_hat_t - R/T)^2``.
-- :class:`RandomizedReturnDecomposition` (RRD, §3.2): the same on a random subset ``I`` of ``K``
+- :class:`RandomizedReturnDecomposition` (RRD): the same on a random subset ``I`` of ``K``
   steps, ``(m_I - R/T)^2``; with ``bias_correction`` the term ``(1 - K/T) s_I^2 / K`` is subtracted.
-- :class:`LatentRewardDecoder` (LaRe, §1.1, §1.4-1.5): the reward network on standardised factors
+- :class:`LatentRewardDecoder` (LaRe): the reward network on standardised factors
   ``phi(s, a)`` of a factor encoder, trained with the RRD objective (bias-corrected by default).
 
 Every decomposer: ``fit(dataset) -> FitReport``, ``predict(obs, act) -> [N]``,
@@ -123,7 +124,7 @@ class Episodes:
 # ------------------------------------------------------------------------------ objective
 def return_decomposition_loss(pred: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor, returns: torch.Tensor,
                               bias_correction: bool) -> torch.Tensor:
-    """Mean over episodes of ``(m_I - R/T)^2`` (notes §3.2, per-step scale), minus
+    """Mean over episodes of ``(m_I - R/T)^2``, minus
     ``(1 - k/T) s_I^2 / k`` with ``bias_correction``.
 
     ``pred [B, W]`` predictions at the sampled steps, ``mask [B, W]`` which are real (``k = mask.sum(1)``
@@ -252,7 +253,7 @@ class Decomposer(ABC):
 
 # ------------------------------------------------------------------------------ IRCR
 class IRCR(Decomposer):
-    """Uniform redistribution (notes §3.3): each step of an episode gets ``c = R / T`` (then
+    """Uniform redistribution: each step of an episode gets ``c = R / T`` (then
     ``(c - c_min) / (c_max - c_min)`` with ``normalize``). No reward model: ``relabel`` uses each
     episode's own return; ``predict`` on arbitrary ``(s, a)`` returns the credit of the nearest
     fitted step (Euclidean distance on standardised ``[s, a]``)."""
@@ -430,8 +431,8 @@ class _LearnedDecomposer(Decomposer):
 
 
 class ReturnDecomposition(_LearnedDecomposer):
-    """RD (notes §3.1): reward network on raw ``[s, a]``, whole episodes, loss
-    ``((1/T) sum_t r_hat_t - R/T)^2`` (LaRe_RD's per-step scale, §1.5)."""
+    """RD: reward network on raw ``[s, a]``, whole episodes, loss
+    ``((1/T) sum_t r_hat_t - R/T)^2`` (LaRe_RD's per-step scale)."""
 
     method = "rd"
 
@@ -440,7 +441,7 @@ class ReturnDecomposition(_LearnedDecomposer):
 
 
 class RandomizedReturnDecomposition(_LearnedDecomposer):
-    """RRD (notes §3.2): reward network on raw ``[s, a]``, ``min(K, T)`` random steps per episode
+    """RRD: reward network on raw ``[s, a]``, ``min(K, T)`` random steps per episode
     without replacement; ``config.bias_correction`` subtracts ``(1 - K/T) s_I^2 / K``."""
 
     def __init__(self, config: RRDConfig | None = None, device: str | torch.device = "cpu") -> None:
@@ -452,9 +453,9 @@ class RandomizedReturnDecomposition(_LearnedDecomposer):
 
 
 class LatentRewardDecoder(_LearnedDecomposer):
-    """LaRe decoder (notes §1.1, §1.4): ``r_hat = f(standardise(phi(s, a)))`` with ``phi`` a
+    """LaRe decoder: ``r_hat = f(standardise(phi(s, a)))`` with ``phi`` a
     factor encoder (hand-written, LLM-written or identity; its name and source are recorded in
-    reports and relabelling metadata), trained with the RRD objective (§1.5)."""
+    reports and relabelling metadata), trained with the RRD objective."""
 
     method = "lare"
     standardize = True
