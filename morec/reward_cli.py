@@ -16,6 +16,9 @@ from .dynamics_reward_config import DynamicsRewardConfig
 from .errors import UserError, as_user_error
 
 if TYPE_CHECKING:  # torch and the models load inside the commands, so `morec --help` stays fast
+    from dynamics import EnsembleDynamics
+
+    from .dynamics_reward import DynamicsReward
     from .policies import TensorPolicy
 
 
