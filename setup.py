@@ -11,9 +11,10 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["morec", "morec.*", "dynamics", "dynamics.*", "algos", "algos.*"]),
     install_requires=[
-        # torch is pinned on purpose: an unpinned torch pulls a multi-GB CUDA build on a fresh
-        # machine. 2.13.0 is the CPU build this project is developed and tested with; GPU users
-        # install their own CUDA build of a compatible torch first and pip keeps it.
+        # torch 2.13.0 is the version this project is developed and tested with. The pin fixes the
+        # version, not the build: which build pip gets depends on the index (the README says how to
+        # ask for the CPU build). GPU users install their CUDA build of a compatible torch first
+        # and pip keeps it.
         "torch>=2.4,<=2.13.0",
         "numpy>=1.24",
         "gymnasium[mujoco]>=1.0,<2",

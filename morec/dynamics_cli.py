@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
           f"{len(fit.elites)} elites {fit.elite_holdout_mse:.4g} on {fit.holdout_size:,} held-out transitions")
     if "oracle" in report:
         closed, steps = report["oracle"]["random_policy_model_error"], report["oracle"]["open_loop_error_per_step"]
-        print(f"  error against the MuJoCo simulator (per dimension, in data standard deviations): random-policy "
+        print(f"  error against the MuJoCo simulator (RMS over dimensions, in data standard deviations): random-policy "
               f"rollouts of {args.eval_horizon} steps {closed['overall']:.3g}; open loop along dataset actions "
               f"step 1 {steps[0]:.3g}, step {len(steps)} {steps[-1]:.3g}")
     else:
