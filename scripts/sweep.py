@@ -23,7 +23,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from algos.config import ConfigError, TrainConfig, load_config
