@@ -199,5 +199,22 @@ def _existing_configs_hint(path: Path) -> str:
     return f"configs live in {shipped}/<benchmark>/<task>/<variant>.yaml, e.g. {example}"
 
 
+def config_differences(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``{"train.epochs": (3, 5), ...}``: the dotted keys, sorted, whose values differ between two
+    config dicts (lists and tuples compare alike, so a YAML-loaded config matches its dataclass)."""
+    a, b = _flatten(old), _flatten(new)
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
 def config_from_dict(values: dict[str, Any]) -> TrainConfig:
     return _build(TrainConfig, values, "")

@@ -42,7 +42,7 @@ from morec.threshold import resolve_threshold
 from morec.tasks import get_task
 
 from .base import MixedSampler, ModelBasedSAC
-from .config import ConfigError, TrainConfig, config_from_dict
+from .config import ConfigError, TrainConfig, config_differences, config_from_dict
 from .mobile import MOBILE
 from .mopo import MOPO
 from .networks import TwinCritic, build_actor, sample_action
@@ -195,8 +195,7 @@ class Trainer:
                 raise ConfigError(f"--resume: no checkpoint at {self.checkpoint_path}; start the run without --resume")
             saved = config_from_dict(yaml.safe_load(config_path.read_text())).to_dict()
             if saved != resolved:
-                new, old = _flatten(resolved), _flatten(saved)
-                diff = sorted(k for k in new if new[k] != old.get(k))
+                diff = list(config_differences(saved, resolved))
                 raise ConfigError(f"--resume: {self.checkpoint_path} was written with another config (differs in {diff})")
         elif self.checkpoint_path.exists():
             raise ConfigError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose another --run-dir")
@@ -320,16 +319,6 @@ class Trainer:
             "wall_seconds_this_session": round(seconds, 1),
             "evaluations": self.evaluations,
         }
-
-
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _plain(value):

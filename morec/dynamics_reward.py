@@ -31,6 +31,8 @@ from .dynamics_reward_config import DynamicsRewardConfig
 CHECKPOINT_FILE = "dynamics_reward.pt"
 OBS_RANGE = 0.8  # observations are scaled to [-0.8, 0.8], as in the released MOREC code
 HELDOUT_FIELDS = ("heldout_obs", "heldout_act", "heldout_next_obs")
+
+
 class Discriminator(nn.Module):
     """``E`` ReLU MLPs run as one: features ``[B, F]`` (or ``[E, B, F]``) -> logits ``[E, B]``."""
 

@@ -40,8 +40,9 @@ def observation_std(dataset, min_std: float = 1e-6) -> np.ndarray:
 
 
 def normalised_error(pred: np.ndarray, true: np.ndarray, obs_std: np.ndarray) -> np.ndarray:
-    """``[N]`` RMS over dimensions of ``(pred - true) / obs_std`` for ``[N, O]`` inputs."""
-    return np.sqrt((((pred - true) / obs_std) ** 2).mean(axis=1))
+    """``[...]`` RMS over the last dimension of ``(pred - true) / obs_std`` for ``[..., O]`` inputs
+    (broadcast against each other)."""
+    return np.sqrt((((pred - true) / obs_std) ** 2).mean(axis=-1))
 
 
 def model_error(

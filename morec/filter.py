@@ -10,12 +10,12 @@ that rollout ends: marked terminal (``truncate_as="terminal"``, the paper) or no
 
 from __future__ import annotations
 
-
 import torch
 
 from .dynamics_reward import DynamicsReward
 from .filter_config import AUTO, MorecFilterConfig
 from .rollout import Selection
+
 
 class MorecSelector:
     """``RolloutEngine`` selector backed by a :class:`DynamicsReward`. Statistics per step:

@@ -204,7 +204,7 @@ def check_policy(dynamics, reward: DynamicsReward | None, filter_config: MorecFi
     if policy.deterministic:
         truth = true_returns(oracle, policy.act, starts, horizon)
         out["true_return_mean"] = float(truth.mean())
-        out["unfiltered"].update(return_errors(model_returns(rollout_record(engine(None), policy.act, starts), n), truth))
+        out["unfiltered"].update(return_errors(model_returns(unfiltered, n), truth))  # deterministic: the same rollout
         if reward is not None:
             select_only = MorecSelector(reward, filter_config, threshold=float("-inf"))
             out["filtered"].update(return_errors(model_returns(rollout_record(engine(select_only), policy.act, starts), n), truth))
@@ -225,7 +225,7 @@ def first_step_selection(dynamics, reward, selector: MorecSelector, policy: Chec
     picked = selector.pick(scores, engine.generator).cpu().numpy()
     true_next, _, _ = oracle.step(starts.cpu().numpy(), act.cpu().numpy())
     pred = cands[..., :-1].cpu().numpy().astype(np.float64)
-    err = np.sqrt((((pred - true_next[None]) / obs_std) ** 2).mean(-1))  # [K, B]
+    err = normalised_error(pred, true_next[None], obs_std)  # [K, B]
     return {"selection_gain_captured": selection_gain(err, picked),
             "reward_error_spearman": spearman(scores.cpu().numpy().ravel(), err.ravel())}
 

@@ -34,18 +34,6 @@ def run_key(config: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    """``["train.epochs 3 -> 5", ...]`` between two nested config dicts."""
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += differences(a, b, f"{prefix}{key}.")
-        elif a != b and not (isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and list(a) == list(b)):
-            out.append(f"{prefix}{key} {a} -> {b}")
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     from algos.config import load_config
 
@@ -101,6 +89,7 @@ def _collect_or_reuse(cfg, args: argparse.Namespace) -> dict[str, Any]:
 def _train_or_reuse(cfg, run_dir: Path, root: Path, args: argparse.Namespace) -> dict[str, Any]:
     import yaml
 
+    from algos.config import config_differences
     from algos.train import Trainer
 
     if (run_dir / "summary.json").exists():
@@ -111,7 +100,7 @@ def _train_or_reuse(cfg, run_dir: Path, root: Path, args: argparse.Namespace) ->
         print(f"resuming the interrupted run in {run_dir}")
     else:
         for other in sorted(p for p in root.glob(f"{RUN_PREFIX}*/config.yaml") if p.parent != run_dir):
-            changed = differences(yaml.safe_load(other.read_text()), cfg.to_dict())
+            changed = [f"{key} {a} -> {b}" for key, (a, b) in config_differences(yaml.safe_load(other.read_text()), cfg.to_dict()).items()]
             print(f"a fresh run: the config differs from {other.parent.name} in {', '.join(changed[:4])}"
                   f"{' ...' if len(changed) > 4 else ''}")
     return Trainer(cfg, run_dir, resume=resume, show_progress=not args.no_progress).run()

@@ -243,7 +243,7 @@ def _eval_setup(args: argparse.Namespace) -> dict:
     """Load and check everything eval-model needs; bad input raises ``ValueError``/``FileNotFoundError``."""
     import torch
 
-    from dynamics import EnsembleDynamics, MujocoOracle, TaskInfo, get_termination_fn
+    from dynamics import MujocoOracle, get_termination_fn
 
     from .data import UnknownEnvironmentWarning, load_dataset
     from .dynamics_reward import DynamicsReward
@@ -258,7 +258,7 @@ def _eval_setup(args: argparse.Namespace) -> dict:
                         "MuJoCo simulator: pass --env, e.g. --env Hopper-v4 or --env hopper-medium-replay-v2")
     device = torch.device(args.device)
     env_id, layout = ds.metadata.get("env_id"), ds.metadata.get("layout")
-    dyn = EnsembleDynamics.load(args.dynamics, device, expect=TaskInfo(ds.obs_dim, ds.act_dim, env_id, layout))
+    dyn = _load_dynamics(args.dynamics, ds, device)
     oracle = MujocoOracle(env_id, layout)
     rows = np.random.default_rng(args.seed).choice(len(ds), size=min(args.starts, len(ds)), replace=False)
     starts = torch.as_tensor(ds.observations[rows], device=device)
