@@ -90,6 +90,14 @@ class DynamicsReward(nn.Module):
             return None
         return self.heldout_obs, self.heldout_act, self.heldout_next_obs
 
+    def heldout_part(self, part: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """Half of the held-out transitions: ``"calibrate"`` (even rows) sets ``threshold: auto``,
+        ``"measure"`` (odd rows) measures the false-truncation rate, so that measure is out of sample."""
+        if self.heldout is None:
+            return None
+        start = {"calibrate": 0, "measure": 1}[part]
+        return tuple(t[start::2] for t in self.heldout)
+
     def set_heldout(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> None:
         for name, value in zip(HELDOUT_FIELDS, (obs, act, next_obs)):
             setattr(self, name, value.detach().to(self.device, torch.float32))

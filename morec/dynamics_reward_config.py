@@ -31,6 +31,12 @@ class DynamicsRewardConfig:
     mle_coef: float = 1.0  # weight of the generator's Gaussian NLL anchor on real data
     generator_entropy_coef: float = 1e-3
     calibration_size: int = 2048  # held-out real transitions that calibrate each snapshot
+    negative_steps: int = 1  # 1: negatives one step ahead at dataset (s, a) (the paper's reading); k > 1: the
+    # generator rolled 1..k steps (uniform) along dataset trajectories with the dataset's actions
+    contrastive_coef: float = 0.0  # > 0 adds a deviation from the paper: rank the real s' above K generator
+    # candidates at the same (s, a) (softmax cross-entropy), what the filter's pick relies on
+    contrastive_samples_per_member: int = 2  # candidates K = elites x this (the filter's default: 2)
+    logit_clip: float | None = None  # clip the discriminator's logits to +-this inside its losses
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
@@ -38,6 +44,12 @@ class DynamicsRewardConfig:
             raise ValueError(f"generator must be 'adversarial' or 'fixed', got {self.generator!r}")
         if self.snapshot_interval < 1 or self.snapshot_stride < 1 or self.max_snapshots < 1:
             raise ValueError("snapshot_interval, snapshot_stride and max_snapshots must be positive")
+        if self.negative_steps < 1:
+            raise ValueError(f"negative_steps must be at least 1 (1: one-step negatives), got {self.negative_steps}")
+        if self.contrastive_coef < 0 or self.contrastive_samples_per_member < 1:
+            raise ValueError("contrastive_coef must be >= 0 and contrastive_samples_per_member >= 1")
+        if self.logit_clip is not None and self.logit_clip <= 0:
+            raise ValueError(f"logit_clip must be positive or None, got {self.logit_clip}")
 
     @property
     def planned_snapshots(self) -> int:

@@ -26,6 +26,31 @@ def load_sac_actor(path: str | Path, env_id: str, device: str | torch.device = "
     return algo.policy.actor.eval()
 
 
+class _SacMode(torch.nn.Module):
+    """A SAC actor's deterministic action ``tanh(mu)``: observations ``[B, O]`` -> actions ``[B, A]``."""
+
+    def __init__(self, actor: torch.nn.Module):
+        super().__init__()
+        self.actor = actor
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        (mu, _), _ = self.actor(obs)
+        return torch.tanh(mu)
+
+
+def export_sac_actor(checkpoint: str | Path, env_id: str, out: str | Path) -> Path:
+    """Save the deterministic (mode) policy of a ``morec collect`` checkpoint as TorchScript, the
+    format ``morec eval-model --policy torchscript`` reads. Returns ``out``."""
+    actor = load_sac_actor(checkpoint, env_id).cpu()
+    obs_dim = next(v for k, v in actor.state_dict().items() if k.endswith("weight")).shape[1]
+    with torch.no_grad():
+        module = torch.jit.trace(_SacMode(actor).eval(), torch.zeros(2, obs_dim))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    module.save(str(out))
+    return out
+
+
 # ------------------------------------------------------------------ common random numbers
 # Two rollouts from the same start states (filtered and unfiltered) must see the same policy noise
 # at the same start row and step, whichever rows are still alive. A row policy takes the start-row

@@ -55,6 +55,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snapshot-interval", type=int, default=defaults.snapshot_interval)
     p.add_argument("--snapshot-stride", type=int, default=defaults.snapshot_stride)
     p.add_argument("--discriminator-lr", type=float, default=defaults.discriminator_lr)
+    p.add_argument("--negative-steps", type=int, default=defaults.negative_steps,
+                   help="1: negatives one step ahead at dataset (s, a); k > 1: the generator rolled 1..k steps along "
+                        "dataset trajectories")
+    p.add_argument("--contrastive-coef", type=float, default=defaults.contrastive_coef,
+                   help="weight of ranking the real s' above the generator's candidates at the same (s, a) "
+                        "(a deviation from the paper; 0: off)")
+    p.add_argument("--logit-clip", type=float, default=defaults.logit_clip,
+                   help="clip the discriminator's logits to +-this inside its losses (default: no clip)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
@@ -113,7 +121,9 @@ def train_reward(args: argparse.Namespace) -> int:
     dyn = _load_dynamics(args.dynamics, ds, args.device)
     with as_user_error(ValueError):
         cfg = DynamicsRewardConfig(generator=args.generator, num_updates=args.updates, snapshot_interval=args.snapshot_interval,
-                                   snapshot_stride=args.snapshot_stride, discriminator_lr=args.discriminator_lr)
+                                   snapshot_stride=args.snapshot_stride, discriminator_lr=args.discriminator_lr,
+                                   negative_steps=args.negative_steps, contrastive_coef=args.contrastive_coef,
+                                   logit_clip=args.logit_clip)
     out = Path(args.out)
     say = (lambda *_: None) if args.json else print
     say(f"train-reward: {len(ds):,} transitions from {args.dataset}, dynamics from {args.dynamics} -> {out}")
@@ -272,7 +282,9 @@ def _eval_setup(args: argparse.Namespace) -> dict:
         reward = DynamicsReward.load(args.reward, device, obs_dim=ds.obs_dim, act_dim=ds.act_dim, env_id=env_id, layout=layout)
         threshold, calibration = resolve_threshold(reward, dyn, filt, check.rollout(), seed=args.seed)
         if reward.heldout is not None:
-            real, real_source = reward.heldout, "the reward's held-out calibration transitions (never trained on)"
+            real = reward.heldout_part("measure")
+            real_source = ("half of the reward's held-out transitions (never trained on; the other half sets "
+                           "threshold auto)")
         else:
             sample = np.random.default_rng(args.seed + 2).choice(len(ds), size=min(5000, len(ds)), replace=False)
             real = tuple(torch.as_tensor(a[sample], device=device) for a in (ds.observations, ds.actions, ds.next_observations))

@@ -5,12 +5,19 @@ initialised from the MLE-trained ensemble; the discriminator separates real (s, 
 (s, a, s_hat) with s_hat drawn from a random elite of the generator. Per update:
 
 - discriminator: binary cross-entropy (real = 1, generated = 0) minus a small Bernoulli-entropy
-  bonus, plus an optional gradient penalty;
+  bonus, plus an optional gradient penalty; with ``logit_clip`` the logits are clipped inside
+  these losses so they cannot saturate;
+- negatives (``negative_steps``): 1 is the generator's sample one step ahead at dataset (s, a);
+  k > 1 rolls the generator 1..k steps (uniformly) along dataset trajectories with the dataset's
+  own actions, so the discriminator also sees compounding-error states;
+- ``contrastive_coef`` > 0 (a deviation from the paper, labelled so): also rank the real s' above
+  K generator candidates at the same (s, a) by softmax cross-entropy over the K + 1 logits, which
+  is what the filter's pick uses;
 - generator (``generator="adversarial"``): maximise ``E[-log(1 - D(s, a, s_hat))]`` through the
   reparameterised sample, plus an MLE anchor (the ensemble's Gaussian NLL on real data) and an
   entropy bonus so it cannot collapse; with ``generator="fixed"`` the MLE ensemble stays as it is;
 - every ``snapshot_interval`` updates a snapshot of D is kept with its mean logits on held-out
-  real transitions (``e_i``) and on generated ones (``g_i``).
+  real transitions (``e_i``) and on negatives drawn as in training from those rows (``g_i``).
 
 The reward uses every ``snapshot_stride``-th of the last ``max_snapshots`` snapshots (newest
 first); snapshots that do not separate the calibration data (``e_i <= g_i``) are left out. Fewer
@@ -71,6 +78,55 @@ def sample_elite_next_obs(dynamics: EnsembleDynamics, obs: torch.Tensor, act: to
     return sample[:, :-1], mean, logvar
 
 
+def trajectory_room(dataset) -> np.ndarray:
+    """``[N]`` int: rows from each row to the last row of its episode, inclusive (1 at the last)."""
+    ends = dataset.episode_ends()
+    rows = np.arange(len(dataset))
+    return ends[np.searchsorted(ends, rows)] - rows + 1
+
+
+class NegativeSampler:
+    """Generated transitions ``(s_hat, a, s_hat')`` that the discriminator learns to reject.
+
+    ``steps == 1``: ``s_hat = s`` at dataset rows and ``s_hat'`` a generator sample. ``steps = k``:
+    from dataset row ``i`` the generator is rolled ``d`` steps, ``d`` uniform in ``1..min(k, room)``,
+    with the dataset's actions ``a_i .. a_{i+d-1}``; the negative is the last of those steps."""
+
+    def __init__(self, dataset, steps: int, device: torch.device):
+        self.steps = steps
+        self.obs = torch.as_tensor(dataset.observations, device=device)
+        self.act = torch.as_tensor(dataset.actions, device=device)
+        self.room = torch.as_tensor(trajectory_room(dataset), device=device)
+
+    @torch.no_grad()
+    def __call__(self, gen: EnsembleDynamics, rows: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """``rows [B]`` -> ``(s_hat [B, O], a [B, A], s_hat' [B, O])``."""
+        obs = self.obs[rows]
+        if self.steps == 1:
+            act = self.act[rows]
+            return obs, act, sample_elite_next_obs(gen, obs, act, generator)[0]
+        reach = self.room[rows].clamp(max=self.steps)
+        depth = (torch.rand(len(rows), device=rows.device, generator=generator) * reach).long() + 1  # [B] in 1..reach
+        out_obs, out_act, out_next = obs.clone(), self.act[rows].clone(), obs.clone()
+        live, state = torch.arange(len(rows), device=rows.device), obs  # rows still rolling, their states
+        for j in range(int(depth.max())):
+            act = self.act[rows[live] + j]
+            nxt = sample_elite_next_obs(gen, state, act, generator)[0]
+            done = depth[live] == j + 1
+            out_obs[live[done]], out_act[live[done]], out_next[live[done]] = state[done], act[done], nxt[done]
+            live, state = live[~done], nxt[~done]
+        return out_obs, out_act, out_next
+
+
+def _candidates(gen: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, per_member: int,
+                generator: torch.Generator) -> torch.Tensor:
+    """``[K, B, O]`` next observations, ``K = elites x per_member`` Gaussian draws (as the filter draws them)."""
+    mean, logvar = gen.predict(obs, act)
+    mean, std = mean[gen.elites, :, :-1], (0.5 * logvar[gen.elites, :, :-1]).exp()  # [E, B, O]
+    noise = torch.randn((per_member, *mean.shape), device=mean.device, generator=generator)
+    return (mean + noise * std).reshape(-1, *mean.shape[1:])
+
+
 def _bernoulli_entropy(logits: torch.Tensor) -> torch.Tensor:
     p = torch.sigmoid(logits)
     return (F.softplus(logits) - p * logits).mean()  # -p log p - (1-p) log(1-p)
@@ -117,6 +173,8 @@ def fit_dynamics_reward(
     n_cal = min(cfg.calibration_size, len(obs) // 5)
     cal, train = perm[:n_cal], perm[n_cal:]
 
+    negatives = NegativeSampler(dataset, cfg.negative_steps, device)
+    clip = (lambda z: z.clamp(-cfg.logit_clip, cfg.logit_clip)) if cfg.logit_clip else (lambda z: z)
     disc = Discriminator(1, reward.in_features, cfg.hidden_sizes, generator=torch_gen).to(device)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.discriminator_lr)
     if cfg.generator == "adversarial":
@@ -133,13 +191,19 @@ def fit_dynamics_reward(
     for update in tqdm(range(1, cfg.num_updates + 1), desc="dynamics reward", disable=not show_progress):
         rows = train[torch.randint(len(train), (cfg.batch_size,), device=device, generator=gen_rng)]
         o, a, n = obs[rows], act[rows], nxt[rows]
-        with torch.no_grad():
-            fake_next, _, _ = sample_elite_next_obs(gen, o, a, gen_rng)
-        real_x, fake_x = feats(o, a, n), feats(o, a, fake_next)
-        real_logit, fake_logit = disc(real_x)[0], disc(fake_x)[0]
+        real_x, fake_x = feats(o, a, n), feats(*negatives(gen, rows, gen_rng))
+        real_logit, fake_logit = clip(disc(real_x)[0]), clip(disc(fake_x)[0])
         d_loss = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit)) + \
             F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
         loss = d_loss - cfg.entropy_coef * _bernoulli_entropy(torch.cat([real_logit, fake_logit]))
+        if cfg.contrastive_coef:
+            with torch.no_grad():
+                cands = _candidates(gen, o, a, cfg.contrastive_samples_per_member, gen_rng)  # [K, B, O]
+            k = len(cands)
+            cand_x = feats(o.expand(k, -1, -1), a.expand(k, -1, -1), cands).reshape(-1, real_x.shape[-1])
+            cand_logit = clip(disc(cand_x)[0]).reshape(k, -1)
+            ranked = torch.cat([real_logit[None], cand_logit])  # [K + 1, B]: real first
+            loss = loss + cfg.contrastive_coef * F.cross_entropy(ranked.T, torch.zeros(len(rows), dtype=torch.long, device=device))
         if cfg.grad_penalty_coef:
             loss = loss + cfg.grad_penalty_coef * _gradient_penalty(lambda z: disc(z)[0], real_x, fake_x, torch_gen)
         opt_d.zero_grad(set_to_none=True)
@@ -159,7 +223,7 @@ def fit_dynamics_reward(
             window["g_loss"].append(g_loss.detach())
 
         if update % cfg.snapshot_interval == 0:
-            e, g = _calibration_logits(disc, gen, feats, obs[cal], act[cal], nxt[cal], gen_rng)
+            e, g = _calibration_logits(disc, feats, (obs[cal], act[cal], nxt[cal]), negatives(gen, cal, gen_rng))
             history.append(({k: v.detach().clone() for k, v in disc.state_dict().items()}, e, g))
             last = {k: float(torch.stack(v).mean()) if v else None for k, v in window.items()}
             window = {k: [] for k in window}
@@ -195,7 +259,6 @@ def fit_dynamics_reward(
 
 
 @torch.no_grad()
-def _calibration_logits(disc, gen, feats, obs, act, nxt, generator) -> tuple[float, float]:
-    """``(e_i, g_i)``: mean logit on held-out real transitions and on generated ones."""
-    fake, _, _ = sample_elite_next_obs(gen, obs, act, generator)
-    return float(disc(feats(obs, act, nxt)).mean()), float(disc(feats(obs, act, fake)).mean())
+def _calibration_logits(disc, feats, real: tuple, fake: tuple) -> tuple[float, float]:
+    """``(e_i, g_i)``: mean logit on held-out real transitions and on negatives drawn from them."""
+    return float(disc(feats(*real)).mean()), float(disc(feats(*fake)).mean())

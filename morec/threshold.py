@@ -1,8 +1,9 @@
 """``filter.threshold: auto``: a truncation threshold from held-out real transitions.
 
 The paper's fixed 0.6 cuts rollouts whose kept candidate scores r_D < 0.6, however r_D is spread
-on this task. ``auto`` bounds the cut on data the reward never trained on: the threshold is the
-lower of two ``target`` quantiles,
+on this task. ``auto`` bounds the cut on data the reward never trained on (the calibration half of
+its held-out rows; the other half measures the false-truncation rate): the threshold is the lower
+of two ``target`` quantiles,
 
 - r_D of held-out real ``(s, a, s')`` (so the false-truncation rate is at most ``target``), and
 - r_D of the candidate the filter keeps at held-out ``(s, a)`` (so a rollout step taken at a
@@ -33,12 +34,13 @@ class ThresholdCalibration:
 
 
 def heldout_transitions(reward: DynamicsReward) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The reward's held-out real ``(s [N, O], a [N, A], s' [N, O])``, or a ``ValueError`` naming the fix."""
+    """The calibration half of the reward's held-out real ``(s [N, O], a [N, A], s' [N, O])``, or a
+    ``ValueError`` naming the fix. The other half measures the false-truncation rate."""
     if reward.heldout is None:
         raise ValueError("threshold 'auto' needs held-out real transitions stored with the dynamics reward, and this "
                          "reward has none (trained by an older morec): retrain it with `morec train-reward`, "
                          "or give a number (the paper's 0.6)")
-    return reward.heldout
+    return reward.heldout_part("calibrate")
 
 
 @torch.no_grad()

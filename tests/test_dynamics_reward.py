@@ -159,3 +159,78 @@ def test_same_seed_same_reward(trained, device):
     out = a(*x)
     assert out.device.type == device and a.device.type == device
     torch.testing.assert_close(out, b(*x), rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------------------- negatives and objectives
+class ShiftModel:
+    """A deterministic 'ensemble' for the negative sampler: every elite predicts s' = s + a + 1
+    with (numerically) zero variance."""
+
+    elites = torch.tensor([0, 1])
+
+    def predict(self, obs, act):
+        mean = torch.cat([obs + act + 1, torch.zeros(len(obs), 1)], dim=-1)
+        return mean.expand(2, -1, -1), torch.full((2, len(obs), obs.shape[1] + 1), -60.0)
+
+
+def test_trajectory_room_counts_rows_to_the_episode_end():
+    from morec.data import OfflineDataset
+    from morec.reward_training import trajectory_room
+
+    n = 7
+    obs = np.arange(n, dtype=np.float32)[:, None]
+    ds = OfflineDataset.from_arrays(obs, np.zeros((n, 1), np.float32), np.zeros(n), np.array([0, 0, 1, 0, 0, 0, 0], bool),
+                                    np.zeros(n, bool), obs + 1)
+    assert trajectory_room(ds).tolist() == [3, 2, 1, 4, 3, 2, 1]
+
+
+def test_multi_step_negatives_roll_the_generator_along_dataset_actions_within_an_episode():
+    from morec.data import OfflineDataset
+    from morec.reward_training import NegativeSampler
+
+    n = 6  # one episode of 4 rows, then one of 2; actions 10, 20, ...
+    obs = np.zeros((n, 1), np.float32)
+    act = (10 * np.arange(1, n + 1, dtype=np.float32))[:, None]
+    ds = OfflineDataset.from_arrays(obs, act, np.zeros(n), np.array([0, 0, 0, 1, 0, 0], bool), np.zeros(n, bool), obs)
+    sampler = NegativeSampler(ds, steps=3, device=torch.device("cpu"))
+    rows = torch.tensor([0] * 200 + [3] * 50 + [4] * 50)
+    s, a, s2 = sampler(ShiftModel(), rows, torch.Generator().manual_seed(0))
+    # from row 0 with s = 0: depth 1 -> (0, 10, 11); depth 2 -> (11, 20, 32); depth 3 -> (32, 30, 63)
+    seen = {(float(x), float(y), float(z)) for x, y, z in zip(s[:200, 0], a[:200, 0], s2[:200, 0])}
+    assert seen == {(0.0, 10.0, 11.0), (11.0, 20.0, 32.0), (32.0, 30.0, 63.0)}
+    assert bool((s2[200:250, 0] == 41).all())  # row 3 ends its episode: one step only
+    assert {float(v) for v in s2[250:, 0]} == {51.0, 112.0}  # row 4: at most 2 steps (its episode has 2 rows)
+    one = NegativeSampler(ds, steps=1, device=torch.device("cpu"))(ShiftModel(), rows[:3], torch.Generator())
+    assert one[0].tolist() == [[0.0]] * 3 and one[2].tolist() == [[11.0]] * 3
+
+
+@pytest.mark.parametrize("options", [dict(negative_steps=3), dict(contrastive_coef=1.0, logit_clip=5.0)])
+def test_fit_with_multi_step_negatives_or_the_contrastive_term_still_separates_real_from_perturbed(trained, options):
+    ds, dyn = trained
+    cfg = DynamicsRewardConfig(hidden_sizes=(64, 64), num_updates=600, snapshot_interval=50, snapshot_stride=2,
+                               discriminator_lr=1e-3, generator="fixed", **options)
+    reward, report = fit_dynamics_reward(ds, dyn, cfg, seed=0, show_progress=False)
+    base, _ = fit_dynamics_reward(ds, dyn, DynamicsRewardConfig(hidden_sizes=(64, 64), num_updates=600, snapshot_interval=50,
+                                                                snapshot_stride=2, discriminator_lr=1e-3, generator="fixed"),
+                                  seed=0, show_progress=False)
+    obs, act, nxt = (torch.as_tensor(a[:1000]) for a in (ds.observations, ds.actions, ds.next_observations))
+    with torch.no_grad():
+        real, perturbed = reward(obs, act, nxt), reward(obs, act, nxt + 0.3 * torch.randn_like(nxt))
+        assert not torch.equal(real, base(obs, act, nxt))  # the option changed the reward
+    assert float((real[:, None] > perturbed[None, :]).float().mean()) > 0.9
+
+
+def test_heldout_halves_are_disjoint_and_cover_the_heldout_rows():
+    reward = DynamicsReward(2, 1)
+    assert reward.heldout_part("measure") is None
+    obs = torch.arange(10, dtype=torch.float32)[:, None].expand(-1, 2)
+    reward.set_heldout(obs, obs[:, :1], obs)
+    cal, meas = reward.heldout_part("calibrate"), reward.heldout_part("measure")
+    assert cal[0][:, 0].tolist() == [0, 2, 4, 6, 8] and meas[0][:, 0].tolist() == [1, 3, 5, 7, 9]
+
+
+def test_reward_options_are_checked():
+    for bad, match in ((dict(negative_steps=0), "negative_steps"), (dict(contrastive_coef=-1), "contrastive_coef"),
+                       (dict(logit_clip=0.0), "logit_clip")):
+        with pytest.raises(ValueError, match=match):
+            DynamicsRewardConfig(**bad)

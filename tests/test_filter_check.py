@@ -123,14 +123,15 @@ def test_random_row_policy_gives_each_start_row_its_own_noise_whichever_rows_are
 def test_auto_threshold_is_the_lower_target_quantile_of_real_and_kept_rewards():
     scores = FixedScores([0.9, 0.5, 0.4])
     reward = DynamicsReward(2, 1)  # only its held-out data is used below
-    n = 100
-    reward.set_heldout(torch.zeros(n, 2), torch.zeros(n, 1), torch.zeros(n, 2))
+    n = 100  # the even half (calibration rows) is used: 100 of these 200
+    reward.set_heldout(torch.zeros(2 * n, 2), torch.zeros(2 * n, 1), torch.zeros(2 * n, 2))
 
     class Both:  # r_D of real (s, a, s') [N] -> 0.01, 0.02, ..., 1.00; of candidates [K, N] -> fixed scores
+        heldout_part = reward.heldout_part
         heldout = reward.heldout
 
         def __call__(self, obs, act, next_obs):
-            return scores(obs, act, next_obs) if next_obs.dim() == 3 else torch.arange(1, n + 1) / n
+            return scores(obs, act, next_obs) if next_obs.dim() == 3 else torch.arange(1, len(obs) + 1) / len(obs)
 
     cfg = MorecFilterConfig(mode="argmax", threshold="auto", false_truncation_target=0.1)
     cal = calibrate_threshold(Both(), ShiftDynamics(), cfg, RolloutConfig(samples_per_member=1))
