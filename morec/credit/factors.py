@@ -16,6 +16,8 @@ from typing import Protocol
 
 import numpy as np
 
+from ..tasks import DOMAINS, Domain
+
 HAND_WRITTEN = "hand-written"
 
 
@@ -60,16 +62,29 @@ class _HandWrittenLocomotion:
     """Hand-written factors of a planar MuJoCo runner in the D4RL layout.
 
     Indices (gymnasium v4): ``obs[0]`` torso height (rootz), ``obs[1]`` torso angle (rooty),
-    ``obs[vel_index]`` forward (x) velocity. Robots that can fall add ``healthy``, the env's
-    ``is_healthy`` test evaluated on the observation.
+    ``obs[robot.x_velocity_index]`` forward (x) velocity. Robots that can fall add ``healthy``, the
+    env's ``is_healthy`` test evaluated on the observation.
     """
 
     source = HAND_WRITTEN
-    domain: str
-    obs_dim: int
-    act_dim: int
-    vel_index: int
+    robot: Domain
     factor_names: tuple[str, ...] = ("forward_velocity", "torso_height", "torso_angle", "control_cost")
+
+    @property
+    def domain(self) -> str:
+        return self.robot.name
+
+    @property
+    def obs_dim(self) -> int:
+        return self.robot.obs_dim
+
+    @property
+    def act_dim(self) -> int:
+        return self.robot.act_dim
+
+    @property
+    def vel_index(self) -> int:
+        return self.robot.x_velocity_index
 
     @property
     def name(self) -> str:
@@ -100,7 +115,7 @@ class HopperFactors(_HandWrittenLocomotion):
     (``obs[0]``), torso angle (``obs[1]``), control cost ``sum(a^2)`` and the healthy indicator
     (``0.7 < z``, ``|angle| < 0.2``, ``|obs[1:]| < 100``)."""
 
-    domain, obs_dim, act_dim, vel_index = "hopper", 11, 3, 5
+    robot = DOMAINS["hopper"]
     factor_names = _WITH_HEALTHY
 
     def healthy(self, obs: np.ndarray) -> np.ndarray:
@@ -112,7 +127,7 @@ class Walker2dFactors(_HandWrittenLocomotion):
     (``obs[0]``), torso angle (``obs[1]``), control cost ``sum(a^2)`` and the healthy indicator
     (``0.8 < z < 2``, ``|angle| < 1``)."""
 
-    domain, obs_dim, act_dim, vel_index = "walker2d", 17, 6, 8
+    robot = DOMAINS["walker2d"]
     factor_names = _WITH_HEALTHY
 
     def healthy(self, obs: np.ndarray) -> np.ndarray:
@@ -124,7 +139,7 @@ class HalfCheetahFactors(_HandWrittenLocomotion):
     torso height (``obs[0]``), torso angle (``obs[1]``) and control cost ``sum(a^2)``; the cheetah
     never terminates, so there is no healthy indicator."""
 
-    domain, obs_dim, act_dim, vel_index = "halfcheetah", 17, 6, 8
+    robot = DOMAINS["halfcheetah"]
 
 
 HAND_WRITTEN_FACTORS: dict[str, type[_HandWrittenLocomotion]] = {

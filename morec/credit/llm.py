@@ -108,13 +108,6 @@ _TASK_TEXT = {
                 "in the +x direction, as fast as possible without falling. The episode ends early when the torso "
                 "height leaves (0.8, 2.0) or the torso angle leaves (-1, 1) rad.",
 }
-_JOINTS = {
-    "hopper": ("thigh", "leg (knee)", "foot (ankle)"),
-    "halfcheetah": ("back thigh", "back shin", "back foot", "front thigh", "front shin", "front foot"),
-    "walker2d": ("right thigh", "right leg (knee)", "right foot (ankle)",
-                 "left thigh", "left leg (knee)", "left foot (ankle)"),
-}
-_CLIPPED_VELOCITIES = {"hopper": True, "halfcheetah": False, "walker2d": True}  # gymnasium v4 _get_obs
 
 
 def builtin_spec(task: str, layout: str | None = None) -> EnvironmentSpec:
@@ -123,8 +116,8 @@ def builtin_spec(task: str, layout: str | None = None) -> EnvironmentSpec:
     then ``qvel``, clipped to [-10, 10] for Hopper and Walker2d."""
     spec = get_task(task)
     domain, layout = spec.domain.name, layout or spec.layout
-    joints = _JOINTS[domain]
-    clip = " (clipped to [-10, 10])" if _CLIPPED_VELOCITIES[domain] else ""
+    joints = spec.domain.joints
+    clip = " (clipped to [-10, 10])" if spec.domain.clips_velocities else ""
     height = ("z-coordinate of the torso relative to its initial height of 0.7 m, m" if domain == "halfcheetah"
               else "z-coordinate (height above the ground) of the torso, m")
     positions = [height, "angle of the torso (pitch), rad"]
