@@ -30,9 +30,9 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from dynamics import EnsembleDynamics, TaskInfo, fit_ensemble, get_termination_fn
+from dynamics.io import atomic_write, plain
 from morec.buffer import ModelBuffer, TransitionBatch
 from morec.data import OfflineDataset, load_dataset, normalized_score
-from morec.data.formats import atomic_write
 from morec.dynamics_reward import DynamicsReward
 from morec.filter import MorecSelector
 from morec.locking import LockBusy, acquire, exclusive_lock
@@ -202,7 +202,7 @@ class Trainer:
         else:  # an attempt killed before its first checkpoint: its curves are about to be written again
             shutil.rmtree(self.run_dir / "tb", ignore_errors=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(config_path, lambda tmp: tmp.write_text(yaml.safe_dump(_plain(resolved), sort_keys=False)))
+        atomic_write(config_path, lambda tmp: tmp.write_text(yaml.safe_dump(plain(resolved), sort_keys=False)))
 
     def _save_checkpoint(self) -> None:
         state = {
@@ -320,11 +320,3 @@ class Trainer:
             "evaluations": self.evaluations,
         }
 
-
-def _plain(value):
-    """Tuples -> lists so the YAML stays readable and loads back."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value

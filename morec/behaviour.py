@@ -24,8 +24,9 @@ from tianshou.utils.net.continuous import ContinuousActorProbabilistic, Continuo
 from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
 from tqdm.auto import tqdm
 
+from dynamics.io import atomic_write
+
 from .envs import TransitionLog, make_env, step_and_record
-from .data.formats import atomic_write
 from .errors import UserError
 from .sac_config import SACConfig
 
