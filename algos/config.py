@@ -21,6 +21,7 @@ from dynamics import EnsembleConfig
 from morec.dynamics_reward_config import MIN_SNAPSHOTS, DynamicsRewardConfig, FewSnapshotsWarning
 from morec.errors import UserError
 from morec.filter import MorecFilterConfig
+from morec.rollout_config import RolloutConfig
 from morec.tasks import get_task
 
 from .base import AgentConfig
@@ -32,17 +33,6 @@ CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"  # the shipped 
 
 class ConfigError(UserError, ValueError):
     """A config key, value or combination is invalid; the message names it."""
-
-
-@dataclass
-class RolloutSettings:
-    horizon: int = 5
-    batch_size: int = 50_000  # start states per rollout
-    freq: int = 1000  # gradient steps between rollouts
-    retain_epochs: int = 5  # model buffer holds batch_size * horizon * retain_epochs transitions
-    samples_per_member: int = 1  # candidates per (s, a) = elites x samples (MOREC: 2)
-    penalty_coef: float = 0.0  # MOPO's lambda (the rollout engine subtracts it from model rewards)
-    candidate_clip: float | None = None  # clip candidates to +-this (the released MOREC code: 25 on D4RL); null: no clip
 
 
 @dataclass
@@ -68,7 +58,7 @@ class TrainConfig:
     dynamics: EnsembleConfig = field(default_factory=EnsembleConfig)
     reward: DynamicsRewardConfig = field(default_factory=DynamicsRewardConfig)
     filter: MorecFilterConfig = field(default_factory=MorecFilterConfig)
-    rollout: RolloutSettings = field(default_factory=RolloutSettings)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     mobile: MobileConfig = field(default_factory=MobileConfig)
     train: TrainSettings = field(default_factory=TrainSettings)

@@ -37,7 +37,7 @@ from morec.dynamics_reward import DynamicsReward
 from morec.filter import MorecSelector
 from morec.locking import LockBusy, acquire, exclusive_lock
 from morec.reward_training import fit_dynamics_reward
-from morec.rollout import RolloutConfig, RolloutEngine
+from morec.rollout import RolloutEngine
 from morec.threshold import resolve_threshold
 from morec.tasks import get_task
 
@@ -157,7 +157,7 @@ class Trainer:
         fingerprint = dataset_fingerprint(self.dataset)
         self.dynamics, dyn_key = cached_dynamics(cfg, self.dataset, fingerprint, self.writer, show_progress)
         device = self.dynamics.device
-        rollout = RolloutConfig(cfg.rollout.horizon, cfg.rollout.samples_per_member, cfg.rollout.penalty_coef, cfg.rollout.candidate_clip)
+        rollout = cfg.rollout
         selector = None
         if cfg.morec:
             reward = cached_reward(cfg, self.dataset, self.dynamics, dyn_key, show_progress)

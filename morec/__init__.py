@@ -6,7 +6,8 @@ _LAZY = {  # name -> submodule; imported on first use, so `morec --help` does no
     "ModelBuffer": ".buffer", "TransitionBatch": ".buffer",
     "DynamicsReward": ".dynamics_reward", "DynamicsRewardConfig": ".dynamics_reward",
     "MorecFilterConfig": ".filter", "MorecSelector": ".filter",
-    **dict.fromkeys(["RandomEliteSelector", "RolloutConfig", "RolloutEngine", "RolloutStats", "Selection"], ".rollout"),
+    **dict.fromkeys(["RandomEliteSelector", "RolloutEngine", "RolloutStats", "Selection"], ".rollout"),
+    "RolloutConfig": ".rollout_config",
 }
 
 
