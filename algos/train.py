@@ -209,7 +209,7 @@ class Trainer:
             "epoch": self.epoch,
             "gradient_step": self.gradient_step,
             "evaluations": self.evaluations,
-            "algorithm": self.algo.state_dict(),
+            "algorithm": self.algo.training_state(),
             "lr_schedulers": [s.state_dict() for s in self.algo.lr_schedulers],
             "model_buffer": self.model_buffer.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
@@ -219,7 +219,7 @@ class Trainer:
 
     def _load_checkpoint(self) -> None:
         state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
-        self.algo.load_state_dict(state["algorithm"])
+        self.algo.load_training_state(state["algorithm"])
         for scheduler, sd in zip(self.algo.lr_schedulers, state["lr_schedulers"]):
             scheduler.load_state_dict(sd)
         self.model_buffer.load_state_dict(state["model_buffer"])
