@@ -2,6 +2,11 @@
 
 Unknown keys, wrong types and unknown tasks are errors before anything runs. ``--set a.b=value``
 overrides use YAML scalars, so ``true``/``false`` are real booleans (not ``bool("False") == True``).
+
+A YAML file may name overlays (``overlay: ../../../smoke.yaml``, or a list; paths relative to the
+file): YAML files whose keys are laid over its own, section by section. The shipped ``smoke/``
+configs use the one overlay :data:`SMOKE_OVERLAY` (tiny budgets for tests and quick checks);
+``load_config(path, overlays=[...])`` lays overlays over any config.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from .mobile import MobileConfig
 
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"  # the shipped configs/ tree
+SMOKE_OVERLAY = CONFIGS_DIR / "smoke.yaml"  # the smoke budget every smoke/ config lays over its settings
+OVERLAY_KEY = "overlay"
 
 
 class ConfigError(UserError, ValueError):
@@ -164,17 +171,44 @@ def set_dotted(values: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = yaml.safe_load(raw)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
-    """A :class:`TrainConfig` from a YAML file (or the defaults) with ``key=value`` overrides."""
+def load_config(path: str | Path | None = None, overrides: list[str] = (), overlays: list[str | Path] = ()) -> TrainConfig:
+    """A :class:`TrainConfig` from a YAML file (or the defaults), then the YAML ``overlays`` laid over
+    it in order, then ``key=value`` overrides."""
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         if not path.exists():
             raise ConfigError(f"config file {path} does not exist; {_existing_configs_hint(path)}")
-        values = yaml.safe_load(path.read_text()) or {}
+        values = _read_yaml(path)
+    for overlay in overlays:
+        _lay_over(values, _read_yaml(Path(overlay)))
     for assignment in overrides:
         set_dotted(values, assignment)
     return _build(TrainConfig, values, "")
+
+
+def _read_yaml(path: Path, named_by: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The mapping in ``path`` with the overlays it names (``overlay:``) laid over it."""
+    if path.resolve() in named_by:
+        raise ConfigError(f"config overlay {path} names itself through {' -> '.join(map(str, named_by))}")
+    if not path.is_file():
+        raise ConfigError(f"config overlay {path}{f' (named by {named_by[-1]})' if named_by else ''} does not exist")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys, got {type(values).__name__}")
+    named = values.pop(OVERLAY_KEY, None) or []
+    for overlay in [named] if isinstance(named, str) else named:
+        _lay_over(values, _read_yaml(path.parent / overlay, (*named_by, path.resolve())))
+    return values
+
+
+def _lay_over(values: dict[str, Any], overlay: dict[str, Any]) -> None:
+    """Overlay keys replace ``values``' keys; sections are merged key by key."""
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(values.get(key), dict):
+            _lay_over(values[key], value)
+        else:
+            values[key] = value
 
 
 def _existing_configs_hint(path: Path) -> str:
