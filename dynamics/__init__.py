@@ -4,7 +4,7 @@
 Names load on first use, so torch-free modules (``dynamics.tasks``, ``dynamics.io``) can be
 imported without torch, as the command line's argument parsing does."""
 
-import importlib
+from .lazy import lazy_attributes
 
 _LAZY = {  # name -> submodule
     **dict.fromkeys(["EnsembleConfig", "EnsembleDynamics", "TaskInfo"], ".ensemble"),
@@ -13,11 +13,7 @@ _LAZY = {  # name -> submodule
     **dict.fromkeys(["FitReport", "fit_ensemble"], ".training"),
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

@@ -1,6 +1,6 @@
 """morec: offline model-based RL with reward-consistent dynamics models (MOREC)."""
 
-import importlib
+from dynamics.lazy import lazy_attributes
 
 _LAZY = {  # name -> submodule; imported on first use, so `morec --help` does not load torch
     "ModelBuffer": ".buffer", "TransitionBatch": ".buffer",
@@ -10,11 +10,7 @@ _LAZY = {  # name -> submodule; imported on first use, so `morec --help` does no
     "RolloutConfig": ".rollout_config",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __version__ = "0.1.0"

@@ -71,24 +71,8 @@ class _HandWrittenLocomotion:
     factor_names: tuple[str, ...] = ("forward_velocity", "torso_height", "torso_angle", "control_cost")
 
     @property
-    def domain(self) -> str:
-        return self.robot.name
-
-    @property
-    def obs_dim(self) -> int:
-        return self.robot.obs_dim
-
-    @property
-    def act_dim(self) -> int:
-        return self.robot.act_dim
-
-    @property
-    def vel_index(self) -> int:
-        return self.robot.x_velocity_index
-
-    @property
     def name(self) -> str:
-        return f"{HAND_WRITTEN}/{self.domain}"
+        return f"{HAND_WRITTEN}/{self.robot.name}"
 
     def healthy(self, obs: np.ndarray) -> np.ndarray | None:
         """``[N]`` bool, or None for a robot that never falls."""
@@ -96,8 +80,9 @@ class _HandWrittenLocomotion:
 
     def __call__(self, obs: np.ndarray, act: np.ndarray) -> np.ndarray:
         """``[N, K]`` float32, columns in ``factor_names`` order."""
-        obs, act = check_inputs(obs, act, self.obs_dim, self.act_dim)
-        cols = [obs[:, self.vel_index], obs[:, 0], obs[:, 1], np.square(act).sum(axis=1)]
+        robot = self.robot
+        obs, act = check_inputs(obs, act, robot.obs_dim, robot.act_dim)
+        cols = [obs[:, robot.x_velocity_index], obs[:, 0], obs[:, 1], np.square(act).sum(axis=1)]
         healthy = self.healthy(obs)
         if healthy is not None:
             cols.append(healthy.astype(np.float64))
