@@ -127,12 +127,9 @@ class Trainer(TrainingLoop):
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool = True):
         run = RunDirectory.open(cfg, run_dir, resume)
-        try:
+        with run.released_on_error():
             components = build_components(cfg, run.tb, show_progress)
             super().__init__(cfg, run, components, resume=resume, show_progress=show_progress)
-        except BaseException:
-            run.close()
-            raise
 
 
 def run_training(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool = True,

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,9 @@ class RunDirectory:
 
     def __init__(self, path: str | Path, lock):
         self.path = Path(path)
+        self.checkpoint, self.config = self.path / "checkpoint.pt", self.path / "config.yaml"
+        self.tb, self.summary = self.path / "tb", self.path / "summary.json"
         self._lock = lock
-
-    checkpoint = property(lambda self: self.path / "checkpoint.pt")
-    config = property(lambda self: self.path / "config.yaml")
-    tb = property(lambda self: self.path / "tb")
-    summary = property(lambda self: self.path / "summary.json")
 
     @classmethod
     def open(cls, cfg: TrainConfig, path: str | Path, resume: bool = False) -> RunDirectory:
@@ -62,11 +60,8 @@ class RunDirectory:
         except LockBusy:
             raise ConfigError(f"{path} is in use by another running process; wait for it or stop it") from None
         run = cls(path, lock)
-        try:
+        with run.released_on_error():
             run._check(cfg, resume)
-        except BaseException:
-            run.close()
-            raise
         return run
 
     def _check(self, cfg: TrainConfig, resume: bool) -> None:
@@ -84,6 +79,15 @@ class RunDirectory:
             shutil.rmtree(self.tb, ignore_errors=True)
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write(self.config, lambda tmp: tmp.write_text(yaml.safe_dump(plain(resolved), sort_keys=False)))
+
+    @contextmanager
+    def released_on_error(self) -> Iterator[RunDirectory]:
+        """Unlock the run directory if the block raises (a run that failed to start)."""
+        try:
+            yield self
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         self._lock.close()
