@@ -29,6 +29,7 @@ from tianshou.utils.torch_utils import policy_within_training_step
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from dynamics import EnsembleDynamics
 from dynamics.io import atomic_write, plain
 from morec.buffer import ModelBuffer, TransitionBatch
 from morec.data import OfflineDataset
@@ -99,7 +100,7 @@ class TrainingComponents:
 
     dataset: OfflineDataset  # the training data (its mean return goes into the summary)
     real: TransitionBatch  # the dataset on the device: rollout start states and the sampler's real rows
-    dynamics: Any  # the ensemble the engine rolls through
+    dynamics: EnsembleDynamics  # the ensemble the engine rolls through
     engine: RolloutEngine  # model rollouts (selector, reward transform, penalty) into model_buffer
     model_buffer: ModelBuffer
     sample_generator: torch.Generator  # rollout start states and training batches
