@@ -1,9 +1,15 @@
-"""Model-based SAC as a tianshou 2.x offline algorithm, the whole update in torch on the device.
+"""Model-based SAC on tianshou 2.x parts, the whole update in torch on the device.
 
 Batches mix real transitions (``real_ratio``) with model transitions from a
 :class:`morec.ModelBuffer`. Subclasses add their pessimism: MOPO's penalty is already in the model
 rewards (the rollout engine applies it); MOBILE subtracts a Bellman-inconsistency penalty from the
 critic target of model transitions.
+
+:class:`ModelBasedSAC` is composed of tianshou parts (``SACPolicy``, the optimizer factories and
+``Algorithm.Optimizer``) but is not a tianshou ``Algorithm``: tianshou's contract is
+``update(buffer: ReplayBuffer, sample_size) -> TrainingStats``, sampling tianshou ``Batch`` es from a
+numpy replay buffer with pre- and post-processing hooks, while ours draws device tensors from a
+:class:`MixedSampler`. Its own contract is :meth:`ModelBasedSAC.update`.
 """
 
 from __future__ import annotations
@@ -11,13 +17,14 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-from tianshou.algorithm.algorithm_base import OfflineAlgorithm
-from tianshou.algorithm.algorithm_base import TrainingStats
+from tianshou.algorithm.algorithm_base import Algorithm, TrainingStats
 from tianshou.algorithm.modelfree.sac import SACPolicy
-from tianshou.algorithm.optim import AdamOptimizerFactory, LRSchedulerFactory
+from tianshou.algorithm.optim import AdamOptimizerFactory, LRSchedulerFactory, OptimizerFactory
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 
 from morec.buffer import ModelBuffer, TransitionBatch
@@ -99,11 +106,19 @@ class _LogAlpha(torch.nn.Module):
         self.value = torch.nn.Parameter(torch.tensor(value), requires_grad=trainable)
 
 
-class ModelBasedSAC(OfflineAlgorithm[SACPolicy]):
-    """SAC on mixed real/model batches. ``update(sampler, batch_size)`` performs one gradient step."""
+class ModelBasedSAC(torch.nn.Module):
+    """SAC on mixed real/model batches. ``update(sampler, batch_size)`` performs one gradient step.
+
+    ``state_dict()`` holds the networks; :meth:`training_state` adds the optimizer states under
+    ``"_optimizers"`` (the layout of tianshou's ``Algorithm``, which checkpoints have always used)."""
+
+    _OPTIMIZERS_KEY = "_optimizers"
 
     def __init__(self, *, policy: SACPolicy, critic: TwinCritic, config: AgentConfig, act_dim: int, total_steps: int):
-        super().__init__(policy=policy)
+        super().__init__()
+        self.policy = policy
+        self.lr_schedulers: list[LRScheduler] = []
+        self._optimizers: list[Algorithm.Optimizer] = []
         self.config = config
         self.critic = critic
         self.critic_target = copy.deepcopy(critic).requires_grad_(False)
@@ -115,6 +130,25 @@ class ModelBasedSAC(OfflineAlgorithm[SACPolicy]):
         if config.auto_alpha:
             self.alpha_optim = self._create_optimizer(self.log_alpha, AdamOptimizerFactory(lr=config.alpha_lr))
         self.target_entropy = config.target_entropy if config.target_entropy is not None else -float(act_dim)
+
+    def _create_optimizer(self, module: torch.nn.Module, factory: OptimizerFactory) -> Algorithm.Optimizer:
+        optimizer, scheduler = factory.create_instances(module)
+        if scheduler is not None:
+            self.lr_schedulers.append(scheduler)
+        optim = Algorithm.Optimizer(optimizer, module)
+        self._optimizers.append(optim)
+        return optim
+
+    def training_state(self) -> dict[str, Any]:
+        """The networks' ``state_dict()`` and the optimizer states: what resuming training needs."""
+        return {**self.state_dict(), self._OPTIMIZERS_KEY: [o.state_dict() for o in self._optimizers]}
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`training_state` returned."""
+        state = dict(state)
+        for optim, optim_state in zip(self._optimizers, state.pop(self._OPTIMIZERS_KEY), strict=True):
+            optim.load_state_dict(optim_state)
+        self.load_state_dict(state)
 
     @property
     def actor(self) -> torch.nn.Module:
@@ -140,18 +174,19 @@ class ModelBasedSAC(OfflineAlgorithm[SACPolicy]):
         return self.critic
 
     # ------------------------------------------------------------------ the update
-    def update(self, buffer: MixedSampler, sample_size: int) -> ModelBasedStats:  # type: ignore[override]
-        """One gradient step on a batch of ``sample_size`` drawn by ``buffer`` (a :class:`MixedSampler`)."""
+    def update(self, sampler: MixedSampler, batch_size: int) -> ModelBasedStats:
+        """One gradient step on a batch of ``batch_size`` rows drawn by ``sampler``, then one step of
+        every learning-rate scheduler. Must run inside tianshou's ``policy_within_training_step``."""
         if not self.policy.is_within_training_step:
             raise RuntimeError("update() outside a training step: wrap it in tianshou's policy_within_training_step")
         start = time.perf_counter()
-        stats = self._update_with_batch(buffer.sample(sample_size))
+        stats = self._update_with_batch(sampler.sample(batch_size))
         for scheduler in self.lr_schedulers:
             scheduler.step()
         stats.train_time = time.perf_counter() - start
         return stats
 
-    def _update_with_batch(self, batch: MixedBatch) -> ModelBasedStats:  # type: ignore[override]
+    def _update_with_batch(self, batch: MixedBatch) -> ModelBasedStats:
         cfg, tr = self.config, batch.transitions
         alpha = self.alpha
         with torch.no_grad():

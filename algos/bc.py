@@ -3,14 +3,13 @@ actions, as a baseline for the model-based learners (same actor network and eval
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import gymnasium as gym
 import torch
 from tianshou.algorithm.modelfree.sac import SACPolicy
 
-from .networks import build_actor
+from .networks import build_actor, tanh_gaussian_log_prob
 
 ACTION_EPS = 1e-4  # keeps atanh finite for actions at exactly +-1
 
@@ -27,9 +26,7 @@ def log_likelihood(actor: torch.nn.Module, obs: torch.Tensor, act: torch.Tensor)
     """``[B]`` log-probability of actions ``act`` in (-1, 1) under the tanh-Gaussian actor."""
     (mu, sigma), _ = actor(obs)
     act = act.clamp(-1 + ACTION_EPS, 1 - ACTION_EPS)
-    pre = torch.atanh(act)
-    log_prob = (-0.5 * ((pre - mu) / sigma).pow(2) - sigma.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
-    return log_prob - torch.log(1 - act.pow(2) + 1e-6).sum(-1)
+    return tanh_gaussian_log_prob(mu, sigma, torch.atanh(act), act)
 
 
 def train_bc(dataset, action_space: gym.spaces.Box, config: BCConfig | None = None, seed: int = 0,

@@ -2,6 +2,11 @@
 
 Unknown keys, wrong types and unknown tasks are errors before anything runs. ``--set a.b=value``
 overrides use YAML scalars, so ``true``/``false`` are real booleans (not ``bool("False") == True``).
+
+A YAML file may name overlays (``overlay: ../../../smoke.yaml``, or a list; paths relative to the
+file): YAML files whose keys are laid over its own, section by section. The shipped ``smoke/``
+configs use the one overlay :data:`SMOKE_OVERLAY` (tiny budgets for tests and quick checks);
+``load_config(path, overlays=[...])`` lays overlays over any config.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dynamics import EnsembleConfig
 from morec.dynamics_reward_config import MIN_SNAPSHOTS, DynamicsRewardConfig, FewSnapshotsWarning
 from morec.errors import UserError
 from morec.filter import MorecFilterConfig
+from morec.rollout_config import RolloutConfig
 from morec.tasks import get_task
 
 from .base import AgentConfig
@@ -28,21 +34,12 @@ from .mobile import MobileConfig
 
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"  # the shipped configs/ tree
+SMOKE_OVERLAY = CONFIGS_DIR / "smoke.yaml"  # the smoke budget every smoke/ config lays over its settings
+OVERLAY_KEY = "overlay"
 
 
 class ConfigError(UserError, ValueError):
     """A config key, value or combination is invalid; the message names it."""
-
-
-@dataclass
-class RolloutSettings:
-    horizon: int = 5
-    batch_size: int = 50_000  # start states per rollout
-    freq: int = 1000  # gradient steps between rollouts
-    retain_epochs: int = 5  # model buffer holds batch_size * horizon * retain_epochs transitions
-    samples_per_member: int = 1  # candidates per (s, a) = elites x samples (MOREC: 2)
-    penalty_coef: float = 0.0  # MOPO's lambda (the rollout engine subtracts it from model rewards)
-    candidate_clip: float | None = None  # clip candidates to +-this (the released MOREC code: 25 on D4RL); null: no clip
 
 
 @dataclass
@@ -68,7 +65,7 @@ class TrainConfig:
     dynamics: EnsembleConfig = field(default_factory=EnsembleConfig)
     reward: DynamicsRewardConfig = field(default_factory=DynamicsRewardConfig)
     filter: MorecFilterConfig = field(default_factory=MorecFilterConfig)
-    rollout: RolloutSettings = field(default_factory=RolloutSettings)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
     mobile: MobileConfig = field(default_factory=MobileConfig)
     train: TrainSettings = field(default_factory=TrainSettings)
@@ -174,17 +171,44 @@ def set_dotted(values: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = yaml.safe_load(raw)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
-    """A :class:`TrainConfig` from a YAML file (or the defaults) with ``key=value`` overrides."""
+def load_config(path: str | Path | None = None, overrides: list[str] = (), overlays: list[str | Path] = ()) -> TrainConfig:
+    """A :class:`TrainConfig` from a YAML file (or the defaults), then the YAML ``overlays`` laid over
+    it in order, then ``key=value`` overrides."""
     values: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         if not path.exists():
             raise ConfigError(f"config file {path} does not exist; {_existing_configs_hint(path)}")
-        values = yaml.safe_load(path.read_text()) or {}
+        values = _read_yaml(path)
+    for overlay in overlays:
+        _lay_over(values, _read_yaml(Path(overlay)))
     for assignment in overrides:
         set_dotted(values, assignment)
     return _build(TrainConfig, values, "")
+
+
+def _read_yaml(path: Path, named_by: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The mapping in ``path`` with the overlays it names (``overlay:``) laid over it."""
+    if path.resolve() in named_by:
+        raise ConfigError(f"config overlay {path} names itself through {' -> '.join(map(str, named_by))}")
+    if not path.is_file():
+        raise ConfigError(f"config overlay {path}{f' (named by {named_by[-1]})' if named_by else ''} does not exist")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys, got {type(values).__name__}")
+    named = values.pop(OVERLAY_KEY, None) or []
+    for overlay in [named] if isinstance(named, str) else named:
+        _lay_over(values, _read_yaml(path.parent / overlay, (*named_by, path.resolve())))
+    return values
+
+
+def _lay_over(values: dict[str, Any], overlay: dict[str, Any]) -> None:
+    """Overlay keys replace ``values``' keys; sections are merged key by key."""
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(values.get(key), dict):
+            _lay_over(values[key], value)
+        else:
+            values[key] = value
 
 
 def _existing_configs_hint(path: Path) -> str:

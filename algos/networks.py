@@ -1,25 +1,27 @@
-"""Actor and twin critic for the model-based SAC learners."""
+"""Actor (built by :func:`morec.actor.build_actor`), its tanh-Gaussian sampling and
+log-probability, and the twin critic for the model-based SAC learners."""
 
 from __future__ import annotations
 
 import math
 
 import torch
-from tianshou.utils.net.common import Net
-from tianshou.utils.net.continuous import ContinuousActorProbabilistic
+from tianshou.algorithm.modelfree.sac import correct_log_prob_gaussian_tanh
 from torch import nn
 
 from dynamics.layers import EnsembleLinear
+from morec.actor import build_actor
+
+__all__ = ["TANH_EPS", "TwinCritic", "build_actor", "sample_action", "tanh_gaussian_log_prob"]
+
+TANH_EPS = 1e-6  # inside log(1 - tanh^2 + eps), as OfflineRL-Kit (tianshou's default is float32's eps)
 
 
-def build_actor(obs_dim: int, act_dim: int, hidden_sizes: tuple[int, ...]) -> ContinuousActorProbabilistic:
-    """tianshou's state-conditioned Gaussian actor (unbounded mean, tanh applied when sampling)."""
-    return ContinuousActorProbabilistic(
-        preprocess_net=Net(state_shape=obs_dim, hidden_sizes=hidden_sizes),
-        action_shape=act_dim,
-        unbounded=True,
-        conditioned_sigma=True,
-    )
+def tanh_gaussian_log_prob(mu: torch.Tensor, sigma: torch.Tensor, pre: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    """``[B]`` log-probability of ``action = tanh(pre)`` ``[B, A]`` with ``pre ~ N(mu, sigma)``: the
+    Gaussian's, then tianshou's tanh correction."""
+    log_prob = (-0.5 * ((pre - mu) / sigma).pow(2) - sigma.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+    return correct_log_prob_gaussian_tanh(log_prob.unsqueeze(-1), action, eps=TANH_EPS).squeeze(-1)
 
 
 def sample_action(actor: nn.Module, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,8 +31,7 @@ def sample_action(actor: nn.Module, obs: torch.Tensor) -> tuple[torch.Tensor, to
     (mu, sigma), _ = actor(obs.reshape(-1, obs.shape[-1]))
     pre = mu + sigma * torch.randn_like(mu)
     action = torch.tanh(pre)
-    log_prob = (-0.5 * ((pre - mu) / sigma).pow(2) - sigma.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
-    log_prob = log_prob - torch.log(1 - action.pow(2) + 1e-6).sum(-1)
+    log_prob = tanh_gaussian_log_prob(mu, sigma, pre, action)
     return action.reshape(*lead, -1), log_prob.reshape(lead)
 
 

@@ -1,10 +1,20 @@
-"""Ensemble dynamics models, termination functions and the MuJoCo oracle (imports neither
-`morec` nor `algos`)."""
+"""Ensemble dynamics models, termination functions, the MuJoCo oracle and the task registry
+(imports neither `morec` nor `algos`).
 
-from .ensemble import EnsembleConfig, EnsembleDynamics, TaskInfo
-from .oracle import MujocoOracle
-from .termination import TerminationFn, get_termination_fn, resolve_termination_fn
-from .training import FitReport, fit_ensemble
+Names load on first use, so torch-free modules (``dynamics.tasks``, ``dynamics.io``) can be
+imported without torch, as the command line's argument parsing does."""
+
+from .lazy import lazy_attributes
+
+_LAZY = {  # name -> submodule
+    **dict.fromkeys(["EnsembleConfig", "EnsembleDynamics", "TaskInfo"], ".ensemble"),
+    "MujocoOracle": ".oracle",
+    **dict.fromkeys(["TerminationFn", "get_termination_fn", "resolve_termination_fn"], ".termination"),
+    **dict.fromkeys(["FitReport", "fit_ensemble"], ".training"),
+}
+
+__getattr__ = lazy_attributes(__name__, _LAZY)
+
 
 __all__ = [
     "EnsembleConfig",

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-
-import gymnasium as gym
 import mujoco
 import numpy as np
 import torch
 
-from dynamics.termination import LAYOUTS
+from .tasks import make_gym_env
 
 Array = np.ndarray | torch.Tensor
 
@@ -31,12 +28,7 @@ class MujocoOracle:
     """
 
     def __init__(self, env_id: str = "Hopper-v4", layout: str = "d4rl") -> None:
-        if layout not in LAYOUTS:
-            raise ValueError(f"unknown observation layout {layout!r}: use one of {LAYOUTS}")
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*is out of date", category=DeprecationWarning)
-            env = gym.make(env_id, exclude_current_positions_from_observation=(layout == "d4rl"))
-        self.env = env.unwrapped
+        self.env = make_gym_env(env_id, layout).unwrapped
         self.env_id, self.layout = env_id, layout
         self.nq, self.nv = self.env.model.nq, self.env.model.nv
         self.skip = 1 if layout == "d4rl" else 0  # qpos entries missing from the observation

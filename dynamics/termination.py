@@ -23,21 +23,13 @@ Limits of exactness, all outside what a real episode produces:
 
 from __future__ import annotations
 
-import re
 from typing import Callable
 
 import torch
 
+from .tasks import DOMAINS, LAYOUTS, check_layout, domain_of
+
 TerminationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-LAYOUTS = ("d4rl", "neorl")
-
-# d4rl-layout observation sizes; the neorl layout adds one (x position).
-_OBS_DIM = {"hopper": 11, "walker2d": 17, "halfcheetah": 17}
-
-# A domain ("hopper"), a gymnasium id ("Hopper-v4"), a D4RL name ("hopper-medium-replay-v2") or a
-# NeoRL name ("Hopper-v3-low-100"); the domain is the first token and must match exactly.
-_TASK_NAME = re.compile(r"^(?P<domain>[A-Za-z0-9]+)(?:-v\d+|-[a-z]+(?:-[a-z]+)*-v\d+|-v3-[a-z]+(?:-\d+)?)?$")
 
 
 def _finite(x: torch.Tensor) -> torch.Tensor:
@@ -75,16 +67,12 @@ def _halfcheetah_done(next_obs: torch.Tensor, shift: int) -> torch.Tensor:
 
 
 _DONE = {"hopper": _hopper_done, "walker2d": _walker2d_done, "halfcheetah": _halfcheetah_done}
-
-
-def _check_layout(layout: str) -> None:
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown observation layout {layout!r}: use one of {LAYOUTS}")
+assert set(_DONE) == set(DOMAINS), "every known robot needs its termination function"
 
 
 def _make(domain: str, layout: str) -> TerminationFn:
     shift = 1 if layout == "neorl" else 0
-    obs_dim = _OBS_DIM[domain] + shift
+    obs_dim = DOMAINS[domain].obs_dim_for(layout)
     done = _DONE[domain]
 
     def termination_fn(obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
@@ -105,9 +93,8 @@ _REGISTRY: dict[tuple[str, str], TerminationFn] = {(d, lay): _make(d, lay) for d
 def parse_domain(task: str) -> str:
     """The domain of a task name: ``"Hopper-v4"``, ``"hopper-medium-v2"``,
     ``"Hopper-v3-low-100"`` and ``"hopper"`` all give ``"hopper"``. KeyError if unknown."""
-    match = _TASK_NAME.match(task)
-    domain = match["domain"].lower() if match else None
-    if domain not in _DONE:
+    domain = domain_of(task)
+    if domain is None:
         raise KeyError(
             f"no termination function for task {task!r}: known domains are {sorted(_DONE)} "
             "(as a domain, gymnasium id, D4RL or NeoRL name); for a custom task pass a callable "
@@ -118,14 +105,14 @@ def parse_domain(task: str) -> str:
 
 def get_termination_fn(task: str, layout: str = "d4rl") -> TerminationFn:
     """The termination function of a known task in the given observation layout."""
-    _check_layout(layout)
+    check_layout(layout)
     return _REGISTRY[(parse_domain(task), layout)]
 
 
 def resolve_termination_fn(task_or_fn: str | TerminationFn, layout: str = "d4rl") -> TerminationFn:
     """A task name goes through :func:`get_termination_fn`; a callable (custom task) is returned
     wrapped so each call checks that it gave a bool tensor of shape ``next_obs.shape[:-1]``."""
-    _check_layout(layout)
+    check_layout(layout)
     if isinstance(task_or_fn, str):
         return get_termination_fn(task_or_fn, layout)
     if not callable(task_or_fn):

@@ -1,19 +1,16 @@
 """morec: offline model-based RL with reward-consistent dynamics models (MOREC)."""
 
-import importlib
+from dynamics.lazy import lazy_attributes
 
 _LAZY = {  # name -> submodule; imported on first use, so `morec --help` does not load torch
     "ModelBuffer": ".buffer", "TransitionBatch": ".buffer",
     "DynamicsReward": ".dynamics_reward", "DynamicsRewardConfig": ".dynamics_reward",
     "MorecFilterConfig": ".filter", "MorecSelector": ".filter",
-    **dict.fromkeys(["RandomEliteSelector", "RolloutConfig", "RolloutEngine", "RolloutStats", "Selection"], ".rollout"),
+    **dict.fromkeys(["RandomEliteSelector", "RolloutEngine", "RolloutStats", "Selection"], ".rollout"),
+    "RolloutConfig": ".rollout_config",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __version__ = "0.1.0"

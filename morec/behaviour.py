@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -20,12 +19,15 @@ from tianshou.algorithm.modelfree.sac import AutoAlpha, SACPolicy
 from tianshou.algorithm.optim import AdamOptimizerFactory
 from tianshou.data import Batch, ReplayBuffer
 from tianshou.utils.net.common import Net
-from tianshou.utils.net.continuous import ContinuousActorProbabilistic, ContinuousCritic
-from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
+from tianshou.utils.net.continuous import ContinuousCritic
+from tianshou.utils.torch_utils import policy_within_training_step
 from tqdm.auto import tqdm
 
+from dynamics.io import atomic_write
+
+from .actor import build_actor
 from .envs import TransitionLog, make_env, step_and_record
-from .data.formats import atomic_write
+from .episodes import evaluate, policy_act_fn
 from .errors import UserError
 from .sac_config import SACConfig
 
@@ -41,12 +43,7 @@ class Evaluation:
 def build_sac(obs_dim: int, action_space: gym.spaces.Box, cfg: SACConfig, device: str) -> SAC:
     act_dim = int(np.prod(action_space.shape))
     hidden = (cfg.hidden_size, cfg.hidden_size)
-    actor = ContinuousActorProbabilistic(
-        preprocess_net=Net(state_shape=obs_dim, hidden_sizes=hidden),
-        action_shape=act_dim,
-        unbounded=True,
-        conditioned_sigma=True,
-    ).to(device)
+    actor = build_actor(obs_dim, act_dim, hidden).to(device)
 
     def critic() -> ContinuousCritic:
         return ContinuousCritic(
@@ -66,34 +63,6 @@ def build_sac(obs_dim: int, action_space: gym.spaces.Box, cfg: SACConfig, device
         gamma=cfg.gamma,
         alpha=alpha,
     )
-
-
-def policy_act_fn(policy: SACPolicy, deterministic: bool) -> Callable[[np.ndarray], np.ndarray]:
-    """``obs [obs_dim] -> env action [act_dim]``: the SAC mode, or a sample from the policy."""
-    device = next(policy.parameters()).device
-
-    @torch.no_grad()
-    def act(obs: np.ndarray) -> np.ndarray:
-        with torch_train_mode(policy, False), policy_within_training_step(policy, enabled=not deterministic):
-            obs_t = torch.as_tensor(obs[None], dtype=torch.float32, device=device)
-            raw = policy(Batch(obs=obs_t, info={})).act
-        return policy.map_action(raw.cpu().numpy())[0].astype(np.float32)
-
-    return act
-
-
-def evaluate(env: gym.Env, act_fn: Callable[[np.ndarray], np.ndarray], episodes: int, seed: int) -> np.ndarray:
-    """``[episodes]`` undiscounted returns."""
-    returns = []
-    for k in range(episodes):
-        obs, _ = env.reset(seed=seed + k)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(act_fn(obs))
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    return np.asarray(returns)
 
 
 class BehaviourMismatch(UserError, ValueError):

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from dynamics.io import atomic_write
+
 from .behaviour import BehaviourTrainer, Evaluation, SACConfig, evaluate, policy_act_fn
 from .data import OfflineDataset
-from .data.formats import atomic_write
 from .envs import TransitionLog, make_env, record_episodes
 from .tasks import D4RL_LEVELS, get_task
 

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Callable
 
 import gymnasium as gym
 import numpy as np
 
-from .tasks import get_task
+from .tasks import get_task, make_gym_env
 
 
 def make_env(env_id: str, seed: int | None = None) -> gym.Env:
     """A gymnasium MuJoCo env with its default (x position excluded) observation."""
     get_task(env_id)  # a clear error for unknown tasks before gymnasium's own
-    with warnings.catch_warnings():  # v4 is deprecated in gymnasium but is the D4RL-matching version
-        warnings.filterwarnings("ignore", message=".*is out of date.*")
-        env = gym.make(env_id)
+    env = make_gym_env(env_id)
     if seed is not None:
         env.action_space.seed(seed)
     return env

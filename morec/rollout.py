@@ -29,6 +29,7 @@ import torch
 from dynamics.termination import TerminationFn
 
 from .buffer import ModelBuffer, TransitionBatch
+from .rollout_config import RolloutConfig
 
 Policy = Callable[[torch.Tensor], torch.Tensor]  # obs [B, O] -> act [B, A]
 TruncationFn = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (step, obs, act, next_obs) -> bool [B]
@@ -60,14 +61,6 @@ class RandomEliteSelector:
     def __call__(self, obs, act, candidates, step, generator) -> Selection:
         k, b = candidates.shape[:2]
         return Selection(index=torch.randint(k, (b,), device=candidates.device, generator=generator))
-
-
-@dataclass
-class RolloutConfig:
-    horizon: int = 5
-    samples_per_member: int = 1  # Gaussian draws per elite; candidates K = elites x samples
-    penalty_coef: float = 0.0  # MOPO lambda: reward -= lambda * max over members of ||sigma||
-    candidate_clip: float | None = None  # clip candidates (next state and reward) to +-this; None: no clip
 
 
 @dataclass

@@ -158,6 +158,29 @@ def test_every_shipped_config_loads():
         load_config(path)
 
 
+def test_smoke_configs_are_the_full_configs_under_the_smoke_overlay(tmp_path):
+    from pathlib import Path
+
+    from algos.config import SMOKE_OVERLAY
+
+    smoke_files = sorted(Path(__file__).resolve().parents[1].glob("configs/*/*/smoke/*.yaml"))
+    assert len(smoke_files) == 21 * 4
+    for path in smoke_files[::10]:
+        smoke = load_config(path)
+        assert smoke == load_config(path.parent.parent / path.name, overlays=[SMOKE_OVERLAY])
+        assert smoke.train.epochs == 2 and smoke.rollout.batch_size == 100
+    (tmp_path / "a.yaml").write_text("overlay: b.yaml\ntrain:\n  epochs: 7\n  batch_size: 32\n")
+    (tmp_path / "b.yaml").write_text("train:\n  epochs: 3\n")
+    cfg = load_config(tmp_path / "a.yaml", ["train.log_every=5"])
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.log_every) == (3, 32, 5)  # the overlay wins per key, --set last
+    (tmp_path / "b.yaml").write_text("overlay: a.yaml\n")
+    with pytest.raises(ConfigError, match="names itself"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "a.yaml").write_text("overlay: [missing.yaml]\n")
+    with pytest.raises(ConfigError, match=r"missing.yaml \(named by .*a.yaml\) does not exist"):
+        load_config(tmp_path / "a.yaml")
+
+
 def test_filter_options_and_a_warning_for_too_few_snapshots():
     from morec.dynamics_reward_config import FewSnapshotsWarning
 

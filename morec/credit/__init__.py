@@ -1,6 +1,6 @@
 """Episodic credit assignment: return decomposition and LLM-written latent reward factors."""
 
-import importlib
+from dynamics.lazy import lazy_attributes
 
 from .configs import IRCRConfig, LaReConfig, RDConfig, RRDConfig
 
@@ -12,11 +12,7 @@ _LAZY = {  # name -> submodule; imported on first use, so `morec --help` does no
                      "hand_written_factors"], ".factors"),
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

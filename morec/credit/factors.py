@@ -16,6 +16,8 @@ from typing import Protocol
 
 import numpy as np
 
+from ..tasks import DOMAINS, Domain
+
 HAND_WRITTEN = "hand-written"
 
 
@@ -60,20 +62,17 @@ class _HandWrittenLocomotion:
     """Hand-written factors of a planar MuJoCo runner in the D4RL layout.
 
     Indices (gymnasium v4): ``obs[0]`` torso height (rootz), ``obs[1]`` torso angle (rooty),
-    ``obs[vel_index]`` forward (x) velocity. Robots that can fall add ``healthy``, the env's
-    ``is_healthy`` test evaluated on the observation.
+    ``obs[robot.x_velocity_index]`` forward (x) velocity. Robots that can fall add ``healthy``, the
+    env's ``is_healthy`` test evaluated on the observation.
     """
 
     source = HAND_WRITTEN
-    domain: str
-    obs_dim: int
-    act_dim: int
-    vel_index: int
+    robot: Domain
     factor_names: tuple[str, ...] = ("forward_velocity", "torso_height", "torso_angle", "control_cost")
 
     @property
     def name(self) -> str:
-        return f"{HAND_WRITTEN}/{self.domain}"
+        return f"{HAND_WRITTEN}/{self.robot.name}"
 
     def healthy(self, obs: np.ndarray) -> np.ndarray | None:
         """``[N]`` bool, or None for a robot that never falls."""
@@ -81,8 +80,9 @@ class _HandWrittenLocomotion:
 
     def __call__(self, obs: np.ndarray, act: np.ndarray) -> np.ndarray:
         """``[N, K]`` float32, columns in ``factor_names`` order."""
-        obs, act = check_inputs(obs, act, self.obs_dim, self.act_dim)
-        cols = [obs[:, self.vel_index], obs[:, 0], obs[:, 1], np.square(act).sum(axis=1)]
+        robot = self.robot
+        obs, act = check_inputs(obs, act, robot.obs_dim, robot.act_dim)
+        cols = [obs[:, robot.x_velocity_index], obs[:, 0], obs[:, 1], np.square(act).sum(axis=1)]
         healthy = self.healthy(obs)
         if healthy is not None:
             cols.append(healthy.astype(np.float64))
@@ -100,7 +100,7 @@ class HopperFactors(_HandWrittenLocomotion):
     (``obs[0]``), torso angle (``obs[1]``), control cost ``sum(a^2)`` and the healthy indicator
     (``0.7 < z``, ``|angle| < 0.2``, ``|obs[1:]| < 100``)."""
 
-    domain, obs_dim, act_dim, vel_index = "hopper", 11, 3, 5
+    robot = DOMAINS["hopper"]
     factor_names = _WITH_HEALTHY
 
     def healthy(self, obs: np.ndarray) -> np.ndarray:
@@ -112,7 +112,7 @@ class Walker2dFactors(_HandWrittenLocomotion):
     (``obs[0]``), torso angle (``obs[1]``), control cost ``sum(a^2)`` and the healthy indicator
     (``0.8 < z < 2``, ``|angle| < 1``)."""
 
-    domain, obs_dim, act_dim, vel_index = "walker2d", 17, 6, 8
+    robot = DOMAINS["walker2d"]
     factor_names = _WITH_HEALTHY
 
     def healthy(self, obs: np.ndarray) -> np.ndarray:
@@ -124,7 +124,7 @@ class HalfCheetahFactors(_HandWrittenLocomotion):
     torso height (``obs[0]``), torso angle (``obs[1]``) and control cost ``sum(a^2)``; the cheetah
     never terminates, so there is no healthy indicator."""
 
-    domain, obs_dim, act_dim, vel_index = "halfcheetah", 17, 6, 8
+    robot = DOMAINS["halfcheetah"]
 
 
 HAND_WRITTEN_FACTORS: dict[str, type[_HandWrittenLocomotion]] = {

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,26 +15,13 @@ from typing import Any
 import h5py
 import numpy as np
 
+from dynamics.io import atomic_write
+
 from . import validation as V
 from .dataset import OfflineDataset
 from .errors import DatasetError
 
 METADATA_ATTR = "morec_metadata"  # JSON of OfflineDataset.metadata, stored as a file attribute
-
-
-def atomic_write(path: Path, write_fn) -> Path:
-    """Call ``write_fn(tmp_path)`` and move the result to ``path`` only once it is complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write_fn(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ---------------------------------------------------------------------------------------- D4RL

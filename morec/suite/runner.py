@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -26,7 +25,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from morec.data.formats import atomic_write
+from dynamics.io import atomic_write, plain
 
 from .plan import RunSpec, SuiteConfig, plan_runs
 from .report import write_curves, write_table
@@ -197,7 +196,7 @@ def run_suite(cfg: SuiteConfig, backend: str = "ray", max_parallel: int | None =
     write_table(runs, cfg.results, failures)
     write_curves(cfg.results, [r.task for r in runs])
     record = {"backend": backend_name, "startup_seconds": round(startup, 2), "wall_seconds": round(time.perf_counter() - start, 2),
-              "runs": len(runs), "ran": len(outcomes), "failed": len(failures), "config": _plain(asdict(cfg)),
+              "runs": len(runs), "ran": len(outcomes), "failed": len(failures), "config": plain(asdict(cfg)),
               "outcomes": [{**asdict(o.run), "ok": o.ok, "seconds": round(o.seconds, 1), "attempts": o.attempts, "score": o.score,
                             "error": o.error} for o in outcomes]}
     atomic_write(cfg.results / "suite.json", lambda tmp: tmp.write_text(json.dumps(record, indent=2)))
@@ -205,10 +204,3 @@ def run_suite(cfg: SuiteConfig, backend: str = "ray", max_parallel: int | None =
           f"({backend_name}{f', start-up {startup:.1f} s' if startup else ''})", flush=True)
     return len(failures)
 
-
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return str(value) if isinstance(value, os.PathLike) else value

@@ -1,0 +1,26 @@
+"""Building the policy learner of a training config: MOPO or MOBILE with their actor and critics."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import torch
+from tianshou.algorithm.modelfree.sac import SACPolicy
+
+from .base import ModelBasedSAC
+from .config import TrainConfig
+from .mobile import MOBILE
+from .mopo import MOPO
+from .networks import TwinCritic, build_actor
+
+
+def build_algorithm(cfg: TrainConfig, obs_dim: int, act_dim: int, action_space: gym.spaces.Box, dynamics) -> ModelBasedSAC:
+    """``cfg.algorithm`` on ``cfg.device``. The actor draws from torch's global generator, the
+    critics from one seeded by ``cfg.seed``; MOBILE also needs the ``dynamics`` for its penalty."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    actor = build_actor(obs_dim, act_dim, cfg.agent.hidden_sizes)
+    policy = SACPolicy(actor=actor, action_space=action_space)
+    critic = TwinCritic(obs_dim, act_dim, cfg.agent.hidden_sizes, cfg.agent.num_critics, generator=gen)
+    total = cfg.train.epochs * cfg.train.steps_per_epoch
+    common = dict(policy=policy, critic=critic, config=cfg.agent, act_dim=act_dim, total_steps=total)
+    algo = MOBILE(dynamics=dynamics, mobile=cfg.mobile, **common) if cfg.algorithm == "mobile" else MOPO(**common)
+    return algo.to(cfg.device)

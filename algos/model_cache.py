@@ -1,0 +1,68 @@
+"""Trained dynamics and dynamics rewards, trained once and then loaded: cached under
+``cfg.cache_dir`` by dataset fingerprint, model config and seed, so runs that can share them do.
+
+Runs sharing a cache entry (same dataset, config and seed) may start at once, in several processes
+or on several machines sharing the cache directory: a lock next to the entry makes one of them
+train it while the others wait and then load it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.tensorboard import SummaryWriter
+
+from dynamics import EnsembleDynamics, TaskInfo, fit_ensemble
+from morec.data import OfflineDataset
+from morec.dynamics_reward import DynamicsReward
+from morec.locking import exclusive_lock
+from morec.reward_training import fit_dynamics_reward
+
+from .config import TrainConfig
+
+
+def dataset_fingerprint(ds: OfflineDataset) -> str:
+    """16 hex digits naming a dataset's arrays and layout."""
+    digest = hashlib.sha1()
+    for arr in ds.arrays().values():
+        digest.update(np.ascontiguousarray(arr).tobytes())
+    digest.update(str(ds.metadata.get("layout")).encode())
+    return digest.hexdigest()[:16]
+
+
+def cache_key(*parts: Any) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def cached_dynamics(cfg: TrainConfig, ds: OfflineDataset, fingerprint: str, writer: SummaryWriter | None,
+                    progress: bool) -> tuple[EnsembleDynamics, str]:
+    """``(ensemble, its cache key)``: loaded from the cache, or trained on ``ds`` (logging to
+    ``writer``) and saved there."""
+    key = cache_key("dynamics", fingerprint, asdict(cfg.dynamics), cfg.seed)
+    folder = Path(cfg.cache_dir) / "dynamics" / key
+    task = TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout"))
+    with exclusive_lock(folder.with_name(key + ".lock"), f"waiting for another process training dynamics {folder}"):
+        if (folder / "dynamics.pt").exists():
+            return EnsembleDynamics.load(folder, cfg.device, expect=task), key
+        model = EnsembleDynamics(task, cfg.dynamics, seed=cfg.seed, device=cfg.device)
+        fit_ensemble(model, ds, seed=cfg.seed, writer=writer, show_progress=progress)
+        model.save(folder)
+    return model, key
+
+
+def cached_reward(cfg: TrainConfig, ds: OfflineDataset, dynamics: EnsembleDynamics, dynamics_key: str,
+                  progress: bool) -> DynamicsReward:
+    """The dynamics reward of ``dynamics`` (named by its cache key): loaded, or trained and saved."""
+    key = cache_key("reward", dynamics_key, asdict(cfg.reward), cfg.seed)
+    folder = Path(cfg.cache_dir) / "reward" / key
+    with exclusive_lock(folder.with_name(key + ".lock"), f"waiting for another process training the dynamics reward {folder}"):
+        if (folder / "dynamics_reward.pt").exists():
+            return DynamicsReward.load(folder, cfg.device, obs_dim=ds.obs_dim, act_dim=ds.act_dim)
+        reward, _ = fit_dynamics_reward(ds, dynamics, cfg.reward, seed=cfg.seed, log_dir=str(folder / "tb"), show_progress=progress)
+        reward.save(folder)
+    return reward

@@ -1,0 +1,243 @@
+"""The training loop of `morec train`, over components built elsewhere (:mod:`algos.train`).
+
+:class:`RunDirectory` is one run's folder: ``config.yaml`` (resolved), ``checkpoint.pt`` (written
+atomically after every epoch), ``tb/`` (TensorBoard, every scalar against the gradient step) and
+``summary.json``; it is locked while open, so a second process (a suite re-run while a killed
+one's worker still lingers) fails at once instead of interleaving checkpoints.
+
+:class:`TrainingLoop` only loops: epochs of gradient steps with a model rollout every
+``rollout.freq`` steps, an evaluation every ``train.eval_every`` epochs, TensorBoard scalars, a
+checkpoint per epoch and, with ``resume=True``, the state of the last checkpoint (the resumed run
+reproduces the uninterrupted one).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tianshou.utils.torch_utils import policy_within_training_step
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+from dynamics import EnsembleDynamics
+from dynamics.io import atomic_write, plain
+from morec.buffer import ModelBuffer, TransitionBatch
+from morec.data import OfflineDataset
+from morec.locking import LockBusy, acquire
+from morec.rollout import RolloutEngine
+
+from .base import MixedSampler, ModelBasedSAC, ModelBasedStats
+from .config import ConfigError, TrainConfig, config_differences, config_from_dict
+from .evaluation import Evaluator
+from .networks import sample_action
+
+
+class RunDirectory:
+    """One run's folder, locked from :meth:`open` until :meth:`close`."""
+
+    def __init__(self, path: str | Path, lock):
+        self.path = Path(path)
+        self.checkpoint, self.config = self.path / "checkpoint.pt", self.path / "config.yaml"
+        self.tb, self.summary = self.path / "tb", self.path / "summary.json"
+        self._lock = lock
+
+    @classmethod
+    def open(cls, cfg: TrainConfig, path: str | Path, resume: bool = False) -> RunDirectory:
+        """Lock ``path`` and check it against ``resume``: a resumed run needs a checkpoint written with
+        the same config, a fresh one no checkpoint. Writes the resolved ``config.yaml``."""
+        path = Path(path)
+        try:
+            lock = acquire(path / ".lock", blocking=False)
+        except LockBusy:
+            raise ConfigError(f"{path} is in use by another running process; wait for it or stop it") from None
+        run = cls(path, lock)
+        with run.released_on_error():
+            run._check(cfg, resume)
+        return run
+
+    def _check(self, cfg: TrainConfig, resume: bool) -> None:
+        resolved = cfg.to_dict()
+        if resume:
+            if not self.checkpoint.exists():
+                raise ConfigError(f"--resume: no checkpoint at {self.checkpoint}; start the run without --resume")
+            saved = config_from_dict(yaml.safe_load(self.config.read_text())).to_dict()
+            if saved != resolved:
+                diff = list(config_differences(saved, resolved))
+                raise ConfigError(f"--resume: {self.checkpoint} was written with another config (differs in {diff})")
+        elif self.checkpoint.exists():
+            raise ConfigError(f"{self.path} already holds a run; pass --resume to continue it or choose another --run-dir")
+        else:  # an attempt killed before its first checkpoint: its curves are about to be written again
+            shutil.rmtree(self.tb, ignore_errors=True)
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.config, lambda tmp: tmp.write_text(yaml.safe_dump(plain(resolved), sort_keys=False)))
+
+    @contextmanager
+    def released_on_error(self) -> Iterator[RunDirectory]:
+        """Unlock the run directory if the block raises (a run that failed to start)."""
+        try:
+            yield self
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        self._lock.close()
+
+
+@dataclass
+class TrainingComponents:
+    """What the loop runs on, built by :func:`algos.train.build_components`."""
+
+    dataset: OfflineDataset  # the training data (its mean return goes into the summary)
+    real: TransitionBatch  # the dataset on the device: rollout start states and the sampler's real rows
+    dynamics: EnsembleDynamics  # the ensemble the engine rolls through
+    engine: RolloutEngine  # model rollouts (selector, reward transform, penalty) into model_buffer
+    model_buffer: ModelBuffer
+    sample_generator: torch.Generator  # rollout start states and training batches
+    sampler: MixedSampler  # training batches: real and model rows
+    algorithm: ModelBasedSAC
+    evaluator: Evaluator
+
+
+class TrainingLoop:
+    """Trains ``components.algorithm`` to ``cfg.train.epochs`` in ``run`` (a :class:`RunDirectory`,
+    closed when :meth:`run` returns). ``resume=True`` continues from the run's checkpoint."""
+
+    def __init__(self, cfg: TrainConfig, run: RunDirectory, components: TrainingComponents, resume: bool = False,
+                 show_progress: bool = True):
+        self.cfg, self.run_directory, self.components, self.progress = cfg, run, components, show_progress
+        self.run_dir, self.checkpoint_path = run.path, run.checkpoint
+        parts = components
+        self.dataset, self.real, self.dynamics, self.engine = parts.dataset, parts.real, parts.dynamics, parts.engine
+        self.model_buffer, self.sample_gen, self.sampler = parts.model_buffer, parts.sample_generator, parts.sampler
+        self.algo, self.evaluator = parts.algorithm, parts.evaluator
+        self.epoch, self.gradient_step, self.evaluations = 0, 0, []
+        if resume:
+            self._load_checkpoint()
+        # a resumed run drops events logged after its checkpoint (they are about to be written again)
+        self.writer = SummaryWriter(str(run.tb), purge_step=self.gradient_step + 1 if resume else None)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save_checkpoint(self) -> None:
+        state = {
+            "epoch": self.epoch,
+            "gradient_step": self.gradient_step,
+            "evaluations": self.evaluations,
+            "algorithm": self.algo.training_state(),
+            "lr_schedulers": [s.state_dict() for s in self.algo.lr_schedulers],
+            "model_buffer": self.model_buffer.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                    "sample": self.sample_gen.get_state(), "engine": self.engine.generator.get_state(), "numpy": np.random.get_state()},
+        }
+        atomic_write(self.checkpoint_path, lambda tmp: torch.save(state, tmp))
+
+    def _load_checkpoint(self) -> None:
+        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        self.algo.load_training_state(state["algorithm"])
+        for scheduler, sd in zip(self.algo.lr_schedulers, state["lr_schedulers"]):
+            scheduler.load_state_dict(sd)
+        self.model_buffer.load_state_dict(state["model_buffer"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.sample_gen.set_state(rng["sample"])
+        self.engine.generator.set_state(rng["engine"])
+        np.random.set_state(rng["numpy"])
+        self.epoch, self.gradient_step, self.evaluations = state["epoch"], state["gradient_step"], state["evaluations"]
+
+    # ------------------------------------------------------------------ training
+    def rollout(self) -> None:
+        cfg = self.cfg.rollout
+        rows = torch.randint(len(self.real), (cfg.batch_size,), device=self.real.observations.device, generator=self.sample_gen)
+        actor = self.algo.actor
+        with torch.no_grad():
+            stats = self.engine.rollout(self.real.observations[rows], lambda o: sample_action(actor, o)[0], self.model_buffer)
+        step = self.gradient_step
+        self.writer.add_scalar("rollout/mean_length", stats.mean_length, step)
+        self.writer.add_scalar("rollout/transitions", stats.transitions, step)
+        self.writer.add_scalar("rollout/reward_mean", stats.reward_mean, step)
+        self.writer.add_scalar("rollout/penalty_mean", stats.penalty_mean, step)
+        self.writer.add_scalar("rollout/truncation_rate", stats.stopped / max(stats.start_states, 1), step)
+        self.writer.add_scalar("rollout/termination_rate", stats.terminated / max(stats.start_states, 1), step)
+        for key, value in stats.selector.items():
+            self.writer.add_scalar(f"rollout/{key}", value, step)
+
+    def run(self, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Train to the end; ``on_evaluation(record)`` is called after each evaluation once its
+        checkpoint is written (a sweep reports the score there). Releases the run directory."""
+        try:
+            return self._train(on_evaluation)
+        finally:
+            self.run_directory.close()
+
+    def _train(self, on_evaluation: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+        cfg = self.cfg.train
+        start = time.perf_counter()
+        total = cfg.epochs * cfg.steps_per_epoch
+        bar = tqdm(total=total, initial=self.gradient_step, desc=self.cfg.name, disable=not self.progress)
+        while self.epoch < cfg.epochs:
+            window_start, window_steps = time.perf_counter(), 0
+            for _ in range(cfg.steps_per_epoch):
+                if self.gradient_step % self.cfg.rollout.freq == 0:
+                    self.rollout()
+                with policy_within_training_step(self.algo.policy):
+                    stats = self.algo.update(self.sampler, cfg.batch_size)
+                self.gradient_step += 1
+                window_steps += 1
+                bar.update(1)
+                if self.gradient_step % cfg.log_every == 0:
+                    self._log_training(stats, window_steps / (time.perf_counter() - window_start))
+                    window_start, window_steps = time.perf_counter(), 0
+            self.epoch += 1
+            evaluated = self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs
+            if evaluated:
+                self._evaluate()
+                bar.set_postfix(score=f"{self.evaluations[-1]['normalized_score']:.1f}")
+            self._save_checkpoint()
+            if evaluated and on_evaluation is not None:
+                on_evaluation(self.evaluations[-1])
+        bar.close()
+        summary = self._summary(time.perf_counter() - start)
+        atomic_write(self.run_directory.summary, lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
+        self.writer.close()
+        return summary
+
+    def _log_training(self, stats: ModelBasedStats, steps_per_s: float) -> None:
+        step = self.gradient_step
+        for key in ("actor_loss", "critic_loss", "alpha", "alpha_loss", "q_mean", "target_mean", "penalty_mean"):
+            self.writer.add_scalar(f"train/{key}", getattr(stats, key), step)
+        self.writer.add_scalar("perf/gradient_steps_per_s", steps_per_s, step)
+        self.writer.add_scalar("train/actor_lr", self.algo.lr_schedulers[0].get_last_lr()[0], step)
+
+    def _evaluate(self) -> None:
+        scores = self.evaluator(self.algo.policy, self.cfg.train.eval_episodes, self.cfg.seed + 1000 * self.epoch)
+        record = {"epoch": self.epoch, "gradient_step": self.gradient_step, **scores}
+        self.evaluations.append(record)
+        for key in ("return_mean", "return_std", "normalized_score", "normalized_score_std"):
+            self.writer.add_scalar(f"eval/{key}", record[key], self.gradient_step)
+        self.writer.flush()
+
+    def _summary(self, seconds: float) -> dict[str, Any]:
+        scores = [e["normalized_score"] for e in self.evaluations]
+        return {
+            "task": self.cfg.task, "algorithm": self.cfg.algorithm, "morec": self.cfg.morec, "seed": self.cfg.seed,
+            "gradient_steps": self.gradient_step, "epochs": self.epoch,
+            "last_score": scores[-1] if scores else None,
+            "last10_mean_score": float(np.mean(scores[-10:])) if scores else None,
+            "best_score": max(scores) if scores else None,
+            "last_return": self.evaluations[-1]["return_mean"] if scores else None,
+            "dataset_mean_return": float(self.dataset.returns().mean()),
+            "wall_seconds_this_session": round(seconds, 1),
+            "evaluations": self.evaluations,
+        }
