@@ -21,6 +21,7 @@ from dynamics import EnsembleConfig
 from morec.dynamics_reward_config import MIN_SNAPSHOTS, DynamicsRewardConfig, FewSnapshotsWarning
 from morec.errors import UserError
 from morec.filter import MorecFilterConfig
+from morec.shaping_config import ShapingConfig
 from morec.tasks import get_task
 
 from .base import AgentConfig
@@ -72,6 +73,7 @@ class TrainConfig:
     agent: AgentConfig = field(default_factory=AgentConfig)
     mobile: MobileConfig = field(default_factory=MobileConfig)
     train: TrainSettings = field(default_factory=TrainSettings)
+    shaping: ShapingConfig = field(default_factory=ShapingConfig)  # reward shaping (default: none)
 
     def __post_init__(self) -> None:
         if self.algorithm not in ("mobile", "mopo"):
@@ -117,7 +119,7 @@ def _build(cls, values: dict[str, Any], path: str):
     except (TypeError, ValueError) as err:
         if isinstance(err, ConfigError):
             raise
-        raise ConfigError(f"{path or 'config'}: {err}") from err
+        raise ConfigError(f"{path.rstrip('.') or 'config'}: {err}") from err
 
 
 def _check_type(key: str, value: Any, hint) -> Any:
@@ -174,17 +176,30 @@ def set_dotted(values: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = yaml.safe_load(raw)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> TrainConfig:
-    """A :class:`TrainConfig` from a YAML file (or the defaults) with ``key=value`` overrides."""
+def load_config(path: str | Path | list[str | Path] | None = None, overrides: list[str] = ()) -> TrainConfig:
+    """A :class:`TrainConfig` from a YAML file (or the defaults) with ``key=value`` overrides.
+    Several files are merged section by section, later ones winning (e.g. a task config, then an
+    overlay such as ``configs/shaping/clip.yaml``)."""
     values: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"config file {path} does not exist; {_existing_configs_hint(path)}")
-        values = yaml.safe_load(path.read_text()) or {}
+    for one in [] if path is None else [path] if isinstance(path, (str, Path)) else path:
+        one = Path(one)
+        if not one.exists():
+            raise ConfigError(f"config file {one} does not exist; {_existing_configs_hint(one)}")
+        _merge(values, yaml.safe_load(one.read_text()) or {}, one)
     for assignment in overrides:
         set_dotted(values, assignment)
     return _build(TrainConfig, values, "")
+
+
+def _merge(values: dict[str, Any], overlay: Any, source: Path) -> None:
+    """Merge ``overlay`` into ``values``: mappings key by key, anything else replaced."""
+    if not isinstance(overlay, dict):
+        raise ConfigError(f"config file {source} must hold a mapping of config keys, got {type(overlay).__name__}")
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(values.get(key), dict):
+            _merge(values[key], value, source)
+        else:
+            values[key] = value
 
 
 def _existing_configs_hint(path: Path) -> str:
