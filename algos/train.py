@@ -38,6 +38,7 @@ from morec.filter import MorecSelector
 from morec.locking import LockBusy, acquire, exclusive_lock
 from morec.reward_training import fit_dynamics_reward
 from morec.rollout import RolloutConfig, RolloutEngine
+from morec.shaping_setup import build_shaping
 from morec.threshold import resolve_threshold
 from morec.tasks import get_task
 
@@ -169,8 +170,12 @@ class Trainer:
             if calibration is not None:
                 self.writer.add_scalar("rollout/threshold", threshold, 0)
             selector = MorecSelector(reward, cfg.filter, threshold=threshold)
-        self.engine = RolloutEngine(self.dynamics, get_termination_fn(cfg.task, self.layout), rollout, selector=selector, seed=cfg.seed)
-        ds = self.dataset
+        termination_fn = get_termination_fn(cfg.task, self.layout)
+        # reward shaping: the learner's real rewards and a hook on model rewards (dynamics and reward above train on the data as loaded)
+        self.shaping = build_shaping(cfg.shaping, self.dataset, gamma=cfg.agent.gamma, termination_fn=termination_fn, seed=cfg.seed)
+        self.engine = RolloutEngine(self.dynamics, termination_fn, rollout, selector=selector, seed=cfg.seed,
+                                    reward_transform=self.shaping.model_hook)
+        ds = self.shaping.real  # self.dataset itself unless shaping.apply_to shapes dataset rewards
         self.real = TransitionBatch(*(torch.as_tensor(getattr(ds, f), device=device) for f in ModelBuffer.FIELDS))
         capacity = cfg.rollout.batch_size * cfg.rollout.horizon * cfg.rollout.retain_epochs
         self.model_buffer = ModelBuffer(capacity, ds.obs_dim, ds.act_dim, device)
@@ -316,6 +321,7 @@ class Trainer:
             "best_score": max(scores) if scores else None,
             "last_return": self.evaluations[-1]["return_mean"] if scores else None,
             "dataset_mean_return": float(self.dataset.returns().mean()),
+            "shaping": self.shaping.summary(),
             "wall_seconds_this_session": round(seconds, 1),
             "evaluations": self.evaluations,
         }
