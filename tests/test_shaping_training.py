@@ -23,7 +23,7 @@ from morec.shaping_setup import (
     fit_value_potential,
     shape_dataset,
 )
-from tests.helpers import random_dataset_file
+from tests.helpers import DEVICES, random_dataset_file
 from tests.test_algos import smoke
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -183,13 +183,15 @@ def test_training_with_the_clip_config(hopper_file, cache, tmp_path):
         Trainer(other, tmp_path / "run", resume=True, show_progress=False)
 
 
-def test_training_with_the_potential_config(hopper_file, cache, tmp_path):
-    trainer, summary = train(POTENTIAL, smoke(hopper_file, cache, morec=False, epochs=1), tmp_path / "run")
+@pytest.mark.parametrize("device", DEVICES)
+def test_training_with_the_potential_config(hopper_file, cache, tmp_path, device):
+    trainer, summary = train(POTENTIAL, smoke(hopper_file, cache, morec=False, epochs=1, device=device), tmp_path / "run")
     ds, gamma = trainer.dataset, trainer.cfg.agent.gamma
     potential = trainer.shaping.transform.potential
     assert trainer.shaping.transform.gamma == gamma == 0.99  # gamma: null takes agent.gamma
     expected = ds.rewards + gamma * potential(ds.next_observations) * ~ds.terminals - potential(ds.observations)
-    np.testing.assert_allclose(trainer.real.rewards.numpy(), expected, rtol=1e-5, atol=1e-4)
+    assert trainer.real.rewards.device.type == device
+    np.testing.assert_allclose(trainer.real.rewards.cpu().numpy(), expected, rtol=1e-5, atol=1e-4)
     shaping = summary["shaping"]
     assert shaping["built"]["name"] == "PotentialShaping" and shaping["built"]["potential"]["name"] == "LinearPotential"
     assert list(shaping["built"]["potential"]["weights"]) == pytest.approx(list(potential.weights))
@@ -197,7 +199,9 @@ def test_training_with_the_potential_config(hopper_file, cache, tmp_path):
     # model rewards: all written this session (one rollout, MOBILE: no penalty); the shaping term is
     # gamma * Phi(s') [not terminal] - Phi(s) on each, so the means differ by its mean
     model = trainer.model_buffer.all()
-    term = gamma * potential(model.next_observations.numpy()) * ~model.terminals.numpy() - potential(model.observations.numpy())
+    assert model.rewards.device.type == device
+    obs, next_obs, terminals = (x.cpu().numpy() for x in (model.observations, model.next_observations, model.terminals))
+    term = gamma * potential(next_obs) * ~terminals - potential(obs)
     assert shaping["model"]["transitions_this_session"] == len(model) > 0
     assert shaping["model"]["reward_mean_after"] - shaping["model"]["reward_mean_before"] == pytest.approx(term.mean(), rel=1e-4, abs=1e-4)
 
