@@ -6,7 +6,8 @@ overrides use YAML scalars, so ``true``/``false`` are real booleans (not ``bool(
 A YAML file may name overlays (``overlay: ../../../smoke.yaml``, or a list; paths relative to the
 file): YAML files whose keys are laid over its own, section by section. The shipped ``smoke/``
 configs use the one overlay :data:`SMOKE_OVERLAY` (tiny budgets for tests and quick checks);
-``load_config(path, overlays=[...])`` lays overlays over any config.
+``load_config(path, overlays=[...])`` lays overlays over any config, as repeated ``--config`` files
+do in `morec train` (``configs/shaping/*.yaml`` are such overlays).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from morec.dynamics_reward_config import MIN_SNAPSHOTS, DynamicsRewardConfig, Fe
 from morec.errors import UserError
 from morec.filter import MorecFilterConfig
 from morec.rollout_config import RolloutConfig
+from morec.shaping_config import ShapingConfig
 from morec.tasks import get_task
 
 from .base import AgentConfig
@@ -69,6 +71,7 @@ class TrainConfig:
     agent: AgentConfig = field(default_factory=AgentConfig)
     mobile: MobileConfig = field(default_factory=MobileConfig)
     train: TrainSettings = field(default_factory=TrainSettings)
+    shaping: ShapingConfig = field(default_factory=ShapingConfig)  # reward shaping (default: none)
 
     def __post_init__(self) -> None:
         if self.algorithm not in ("mobile", "mopo"):
@@ -114,7 +117,7 @@ def _build(cls, values: dict[str, Any], path: str):
     except (TypeError, ValueError) as err:
         if isinstance(err, ConfigError):
             raise
-        raise ConfigError(f"{path or 'config'}: {err}") from err
+        raise ConfigError(f"{path.rstrip('.') or 'config'}: {err}") from err
 
 
 def _check_type(key: str, value: Any, hint) -> Any:
@@ -173,15 +176,14 @@ def set_dotted(values: dict[str, Any], assignment: str) -> None:
 
 def load_config(path: str | Path | None = None, overrides: list[str] = (), overlays: list[str | Path] = ()) -> TrainConfig:
     """A :class:`TrainConfig` from a YAML file (or the defaults), then the YAML ``overlays`` laid over
-    it in order, then ``key=value`` overrides."""
+    it in order, then ``key=value`` overrides. Each file brings the overlays it names itself
+    (``overlay:``). ``morec train --config A.yaml --config B.yaml`` is ``load_config(A, overlays=[B])``."""
     values: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"config file {path} does not exist; {_existing_configs_hint(path)}")
-        values = _read_yaml(path)
-    for overlay in overlays:
-        _lay_over(values, _read_yaml(Path(overlay)))
+    for one in [*([] if path is None else [path]), *overlays]:  # the first file laid over nothing is itself
+        one = Path(one)
+        if not one.exists():
+            raise ConfigError(f"config file {one} does not exist; {_existing_configs_hint(one)}")
+        _lay_over(values, _read_yaml(one))
     for assignment in overrides:
         set_dotted(values, assignment)
     return _build(TrainConfig, values, "")

@@ -7,14 +7,16 @@ Each part is built elsewhere and only put together here:
   dataset, config and seed;
 - :mod:`algos.factory`: the learner (MOPO or MOBILE);
 - :mod:`algos.evaluation`: evaluation on the task's environment;
+- :mod:`morec.shaping_setup`: the ``shaping:`` section (the learner's real rewards and the model
+  rewards shaped; the dynamics and the dynamics reward keep the data as loaded);
 - :mod:`algos.trainer`: the run directory and the loop (rollouts, updates, evaluations,
   TensorBoard, checkpoints, resume).
 
 :func:`build_components` builds everything the loop needs (the steps, in order, are the places
-to extend: the training data in :func:`load_training_dataset`, the model rollouts and their
-rewards in :func:`build_rollout_engine`). :class:`Trainer` ``(cfg, run_dir, resume=...,
-show_progress=...)`` opens the run directory, builds the components and is the loop over them;
-:func:`run_training` runs it to the end.
+to extend: the training data in :func:`load_training_dataset`, its shaping for the learner in
+:func:`build_reward_shaping`, the model rollouts and their rewards in :func:`build_rollout_engine`).
+:class:`Trainer` ``(cfg, run_dir, resume=..., show_progress=...)`` opens the run directory, builds
+the components and is the loop over them; :func:`run_training` runs it to the end.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from morec.buffer import ModelBuffer, TransitionBatch
 from morec.data import OfflineDataset, load_dataset
 from morec.filter import MorecSelector
 from morec.rollout import RewardTransformFn, RolloutEngine, Selector
+from morec.shaping_setup import RewardShaping, build_shaping
 from morec.tasks import get_task
 from morec.threshold import resolve_threshold
 
@@ -42,8 +45,8 @@ from .factory import build_algorithm
 from .model_cache import cached_dynamics, cached_reward, dataset_fingerprint
 from .trainer import RunDirectory, TrainingComponents, TrainingLoop
 
-__all__ = ["Trainer", "build_components", "build_rollout_engine", "build_selector", "default_dataset_source",
-           "load_training_dataset", "run_training"]
+__all__ = ["Trainer", "build_components", "build_reward_shaping", "build_rollout_engine", "build_selector",
+           "default_dataset_source", "load_training_dataset", "run_training"]
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -57,8 +60,17 @@ def default_dataset_source(task: str) -> str:
 
 
 def load_training_dataset(cfg: TrainConfig) -> OfflineDataset:
-    """The dataset the dynamics, the dynamics reward and the learner train on."""
+    """The dataset as loaded: the dynamics and the dynamics reward train on it (their caches are
+    shared with unshaped runs), the learner on it as :func:`build_reward_shaping` shapes it."""
     return load_dataset(cfg.dataset or default_dataset_source(cfg.task), env_id=cfg.task)
+
+
+def build_reward_shaping(cfg: TrainConfig, dataset: OfflineDataset, layout: str) -> RewardShaping:
+    """``cfg.shaping`` on the loaded ``dataset``: the learner's real data (its rewards shaped where
+    ``shaping.apply_to`` says, else ``dataset`` itself) and the rollout engine's model-reward hook
+    (``None`` unless model rewards are shaped). With ``transform: none`` nothing is built or drawn."""
+    return build_shaping(cfg.shaping, dataset, gamma=cfg.agent.gamma, termination_fn=get_termination_fn(cfg.task, layout),
+                         seed=cfg.seed)
 
 
 # ---------------------------------------------------------------------------------------- rollouts
@@ -106,9 +118,10 @@ def build_components(cfg: TrainConfig, tb_dir: str | Path, show_progress: bool =
         selector = build_selector(cfg, dataset, dynamics, dynamics_key, writer, show_progress)
     finally:
         writer.close()
-    engine = build_rollout_engine(cfg, dynamics, layout, selector)
+    shaping = build_reward_shaping(cfg, dataset, layout)  # after the models: they train on the data as loaded
+    engine = build_rollout_engine(cfg, dynamics, layout, selector, reward_transform=shaping.model_hook)
     device = dynamics.device
-    real = TransitionBatch(*(torch.as_tensor(getattr(dataset, f), device=device) for f in ModelBuffer.FIELDS))
+    real = TransitionBatch(*(torch.as_tensor(getattr(shaping.real, f), device=device) for f in ModelBuffer.FIELDS))
     capacity = cfg.rollout.batch_size * cfg.rollout.horizon * cfg.rollout.retain_epochs
     model_buffer = ModelBuffer(capacity, dataset.obs_dim, dataset.act_dim, device)
     sample_generator = torch.Generator(device=device).manual_seed(cfg.seed + 1)
@@ -117,7 +130,8 @@ def build_components(cfg: TrainConfig, tb_dir: str | Path, show_progress: bool =
     torch.manual_seed(cfg.seed)  # the same networks whether the models above were trained or loaded from the cache
     algorithm = build_algorithm(cfg, dataset.obs_dim, dataset.act_dim, evaluator.action_space, dynamics)
     return TrainingComponents(dataset=dataset, real=real, dynamics=dynamics, engine=engine, model_buffer=model_buffer,
-                              sample_generator=sample_generator, sampler=sampler, algorithm=algorithm, evaluator=evaluator)
+                              sample_generator=sample_generator, sampler=sampler, algorithm=algorithm, evaluator=evaluator,
+                              shaping=shaping)
 
 
 class Trainer(TrainingLoop):

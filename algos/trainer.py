@@ -35,6 +35,7 @@ from morec.buffer import ModelBuffer, TransitionBatch
 from morec.data import OfflineDataset
 from morec.locking import LockBusy, acquire
 from morec.rollout import RolloutEngine
+from morec.shaping_setup import RewardShaping
 
 from .base import MixedSampler, ModelBasedSAC, ModelBasedStats
 from .config import ConfigError, TrainConfig, config_differences, config_from_dict
@@ -98,8 +99,8 @@ class RunDirectory:
 class TrainingComponents:
     """What the loop runs on, built by :func:`algos.train.build_components`."""
 
-    dataset: OfflineDataset  # the training data (its mean return goes into the summary)
-    real: TransitionBatch  # the dataset on the device: rollout start states and the sampler's real rows
+    dataset: OfflineDataset  # the data as loaded (the models trained on it; its mean return goes into the summary)
+    real: TransitionBatch  # the learner's data (rewards shaped where shaping says) on the device: rollout starts, real rows
     dynamics: EnsembleDynamics  # the ensemble the engine rolls through
     engine: RolloutEngine  # model rollouts (selector, reward transform, penalty) into model_buffer
     model_buffer: ModelBuffer
@@ -107,6 +108,7 @@ class TrainingComponents:
     sampler: MixedSampler  # training batches: real and model rows
     algorithm: ModelBasedSAC
     evaluator: Evaluator
+    shaping: RewardShaping  # the shaping: section as built (its record goes into the summary)
 
 
 class TrainingLoop:
@@ -120,7 +122,7 @@ class TrainingLoop:
         parts = components
         self.dataset, self.real, self.dynamics, self.engine = parts.dataset, parts.real, parts.dynamics, parts.engine
         self.model_buffer, self.sample_gen, self.sampler = parts.model_buffer, parts.sample_generator, parts.sampler
-        self.algo, self.evaluator = parts.algorithm, parts.evaluator
+        self.algo, self.evaluator, self.shaping = parts.algorithm, parts.evaluator, parts.shaping
         self.epoch, self.gradient_step, self.evaluations = 0, 0, []
         if resume:
             self._load_checkpoint()
@@ -238,6 +240,7 @@ class TrainingLoop:
             "best_score": max(scores) if scores else None,
             "last_return": self.evaluations[-1]["return_mean"] if scores else None,
             "dataset_mean_return": float(self.dataset.returns().mean()),
+            "shaping": self.shaping.summary(),
             "wall_seconds_this_session": round(seconds, 1),
             "evaluations": self.evaluations,
         }

@@ -25,12 +25,13 @@ DEBUG_ENV = "MOREC_DEBUG"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    # the command line (here and quickstart) is the composition root: the one place in `morec` that reaches into `algos`
+    # the command line (here, quickstart and relabel --shaping) is the composition root: the one place in `morec` that reaches into `algos`
     from algos.config import load_config
     from algos.train import Trainer
 
     overrides = list(args.set) + ([f"dataset={args.dataset}"] if args.dataset else [])
-    cfg = load_config(args.config, overrides)
+    first, *later = args.config or [None]  # --config A --config B: B laid over A
+    cfg = load_config(first, overrides, overlays=later)
     run_dir = Path(args.run_dir or f"runs/{cfg.name}/seed{cfg.seed}")
     summary = Trainer(cfg, run_dir, resume=args.resume, show_progress=not args.no_progress).run()
     print(json.dumps({k: v for k, v in summary.items() if k != "evaluations"}, indent=2))
@@ -58,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     dynamics_cli.add_arguments(p)
     p.set_defaults(func=dynamics_cli.run)
     p = sub.add_parser("train", parents=[debug], help="train MOPO or MOBILE (MOREC on or off) from a YAML config")
-    p.add_argument("--config", default=None, help="a YAML file under configs/ (default: built-in defaults)")
+    p.add_argument("--config", action="append", default=None,
+                   help="a YAML file under configs/ (default: built-in defaults); repeat to merge overlays, e.g. configs/shaping/clip.yaml")
     p.add_argument("--dataset", default=None, help="dataset source overriding the config's (file, d4rl:, neorl:, minari:)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. rollout.horizon=100")
     p.add_argument("--run-dir", default=None, help="run directory (default: runs/<task>-<algorithm>[-morec]/seed<seed>)")
@@ -71,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-reward", parents=[debug], help="learn the MOREC dynamics reward (adversarial discriminator snapshots)")
     reward_cli.add_train_arguments(p)
     p.set_defaults(func=reward_cli.train_reward)
-    p = sub.add_parser("relabel", parents=[debug], help="dense per-step rewards for episodic data (IRCR, RD, RRD, LaRe with hand-written/identity/LLM factors)")
+    p = sub.add_parser("relabel", parents=[debug], help="dense per-step rewards for episodic data (IRCR, RD, RRD, LaRe with hand-written/identity/LLM factors) and/or reward shaping")
     credit_cli.add_arguments(p)
     p.set_defaults(func=credit_cli.run)
     p = sub.add_parser("eval-model", parents=[debug], help="oracle error of model rollouts, with and without the MOREC filter")
