@@ -14,7 +14,9 @@ Every transform is a callable object ``transform(rewards, **context) -> rewards`
   do (:class:`Clip`, step-scope :class:`FlipNoise`, :class:`PotentialShaping`); wrap them in
   :class:`StepAdapter` for ``RolloutEngine(reward_transform=...)``.
 
-Definitions follow ``shared/notes/lare-reward-shaping.md`` (section numbers below refer to it).
+Definitions follow the project's research notes on reward shaping for LaRe-style credit
+assignment, which are not part of this repository; the section numbers below (§2, §4, ...) refer
+to those notes.
 :func:`apply_per_episode` relabels an :class:`~morec.data.OfflineDataset` episode by episode.
 """
 
@@ -28,6 +30,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import numpy as np
 import torch
 
+from dynamics.io import plain
 from dynamics.termination import TerminationFn
 
 from .data import OfflineDataset
@@ -393,20 +396,16 @@ def describe(transform: Transform) -> dict[str, Any]:
     if isinstance(transform, Compose):
         return {"name": "Compose", "transforms": [describe(t) for t in transform.transforms]}
     if not dataclasses.is_dataclass(transform):
-        return {"name": _plain(transform)}
-    return {"name": type(transform).__name__, **{f.name: _plain(getattr(transform, f.name)) for f in dataclasses.fields(transform) if f.init}}
+        return {"name": plain(transform)}
+    return {"name": type(transform).__name__, **{f.name: _parameter(getattr(transform, f.name)) for f in dataclasses.fields(transform) if f.init}}
 
 
-def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # e.g. a potential with its parameters
+def _parameter(value: Any) -> Any:
+    """A transform's parameter as data: a dataclass (e.g. a potential) by :func:`describe`, with its
+    own parameters; anything else by :func:`dynamics.io.plain`."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return describe(value)
-    if callable(value):
-        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', type(value).__qualname__)}"
-    return repr(value)
+    return plain(value)
 
 
 # ---------------------------------------------------------------------------- datasets and rollouts
