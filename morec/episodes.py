@@ -1,9 +1,10 @@
-"""A tianshou SAC policy run for whole episodes in a gymnasium env: the one policy evaluation of the
-project (the behaviour SAC's checkpoints and the offline learners' epochs).
+"""A tianshou SAC policy run for whole episodes in a gymnasium env: the behaviour SAC's evaluation
+(``morec collect`` picks its policies by it) and its acting.
 
 Episode ``k`` starts from ``env.reset(seed=seed + k)``, so a return depends only on the policy,
 the seed and ``k``; the policy acts on one observation at a time, deterministically (its mode)
-for evaluation.
+for evaluation. The offline learners are evaluated by :mod:`algos.evaluation` instead (tianshou's
+vectorised Collector), which gives other returns for the same policy and seed.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def policy_act_fn(policy: SACPolicy, deterministic: bool) -> Callable[[np.ndarra
 
 
 def evaluate(env: gym.Env, act_fn: Callable[[np.ndarray], np.ndarray], episodes: int, seed: int) -> np.ndarray:
-    """``[episodes]`` undiscounted returns."""
+    """``[episodes]`` returns, one env, episode k from reset(seed=seed + k): the loop `morec collect` chooses policies with."""
     returns = []
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)
