@@ -16,7 +16,7 @@ AUTO = "auto"
 class MorecFilterConfig:
     mode: str = "softmax"  # "softmax" or "argmax"
     temperature: float = 0.1
-    threshold: float | str = 0.6  # a number (the paper: 0.6) or "auto" (see false_truncation_target)
+    threshold: float | str = AUTO  # "auto" (see false_truncation_target) or a number (the paper: 0.6)
     false_truncation_target: float = 0.02  # "auto": at most this fraction of held-out real data is cut
     truncate_as: str = "terminal"  # "terminal" (the paper) or "stop": end the rollout without a terminal flag
     min_rollout_length: int = 0

@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     dyn = run(dyn_cmd + (["--max-epochs", str(args.max_epochs)] if args.max_epochs else []), out / "dynamics.json")
     policies = [export_sac_actor(ck, env_id, out / "policies" / f"{ck.stem}.pt") for ck in (earlier, final)]
     meta = {"dataset": str(dataset), "env_id": env_id, "horizon": args.horizon, "starts": args.starts,
-            "dynamics": {k: dyn.get(k) for k in ("epochs", "holdout_mse", "seconds") if k in dyn},
+            "dynamics": {k: dyn["fit"].get(k) for k in ("epochs", "elite_holdout_mse", "seconds")},
             "behaviour_policy": behaviour.name, "off_behaviour_policies": [ck.name for ck in (earlier, final)]}
     rows = []
     for name in args.variants.split(","):

@@ -186,7 +186,7 @@ def test_filter_options_and_a_warning_for_too_few_snapshots():
 
     cfg = load_config(None, ["filter.threshold=auto", "filter.truncate_as=stop", "rollout.candidate_clip=25"])
     assert cfg.filter.threshold == "auto" and cfg.filter.truncate_as == "stop" and cfg.rollout.candidate_clip == 25.0
-    assert load_config(None, []).filter.threshold == 0.6 and load_config(None, []).rollout.candidate_clip is None
+    assert load_config(None, []).filter.threshold == "auto" and load_config(None, []).rollout.candidate_clip is None
     with pytest.raises(ConfigError, match="threshold must be a number or 'auto'"):
         load_config(None, ["filter.threshold=high"])
     # the learning checks' setting: 1000 updates, a snapshot per 100, stride 10 -> one snapshot

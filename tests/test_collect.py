@@ -137,3 +137,17 @@ def test_bad_collect_config_is_rejected():
 def test_cli_quickstart_default(tmp_path, capsys):
     assert main(["quickstart", "--out", str(tmp_path / "qs" / "data"), "--no-progress"]) == 0
     assert "quickstart finished" in capsys.readouterr().out
+
+
+def test_exported_sac_policy_is_the_actors_mode_and_loads_as_torchscript(collected, tmp_path):
+    import torch
+
+    from morec.policies import export_sac_actor, load_sac_actor, load_torchscript_policy
+
+    out, summary = collected
+    checkpoint = out / "behaviour_sac" / summary["expert_policy"]["policy_path"]
+    path = export_sac_actor(checkpoint, "Hopper-v4", tmp_path / "expert.pt")
+    policy = load_torchscript_policy(path, obs_dim=11, act_dim=3)
+    obs = torch.randn(5, 11)
+    (mu, _), _ = load_sac_actor(checkpoint, "Hopper-v4")(obs)
+    torch.testing.assert_close(policy(obs), torch.tanh(mu))

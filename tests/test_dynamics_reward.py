@@ -79,19 +79,19 @@ class FixedScores:
 
 
 def test_argmax_selector_picks_the_highest_reward_and_truncation_marks_terminal():
-    sel = MorecSelector(FixedScores([0.4, 1.2, 0.9]), MorecFilterConfig(mode="argmax"))
+    sel = MorecSelector(FixedScores([0.4, 1.2, 0.9]), MorecFilterConfig(mode="argmax", threshold=0.6))
     cands = torch.randn(3, 5, 3)
     out = sel(torch.zeros(5, 2), torch.zeros(5, 1), cands, 0, torch.Generator())
     assert out.index.tolist() == [1] * 5 and not bool(out.stop.any())
     low = MorecSelector(FixedScores([0.4, 0.5, 0.45]), MorecFilterConfig(mode="argmax", threshold=0.6))
     out = low(torch.zeros(5, 2), torch.zeros(5, 1), cands, 0, torch.Generator())
     assert bool(out.stop.all()) and float(out.stats["truncated"]) == 1.0
-    late = MorecSelector(FixedScores([0.4, 0.5, 0.45]), MorecFilterConfig(mode="argmax", min_rollout_length=3))
+    late = MorecSelector(FixedScores([0.4, 0.5, 0.45]), MorecFilterConfig(mode="argmax", threshold=0.6, min_rollout_length=3))
     assert not bool(late(torch.zeros(5, 2), torch.zeros(5, 1), cands, 2, torch.Generator()).stop.any())
 
 
 def test_softmax_selector_is_sharp_at_low_temperature():
-    sel = MorecSelector(FixedScores([0.4, 1.0, 0.9]), MorecFilterConfig(mode="softmax", temperature=0.1))
+    sel = MorecSelector(FixedScores([0.4, 1.0, 0.9]), MorecFilterConfig(mode="softmax", temperature=0.1, threshold=0.6))
     out = sel(torch.zeros(20_000, 2), torch.zeros(20_000, 1), torch.zeros(3, 20_000, 3), 0, torch.Generator().manual_seed(0))
     freq = torch.bincount(out.index, minlength=3).float() / 20_000
     expected = torch.softmax(torch.tensor([0.4, 1.0, 0.9]) / 0.1, 0)
@@ -102,7 +102,7 @@ def test_filter_in_the_engine_keeps_truncated_transitions_as_terminal():
     dyn_scores = FixedScores([0.3, 0.5])  # every pick is below 0.6: each rollout stops after one step
     from tests.test_rollout import ShiftDynamics, never, zero_policy
 
-    engine = RolloutEngine(ShiftDynamics(), never, RolloutConfig(horizon=10), selector=MorecSelector(dyn_scores, MorecFilterConfig(mode="argmax")))
+    engine = RolloutEngine(ShiftDynamics(), never, RolloutConfig(horizon=10), selector=MorecSelector(dyn_scores, MorecFilterConfig(mode="argmax", threshold=0.6)))
     dyn_scores.scores = torch.tensor([0.3, 0.5, 0.2])  # three elites, one sample each
     buf = ModelBuffer(100, 2, 1)
     stats = engine.rollout(torch.zeros(8, 2), zero_policy, buf)

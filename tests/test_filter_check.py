@@ -100,7 +100,7 @@ def test_truncation_ends_every_rollout_and_only_terminal_mode_fakes_terminals(tr
 
 
 def test_ranking_needs_two_deterministic_policies_and_a_random_policy_gets_no_return_check():
-    cfg = MorecFilterConfig(mode="argmax")
+    cfg = MorecFilterConfig(mode="argmax", threshold=0.6)
     policies = [CheckedPolicy("random", random_row_policy(1, 3, 4, seed=0, device="cpu"), deterministic=False),
                 CheckedPolicy("zero", deterministic_row_policy(lambda o: torch.zeros(len(o), 1)), deterministic=True)]
     report = check_filter(ShiftDynamics(), FixedScores([1.0, 0.5, 0.4]), cfg, 0.6, policies, torch.zeros(4, 2), ShiftOracle(),
