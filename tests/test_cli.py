@@ -14,8 +14,7 @@ import torch
 
 from morec.behaviour import BehaviourTrainer, SACConfig
 from morec.cli import main
-from morec.filter_check import spearman
-from morec.reward_cli import auc
+from morec.evaluation import auc, spearman
 from tests.helpers import random_dataset_file
 from tests.test_filter_check import Linear
 
