@@ -23,14 +23,17 @@ def configs_dir() -> Path | None:
 
 def find_config(path: str | Path | None) -> str | None:
     """``path`` when it is ``None`` or exists; else the bundled config it names, with or without a
-    leading ``configs/`` (``d4rl/hopper-medium-v2/mobile_morec.yaml``); else ``path`` unchanged, so
-    that loading it reports the missing file."""
+    leading ``configs/`` (``d4rl/hopper-medium-v2/mobile_morec.yaml``). A config found nowhere is
+    returned as given, or as its bundled path when only the bundled tree has its folder, so that
+    loading it reports the missing file next to the configs that are there."""
     if path is None or Path(path).exists():
         return None if path is None else str(path)
     root = configs_dir()
     relative = Path(path)
-    if root is None or relative.is_absolute():
-        return str(path)
     parts = relative.parts[1:] if relative.parts[:1] == ("configs",) else relative.parts
+    if root is None or relative.is_absolute() or not parts:
+        return str(path)
     bundled = root.joinpath(*parts)
-    return str(bundled) if parts and bundled.is_file() else str(path)
+    if bundled.is_file() or (bundled.parent.is_dir() and not relative.parent.is_dir()):
+        return str(bundled)
+    return str(path)
