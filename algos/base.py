@@ -14,8 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from tianshou.algorithm.algorithm_base import OfflineAlgorithm
-from tianshou.algorithm.algorithm_base import TrainingStats
+from tianshou.algorithm.algorithm_base import OfflineAlgorithm, TrainingStats
 from tianshou.algorithm.modelfree.sac import SACPolicy
 from tianshou.algorithm.optim import AdamOptimizerFactory, LRSchedulerFactory
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler

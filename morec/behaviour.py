@@ -8,9 +8,9 @@ evaluation; a killed run resumes from the last one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -24,8 +24,8 @@ from tianshou.utils.net.continuous import ContinuousActorProbabilistic, Continuo
 from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
 from tqdm.auto import tqdm
 
-from .envs import TransitionLog, make_env, step_and_record
 from .data.formats import atomic_write
+from .envs import TransitionLog, make_env, step_and_record
 from .errors import UserError
 from .sac_config import SACConfig
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-
-import numpy as np
-import pytest
-
 import subprocess
 import sys
 
+import numpy as np
+import pytest
 import torch
 
 from morec.behaviour import BehaviourTrainer, SACConfig

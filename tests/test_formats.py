@@ -13,8 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from morec.data import DatasetError, OfflineDataset, d4rl_file_name, load_dataset, neorl_file_name
-from morec.data import formats, sources
+from morec.data import DatasetError, OfflineDataset, d4rl_file_name, formats, load_dataset, neorl_file_name, sources
 
 FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
 

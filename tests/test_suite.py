@@ -178,9 +178,8 @@ def test_bad_suite_settings_are_named(tmp_path):
 
 # ------------------------------------------------------------------------------------ locks
 def test_locks_exclude_other_holders(tmp_path):
-    with exclusive_lock(tmp_path / "x.lock"):
-        with pytest.raises(LockBusy):
-            acquire(tmp_path / "x.lock", blocking=False)
+    with exclusive_lock(tmp_path / "x.lock"), pytest.raises(LockBusy):
+        acquire(tmp_path / "x.lock", blocking=False)
     acquire(tmp_path / "x.lock", blocking=False).close()  # released
 
 

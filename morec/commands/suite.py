@@ -34,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default=None, help="join a running Ray cluster: auto or ray://host:port (default: start a local instance)")
     p.add_argument("--max-parallel", type=int, default=None, help="runs at a time (default: Ray: the cluster's CPUs / --cpus-per-run; pool: 1)")
     p.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray CPUs reserved by each run")
-    p.add_argument("--gpus-per-run", type=float, default=None, help=f"Ray GPU fraction per run (default: {DEFAULT_GPUS_PER_RUN} where the cluster has GPUs, else 0)")
+    p.add_argument("--gpus-per-run", type=float, default=None,
+                   help=f"Ray GPU fraction per run (default: {DEFAULT_GPUS_PER_RUN} where the cluster has GPUs, else 0)")
     p.add_argument("--table-only", action="store_true", help="only tabulate and plot what is already in --results")
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..suite.runner import DEFAULT_GPUS_PER_RUN
 from ..bundled_configs import find_config
+from ..suite.runner import DEFAULT_GPUS_PER_RUN
 from .train import dataset_source
 
 NAME = "sweep"
