@@ -44,6 +44,14 @@ def test_parsing_loads_neither_torch_nor_tianshou():
     assert out.returncode == 0 and out.stdout.strip() == "[]"
 
 
+def test_help_lists_every_subcommand():
+    proc = morec("--help")
+    assert proc.returncode == 0
+    for name in ("collect", "quickstart", "train-dynamics", "train-reward", "eval-model", "relabel", "train", "suite", "sweep",
+                 "credit-training", "generalisation"):
+        assert f"\n    {name} " in proc.stdout, name
+
+
 def test_argument_errors_are_argparse_one_liners():
     proc = morec("train-dynamics", "--out", "x")
     assert proc.returncode == 2 and "error: the following arguments are required: --dataset" in proc.stderr
