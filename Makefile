@@ -4,19 +4,23 @@ PYTHON ?= python3
 # build (see the README); empty: pip's configured index
 TORCH_INDEX ?=
 
-.PHONY: install-run install quickstart test test-all
+.PHONY: install-run install quickstart lint test test-all
 
 # what `morec` needs to run: torch, then the package without extras
 install-run:
 	$(PYTHON) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PYTHON) -m pip install -q -e .
 
-# everything the tests need as well (pytest, Ray, Minari)
+# everything the tests need as well (pytest, ruff, Ray, Minari)
 install: install-run
 	$(PYTHON) -m pip install -q -e ".[test]"
 
 quickstart: install-run
 	morec quickstart
+
+# ruff with the rules in ruff.toml
+lint: install
+	$(PYTHON) -m ruff check .
 
 # pytest exits 5 when it collects no test; that is not a failure of the suite.
 test: install

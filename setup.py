@@ -1,4 +1,4 @@
-"""One distribution: the `morec`, `dynamics` and `algos` packages and the `morec` command."""
+"""One distribution: the `morec`, `dynamics` and `algos` packages, the bundled configs and the `morec` command."""
 
 from setuptools import find_packages, setup
 
@@ -9,7 +9,10 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["morec", "morec.*", "dynamics", "dynamics.*", "algos", "algos.*"]),
+    packages=find_packages(include=["morec", "morec.*", "dynamics", "dynamics.*", "algos", "algos.*"]) + ["morec.configs"],
+    # the per-task training configs: configs/ in a checkout, morec/configs/ once installed (morec/bundled_configs.py)
+    package_dir={"morec.configs": "configs"},
+    package_data={"morec.configs": ["**/*.yaml"]},
     install_requires=[
         # torch 2.13.0 is the version this project is developed and tested with. The pin fixes the
         # version, not the build: which build pip gets depends on the index (the README says how to
@@ -30,8 +33,8 @@ setup(
         "minari": ["minari>=0.5,<0.6"],
         # suites on Ray (a local instance or a cluster) and Ray Tune sweeps; without it suites use a local pool
         "ray": ["ray[tune]>=2.40,<3"],
-        "test": ["pytest>=8", "minari>=0.5,<0.6", "ray[tune]>=2.40,<3"],
-        "dev": ["pytest>=8", "minari>=0.5,<0.6", "ray[tune]>=2.40,<3", "ruff"],
+        "test": ["pytest>=8", "ruff>=0.17,<0.18", "minari>=0.5,<0.6", "ray[tune]>=2.40,<3"],  # ruff: `make lint`, ruff.toml
+        "dev": ["pytest>=8", "ruff>=0.17,<0.18", "minari>=0.5,<0.6", "ray[tune]>=2.40,<3"],
     },
     entry_points={"console_scripts": ["morec=morec.cli:main"]},
 )

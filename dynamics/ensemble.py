@@ -162,7 +162,7 @@ class EnsembleDynamics(nn.Module):
         return directory / CHECKPOINT_FILE
 
     @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device = "cpu", expect: TaskInfo | None = None) -> "EnsembleDynamics":
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu", expect: TaskInfo | None = None) -> EnsembleDynamics:
         """Load a saved ensemble. With ``expect``, a model trained for other observation/action
         sizes, environment or layout is refused with a clear error."""
         path = Path(directory) / CHECKPOINT_FILE

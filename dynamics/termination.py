@@ -23,7 +23,7 @@ Limits of exactness, all outside what a real episode produces:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

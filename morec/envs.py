@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -55,7 +55,7 @@ class TransitionLog:
         return {k: v[:n].copy() for k, v in self._columns.items()}
 
     @staticmethod
-    def from_arrays(arrays: dict[str, np.ndarray]) -> "TransitionLog":
+    def from_arrays(arrays: dict[str, np.ndarray]) -> TransitionLog:
         log = TransitionLog()
         log._columns = {k: np.array(v) for k, v in arrays.items()}
         log._size = len(next(iter(arrays.values()), []))
@@ -90,7 +90,7 @@ def record_episodes(
     episode cut by the step budget is marked as a timeout."""
     log = TransitionLog()
     obs, _ = env.reset(seed=seed)
-    for t in range(num_steps):
+    for _ in range(num_steps):
         obs_next, terminated, truncated = step_and_record(env, obs, act_fn(obs), log)
         obs = env.reset()[0] if (terminated or truncated) else obs_next
         if progress is not None:

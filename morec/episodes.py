@@ -9,7 +9,7 @@ vectorised Collector), which gives other returns for the same policy and seed.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np

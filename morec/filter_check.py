@@ -28,7 +28,7 @@ import torch
 
 from .buffer import ModelBuffer
 from .dynamics_reward import DynamicsReward
-from .evaluation import normalised_error
+from .evaluation import normalised_error, spearman
 from .filter import MorecFilterConfig, MorecSelector
 from .filter_config import FilterCheckConfig
 from .policies import RowPolicy
@@ -85,14 +85,6 @@ def step_matched_errors(filtered: np.ndarray, unfiltered: np.ndarray, matched_st
     per_step = {"filtered_error": _listed(f, rows), "unfiltered_error": _listed(u, rows),
                 "ratio": _listed(ratio, rows), "rows": rows.tolist()}
     return mean, per_step
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    """Rank correlation (ties by order); ``None`` when either side is constant or has < 2 values."""
-    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return None
-    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def return_errors(model_returns: np.ndarray, true_returns: np.ndarray) -> dict:

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import json
-
-import numpy as np
-import pytest
-
 import subprocess
 import sys
 
+import numpy as np
+import pytest
 import torch
 
 from morec.behaviour import BehaviourTrainer, SACConfig
 from morec.cli import main
-from morec.filter_check import spearman
-from morec.reward_cli import auc
+from morec.evaluation import auc, spearman
 from tests.helpers import random_dataset_file
 from tests.test_filter_check import Linear
+
+
+def pairwise_auc(positive, negative) -> float:
+    """ROC AUC by its definition: the share of (positive, negative) pairs ordered right, ties half."""
+    p, n = np.asarray(positive, np.float64)[:, None], np.asarray(negative, np.float64)[None, :]
+    return float(((p > n) + 0.5 * (p == n)).mean())
+
+
+def rank_correlation(x, y) -> float:
+    """Spearman's rho of untied data: 1 - 6 sum d^2 / (n (n^2 - 1)) over rank differences d."""
+    n = len(x)
+    d = np.argsort(np.argsort(x)).astype(np.float64) - np.argsort(np.argsort(y))
+    return float(1 - 6 * (d ** 2).sum() / (n * (n ** 2 - 1)))
 
 
 def test_auc_and_spearman():
@@ -27,6 +37,69 @@ def test_auc_and_spearman():
     assert auc(np.array([1.0, 3.0]), np.array([2.0])) == 0.5
     assert spearman(np.arange(5.0), np.arange(5.0) ** 3) == pytest.approx(1.0)
     assert spearman(np.arange(5.0), -np.arange(5.0)) == pytest.approx(-1.0)
+    assert spearman(np.ones(4), np.arange(4.0)) is None and spearman(np.array([1.0]), np.array([2.0])) is None
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        pos, neg = rng.integers(0, 6, size=rng.integers(1, 30)), rng.integers(0, 6, size=rng.integers(1, 30))  # many ties
+        assert auc(pos.astype(float), neg.astype(float)) == pytest.approx(pairwise_auc(pos, neg), abs=1e-12)
+        x, y = rng.normal(size=25), rng.normal(size=25)
+        assert spearman(x, y) == pytest.approx(rank_correlation(x, y), abs=1e-12)
+
+
+def discrimination_from_files(data: str, dyn: str, rew: str, seed: int) -> dict:
+    """The train-reward report's discrimination numbers recomputed from the files it saved: the
+    reward and dynamics, the same 10% held-out split and samples, AUC by pairs."""
+    from dynamics import EnsembleDynamics
+    from morec.data import load_dataset
+    from morec.dynamics_reward import DynamicsReward
+    from morec.reward_training import sample_elite_next_obs
+
+    _, test = load_dataset(data).split(0.1, seed=seed)
+    reward, dynamics = DynamicsReward.load(rew), EnsembleDynamics.load(dyn)
+    rows = np.random.default_rng(seed).choice(len(test), size=len(test), replace=False)
+    obs, act, nxt = (torch.as_tensor(a[rows]) for a in (test.observations, test.actions, test.next_observations))
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        real = reward(obs, act, nxt).numpy()
+        model_next, _, _ = sample_elite_next_obs(dynamics, obs, act, gen)
+        perturbed = nxt + 0.1 * (nxt - obs).std(0) * torch.randn(nxt.shape, generator=gen)
+        return {"auc_real_vs_model_samples": pairwise_auc(real, reward(obs, act, model_next).numpy()),
+                "auc_real_vs_perturbed": pairwise_auc(real, reward(obs, act, perturbed).numpy()),
+                "real_reward_mean": float(real.mean())}
+
+
+def held_out_rewards(rew: str) -> np.ndarray:
+    from morec.dynamics_reward import DynamicsReward
+
+    reward = DynamicsReward.load(rew)
+    with torch.no_grad():
+        return reward(*reward.heldout).double().numpy()
+
+
+def first_step_spearman(data: str, dyn: str, rew: str, starts: int, horizon: int, seed: int = 0) -> float:
+    """eval-model's reward_error_spearman for the random policy, from the files: r_D of every
+    step-1 candidate against its oracle error, from the same start states and policy noise."""
+    from dynamics import EnsembleDynamics, MujocoOracle
+    from morec.data import load_dataset
+    from morec.dynamics_reward import DynamicsReward
+    from morec.evaluation import normalised_error, observation_std
+    from morec.filter_config import FilterCheckConfig
+    from morec.policies import random_row_policy
+    from morec.rollout import RolloutEngine
+
+    ds = load_dataset(data)
+    reward, dynamics = DynamicsReward.load(rew), EnsembleDynamics.load(dyn)
+    rows = np.random.default_rng(seed).choice(len(ds), size=starts, replace=False)
+    obs = torch.as_tensor(ds.observations[rows])
+    act = random_row_policy(ds.act_dim, horizon, starts, seed + 1, "cpu")(obs, torch.arange(starts), 0)
+    never = lambda o, a, x: torch.zeros(len(o), dtype=torch.bool)  # noqa: E731
+    engine = RolloutEngine(dynamics, never, FilterCheckConfig(horizon=horizon, seed=seed).rollout(), seed=seed)
+    with torch.no_grad():
+        candidates = engine.candidates(obs, act)[0][..., :-1]  # [K, B, O]
+        scores = reward(obs, act, candidates).numpy().ravel()
+    true_next, _, _ = MujocoOracle(ds.metadata["env_id"], ds.metadata["layout"]).step(obs.numpy(), act.numpy())
+    errors = normalised_error(candidates.numpy().astype(np.float64), true_next[None], observation_std(ds)).ravel()
+    return rank_correlation(scores, errors)
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +139,10 @@ def test_train_dynamics_reward_and_eval_model(workdir, capsys):
     assert any(f"the reward stacks {used} of 4 discriminator snapshots" in line for line in text)
     assert f"warning: the dynamics reward uses only {used} discriminator snapshot(s)" in printed.err  # 4 taken, stride 2
     assert report["fit"]["snapshots_taken"] == 4
-    assert 0.0 <= report["discrimination"]["auc_real_vs_model_samples"] <= 1.0
     assert report["discrimination"]["transitions"] == 300  # the 10% split held out from training
-
+    expected = discrimination_from_files(data, dyn, rew, seed=0)
+    for key, value in expected.items():
+        assert report["discrimination"][key] == pytest.approx(value, abs=1e-9), key
 
     for policy in (["--policy", "random"], ["--policy", "noisy-behaviour", "--policy-path", str(workdir / "sac" / "policy_40.pt")],
                    ["--policy", "checkpoint", "--policy-path", str(workdir / "sac" / "policy_40.pt")]):
@@ -77,9 +151,13 @@ def test_train_dynamics_reward_and_eval_model(workdir, capsys):
         assert report["unfiltered"]["transitions"] >= 40 and report["filtered"]["transitions"] >= 40
         ratio = report["filtered"]["error"] / report["unfiltered"]["error"]
         assert report["filtered_over_unfiltered_error"] == pytest.approx(ratio)
-        assert -1.0 <= report["reward_error_spearman"] <= 1.0
+        if policy[1] == "random":
+            assert report["reward_error_spearman"] == pytest.approx(first_step_spearman(data, dyn, rew, starts=40, horizon=5), abs=1e-9)
         (name, checked), = report["policies"].items()  # one policy per call fills `policies` with one entry
-        assert checked["filtered"] == report["filtered"] and 0 <= report["false_truncation_rate"] <= 1
+        assert checked["filtered"] == report["filtered"]
+        held_out = held_out_rewards(rew)  # the reward's own held-out calibration transitions
+        assert report["false_truncation_rate"] == pytest.approx(float((held_out < report["threshold"]).mean()), abs=1e-12)
+        assert report["real_reward_quantiles"]["50"] == pytest.approx(float(np.median(held_out)), abs=1e-9)
         assert 1 <= checked["filtered"]["mean_rollout_length"] <= 5 and "return_abs_error" not in checked["filtered"]
         assert len(checked["per_step"]["ratio"]) == 5
 
@@ -166,7 +244,9 @@ def test_relabel_episodic_data(workdir, tmp_path, capsys):
     original = load_dataset(data)
     np.testing.assert_allclose(relabelled.returns(), original.returns(), rtol=1e-4)  # IRCR keeps each episode's return
     assert relabelled.metadata["reward_relabelling"]["method"] == "ircr"
-    assert -1.0 <= report["pearson_with_true_rewards"] <= 1.0
+    r, truth = relabelled.rewards.astype(np.float64), original.rewards.astype(np.float64)  # --episodic keeps the dense truth
+    pearson = ((r - r.mean()) * (truth - truth.mean())).sum() / np.sqrt(((r - r.mean()) ** 2).sum() * ((truth - truth.mean()) ** 2).sum())
+    assert report["pearson_with_true_rewards"] == pytest.approx(pearson, abs=1e-6)
     report = run(["relabel", "--dataset", data, "--episodic", "--method", "lare", "--factors", "hand-written",
                   "--updates", "300", "--out", str(tmp_path / "lare.hdf5"), "--no-progress"], capsys)
     assert report["fit"]["encoder_source"] == "hand-written" and report["pearson_with_true_rewards"] > 0.8

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,9 @@ from morec.data import OfflineDataset, load_dataset
 from tests.helpers import random_dataset
 
 
-def morec(*argv: str, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+def morec(*argv: str, env: dict[str, str] | None = None, timeout: int = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "morec.cli", *argv], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+                          env={**os.environ, **(env or {})}, cwd=cwd)
 
 
 def first_error_line(proc: subprocess.CompletedProcess) -> str:
@@ -41,6 +42,14 @@ def test_parsing_loads_neither_torch_nor_tianshou():
            "print(sorted(m for m in ('torch', 'tianshou', 'gymnasium') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "[]"
+
+
+def test_help_lists_every_subcommand():
+    proc = morec("--help")
+    assert proc.returncode == 0
+    for name in ("collect", "quickstart", "train-dynamics", "train-reward", "eval-model", "relabel", "train", "suite", "sweep",
+                 "credit-training", "generalisation"):
+        assert f"\n    {name} " in proc.stdout, name
 
 
 def test_argument_errors_are_argparse_one_liners():
@@ -84,6 +93,58 @@ def test_missing_config_file_lists_the_configs_there():
     assert proc.returncode == 2
     assert first_error_line(proc) == ("morec: error: config file configs/d4rl/hopper-medium-v2/mobile_morc.yaml does not exist; "
                                       "configs in configs/d4rl/hopper-medium-v2: mobile.yaml, mobile_morec.yaml, mopo.yaml, mopo_morec.yaml")
+
+
+# --dataset is a path or source name, passed on as it is; it used to become the YAML override
+# "dataset=<text>": `null` trained on the benchmark dataset, `#` cut the path, `2024` was an integer.
+OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}  # a benchmark download fails at once
+
+
+def test_train_dataset_null_is_a_file_name_not_the_benchmark_dataset(tmp_path):
+    proc = morec("train", "--dataset", "null", "--run-dir", "run", cwd=tmp_path, env={**OFFLINE, "D4RL_DATASET_DIR": str(tmp_path)})
+    assert proc.returncode == 2 and first_error_line(proc) == "morec: error: dataset file null does not exist"
+
+
+def test_train_dataset_path_with_a_hash_and_spaces_is_loaded_whole(files, tmp_path):
+    folder = tmp_path / "my runs #2"
+    folder.mkdir()
+    shutil.copy(files["named"], folder / "h.hdf5")
+    # a walker task on hopper data: the file is read (its 11 columns are seen), then refused before training
+    proc = morec("train", "--dataset", "my runs #2/h.hdf5", "--set", "task=walker2d-medium-v2", "--run-dir", "run", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert first_error_line(proc).startswith("morec: error: field 'observations' has 11 columns but walker2d-medium-v2")
+    proc = morec("train", "--dataset", "my runs #2/missing.hdf5", "--run-dir", "run", cwd=tmp_path)
+    assert first_error_line(proc) == "morec: error: dataset file my runs #2/missing.hdf5 does not exist"
+
+
+def test_train_dataset_named_2024_is_a_path_not_an_integer(files, tmp_path):
+    shutil.copy(files["named"], tmp_path / "2024")
+    proc = morec("train", "--dataset", "2024", "--run-dir", "run", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert first_error_line(proc) == "morec: error: cannot tell the format of 2024: use a D4RL .hdf5 or a NeoRL .npz file"
+
+
+@pytest.mark.parametrize("dataset", ["null", "my runs #2/h.hdf5", "2024", "~/d.hdf5", "d4rl:hopper-medium-v2"])
+def test_typed_dataset_reaches_the_config_unchanged(dataset):
+    from morec.commands.quickstart import training_config as quickstart_config
+    from morec.commands.train import training_config
+
+    assert training_config(None, ["seed=3"], dataset).dataset == dataset
+    root = Path("my runs #2")
+    cfg = quickstart_config(root / "data" / dataset, root, 1, "cpu", [])
+    assert (cfg.dataset, cfg.cache_dir, cfg.seed) == (str(root / "data" / dataset), "my runs #2/cache", 1)
+
+
+def test_sweep_passes_its_dataset_to_every_trial_unchanged():
+    from algos.sweep import check_config, trial_config
+
+    assert trial_config(None, [], "my runs #2/h.hdf5", {"mobile.beta": 2.0}).dataset == "my runs #2/h.hdf5"
+    assert check_config(None, [], [("mobile.beta", "grid", [0.5, 1.0])], "null").dataset == "null"
+
+
+def test_an_empty_dataset_is_refused_rather_than_meaning_the_configs():
+    proc = morec("train", "--dataset", "")
+    assert proc.returncode == 2 and "argument --dataset: must name a dataset" in proc.stderr
 
 
 def test_debug_flag_and_variable_show_the_traceback():

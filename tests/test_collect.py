@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -151,3 +150,30 @@ def test_exported_sac_policy_is_the_actors_mode_and_loads_as_torchscript(collect
     obs = torch.randn(5, 11)
     (mu, _), _ = load_sac_actor(checkpoint, "Hopper-v4")(obs)
     torch.testing.assert_close(policy(obs), torch.tanh(mu))
+
+
+def test_generalisation_measures_the_filter_on_collected_data(collected, tmp_path, capsys):
+    """`morec generalisation` end to end on the collected files: it trains what it needs once and
+    reuses it on a second call."""
+    import json
+
+    out_dir, _ = collected
+    argv = ["generalisation", "--collect-dir", str(out_dir), "--levels", "medium", "--generators", "fixed", "--updates", "100",
+            "--horizon", "3", "--starts", "10", "--out", str(tmp_path / "gen")]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    results = json.loads(printed)
+    assert results == json.loads((tmp_path / "gen" / "results.json").read_text())
+    run = results["runs"]["medium"]
+    dyn_report = json.loads((tmp_path / "gen" / "medium" / "dynamics" / "report.json").read_text())
+    assert run["dynamics"] == dyn_report["fit"]["elite_holdout_mse"] and results["env_id"] == "Hopper-v4"
+    reward_report = json.loads((tmp_path / "gen" / "medium" / "reward_fixed" / "report.json").read_text())
+    assert run["fixed"]["discrimination"] == reward_report["discrimination"]
+    assert set(run["fixed"]["eval"]) == {"random", "noisy_behaviour", "expert"}
+    for ev in run["fixed"]["eval"].values():
+        assert ev["ratio"] == pytest.approx(ev["filtered_error"] / ev["unfiltered_error"])
+        assert 1 <= ev["filtered_length"] <= 3 and ev["unfiltered_length"] <= 3
+    stamp = (tmp_path / "gen" / "medium" / "reward_fixed" / "report.json").stat().st_mtime_ns
+    assert main(argv) == 0  # reuses the trained dynamics and reward
+    assert (tmp_path / "gen" / "medium" / "reward_fixed" / "report.json").stat().st_mtime_ns == stamp
+    assert json.loads(capsys.readouterr().out)["runs"]["medium"]["fixed"]["discrimination"] == run["fixed"]["discrimination"]

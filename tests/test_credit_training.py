@@ -1,18 +1,16 @@
-"""scripts/credit_training.py: labelled datasets, one suite per labelling, one combined table."""
+"""`morec credit-training`: labelled datasets, one suite per labelling, one combined table."""
 
 from __future__ import annotations
 
 import csv
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from morec.data import load_dataset
 from tests.helpers import random_dataset_file
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--smoke", "--backend", "pool", "--set", "train.steps_per_epoch=10", "--set", "rollout.freq=10",
         "--set", "train.eval_episodes=1"]
 
@@ -21,7 +19,7 @@ TINY = ["--smoke", "--backend", "pool", "--set", "train.steps_per_epoch=10", "--
 def test_three_labellings_train_and_share_one_table(tmp_path):
     source = random_dataset_file(tmp_path / "hopper.hdf5", "Hopper-v4", steps=1500)
     out = tmp_path / "credit"
-    argv = [sys.executable, str(ROOT / "scripts" / "credit_training.py"), "--dataset", str(source), "--task", "hopper-medium-v2",
+    argv = [sys.executable, "-m", "morec.cli", "credit-training", "--dataset", str(source), "--task", "hopper-medium-v2",
             "--out", str(out), "--labels", "dense,episodic,ircr", "--variants", "mopo", "--seeds", "0", "--lanes", "2", "--", *TINY]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -42,7 +40,7 @@ def test_three_labellings_train_and_share_one_table(tmp_path):
 
 
 def test_unknown_labelling_is_refused(tmp_path):
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "credit_training.py"), "--dataset", str(tmp_path / "x.hdf5"),
+    done = subprocess.run([sys.executable, "-m", "morec.cli", "credit-training", "--dataset", str(tmp_path / "x.hdf5"),
                            "--task", "hopper-medium-v2", "--out", str(tmp_path), "--labels", "dense,rudder"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "unknown ['rudder']" in done.stderr

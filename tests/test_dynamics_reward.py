@@ -17,12 +17,9 @@ from morec.reward_training import fit_dynamics_reward
 from tests.helpers import DEVICES
 from tests.test_dynamics import linear_system
 
-R_MIN = -math.log(1 - 1 / (1 + math.e))  # x = -1: sigmoid(-1) = 0.269
-R_MAX = -math.log(1 - 1 / (1 + math.exp(-1)))  # x = +1: sigmoid(1) = 0.731
-
-
-def test_reward_range_constants():
-    assert R_MIN == pytest.approx(0.3133, abs=1e-4) and R_MAX == pytest.approx(1.3133, abs=1e-4)
+# r_D = -log(1 - sigmoid(x)) = softplus(x) = log(1 + e^x) of the calibrated logit x in [-1, 1]
+R_MIN = math.log1p(math.exp(-1.0))  # x = -1 (generated-data level): 0.3133
+R_MAX = math.log1p(math.e)  # x = +1 (real-data level): 1.3133
 
 
 def reward_with_logits(real: list[float], fake: list[float], obs_dim=2, act_dim=1) -> DynamicsReward:
@@ -30,6 +27,23 @@ def reward_with_logits(real: list[float], fake: list[float], obs_dim=2, act_dim=
     base = DynamicsReward(obs_dim, act_dim, cfg)
     states = [Discriminator(1, base.in_features, cfg.hidden_sizes, torch.Generator().manual_seed(i)).state_dict() for i in range(len(real))]
     return base.with_snapshots(states, real, fake)
+
+
+@pytest.mark.parametrize("logit, expected", [
+    (10.0, R_MAX),  # above every snapshot's real level e_i: clamped to x = +1
+    (-10.0, R_MIN),  # below every generated level g_i: x = -1
+    (0.0, math.log(2.0)),  # midway between e_i and g_i for both snapshots: x = 0, sigmoid 1/2
+    # snapshot 1 clamps at x = +1; snapshot 2 maps 1.5 to 2 * (1.5 + 2) / 4 - 1 = 0.75; the reward averages probabilities
+    (1.5, -math.log(1 - (1 / (1 + math.exp(-1.0)) + 1 / (1 + math.exp(-0.75))) / 2)),
+])
+def test_reward_is_minus_log_one_minus_the_mean_calibrated_probability(logit, expected):
+    """Every snapshot outputs ``logit``; snapshot i has real level e_i and generated level g_i."""
+    r = reward_with_logits([1.0, 2.0], [-1.0, -2.0])
+    with torch.no_grad():
+        r.snapshots.layers[-1].weight.zero_()
+        r.snapshots.layers[-1].bias.fill_(logit)
+        out = r(torch.randn(6, 2), torch.randn(6, 1), torch.randn(6, 2))
+    torch.testing.assert_close(out, torch.full((6,), expected), atol=1e-6, rtol=0)
 
 
 def test_calibration_maps_real_mean_to_top_and_generated_mean_to_bottom():
@@ -102,7 +116,8 @@ def test_filter_in_the_engine_keeps_truncated_transitions_as_terminal():
     dyn_scores = FixedScores([0.3, 0.5])  # every pick is below 0.6: each rollout stops after one step
     from tests.test_rollout import ShiftDynamics, never, zero_policy
 
-    engine = RolloutEngine(ShiftDynamics(), never, RolloutConfig(horizon=10), selector=MorecSelector(dyn_scores, MorecFilterConfig(mode="argmax", threshold=0.6)))
+    selector = MorecSelector(dyn_scores, MorecFilterConfig(mode="argmax", threshold=0.6))
+    engine = RolloutEngine(ShiftDynamics(), never, RolloutConfig(horizon=10), selector=selector)
     dyn_scores.scores = torch.tensor([0.3, 0.5, 0.2])  # three elites, one sample each
     buf = ModelBuffer(100, 2, 1)
     stats = engine.rollout(torch.zeros(8, 2), zero_policy, buf)

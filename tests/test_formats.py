@@ -13,8 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from morec.data import DatasetError, OfflineDataset, d4rl_file_name, load_dataset, neorl_file_name
-from morec.data import formats, sources
+from morec.data import DatasetError, OfflineDataset, d4rl_file_name, formats, load_dataset, neorl_file_name, sources
 
 FIELDS = ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
 
@@ -381,7 +380,48 @@ def test_neorl_npz_missing_keys(tmp_path):
     assert str(path) in str(err.value)
 
 
-@pytest.mark.parametrize("index", [[4.0, 3.0, 9.0], [4.0, 7.0, 20.0], [0.0], [], [-1.0, 9.0]])
+@pytest.mark.parametrize("index, lengths", [
+    ([0.0, 4.0, 7.0], [4, 3, 2]),  # NeoRL's get_dataset: trajectory starts, a leading 0 and no final end
+    ([0.0, 4.0, 7.0, 9.0], [4, 3, 2]),  # the file's ends with a leading 0
+    ([0.0, 7.0], [7, 2]),  # the starts of two trajectories
+    ([0.0], [9]),  # the start of one
+])
+def test_neorl_index_of_ends_or_starts(tmp_path, index, lengths):
+    path = tmp_path / "starts.npz"
+    data = write_neorl(path, [4, 3, 2], done=[True, False, True])
+    data["index"] = np.asarray(index, np.float32)
+    np.savez(path, **data)
+    ds = load_dataset(path, env_id="Hopper-v4")
+    np.testing.assert_array_equal(ds.observations, data["obs"])
+    np.testing.assert_array_equal(np.flatnonzero(ds.terminals), [3, 8])
+    # a trajectory that ends without done was cut at the time limit: a timeout on its last row
+    cut = [end - 1 for end in np.cumsum(lengths) if end - 1 not in (3, 8)]
+    np.testing.assert_array_equal(np.flatnonzero(ds.timeouts), cut)
+    np.testing.assert_array_equal(ds.episode_ends(), [3, 6, 8])  # next_obs breaks after row 6 whatever the index says
+
+
+def test_neorl_name_reads_a_saved_get_dataset_output(offline):
+    """`neorl:` names read the first N trajectories of a file whose index holds starts, too."""
+    path, data = hopper_neorl_file(offline.neorl, 100, trajectories=120, length=3)
+    data["index"] = np.arange(0, 360, 3, dtype=np.float32)  # 120 starts, no final end
+    np.savez(path, **data)
+    ds = load_dataset("neorl:Hopper-v3-low-100", download=False)
+    assert len(ds) == 300 and len(ds.episode_ends()) == 100
+    np.testing.assert_array_equal(ds.observations, data["obs"][:300])
+    np.testing.assert_array_equal(ds.episode_lengths(), [3] * 100)
+
+
+def test_neorl_index_that_stops_before_the_last_row_is_refused(tmp_path):
+    """Ends without a leading 0 that stop short leave rows in no trajectory: a damaged file."""
+    path = tmp_path / "short.npz"
+    data = write_neorl(path, [4, 3, 2], done=[True, False, True])
+    data["index"] = np.asarray([4.0, 7.0], np.float32)
+    np.savez(path, **data)
+    with pytest.raises(DatasetError, match="field 'index' ends at row 7 but the file has 9 rows"):
+        load_dataset(path)
+
+
+@pytest.mark.parametrize("index", [[4.0, 3.0, 9.0], [4.0, 7.0, 20.0], [0.0, 4.0, 4.0], [0.0, 12.0], [], [-1.0, 9.0], [0.0, -2.0]])
 def test_neorl_bad_index(tmp_path, index):
     path = tmp_path / "bad.npz"
     data = write_neorl(path, [4, 3, 2], done=[True, False, True])

@@ -38,7 +38,7 @@ def d4rl_dir(tmp_path_factory):
 
 
 def suite_argv(results: Path, *extra: str, tasks: str = TASKS) -> list[str]:
-    return [sys.executable, str(ROOT / "scripts" / "run_d4rl.py"), "--tasks", tasks, "--variants", "mopo", "--seeds", "0,1",
+    return [sys.executable, "-m", "morec.cli", "suite", "d4rl", "--tasks", tasks, "--variants", "mopo", "--seeds", "0,1",
             "--smoke", "--results", str(results), *TINY, *extra]
 
 
@@ -178,9 +178,8 @@ def test_bad_suite_settings_are_named(tmp_path):
 
 # ------------------------------------------------------------------------------------ locks
 def test_locks_exclude_other_holders(tmp_path):
-    with exclusive_lock(tmp_path / "x.lock"):
-        with pytest.raises(LockBusy):
-            acquire(tmp_path / "x.lock", blocking=False)
+    with exclusive_lock(tmp_path / "x.lock"), pytest.raises(LockBusy):
+        acquire(tmp_path / "x.lock", blocking=False)
     acquire(tmp_path / "x.lock", blocking=False).close()  # released
 
 
@@ -210,7 +209,7 @@ def test_concurrent_runs_train_a_shared_dynamics_model_once(tmp_path):
 
 # ------------------------------------------------------------------------------------ sweeps
 def sweep_argv(results: Path, data: Path, *extra: str) -> list[str]:
-    return [sys.executable, str(ROOT / "scripts" / "sweep.py"), "--config", str(ROOT / "configs/d4rl/hopper-medium-v2/smoke/mopo.yaml"),
+    return [sys.executable, "-m", "morec.cli", "sweep", "--config", str(ROOT / "configs/d4rl/hopper-medium-v2/smoke/mopo.yaml"),
             "--dataset", str(data), "--results", str(results), *TINY, "--set", "train.epochs=3", *extra]
 
 

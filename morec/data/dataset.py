@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -84,7 +85,7 @@ class OfflineDataset:
         clip_actions: bool = False,
         action_low: float | np.ndarray | None = None,
         action_high: float | np.ndarray | None = None,
-    ) -> "OfflineDataset":
+    ) -> OfflineDataset:
         """Build and validate a dataset from raw arrays.
 
         ``timeouts`` default to all False. Without ``next_observations``, each transition's next
@@ -245,7 +246,7 @@ class OfflineDataset:
         }
 
     # ------------------------------------------------------------------ subsets
-    def take(self, indices: np.ndarray) -> "OfflineDataset":
+    def take(self, indices: np.ndarray) -> OfflineDataset:
         """The rows at ``indices`` (in that order), with the same metadata."""
         idx = np.asarray(indices)
         return OfflineDataset(
@@ -254,7 +255,7 @@ class OfflineDataset:
             infos={k: v[idx] for k, v in self.infos.items()},
         )
 
-    def split(self, holdout: float, seed: int = 0) -> tuple["OfflineDataset", "OfflineDataset"]:
+    def split(self, holdout: float, seed: int = 0) -> tuple[OfflineDataset, OfflineDataset]:
         """Random transition-level split into ``(train, holdout)``; each keeps recording order, so
         episode boundaries stay detectable. ``holdout`` is a fraction in (0, 1)."""
         if not 0.0 < holdout < 1.0:
@@ -265,12 +266,12 @@ class OfflineDataset:
         perm = np.random.default_rng(seed).permutation(len(self))
         return self.take(np.sort(perm[n_hold:])), self.take(np.sort(perm[:n_hold]))
 
-    def sample(self, n: int, rng: np.random.Generator) -> "OfflineDataset":
+    def sample(self, n: int, rng: np.random.Generator) -> OfflineDataset:
         """``n`` rows drawn uniformly with replacement."""
         return self.take(rng.integers(0, len(self), size=n))
 
     @staticmethod
-    def concatenate(parts: list["OfflineDataset"], metadata: dict[str, Any] | None = None) -> "OfflineDataset":
+    def concatenate(parts: list[OfflineDataset], metadata: dict[str, Any] | None = None) -> OfflineDataset:
         """Rows of ``parts`` one after the other. Each part's last row is marked a timeout unless it
         is terminal, so no episode runs across a seam."""
         if not parts:

@@ -63,7 +63,7 @@ def read_d4rl_hdf5(path: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndar
 # ---------------------------------------------------------------------------------------- NeoRL
 def save_neorl_npz(ds: OfflineDataset, path: Path) -> Path:
     """NeoRL's npz keys: ``obs, next_obs, action, reward [N, 1], done [N, 1], index`` where
-    ``index`` holds the cumulative end of each trajectory (NeoRL's loader prepends 0). NeoRL
+    ``index`` holds the cumulative end of each trajectory (as NeoRL's files do). NeoRL
     observations include the x position, so only ``neorl``-layout data can be written."""
     if ds.metadata.get("layout") != "neorl":
         raise DatasetError(
@@ -87,7 +87,8 @@ def save_neorl_npz(ds: OfflineDataset, path: Path) -> Path:
 
 
 def read_neorl_npz(path: Path, num_trajectories: int | None = None) -> dict[str, np.ndarray]:
-    """D4RL-named fields from a NeoRL npz. NeoRL has no timeout flag: an episode that ends
+    """D4RL-named fields from a NeoRL npz (``index`` as trajectory ends or starts, see
+    :func:`_trajectory_ends`). NeoRL has no timeout flag: an episode that ends
     without ``done`` was cut at the time limit, so its last row becomes a timeout. With
     ``num_trajectories`` only the first that many trajectories are kept (as NeoRL's loader does)."""
     path = Path(path)
@@ -100,10 +101,7 @@ def read_neorl_npz(path: Path, num_trajectories: int | None = None) -> dict[str,
     if missing:
         raise DatasetError(f"{path}: missing NeoRL key(s) {missing}; a NeoRL file has obs, next_obs, action, reward, done, index")
     n = len(data["obs"])
-    index = np.asarray(data["index"]).reshape(-1).astype(np.int64)
-    ends = index if (len(index) and index[0] != 0) else index[1:]  # cumulative ends; tolerate a leading 0
-    if len(ends) == 0 or np.any(np.diff(ends) <= 0) or ends[-1] > n or ends[0] <= 0:
-        raise DatasetError(f"{path}: field 'index' must be increasing trajectory ends within 1..{n}, got {index[:5]}...")
+    ends = _trajectory_ends(np.asarray(data["index"]).reshape(-1).astype(np.int64), n, path)
     if num_trajectories is None and ends[-1] != n:
         raise DatasetError(f"{path}: field 'index' ends at row {ends[-1]} but the file has {n} rows; the file looks damaged")
     if num_trajectories is not None:
@@ -122,6 +120,22 @@ def read_neorl_npz(path: Path, num_trajectories: int | None = None) -> dict[str,
         "terminals": done,
         "timeouts": timeouts,
     }
+
+
+def _trajectory_ends(index: np.ndarray, n: int, path: Path) -> np.ndarray:
+    """``[K]`` cumulative trajectory ends from a NeoRL ``index`` in either form: NeoRL's files store
+    the ends (``[e1, ..., eK]``, ``eK == n``; a leading 0 is tolerated), while NeoRL's
+    ``get_dataset`` returns the starts (``[0, s2, ..., sK]``: a leading 0 and no final end), which
+    is what a saved copy of its output holds. With a leading 0 the last value tells them apart:
+    ``n`` ends the last trajectory, anything less starts it."""
+    if len(index) and index[0] == 0 and index[-1] < n:
+        ends = np.append(index[1:], n)  # starts: each trajectory ends where the next one starts
+    else:
+        ends = index[1:] if len(index) and index[0] == 0 else index
+    if len(ends) == 0 or np.any(np.diff(ends) <= 0) or ends[-1] > n or ends[0] <= 0:
+        raise DatasetError(f"{path}: field 'index' must be increasing trajectory ends within 1..{n} (or trajectory starts "
+                           f"from 0, as NeoRL's get_dataset returns them), got {index[:5]}...")
+    return ends
 
 
 # --------------------------------------------------------------------------------------- Minari

@@ -7,8 +7,9 @@ import os
 import re
 import urllib.request
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..tasks import get_task, task_from_file_name
 from . import formats

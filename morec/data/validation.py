@@ -44,9 +44,8 @@ def as_vector(name: str, value: Any, dtype: type) -> np.ndarray:
     if arr.ndim != 1:
         raise DatasetError(f"field {name!r} must be 1-D [N] (or [N, 1]), got shape {arr.shape}")
     if dtype is bool:
-        if arr.dtype != np.bool_:
-            if not np.issubdtype(arr.dtype, np.number) or not np.isin(arr, (0, 1)).all():
-                raise DatasetError(f"field {name!r} must hold booleans (or 0/1), got other values of dtype {arr.dtype}")
+        if arr.dtype != np.bool_ and (not np.issubdtype(arr.dtype, np.number) or not np.isin(arr, (0, 1)).all()):
+            raise DatasetError(f"field {name!r} must hold booleans (or 0/1), got other values of dtype {arr.dtype}")
         return np.ascontiguousarray(arr, dtype=np.bool_)
     if not np.issubdtype(arr.dtype, np.number):
         raise DatasetError(f"field {name!r} must be numeric, got dtype {arr.dtype}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from morec.bundled_configs import configs_dir
 from morec.tasks import D4RL_LEVELS
 
 # variant name -> config file stem under configs/<benchmark>/<task>/[smoke/]
@@ -15,8 +16,8 @@ BENCHMARK_TASKS = {
     "neorl": [f"{d}-v3-{lvl}-1000" for d in ("HalfCheetah", "Hopper", "Walker2d") for lvl in ("low", "medium", "high")],
 }
 
-# A source checkout keeps the per-task configs next to the package.
-DEFAULT_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+# the per-task configs shipped with morec (a checkout's configs/, or morec/configs/ once installed)
+DEFAULT_CONFIGS = configs_dir() or Path(__file__).resolve().parents[2] / "configs"
 
 # Dataset locations the runs must see the same way the driver does (passed to every worker).
 DATASET_ENV_VARS = ("D4RL_DATASET_DIR", "NEORL_DATASET_DIR", "MINARI_DATASETS_PATH")

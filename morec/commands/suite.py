@@ -1,4 +1,5 @@
-"""`morec suite d4rl|neorl ...` (also `scripts/run_d4rl.py` / `scripts/run_neorl.py`)."""
+"""``morec suite d4rl|neorl ...``: a benchmark suite (tasks x variants x seeds) on Ray or a local
+pool, then one table (see :mod:`morec.suite`)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,24 @@ import importlib.util
 import os
 import sys
 
-from .plan import BENCHMARK_TASKS, DATASET_ENV_VARS, DEFAULT_CONFIGS, VARIANTS, SuiteConfig
-from .runner import DEFAULT_GPUS_PER_RUN, run_suite
+from ..suite.plan import BENCHMARK_TASKS, DATASET_ENV_VARS, DEFAULT_CONFIGS, VARIANTS, SuiteConfig
+from ..suite.runner import DEFAULT_GPUS_PER_RUN, run_suite
+
+NAME = "suite"
+HELP = "a benchmark suite (tasks x variants x seeds) on Ray or a local pool, then one table"
 
 
 def _csv(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
-def add_arguments(p: argparse.ArgumentParser, benchmark: str | None = None) -> None:
-    if benchmark is None:
-        p.add_argument("benchmark", choices=sorted(BENCHMARK_TASKS), help="which configs/<benchmark>/ tree and default task list")
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("benchmark", choices=sorted(BENCHMARK_TASKS), help="which configs/<benchmark>/ tree and default task list")
     p.add_argument("--tasks", default=None, help="comma-separated task names (default: the benchmark's suite)")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {','.join(VARIANTS)}")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     p.add_argument("--results", default=None, help="results root, local or a shared mount (default: runs/<benchmark>)")
-    p.add_argument("--configs", default=str(DEFAULT_CONFIGS), help="the configs/ tree (default: this checkout's)")
+    p.add_argument("--configs", default=str(DEFAULT_CONFIGS), help="the configs/ tree (default: the configs shipped with morec)")
     p.add_argument("--smoke", action="store_true", help="the configs' smoke variants (minutes, not hours)")
     p.add_argument("--dataset", default=None, help="one dataset for every task (e.g. a `morec collect` file); default: each task's benchmark file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run (repeatable)")
@@ -31,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser, benchmark: str | None = None) -> N
     p.add_argument("--address", default=None, help="join a running Ray cluster: auto or ray://host:port (default: start a local instance)")
     p.add_argument("--max-parallel", type=int, default=None, help="runs at a time (default: Ray: the cluster's CPUs / --cpus-per-run; pool: 1)")
     p.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray CPUs reserved by each run")
-    p.add_argument("--gpus-per-run", type=float, default=None, help=f"Ray GPU fraction per run (default: {DEFAULT_GPUS_PER_RUN} where the cluster has GPUs, else 0)")
+    p.add_argument("--gpus-per-run", type=float, default=None,
+                   help=f"Ray GPU fraction per run (default: {DEFAULT_GPUS_PER_RUN} where the cluster has GPUs, else 0)")
     p.add_argument("--table-only", action="store_true", help="only tabulate and plot what is already in --results")
 
 
@@ -46,9 +50,9 @@ def resolve_backend(choice: str, address: str | None) -> str:
     return choice
 
 
-def run(args: argparse.Namespace, benchmark: str | None = None) -> int:
+def run(args: argparse.Namespace) -> int:
     try:
-        return _run(args, benchmark or args.benchmark)
+        return _run(args, args.benchmark)
     except (ValueError, FileNotFoundError) as err:  # bad --variants/--seeds, missing configs: before anything runs
         print(f"morec: error: {err}", file=sys.stderr)
         return 2
@@ -76,9 +80,3 @@ def _run(args: argparse.Namespace, benchmark: str) -> int:
         return 130
     return 1 if failed else 0
 
-
-def main(benchmark: str, argv: list[str] | None = None) -> int:
-    """Entry point of scripts/run_d4rl.py and scripts/run_neorl.py."""
-    p = argparse.ArgumentParser(description=f"{benchmark} suite: tasks x variants x seeds on Ray or a local pool, then one table")
-    add_arguments(p, benchmark)
-    return run(p.parse_args(argv), benchmark)

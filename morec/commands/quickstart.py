@@ -14,7 +14,15 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .collect import add_collect_arguments, collect_config, print_collect_summary
+
+if TYPE_CHECKING:
+    from algos.config import TrainConfig
+
+NAME = "quickstart"
+HELP = "the main job on built-in data: collect a hopper dataset, train MOBILE+MOREC on it"
 
 # MOBILE + MOREC at a budget 2 CPU cores finish in a few minutes
 TRAINING = [
@@ -29,24 +37,36 @@ RUN_PREFIX = "mobile_morec-"
 D4RL_GRADIENT_STEPS = 3_000_000  # MOBILE's D4RL budget (3000 epochs x 1000 steps)
 
 
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_collect_arguments(p, out_default="runs/quickstart/data", train_steps=6_000, dataset_size=5_000)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override the training config, e.g. train.epochs=10 (a changed config trains in a new run folder)")
+
+
 def run_key(config: dict[str, Any]) -> str:
     """8 hex digits naming a resolved training config."""
     return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
-def run(args: argparse.Namespace) -> int:
-    from algos.config import load_config
+def training_config(dataset: Path, root: Path, seed: int, device: str, overrides: list[str]) -> TrainConfig:
+    """:data:`TRAINING` on ``dataset``, its cache under ``root``, then ``overrides`` (``--set``).
+    Paths and typed values go in as they are (never as YAML text, which would cut a path at ``#``)."""
+    from algos.config import config_from_dict, set_dotted
 
-    from .collect_cli import collect_config
-    from .collect import dataset_file_name
+    values: dict[str, Any] = {"dataset": str(dataset), "seed": seed, "device": device, "cache_dir": str(root / "cache")}
+    for assignment in TRAINING + list(overrides):
+        set_dotted(values, assignment)
+    return config_from_dict(values)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..collect import dataset_file_name
 
     start = time.perf_counter()
     root = Path(args.out).parent
     collect_cfg = collect_config(args)
     dataset = Path(args.out) / dataset_file_name(args.env, "medium", "d4rl")
-    overrides = TRAINING + [f"dataset={dataset}", f"seed={args.seed}", f"device={args.device}",
-                            f"cache_dir={root / 'cache'}"] + list(args.set)
-    cfg = load_config(None, overrides)  # a bad --set stops here, before minutes of collecting
+    cfg = training_config(dataset, root, args.seed, args.device, args.set)  # a bad --set stops here, before minutes of collecting
     run_dir = root / f"{RUN_PREFIX}{run_key(cfg.to_dict())}"
     _print_overview(args, cfg, root)
 
@@ -72,8 +92,7 @@ def _print_overview(args: argparse.Namespace, cfg, root: Path) -> None:
 
 
 def _collect_or_reuse(cfg, args: argparse.Namespace) -> dict[str, Any]:
-    from .collect_cli import print_collect_summary
-    from .collect import collect
+    from ..collect import collect
 
     path = Path(cfg.out_dir) / "collect_summary.json"
     if path.exists():
@@ -107,7 +126,7 @@ def _train_or_reuse(cfg, run_dir: Path, root: Path, args: argparse.Namespace) ->
 
 
 def _print_result(result: dict[str, Any], cfg, run_dir: Path, root: Path, collected: dict[str, Any], seconds: float) -> None:
-    from .data import normalized_score
+    from ..data import normalized_score
 
     steps = result["gradient_steps"]
     data_score = float(normalized_score(cfg.task, result["dataset_mean_return"]))

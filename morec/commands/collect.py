@@ -1,16 +1,23 @@
 """``morec collect``: train a behaviour SAC online and write D4RL-recipe datasets (quickstart's
-first stage too)."""
+first stage too, with its own defaults)."""
 
 from __future__ import annotations
 
 import argparse
 
-from .errors import UserError, message_of
-from .sac_config import SACConfig
-from .tasks import D4RL_LEVELS
+from ..errors import UserError, message_of
+from ..sac_config import SACConfig
+from ..tasks import D4RL_LEVELS
+
+NAME = "collect"
+HELP = "train a behaviour SAC online and write D4RL-recipe datasets"
 
 
-def add_arguments(p: argparse.ArgumentParser, *, out_default: str, train_steps: int, dataset_size: int) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_collect_arguments(p, out_default="data/collect", train_steps=30_000, dataset_size=20_000)
+
+
+def add_collect_arguments(p: argparse.ArgumentParser, *, out_default: str, train_steps: int, dataset_size: int) -> None:
     sac = SACConfig()
     p.add_argument("--env", default="Hopper-v4", help="gymnasium MuJoCo id: Hopper, HalfCheetah, Walker2d; v4 or v5")
     p.add_argument("--out", default=out_default, help="output directory (datasets, policies, summary)")
@@ -28,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser, *, out_default: str, train_steps: 
 
 def collect_config(args: argparse.Namespace):
     """The :class:`~morec.collect.CollectConfig` that ``collect``/``quickstart`` arguments describe."""
-    from .collect import CollectConfig
+    from ..collect import CollectConfig
 
     warmup = args.warmup_steps if args.warmup_steps is not None else min(SACConfig.warmup_steps, args.train_steps // 5)
     eval_every = args.eval_every if args.eval_every is not None else max(1, args.train_steps // 12)
@@ -44,7 +51,7 @@ def collect_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from .collect import collect
+    from ..collect import collect
 
     summary = collect(collect_config(args), show_progress=not args.no_progress)
     print_collect_summary(summary)

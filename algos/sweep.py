@@ -1,33 +1,28 @@
-"""Hyperparameter sweeps with Ray Tune over any `morec train` config keys.
+"""Hyperparameter sweeps with Ray Tune over any `morec train` config keys (``morec sweep``).
 
 Every trial is one `morec train` run (its own run directory, checkpoints, TensorBoard) that
 reports the normalised score after each evaluation, so a scheduler (ASHA by default) can stop bad
 trials early. At the end: ``sweep.md``/``sweep.csv`` (one row per trial) and ``best_config.yaml``
 (the full config of the trial with the best mean of its last 10 evaluations).
 
-    python scripts/sweep.py --config configs/d4rl/hopper-medium-replay-v2/mobile_morec.yaml \\
-        --param mobile.beta=grid:0.5,1.0,2.0 --param filter.threshold=uniform:0.5,0.8 --num-samples 2
-    python scripts/sweep.py ... --resume                 # continue an interrupted sweep
-    python scripts/sweep.py ... --address auto           # on a running Ray cluster
-
-Parameter forms: ``grid:a,b,c`` (every value, times --num-samples), ``choice:a,b``,
+Parameter forms: ``grid:a,b,c`` (every value, times ``num_samples``), ``choice:a,b``,
 ``uniform:lo,hi``, ``loguniform:lo,hi``, ``randint:lo,hi`` (hi excluded). Values are YAML.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from algos.config import ConfigError, TrainConfig, load_config
+from morec.errors import UserError
 from morec.suite.report import write_rows
-from morec.suite.runner import DEFAULT_GPUS_PER_RUN, gpu_share
+from morec.suite.runner import gpu_share
+
+from .config import ConfigError, TrainConfig, load_config
 
 DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint")
 
@@ -58,13 +53,22 @@ def assignments(params: dict[str, Any]) -> list[str]:
     return [f"{key}={json.dumps(value)}" for key, value in params.items()]  # JSON scalars are YAML
 
 
-def train_trial(params: dict[str, Any], base_config: str | None, overrides: list[str], runs_root: str) -> None:
+def trial_config(base_config: str | None, overrides: list[str], dataset: str | None, params: dict[str, Any] | None = None) -> TrainConfig:
+    """The config of one trial: ``base_config`` with ``overrides`` and the swept ``params`` (YAML
+    text), then ``dataset`` as it is (a path is never parsed as YAML)."""
+    cfg = load_config(base_config, overrides + assignments(params or {}))
+    if dataset is not None:
+        cfg.dataset = dataset
+    return cfg
+
+
+def train_trial(params: dict[str, Any], base_config: str | None, overrides: list[str], dataset: str | None, runs_root: str) -> None:
     """One Tune trial: a `morec train` run in ``runs_root/<trial id>`` (resumed after a restore)."""
     from ray import tune
 
-    from algos.train import Trainer
+    from .train import Trainer
 
-    cfg = load_config(base_config, overrides + assignments(params))
+    cfg = trial_config(base_config, overrides, dataset, params)
     run_dir = Path(runs_root) / tune.get_context().get_trial_id()
     trainer = Trainer(cfg, run_dir, resume=(run_dir / "checkpoint.pt").exists(), show_progress=False)
     trainer.run(on_evaluation=lambda record: tune.report(
@@ -72,12 +76,13 @@ def train_trial(params: dict[str, Any], base_config: str | None, overrides: list
          "gradient_step": record["gradient_step"], "epoch": record["epoch"]}))
 
 
-def check_config(base_config: str | None, overrides: list[str], params: list[tuple[str, str, list[Any]]]) -> TrainConfig:
+def check_config(base_config: str | None, overrides: list[str], params: list[tuple[str, str, list[Any]]],
+                 dataset: str | None = None) -> TrainConfig:
     """Fail before Ray starts on bad keys or values: one config per listed value or bound."""
-    cfg = load_config(base_config, overrides)
+    cfg = trial_config(base_config, overrides, dataset)
     for key, _, values in params:
         for value in values:
-            load_config(base_config, overrides + assignments({key: value}))
+            trial_config(base_config, overrides, dataset, {key: value})
     return cfg
 
 
@@ -123,71 +128,58 @@ def write_results(grid, keys: list[str], expected_evaluations: int, results: Pat
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Ray Tune sweep over `morec train` config keys")
-    p.add_argument("--config", default=None, help="base YAML config (default: built-in defaults)")
-    p.add_argument("--dataset", default=None, help="dataset source for every trial")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=KIND:VALUES", help="a swept key (repeatable)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a fixed override for every trial")
-    p.add_argument("--num-samples", type=int, default=1, help="samples of the search space (grids are repeated this often)")
-    p.add_argument("--scheduler", choices=("asha", "fifo"), default="asha", help="asha stops bad trials early; fifo runs all to the end")
-    p.add_argument("--grace-evals", type=int, default=1, help="ASHA: evaluations every trial gets before it can be stopped")
-    p.add_argument("--results", default="runs/sweep", help="sweep directory (Tune state, run directories, tables)")
-    p.add_argument("--resume", action="store_true", help="continue the interrupted sweep in --results")
-    p.add_argument("--address", default=None, help="join a running Ray cluster: auto or ray://host:port")
-    p.add_argument("--max-concurrent", type=int, default=None, help="trials at a time (default: as resources allow)")
-    p.add_argument("--cpus-per-trial", type=float, default=1.0)
-    p.add_argument("--gpus-per-trial", type=float, default=None, help=f"default: {DEFAULT_GPUS_PER_RUN} where the cluster has GPUs, else 0")
-    args = p.parse_args(argv)
-
+def run_sweep(params: list[str], *, config: str | None = None, dataset: str | None = None, overrides: list[str] = (),
+              results: str | Path = "runs/sweep", resume: bool = False, num_samples: int = 1, scheduler: str = "asha",
+              grace_evals: int = 1, address: str | None = None, max_concurrent: int | None = None,
+              cpus_per_trial: float = 1.0, gpus_per_trial: float | None = None) -> int:
+    """Sweep the ``params`` (``KEY=KIND:VALUES``) over ``config`` with fixed ``overrides``
+    (``KEY=VALUE``, YAML) and ``dataset`` (as it is); 0 when every trial reported and none failed.
+    Bad keys or values, a sweep already in ``results`` without ``resume`` and a missing Ray raise
+    :class:`~morec.errors.UserError` before Ray starts."""
     try:
         import ray
         from ray import tune
     except ImportError:
-        sys.exit("sweeps need Ray Tune: pip install 'morec[ray]'")
-    results = Path(args.results).resolve()
+        raise UserError("sweeps need Ray Tune: pip install 'morec[ray]'") from None
+    results = Path(results).resolve()
     experiment = results / "tune"
-    if experiment.exists() and not args.resume:
-        sys.exit(f"{experiment} already holds a sweep: pass --resume to continue it or choose another --results")
-    try:
-        params = [parse_param(text) for text in args.param]
-        overrides = list(args.set) + ([f"dataset={args.dataset}"] if args.dataset else [])
-        cfg = check_config(args.config, overrides, params)
-    except ConfigError as err:
-        sys.exit(f"error: {err}")
-    if not params:
-        sys.exit("give at least one --param to sweep")
+    if experiment.exists() and not resume:
+        raise UserError(f"{experiment} already holds a sweep: pass --resume to continue it or choose another --results")
+    parsed = [parse_param(text) for text in params]
+    overrides = list(overrides)
+    cfg = check_config(config, overrides, parsed, dataset)
+    if not parsed:
+        raise UserError("give at least one --param to sweep")
     # trials run in other working directories: pin every path the config holds
     overrides += [f"cache_dir={json.dumps(str(Path(cfg.cache_dir).resolve()))}"]
     if cfg.dataset and Path(cfg.dataset).exists():
-        overrides += [f"dataset={json.dumps(str(Path(cfg.dataset).resolve()))}"]
-    base_config = str(Path(args.config).resolve()) if args.config else None
+        if dataset is not None:
+            dataset = str(Path(dataset).resolve())
+        else:
+            overrides += [f"dataset={json.dumps(str(Path(cfg.dataset).resolve()))}"]
+    base_config = str(Path(config).resolve()) if config else None
 
-    ray.init(address=args.address, include_dashboard=False if args.address is None else None, logging_level=logging.WARNING)
-    gpus, overrides = gpu_share(args.gpus_per_trial, ray.cluster_resources().get("GPU", 0), overrides)
+    ray.init(address=address, include_dashboard=False if address is None else None, logging_level=logging.WARNING)
+    gpus, overrides = gpu_share(gpus_per_trial, ray.cluster_resources().get("GPU", 0), overrides)
     runs_root = results / "runs"
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, base_config=base_config, overrides=overrides, runs_root=str(runs_root)),
-        {"cpu": args.cpus_per_trial, "gpu": gpus})
-    if args.resume and tune.Tuner.can_restore(str(experiment)):
+        tune.with_parameters(train_trial, base_config=base_config, overrides=overrides, dataset=dataset, runs_root=str(runs_root)),
+        {"cpu": cpus_per_trial, "gpu": gpus})
+    if resume and tune.Tuner.can_restore(str(experiment)):
         tuner = tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
     else:
-        scheduler = None
-        if args.scheduler == "asha":
-            scheduler = tune.schedulers.ASHAScheduler(time_attr="training_iteration", max_t=evaluations_per_trial(cfg),
-                                                      grace_period=args.grace_evals)
+        asha = None
+        if scheduler == "asha":
+            asha = tune.schedulers.ASHAScheduler(time_attr="training_iteration", max_t=evaluations_per_trial(cfg),
+                                                 grace_period=grace_evals)
         tuner = tune.Tuner(
             trainable,
-            param_space={key: tune_domain(kind, values) for key, kind, values in params},
-            tune_config=tune.TuneConfig(metric="normalized_score", mode="max", num_samples=args.num_samples,
-                                        scheduler=scheduler, max_concurrent_trials=args.max_concurrent),
+            param_space={key: tune_domain(kind, values) for key, kind, values in parsed},
+            tune_config=tune.TuneConfig(metric="normalized_score", mode="max", num_samples=num_samples,
+                                        scheduler=asha, max_concurrent_trials=max_concurrent),
             run_config=tune.RunConfig(name="tune", storage_path=str(results), verbose=1),
         )
     grid = tuner.fit()
-    rows = write_results(grid, [key for key, _, _ in params], evaluations_per_trial(cfg), results, runs_root)
+    rows = write_results(grid, [key for key, _, _ in parsed], evaluations_per_trial(cfg), results, runs_root)
     ray.shutdown()
     return 1 if len(rows) < len(grid) or any(r["error"] for r in rows) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,6 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+NAME = "train-dynamics"
+HELP = "fit the ensemble dynamics on a dataset and report holdout and oracle error"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True, help="a dataset source: file path, d4rl:NAME, neorl:NAME or minari:ID")
@@ -20,38 +23,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print only the JSON report (as written to report.json)")
 
 
-def oracle_report(model, ds, starts: int, horizon: int, seed: int) -> dict:
-    """Model error under a uniformly random policy and open-loop along dataset actions."""
-    import numpy as np
-    import torch
-
-    from dynamics import MujocoOracle
-
-    from .evaluation import model_error, observation_std, open_loop_error
-
-    oracle = MujocoOracle(ds.metadata["env_id"], ds.metadata["layout"])
-    std = observation_std(ds)
-    rng = np.random.default_rng(seed)
-    rows = rng.choice(len(ds), size=min(starts, len(ds)), replace=False)
-    start_states = torch.as_tensor(ds.observations[rows], device=model.device)
-    gen = torch.Generator(device=model.device).manual_seed(seed)
-
-    def random_policy(obs: torch.Tensor) -> torch.Tensor:
-        return torch.rand(len(obs), ds.act_dim, device=obs.device, generator=gen) * 2 - 1
-
-    closed = model_error(model, None, random_policy, start_states, horizon, oracle, obs_std=std, seed=seed)
-    return {
-        "random_policy_model_error": {k: closed.to_dict()[k] for k in ("overall", "median", "per_step", "reward_abs_error", "transitions")},
-        "open_loop_error_per_step": open_loop_error(model, ds, horizon, obs_std=std, seed=seed),
-    }
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble
+    from dynamics import EnsembleConfig
 
-    from .data import load_dataset
+    from ..data import load_dataset
+    from ..workflows import train_dynamics
 
     torch.set_num_threads(1)
     ds = load_dataset(args.dataset, env_id=args.env)
@@ -64,14 +42,9 @@ def run(args: argparse.Namespace) -> int:
     say(f"  {cfg.num_members} members, {cfg.num_elites} elites; stops after {cfg.max_epochs_since_update} epochs "
         f"without a holdout improvement ({stop})")
     say(f"  TensorBoard: tensorboard --logdir {out / 'tb'}")
-    task = TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout"))
-    model = EnsembleDynamics(task, cfg, seed=args.seed, device=args.device)
-    fit = fit_ensemble(model, ds, seed=args.seed, log_dir=str(out / "tb"), show_progress=not args.no_progress)
-    model.save(out)
-    report = {"dataset": str(args.dataset), "transitions": len(ds), "fit": fit.__dict__}
-    if ds.domain is not None and ds.metadata.get("layout") in ("d4rl", "neorl"):
-        report["oracle"] = oracle_report(model, ds, args.eval_starts, args.eval_horizon, args.seed)
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    _, fit, report = train_dynamics(ds, out, cfg, source=str(args.dataset), seed=args.seed, device=args.device,
+                                    eval_starts=args.eval_starts, eval_horizon=args.eval_horizon,
+                                    show_progress=not args.no_progress)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -1,0 +1,188 @@
+"""The jobs behind ``morec train-dynamics``, ``train-reward`` and ``eval-model`` as functions with
+typed parameters: they load, fit, save and return reports; they neither parse arguments nor print
+(the command modules in :mod:`morec.commands` do both).
+
+Bad input raises ``ValueError``/``FileNotFoundError`` (or :class:`~morec.errors.UserError`) with a
+message that names the fix; the commands turn those into one ``morec: error:`` line.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import UserError, as_user_error
+from .filter_config import FilterCheckConfig, MorecFilterConfig
+
+if TYPE_CHECKING:  # torch and the models load inside the functions, so importing this module stays cheap
+    from dynamics import EnsembleConfig, EnsembleDynamics
+
+    from .data import OfflineDataset
+    from .dynamics_reward import DynamicsReward
+    from .dynamics_reward_config import DynamicsRewardConfig
+    from .filter_check import CheckedPolicy
+
+POLICY_KINDS = ("random", "noisy-behaviour", "checkpoint", "torchscript")
+
+
+def load_dynamics(path: str | Path, ds: OfflineDataset, device) -> EnsembleDynamics:
+    """The ensemble in ``path``, refused (one line) when it was trained for another task."""
+    from dynamics import EnsembleDynamics, TaskInfo
+
+    expect = TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout"))
+    with as_user_error(ValueError, FileNotFoundError):
+        return EnsembleDynamics.load(path, device, expect=expect)
+
+
+# ---------------------------------------------------------------------------------------- dynamics
+def train_dynamics(ds: OfflineDataset, out: Path, config: EnsembleConfig, *, source: str, seed: int = 0,
+                   device: str = "cpu", eval_starts: int = 500, eval_horizon: int = 10,
+                   show_progress: bool = True) -> tuple[EnsembleDynamics, object, dict]:
+    """Fit the ensemble on ``ds``, save it to ``out`` (``dynamics.pt``, TensorBoard under ``tb/``)
+    and write ``report.json``: the fit, and for a dataset whose environment is known the error of
+    model rollouts against the MuJoCo simulator. Returns ``(model, fit, report)``; ``source`` is
+    the dataset as the user named it (recorded in the report)."""
+    from dynamics import EnsembleDynamics, TaskInfo, fit_ensemble
+
+    from .evaluation import oracle_report
+
+    task = TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout"))
+    model = EnsembleDynamics(task, config, seed=seed, device=device)
+    fit = fit_ensemble(model, ds, seed=seed, log_dir=str(out / "tb"), show_progress=show_progress)
+    model.save(out)
+    report = {"dataset": source, "transitions": len(ds), "fit": fit.__dict__}
+    if ds.domain is not None and ds.metadata.get("layout") in ("d4rl", "neorl"):
+        report["oracle"] = oracle_report(model, ds, eval_starts, eval_horizon, seed)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    return model, fit, report
+
+
+# ---------------------------------------------------------------------------------------- dynamics reward
+def train_reward(ds: OfflineDataset, dynamics: EnsembleDynamics, config: DynamicsRewardConfig, out: Path, *,
+                 seed: int = 0, show_progress: bool = True) -> tuple[DynamicsReward, object, dict]:
+    """Learn the MOREC dynamics reward on 90% of ``ds``, save it to ``out`` and write
+    ``report.json`` with the ROC AUC on the 10% held out. Returns ``(reward, fit, report)``.
+    Too few snapshots warn (:class:`~morec.dynamics_reward_config.FewSnapshotsWarning`)."""
+    from .evaluation import discrimination_report
+    from .reward_training import fit_dynamics_reward
+
+    train, test = ds.split(0.1, seed=seed)  # the discrimination report scores transitions never trained on
+    reward, fit = fit_dynamics_reward(train, dynamics, config, seed=seed, log_dir=str(out / "tb"), show_progress=show_progress)
+    reward.save(out)
+    report = {"fit": fit.__dict__, "snapshots_used": fit.snapshots_used,
+              "discrimination": discrimination_report(reward, dynamics, test, seed)}
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    return reward, fit, report
+
+
+# ---------------------------------------------------------------------------------------- model check
+def checked_policies(kind: str, paths: Sequence[str], ds: OfflineDataset, device, rows: int, *, seed: int,
+                     horizon: int, noise: float = 0.3) -> list[CheckedPolicy]:
+    """The policies to check, each with noise fixed per (start row, step) from ``seed``: ``kind``
+    is one of :data:`POLICY_KINDS`; ``paths`` the policy files (none for ``random``)."""
+    from .filter_check import CheckedPolicy
+    from .policies import actor_row_policy, deterministic_row_policy, load_sac_actor, load_torchscript_policy, random_row_policy
+
+    if kind not in POLICY_KINDS:
+        raise ValueError(f"unknown policy kind {kind!r}: choose from {', '.join(POLICY_KINDS)}")
+    if kind == "random":
+        if paths:
+            raise ValueError("--policy random takes no --policy-path; use --policy torchscript for policy files")
+        return [CheckedPolicy("random", random_row_policy(ds.act_dim, horizon, rows, seed, device), deterministic=False)]
+    if not paths:
+        what = "a TorchScript file" if kind == "torchscript" else "a policy_<step>.pt written by morec collect"
+        raise ValueError(f"--policy {kind} needs --policy-path ({what})")
+    policies, names = [], set()
+    for path in paths:
+        name = Path(path).stem if kind == "torchscript" else f"{kind}:{Path(path).stem}"
+        while name in names:
+            name += "'"
+        names.add(name)
+        if kind == "torchscript":
+            act = deterministic_row_policy(load_torchscript_policy(path, ds.obs_dim, ds.act_dim, device))
+            policies.append(CheckedPolicy(name, act, deterministic=True))
+            continue
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"policy file {path} does not exist")
+        actor = load_sac_actor(path, ds.metadata["env_id"], device)
+        policy_noise = noise if kind == "noisy-behaviour" else 0.0
+        policies.append(CheckedPolicy(name, actor_row_policy(actor, ds.act_dim, horizon, rows, seed, device, policy_noise),
+                                      deterministic=False))
+    return policies
+
+
+def eval_model(dataset: str, dynamics: str, *, env: str | None = None, reward: str | None = None, policy: str = "random",
+               policy_paths: Sequence[str] = (), policy_noise: float = 0.3, starts: int = 500,
+               filter_config: MorecFilterConfig | None = None, check: FilterCheckConfig | None = None,
+               device: str = "cpu") -> dict:
+    """Oracle error of model rollouts under ``policy`` from ``starts`` dataset states, unfiltered
+    and (with a trained ``reward``) filtered: the report of :func:`morec.filter_check.check_filter`
+    with the first policy's summary at the top level. ``check.seed`` fixes the start states, the
+    policy noise and the threshold calibration. Bad input (files, policies, another task's
+    models) raises :class:`~morec.errors.UserError`."""
+    from .filter_check import check_filter
+
+    filter_config = filter_config or MorecFilterConfig()
+    check = check or FilterCheckConfig()
+    with as_user_error(ValueError, FileNotFoundError):  # bad input: a UserError naming the fix
+        setup = _eval_setup(dataset, dynamics, env, reward, policy, policy_paths, policy_noise, starts, filter_config, check, device)
+    calibration, real_source = setup.pop("calibration"), setup.pop("real_source")
+    report = check_filter(**setup)
+    first = next(iter(report["policies"].values()))
+    legacy = {k: first[k] for k in ("unfiltered", "filtered", "filtered_over_unfiltered_error", "reward_error_spearman") if k in first}
+    out = {"dataset": str(dataset), "policy": policy, "horizon": check.horizon, "starts": len(setup["starts"]),
+           **legacy, "threshold": setup["threshold"] if reward else None}
+    if calibration is not None:
+        out["threshold_calibration"] = calibration.to_dict()
+    if reward:
+        out["false_truncation_data"] = real_source
+    return out | report
+
+
+def _eval_setup(dataset: str, dynamics: str, env: str | None, reward: str | None, policy: str, policy_paths: Sequence[str],
+                policy_noise: float, starts: int, filt: MorecFilterConfig, check: FilterCheckConfig, device: str) -> dict:
+    """Load and check everything eval-model needs; bad input raises ``ValueError``/``FileNotFoundError``."""
+    import torch
+
+    from dynamics import MujocoOracle, get_termination_fn
+
+    from .data import UnknownEnvironmentWarning, load_dataset
+    from .dynamics_reward import DynamicsReward
+    from .evaluation import observation_std
+    from .threshold import resolve_threshold
+
+    seed = check.seed
+    with warnings.catch_warnings():  # an unknown environment stops this command below, in one line
+        warnings.simplefilter("ignore", UnknownEnvironmentWarning)
+        ds = load_dataset(dataset, env_id=env)
+    if ds.metadata.get("layout") is None or ds.domain is None:
+        raise UserError(f"{dataset} does not say which environment it comes from, and eval-model needs the "
+                        "MuJoCo simulator: pass --env, e.g. --env Hopper-v4 or --env hopper-medium-replay-v2")
+    device = torch.device(device)
+    env_id, layout = ds.metadata.get("env_id"), ds.metadata.get("layout")
+    dyn = load_dynamics(dynamics, ds, device)
+    oracle = MujocoOracle(env_id, layout)
+    rows = np.random.default_rng(seed).choice(len(ds), size=min(starts, len(ds)), replace=False)
+    start_states = torch.as_tensor(ds.observations[rows], device=device)
+    policies = checked_policies(policy, policy_paths, ds, device, len(rows), seed=seed + 1, horizon=check.horizon, noise=policy_noise)
+    trained, threshold, calibration, real, real_source = None, None, None, None, None
+    if reward:
+        trained = DynamicsReward.load(reward, device, obs_dim=ds.obs_dim, act_dim=ds.act_dim, env_id=env_id, layout=layout)
+        threshold, calibration = resolve_threshold(trained, dyn, filt, check.rollout(), seed=seed)
+        if trained.heldout is not None:
+            real = trained.heldout_part("measure")
+            real_source = ("half of the reward's held-out transitions (never trained on; the other half sets "
+                           "threshold auto)")
+        else:
+            sample = np.random.default_rng(seed + 2).choice(len(ds), size=min(5000, len(ds)), replace=False)
+            real = tuple(torch.as_tensor(a[sample], device=device) for a in (ds.observations, ds.actions, ds.next_observations))
+            real_source = "a sample of --dataset (this reward stores no held-out data; it may have trained on these)"
+    return {"dynamics": dyn, "reward": trained, "filter_config": filt, "threshold": threshold, "policies": policies,
+            "starts": start_states, "oracle": oracle, "termination_fn": get_termination_fn(oracle.env_id, oracle.layout),
+            "obs_std": observation_std(ds), "config": check, "real_transitions": real,
+            "calibration": calibration, "real_source": real_source}
