@@ -69,11 +69,13 @@ def discrimination_from_files(data: str, dyn: str, rew: str, seed: int) -> dict:
 
 
 def held_out_rewards(rew: str) -> np.ndarray:
+    """r_D of the odd rows of the reward's held-out transitions: the half that measures false truncation."""
     from morec.dynamics_reward import DynamicsReward
 
     reward = DynamicsReward.load(rew)
+    odd = [t[1::2] for t in reward.heldout]
     with torch.no_grad():
-        return reward(*reward.heldout).double().numpy()
+        return reward(*odd).double().numpy()
 
 
 def first_step_spearman(data: str, dyn: str, rew: str, starts: int, horizon: int, seed: int = 0) -> float:
@@ -155,7 +157,7 @@ def test_train_dynamics_reward_and_eval_model(workdir, capsys):
             assert report["reward_error_spearman"] == pytest.approx(first_step_spearman(data, dyn, rew, starts=40, horizon=5), abs=1e-9)
         (name, checked), = report["policies"].items()  # one policy per call fills `policies` with one entry
         assert checked["filtered"] == report["filtered"]
-        held_out = held_out_rewards(rew)  # the reward's own held-out calibration transitions
+        held_out = held_out_rewards(rew)  # the half of the reward's held-out transitions that measures
         assert report["false_truncation_rate"] == pytest.approx(float((held_out < report["threshold"]).mean()), abs=1e-12)
         assert report["real_reward_quantiles"]["50"] == pytest.approx(float(np.median(held_out)), abs=1e-9)
         assert 1 <= checked["filtered"]["mean_rollout_length"] <= 5 and "return_abs_error" not in checked["filtered"]
