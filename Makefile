@@ -22,8 +22,8 @@ quickstart: install-run
 lint: install
 	$(PYTHON) -m ruff check .
 
-# pytest exits 5 when it collects no test; that is not a failure of the suite.
-test: install
+# lint, then the suite; pytest exits 5 when it collects no test, which is not a failure of the suite.
+test: lint
 	$(PYTHON) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 test-all: install

@@ -118,15 +118,6 @@ class NegativeSampler:
         return out_obs, out_act, out_next
 
 
-def _candidates(gen: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, per_member: int,
-                generator: torch.Generator) -> torch.Tensor:
-    """``[K, B, O]`` next observations, ``K = elites x per_member`` Gaussian draws (as the filter draws them)."""
-    mean, logvar = gen.predict(obs, act)
-    mean, std = mean[gen.elites, :, :-1], (0.5 * logvar[gen.elites, :, :-1]).exp()  # [E, B, O]
-    noise = torch.randn((per_member, *mean.shape), device=mean.device, generator=generator)
-    return (mean + noise * std).reshape(-1, *mean.shape[1:])
-
-
 def _bernoulli_entropy(logits: torch.Tensor) -> torch.Tensor:
     p = torch.sigmoid(logits)
     return (F.softplus(logits) - p * logits).mean()  # -p log p - (1-p) log(1-p)
@@ -198,7 +189,8 @@ def fit_dynamics_reward(
         loss = d_loss - cfg.entropy_coef * _bernoulli_entropy(torch.cat([real_logit, fake_logit]))
         if cfg.contrastive_coef:
             with torch.no_grad():
-                cands = _candidates(gen, o, a, cfg.contrastive_samples_per_member, gen_rng)  # [K, B, O]
+                draws = gen.sample(o, a, cfg.contrastive_samples_per_member, generator=gen_rng)  # [S, E, B, O + 1]
+                cands = draws[..., :-1].reshape(-1, *o.shape)  # [K, B, O], as the filter draws them
             k = len(cands)
             cand_x = feats(o.expand(k, -1, -1), a.expand(k, -1, -1), cands).reshape(-1, real_x.shape[-1])
             cand_logit = clip(disc(cand_x)[0]).reshape(k, -1)

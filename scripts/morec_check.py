@@ -24,6 +24,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dynamics.io import atomic_write
+
 # name -> (train-reward flags, eval-model flags). "default" uses every command's defaults.
 VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "default": ([], []),
@@ -51,9 +53,7 @@ def run(cmd: list[str], out: Path) -> dict:
         raise SystemExit(f"failed: {' '.join(cmd)}")
     text = proc.stdout[proc.stdout.index("{"):]
     report = json.loads(text)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(out)
+    atomic_write(out, lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
     return report
 
 
