@@ -212,14 +212,14 @@ def first_step_selection(dynamics, reward, selector: MorecSelector, policy: Chec
     engine = RolloutEngine(dynamics, lambda o, a, x: torch.zeros(len(o), dtype=torch.bool, device=o.device),
                            config.rollout(), seed=config.seed)
     act = policy.act(starts, torch.arange(len(starts), device=starts.device), 0)
-    cands, _ = engine.candidates(starts, act)  # [K, B, O + 1]
-    scores = reward(starts, act, cands[..., :-1])  # [K, B]
+    cands, _, consensus = engine.candidates(starts, act)  # [K, B, O + 1], [B, O + 1]
+    reward_d, scores = selector.score(starts, act, cands, consensus)  # [K, B]
     picked = selector.pick(scores, engine.generator).cpu().numpy()
     true_next, _, _ = oracle.step(starts.cpu().numpy(), act.cpu().numpy())
     pred = cands[..., :-1].cpu().numpy().astype(np.float64)
     err = normalised_error(pred, true_next[None], obs_std)  # [K, B]
     return {"selection_gain_captured": selection_gain(err, picked),
-            "reward_error_spearman": spearman(scores.cpu().numpy().ravel(), err.ravel())}
+            "reward_error_spearman": spearman(reward_d.cpu().numpy().ravel(), err.ravel())}
 
 
 def check_filter(dynamics, reward: DynamicsReward | None, filter_config: MorecFilterConfig, threshold: float | None,

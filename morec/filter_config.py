@@ -16,6 +16,7 @@ AUTO = "auto"
 class MorecFilterConfig:
     mode: str = "softmax"  # "softmax" or "argmax"
     temperature: float = 0.1
+    consensus_weight: float = 1.0  # 0 = the paper (select by r_D alone); see morec.filter
     threshold: float | str = AUTO  # "auto" (see false_truncation_target) or a number (the paper: 0.6)
     false_truncation_target: float = 0.02  # "auto": at most this fraction of held-out real data is cut
     truncate_as: str = "terminal"  # "terminal" (the paper) or "stop": end the rollout without a terminal flag
@@ -26,6 +27,8 @@ class MorecFilterConfig:
             raise ValueError(f"mode must be 'softmax' or 'argmax', got {self.mode!r}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.consensus_weight < 0:
+            raise ValueError(f"consensus_weight must be >= 0 (0 = the paper), got {self.consensus_weight}")
         if isinstance(self.threshold, str) and self.threshold != AUTO:
             raise ValueError(f"threshold must be a number or 'auto', got {self.threshold!r}")
         if not 0 < self.false_truncation_target < 1:

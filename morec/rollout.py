@@ -7,6 +7,7 @@ Each step, for the live rows ``[B]``:
 3. candidates ``[K, B, O + 1]``: ``samples_per_member`` Gaussian draws from each elite
    (``K = elites x samples``);
    optionally clipped to ``[-candidate_clip, candidate_clip]`` (the released MOREC code: 25 on D4RL);
+   and the **consensus** ``[B, O + 1]``, the mean of the elites' mean predictions;
 4. the **selector** picks one candidate per row (default: a uniformly random elite, as MOPO and
    MOBILE do; the MOREC filter plugs in here) and may stop rows (marking them terminal) or
    truncate them (ending them without the terminal flag);
@@ -51,14 +52,15 @@ class Selection:
 
 class Selector(Protocol):
     def __call__(self, obs: torch.Tensor, act: torch.Tensor, candidates: torch.Tensor, step: int,
-                 generator: torch.Generator) -> Selection:
-        """``obs [B, O]``, ``act [B, A]``, ``candidates [K, B, O + 1]`` -> :class:`Selection`."""
+                 generator: torch.Generator, consensus: torch.Tensor) -> Selection:
+        """``obs [B, O]``, ``act [B, A]``, ``candidates [K, B, O + 1]``, ``consensus [B, O + 1]``
+        (the elites' mean prediction) -> :class:`Selection`."""
 
 
 class RandomEliteSelector:
     """MOPO/MOBILE: each row takes the sample of one uniformly chosen elite draw."""
 
-    def __call__(self, obs, act, candidates, step, generator) -> Selection:
+    def __call__(self, obs, act, candidates, step, generator, consensus) -> Selection:
         k, b = candidates.shape[:2]
         return Selection(index=torch.randint(k, (b,), device=candidates.device, generator=generator))
 
@@ -111,8 +113,9 @@ class RolloutEngine:
         self.device = dynamics.device
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
-    def candidates(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(candidates [K, B, O + 1], penalty [B])`` for one step."""
+    def candidates(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(candidates [K, B, O + 1], penalty [B], consensus [B, O + 1])`` for one step; the
+        consensus is the mean over elites of their mean predictions."""
         mean, logvar = self.dynamics.predict(obs, act)
         std = (0.5 * logvar).exp()
         elites = self.dynamics.elites
@@ -125,12 +128,12 @@ class RolloutEngine:
             penalty = self.config.penalty_coef * std.norm(dim=-1).amax(dim=0)
         else:
             penalty = torch.zeros(obs.shape[0], device=obs.device)
-        return cands, penalty
+        return cands, penalty, m.mean(0)
 
     def select(self, obs: torch.Tensor, act: torch.Tensor, step: int) -> tuple[torch.Tensor, Selection, torch.Tensor]:
         """One model step: ``(picked [B, O + 1] next observation and reward, selection, penalty [B])``."""
-        cands, penalty = self.candidates(obs, act)
-        sel = self.selector(obs, act, cands, step, self.generator)
+        cands, penalty, consensus = self.candidates(obs, act)
+        sel = self.selector(obs, act, cands, step, self.generator, consensus)
         picked = cands.gather(0, sel.index.view(1, -1, 1).expand(1, -1, cands.shape[-1]))[0]
         return picked, sel, penalty
 

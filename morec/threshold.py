@@ -53,10 +53,10 @@ def calibrate_threshold(reward: DynamicsReward, dynamics, config: MorecFilterCon
     real = reward(obs, act, next_obs)  # [N]
     engine = RolloutEngine(dynamics, lambda o, a, n: torch.zeros(len(o), dtype=torch.bool, device=o.device),
                            rollout, seed=seed)
-    candidates, _ = engine.candidates(obs, act)  # [K, N, O + 1]
-    scores = reward(obs, act, candidates[..., :-1])  # [K, N]
+    candidates, _, consensus = engine.candidates(obs, act)  # [K, N, O + 1], [N, O + 1]
     picker = MorecSelector(reward, config, threshold=float("-inf"))
-    kept = scores.gather(0, picker.pick(scores, engine.generator)[None])[0]  # [N]
+    reward_d, scores = picker.score(obs, act, candidates, consensus)  # [K, N]
+    kept = reward_d.gather(0, picker.pick(scores, engine.generator)[None])[0]  # [N]
     real_q, kept_q = float(torch.quantile(real, target)), float(torch.quantile(kept, target))
     return ThresholdCalibration(min(real_q, kept_q), target, real_q, kept_q, len(obs))
 

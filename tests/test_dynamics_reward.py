@@ -83,40 +83,57 @@ def test_features_are_min_max_scaled():
 
 
 class FixedScores:
-    """A stand-in reward: candidate k scores scores[k] for every row."""
+    """A stand-in reward: candidate k scores scores[k] for every row (observations in [0, 1])."""
 
     def __init__(self, scores):
         self.scores = torch.tensor(scores)
+        self.obs_low, self.obs_high = torch.zeros(()), torch.ones(())
 
     def __call__(self, obs, act, next_obs):
         return self.scores[:, None].expand(next_obs.shape[0], obs.shape[0]).clone()
 
 
 def test_argmax_selector_picks_the_highest_reward_and_truncation_marks_terminal():
-    sel = MorecSelector(FixedScores([0.4, 1.2, 0.9]), MorecFilterConfig(mode="argmax", threshold=0.6))
+    sel = MorecSelector(FixedScores([0.4, 1.2, 0.9]), MorecFilterConfig(mode="argmax", threshold=0.6, consensus_weight=0))
     cands = torch.randn(3, 5, 3)
-    out = sel(torch.zeros(5, 2), torch.zeros(5, 1), cands, 0, torch.Generator())
+    out = sel(torch.zeros(5, 2), torch.zeros(5, 1), cands, 0, torch.Generator(), cands.mean(0))
     assert out.index.tolist() == [1] * 5 and not bool(out.stop.any())
-    low = MorecSelector(FixedScores([0.4, 0.5, 0.45]), MorecFilterConfig(mode="argmax", threshold=0.6))
-    out = low(torch.zeros(5, 2), torch.zeros(5, 1), cands, 0, torch.Generator())
+    low = MorecSelector(FixedScores([0.4, 0.5, 0.45]), MorecFilterConfig(mode="argmax", threshold=0.6, consensus_weight=0))
+    out = low(torch.zeros(5, 2), torch.zeros(5, 1), cands, 0, torch.Generator(), cands.mean(0))
     assert bool(out.stop.all()) and float(out.stats["truncated"]) == 1.0
-    late = MorecSelector(FixedScores([0.4, 0.5, 0.45]), MorecFilterConfig(mode="argmax", threshold=0.6, min_rollout_length=3))
-    assert not bool(late(torch.zeros(5, 2), torch.zeros(5, 1), cands, 2, torch.Generator()).stop.any())
+    late = MorecSelector(FixedScores([0.4, 0.5, 0.45]), MorecFilterConfig(mode="argmax", threshold=0.6, min_rollout_length=3, consensus_weight=0))
+    assert not bool(late(torch.zeros(5, 2), torch.zeros(5, 1), cands, 2, torch.Generator(), cands.mean(0)).stop.any())
 
 
 def test_softmax_selector_is_sharp_at_low_temperature():
-    sel = MorecSelector(FixedScores([0.4, 1.0, 0.9]), MorecFilterConfig(mode="softmax", temperature=0.1, threshold=0.6))
-    out = sel(torch.zeros(20_000, 2), torch.zeros(20_000, 1), torch.zeros(3, 20_000, 3), 0, torch.Generator().manual_seed(0))
+    sel = MorecSelector(FixedScores([0.4, 1.0, 0.9]), MorecFilterConfig(mode="softmax", temperature=0.1, threshold=0.6, consensus_weight=0))
+    out = sel(torch.zeros(20_000, 2), torch.zeros(20_000, 1), torch.zeros(3, 20_000, 3), 0, torch.Generator().manual_seed(0),
+              torch.zeros(20_000, 3))
     freq = torch.bincount(out.index, minlength=3).float() / 20_000
     expected = torch.softmax(torch.tensor([0.4, 1.0, 0.9]) / 0.1, 0)
     torch.testing.assert_close(freq, expected, atol=0.01, rtol=0)
+
+
+def test_consensus_weight_prefers_the_candidate_nearest_the_elites_mean_and_truncates_on_its_r_d():
+    # equal r_D: the pick is the candidate nearest the consensus; its r_D (not the score) meets the threshold
+    sel = MorecSelector(FixedScores([0.5, 0.5, 0.5]), MorecFilterConfig(mode="argmax", threshold=0.6, consensus_weight=1.0))
+    cands = torch.tensor([[[0.9, 0.0, 0.0]], [[0.1, 0.0, 0.0]], [[0.5, 0.0, 0.0]]])  # [K=3, B=1, O+1]
+    out = sel(torch.zeros(1, 2), torch.zeros(1, 1), cands, 0, torch.Generator(), torch.tensor([[0.2, 0.0, 0.0]]))
+    assert out.index.tolist() == [1] and bool(out.stop.all()) and float(out.stats["reward_d"]) == 0.5
+    # a large enough r_D margin outweighs the distance; weight 0 is the paper: r_D alone
+    margin = MorecSelector(FixedScores([0.5, 0.5, 3.0]), MorecFilterConfig(mode="argmax", threshold=0.6, consensus_weight=1.0))
+    assert margin(torch.zeros(1, 2), torch.zeros(1, 1), cands, 0, torch.Generator(), torch.tensor([[0.2, 0.0, 0.0]])).index.tolist() == [2]
+    paper = MorecSelector(FixedScores([0.5, 0.4, 0.45]), MorecFilterConfig(mode="argmax", threshold=0.6, consensus_weight=0))
+    assert paper(torch.zeros(1, 2), torch.zeros(1, 1), cands, 0, torch.Generator(), torch.tensor([[0.2, 0.0, 0.0]])).index.tolist() == [0]
+    with pytest.raises(ValueError, match="consensus_weight"):
+        MorecFilterConfig(consensus_weight=-1)
 
 
 def test_filter_in_the_engine_keeps_truncated_transitions_as_terminal():
     dyn_scores = FixedScores([0.3, 0.5])  # every pick is below 0.6: each rollout stops after one step
     from tests.test_rollout import ShiftDynamics, never, zero_policy
 
-    selector = MorecSelector(dyn_scores, MorecFilterConfig(mode="argmax", threshold=0.6))
+    selector = MorecSelector(dyn_scores, MorecFilterConfig(mode="argmax", threshold=0.6, consensus_weight=0))
     engine = RolloutEngine(ShiftDynamics(), never, RolloutConfig(horizon=10), selector=selector)
     dyn_scores.scores = torch.tensor([0.3, 0.5, 0.2])  # three elites, one sample each
     buf = ModelBuffer(100, 2, 1)

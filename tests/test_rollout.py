@@ -107,7 +107,7 @@ def test_selector_stop_keeps_the_transition_as_terminal_and_truncation_does_not(
     dyn = ShiftDynamics()
 
     class PickFirstStopOdd:
-        def __call__(self, obs, act, candidates, step, generator):
+        def __call__(self, obs, act, candidates, step, generator, consensus):
             index = torch.zeros(candidates.shape[1], dtype=torch.long)
             return Selection(index=index, stop=torch.arange(len(obs)) % 2 == 1, stats={"score": torch.tensor(0.5)})
 

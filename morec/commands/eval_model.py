@@ -38,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--horizon", type=int, default=check.horizon)
     p.add_argument("--starts", type=int, default=500)
     p.add_argument("--mode", choices=("softmax", "argmax"), default=filt.mode)
+    p.add_argument("--consensus-weight", type=float, default=filt.consensus_weight,
+                   help="weight of the distance to the elites' mean prediction in the pick (0: the paper, r_D alone)")
     p.add_argument("--threshold", type=threshold_value, default=filt.threshold,
                    help="truncate below this r_D: a number (the paper: 0.6) or 'auto' (from the reward's held-out data)")
     p.add_argument("--false-truncation-target", type=float, default=filt.false_truncation_target,
@@ -59,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(1)
     with as_user_error(ValueError):  # bad settings: one line naming the fix, exit 2
-        filt = MorecFilterConfig(mode=args.mode, threshold=args.threshold, false_truncation_target=args.false_truncation_target,
-                                 truncate_as=args.truncate_as)
+        filt = MorecFilterConfig(mode=args.mode, consensus_weight=args.consensus_weight, threshold=args.threshold,
+                                 false_truncation_target=args.false_truncation_target, truncate_as=args.truncate_as)
         check = FilterCheckConfig(horizon=args.horizon, samples_per_member=args.samples_per_member,
                                   candidate_clip=args.candidate_clip, seed=args.seed)
     report = eval_model(args.dataset, args.dynamics, env=args.env, reward=args.reward, policy=args.policy,
