@@ -90,6 +90,9 @@ class MixedSampler:
 
 @dataclass(kw_only=True)
 class ModelBasedStats(TrainingStats):
+    """One update's scalars as 0-dim tensors on the algorithm's device (``float()`` reads one and
+    waits for the device; the trainer does so only when it logs)."""
+
     actor_loss: float = 0.0
     critic_loss: float = 0.0
     alpha: float = 0.0
@@ -211,7 +214,7 @@ class ModelBasedSAC(torch.nn.Module):
         actor_loss = (alpha * logp - q_pi).mean()
         self.actor_optim.step(actor_loss)
 
-        alpha_loss = torch.zeros(())
+        alpha_loss = torch.zeros((), device=logp.device)
         if cfg.auto_alpha:
             alpha_loss = -(self.log_alpha.value * (logp.detach() + self.target_entropy)).mean()
             self.alpha_optim.step(alpha_loss)
@@ -220,8 +223,9 @@ class ModelBasedSAC(torch.nn.Module):
         with torch.no_grad():
             for p, tp in zip(self.critic.parameters(), self.critic_target.parameters()):
                 tp.lerp_(p, cfg.tau)
+        # 0-dim tensors, not floats: reading a value waits for the device, so only the logger does it
         return ModelBasedStats(
-            actor_loss=actor_loss.item(), critic_loss=critic_loss.item(), alpha=alpha.item(), alpha_loss=alpha_loss.item(),
-            q_mean=q.detach().mean().item(), target_mean=target.mean().item(),
-            penalty_mean=penalty[len(penalty) - batch.n_model:].mean().item() if batch.n_model else 0.0,
+            actor_loss=actor_loss.detach(), critic_loss=critic_loss.detach(), alpha=alpha, alpha_loss=alpha_loss.detach(),
+            q_mean=q.detach().mean(), target_mean=target.mean(),
+            penalty_mean=penalty[n_real:].mean() if batch.n_model else torch.zeros((), device=penalty.device),
         )
