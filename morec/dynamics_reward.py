@@ -72,6 +72,7 @@ class DynamicsReward(nn.Module):
         self.snapshots = Discriminator(num_snapshots, self.in_features, self.config.hidden_sizes)
         self.env_id: str | None = None
         self.layout: str | None = None
+        self.distilled_from: int | None = None  # a distilled reward: the teacher's snapshot count
         for name in HELDOUT_FIELDS:  # real s [N, O], a [N, A], s' [N, O] never trained on (set after training)
             self.register_buffer(name, None, persistent=False)
 
@@ -120,13 +121,15 @@ class DynamicsReward(nn.Module):
         return torch.cat([s, a, s2 - s], dim=-1)
 
     def with_snapshots(self, states: list[dict[str, torch.Tensor]], real_logits: list[float],
-                       fake_logits: list[float]) -> "DynamicsReward":
+                       fake_logits: list[float], config: DynamicsRewardConfig | None = None) -> "DynamicsReward":
         """A reward with this one's feature ranges and the given discriminator snapshots
-        (single-member state dicts) and their calibration logits ``e_i``, ``g_i``."""
-        out = DynamicsReward(self.obs_dim, self.act_dim, self.config, num_snapshots=len(states)).to(self.device)
+        (single-member state dicts, shaped as ``config`` says: by default this reward's) and
+        their calibration logits ``e_i``, ``g_i``."""
+        config = config or self.config
+        out = DynamicsReward(self.obs_dim, self.act_dim, config, num_snapshots=len(states)).to(self.device)
         for name in ("obs_low", "obs_high", "act_low", "act_high"):
             getattr(out, name).copy_(getattr(self, name))
-        out.snapshots = Discriminator.stack(states, self.in_features, self.config.hidden_sizes).to(self.device)
+        out.snapshots = Discriminator.stack(states, self.in_features, config.hidden_sizes).to(self.device)
         out.real_logit.copy_(torch.as_tensor(real_logits))
         out.fake_logit.copy_(torch.as_tensor(fake_logits))
         out.env_id, out.layout = self.env_id, self.layout
@@ -159,6 +162,7 @@ class DynamicsReward(nn.Module):
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
             "env_id": self.env_id,
             "layout": self.layout,
+            "distilled_from": self.distilled_from,
             "heldout": None if self.heldout is None else [t.detach().cpu() for t in self.heldout],
         }
         return atomic_torch_save(payload, directory / CHECKPOINT_FILE)
@@ -181,6 +185,7 @@ class DynamicsReward(nn.Module):
         model = cls(payload["obs_dim"], payload["act_dim"], DynamicsRewardConfig(**payload["config"]), num_snapshots=n)
         model.load_state_dict(payload["state_dict"])
         model.env_id, model.layout = payload.get("env_id"), payload.get("layout")
+        model.distilled_from = payload.get("distilled_from")
         if payload.get("heldout") is not None:
             model.set_heldout(*payload["heldout"])
         return model.to(device).eval()

@@ -1,4 +1,4 @@
-"""The jobs behind ``morec train-dynamics``, ``train-reward`` and ``eval-model`` as functions with
+"""The jobs behind ``morec train-dynamics``, ``train-reward``, ``distil-reward`` and ``eval-model`` as functions with
 typed parameters: they load, fit, save and return reports; they neither parse arguments nor print
 (the command modules in :mod:`morec.commands` do both).
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # torch and the models load inside the functions, so importin
     from dynamics import EnsembleConfig, EnsembleDynamics
 
     from .data import OfflineDataset
+    from .distillation_config import DistillationConfig
     from .dynamics_reward import DynamicsReward
     from .dynamics_reward_config import DynamicsRewardConfig
     from .filter_check import CheckedPolicy
@@ -78,6 +80,27 @@ def train_reward(ds: OfflineDataset, dynamics: EnsembleDynamics, config: Dynamic
               "discrimination": discrimination_report(reward, dynamics, test, seed)}
     (out / "report.json").write_text(json.dumps(report, indent=2))
     return reward, fit, report
+
+
+def distil_reward_to(ds: OfflineDataset, dynamics: EnsembleDynamics, teacher: DynamicsReward, config: DistillationConfig,
+                     out: Path, *,
+                     filter_config: MorecFilterConfig | None = None, show_progress: bool = True) -> tuple[DynamicsReward, dict]:
+    """Distil ``teacher`` into one network (:mod:`morec.reward_distillation`), save it to ``out``
+    and write ``report.json`` with its agreement with the teacher, measured at the teacher's
+    threshold under ``filter_config`` (``auto`` resolved from the teacher's held-out data)."""
+    from .reward_distillation import distil_reward
+    from .threshold import resolve_threshold
+
+    filter_config = filter_config or MorecFilterConfig()
+    rollout = FilterCheckConfig().rollout()
+    threshold, _ = resolve_threshold(teacher, dynamics, filter_config, rollout, seed=config.seed)
+    student, report = distil_reward(teacher, dynamics, ds.observations, ds.actions, ds.next_observations, config,
+                                    rollout=rollout, filter_config=filter_config, threshold=threshold,
+                                    show_progress=show_progress)
+    student.save(out)
+    payload = {"teacher_snapshots": teacher.num_snapshots, "config": asdict(config), **report.to_dict()}
+    (out / "report.json").write_text(json.dumps(payload, indent=2))
+    return student, payload
 
 
 # ---------------------------------------------------------------------------------------- model check
@@ -141,6 +164,7 @@ def eval_model(dataset: str, dynamics: str, *, env: str | None = None, reward: s
         out["threshold_calibration"] = calibration.to_dict()
     if reward:
         out["false_truncation_data"] = real_source
+        out["filter"] = asdict(filter_config)
     return out | report
 
 

@@ -12,6 +12,9 @@ no termination so every row runs the full horizon):
   for a ratio;
 - ``morec_filtered_b2000_h100_k10``: the MOREC workload with the dynamics-reward filter selecting
   (10 discriminator snapshots, threshold 0 so no row is truncated);
+- ``morec_distilled_b2000_h100_k10``: the same with a distilled reward (one network of the
+  ``morec distil-reward`` default size); ``filtered_cost_vs_unfiltered`` gives both as the time per
+  transition relative to the unfiltered MOREC workload (issue target: at most 2);
 - ``reward_d``: r_D evaluations per second for 10 snapshots x 10 candidates x 2,000 states (one
   rollout step's scoring);
 - ``dynamics_epoch_seconds_100k``: one training epoch on 100,000 transitions.
@@ -33,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble  # noqa: E402
 from morec import ModelBuffer, RolloutConfig, RolloutEngine  # noqa: E402
+from morec.distillation_config import DistillationConfig  # noqa: E402
 from morec.dynamics_reward import Discriminator, DynamicsReward, DynamicsRewardConfig  # noqa: E402
 from morec.filter import MorecFilterConfig, MorecSelector  # noqa: E402
 
@@ -55,8 +59,8 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def reward_with_snapshots(num: int, device) -> DynamicsReward:
-    cfg = DynamicsRewardConfig()
+def reward_with_snapshots(num: int, device, hidden_sizes: tuple[int, ...] | None = None) -> DynamicsReward:
+    cfg = DynamicsRewardConfig() if hidden_sizes is None else DynamicsRewardConfig(hidden_sizes=hidden_sizes)
     base = DynamicsReward(OBS, ACT, cfg).to(device)
     gen = torch.Generator().manual_seed(0)
     states = [Discriminator(1, base.in_features, cfg.hidden_sizes, gen).state_dict() for _ in range(num)]
@@ -149,8 +153,12 @@ def main() -> None:
     kit = time_kit_style(model, policy, mopo_b, 5, args.device, args.repeats)
     reward = reward_with_snapshots(10, args.device)
     selector = MorecSelector(reward, MorecFilterConfig(threshold=0.0))
+    distilled = MorecSelector(reward_with_snapshots(1, args.device, DistillationConfig().hidden_sizes), MorecFilterConfig(threshold=0.0))
     morec_b = 2000 // scale
     reward_seconds = time_reward(reward, morec_b, 10, args.device, args.repeats)
+    unfiltered = time_engine(model, policy, morec_b, 100, 2, args.device, args.repeats)
+    filtered = time_engine(model, policy, morec_b, 100, 2, args.device, args.repeats, selector)
+    filtered_distilled = time_engine(model, policy, morec_b, 100, 2, args.device, args.repeats, distilled)
     result = {
         "device": str(torch.cuda.get_device_name(0)) if args.device.startswith("cuda") else platform.processor() or "cpu",
         "torch": torch.__version__,
@@ -158,10 +166,13 @@ def main() -> None:
         "quick": args.quick,
         "transitions_per_s": {
             f"mopo_b{mopo_b}_h5": round(ours),
-            f"morec_b{morec_b}_h100_k10": round(time_engine(model, policy, morec_b, 100, 2, args.device, args.repeats)),
-            f"morec_filtered_b{morec_b}_h100_k10": round(time_engine(model, policy, morec_b, 100, 2, args.device, args.repeats, selector)),
+            f"morec_b{morec_b}_h100_k10": round(unfiltered),
+            f"morec_filtered_b{morec_b}_h100_k10": round(filtered),
+            f"morec_distilled_b{morec_b}_h100_k10": round(filtered_distilled),
             f"kit_style_b{mopo_b}_h5": round(kit),
         },
+        "filtered_cost_vs_unfiltered": {"snapshots_10": round(unfiltered / filtered, 2),
+                                        "distilled": round(unfiltered / filtered_distilled, 2)},
         "engine_vs_kit_style_ratio": round(ours / kit, 2),
         "reward_d": {
             "workload": f"10 snapshots x 10 candidates x {morec_b} states",

@@ -17,7 +17,7 @@ import importlib
 from types import ModuleType
 
 # in the order `morec --help` lists them
-COMMANDS = ("collect", "quickstart", "train_dynamics", "train_reward", "eval_model", "relabel", "train", "suite", "sweep",
+COMMANDS = ("collect", "quickstart", "train_dynamics", "train_reward", "distil_reward", "eval_model", "relabel", "train", "suite", "sweep",
             "credit_training", "generalisation")
 
 
