@@ -1,4 +1,4 @@
-"""Trained dynamics and dynamics rewards, trained once and then loaded: cached under
+"""Trained dynamics, dynamics rewards and distilled rewards, trained once and then loaded: cached under
 ``cfg.cache_dir`` by dataset fingerprint, model config and seed, so runs that can share them do.
 
 Runs sharing a cache entry (same dataset, config and seed) may start at once, in several processes
@@ -18,10 +18,14 @@ import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
 from dynamics import EnsembleDynamics, TaskInfo, fit_ensemble
+from dynamics.io import atomic_write
 from morec.data import OfflineDataset
+from morec.distillation_config import DistillationConfig
 from morec.dynamics_reward import DynamicsReward
 from morec.locking import exclusive_lock
+from morec.reward_distillation import distil_reward
 from morec.reward_training import fit_dynamics_reward
+from morec.rollout_config import RolloutConfig
 
 from .config import TrainConfig
 
@@ -56,13 +60,39 @@ def cached_dynamics(cfg: TrainConfig, ds: OfflineDataset, fingerprint: str, writ
 
 
 def cached_reward(cfg: TrainConfig, ds: OfflineDataset, dynamics: EnsembleDynamics, dynamics_key: str,
-                  progress: bool) -> DynamicsReward:
-    """The dynamics reward of ``dynamics`` (named by its cache key): loaded, or trained and saved."""
+                  progress: bool) -> tuple[DynamicsReward, str]:
+    """``(the dynamics reward of dynamics, its cache key)``: loaded, or trained and saved."""
     key = cache_key("reward", dynamics_key, asdict(cfg.reward), cfg.seed)
     folder = Path(cfg.cache_dir) / "reward" / key
     with exclusive_lock(folder.with_name(key + ".lock"), f"waiting for another process training the dynamics reward {folder}"):
         if (folder / "dynamics_reward.pt").exists():
-            return DynamicsReward.load(folder, cfg.device, obs_dim=ds.obs_dim, act_dim=ds.act_dim)
+            return DynamicsReward.load(folder, cfg.device, obs_dim=ds.obs_dim, act_dim=ds.act_dim), key
         reward, _ = fit_dynamics_reward(ds, dynamics, cfg.reward, seed=cfg.seed, log_dir=str(folder / "tb"), show_progress=progress)
         reward.save(folder)
-    return reward
+    return reward, key
+
+
+def cached_distilled_reward(cfg: TrainConfig, ds: OfflineDataset, dynamics: EnsembleDynamics, teacher: DynamicsReward,
+                            reward_key: str, threshold: float, writer: SummaryWriter | None, progress: bool) -> DynamicsReward:
+    """``teacher`` (named by its cache key) distilled into one network with ``morec distil-reward``'s
+    defaults: loaded, or distilled and saved with ``report.json`` (agreement with the teacher at
+    ``threshold``, also written to ``writer`` as ``reward/distil_*``)."""
+    config = DistillationConfig(seed=cfg.seed)
+    rollout = RolloutConfig(samples_per_member=cfg.rollout.samples_per_member, candidate_clip=cfg.rollout.candidate_clip)
+    key = cache_key("distilled", reward_key, asdict(config), rollout.samples_per_member, rollout.candidate_clip)
+    folder = Path(cfg.cache_dir) / "reward" / key
+    with exclusive_lock(folder.with_name(key + ".lock"), f"waiting for another process distilling the dynamics reward {folder}"):
+        if (folder / "dynamics_reward.pt").exists():
+            student = DynamicsReward.load(folder, cfg.device, obs_dim=ds.obs_dim, act_dim=ds.act_dim)
+            report = json.loads((folder / "report.json").read_text())
+        else:
+            student, fit = distil_reward(teacher, dynamics, ds.observations, ds.actions, ds.next_observations, config,
+                                         rollout=rollout, filter_config=cfg.filter, threshold=threshold, show_progress=progress)
+            report = fit.to_dict()
+            atomic_write(folder / "report.json", lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
+            student.save(folder)  # last: its presence marks the entry complete
+    if writer is not None:
+        writer.add_scalar("reward/distil_truncation_agreement", report["truncation_agreement"], 0)
+        for name, value in report["pick_agreement"].items():
+            writer.add_scalar(f"reward/distil_pick_agreement_{name}", value, 0)
+    return student

@@ -42,7 +42,7 @@ from .base import MixedSampler
 from .config import ConfigError, TrainConfig
 from .evaluation import Evaluator
 from .factory import build_algorithm
-from .model_cache import cached_dynamics, cached_reward, dataset_fingerprint
+from .model_cache import cached_distilled_reward, cached_dynamics, cached_reward, dataset_fingerprint
 from .trainer import RunDirectory, TrainingComponents, TrainingLoop
 
 __all__ = ["Trainer", "build_components", "build_reward_shaping", "build_rollout_engine", "build_selector",
@@ -80,9 +80,12 @@ def build_selector(cfg: TrainConfig, dataset: OfflineDataset, dynamics: Ensemble
     for the random elite of MOPO/MOBILE."""
     if not cfg.morec:
         return None
-    reward = cached_reward(cfg, dataset, dynamics, dynamics_key, show_progress)
+    reward, reward_key = cached_reward(cfg, dataset, dynamics, dynamics_key, show_progress)
     try:
         threshold, calibration = resolve_threshold(reward, dynamics, cfg.filter, cfg.rollout, seed=cfg.seed)
+        if cfg.filter.distilled:  # the student scores; its own threshold (auto: calibrated on its r_D)
+            reward = cached_distilled_reward(cfg, dataset, dynamics, reward, reward_key, threshold, writer, show_progress)
+            threshold, calibration = resolve_threshold(reward, dynamics, cfg.filter, cfg.rollout, seed=cfg.seed)
     except ValueError as err:  # a reward cached by an older morec stores no held-out data
         raise ConfigError(f"filter.threshold: {err} (for `morec train`: delete the cached reward under "
                           f"{Path(cfg.cache_dir) / 'reward'} so it is trained again)") from None

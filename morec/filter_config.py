@@ -20,6 +20,7 @@ class MorecFilterConfig:
     threshold: float | str = AUTO  # "auto" (see false_truncation_target) or a number (the paper: 0.6)
     false_truncation_target: float = 0.02  # "auto": at most this fraction of held-out real data is cut
     truncate_as: str = "terminal"  # "terminal" (the paper) or "stop": end the rollout without a terminal flag
+    distilled: bool = False  # morec train: score with one network distilled from the snapshots (morec distil-reward)
     min_rollout_length: int = 0
 
     def __post_init__(self) -> None:

@@ -152,6 +152,9 @@ def eval_model(dataset: str, dynamics: str, *, env: str | None = None, reward: s
 
     filter_config = filter_config or MorecFilterConfig()
     check = check or FilterCheckConfig()
+    if filter_config.distilled:
+        raise UserError("filter.distilled is for morec train; to check a distilled reward, make one with "
+                        "`morec distil-reward` and pass its --out as --reward")
     with as_user_error(ValueError, FileNotFoundError):  # bad input: a UserError naming the fix
         setup = _eval_setup(dataset, dynamics, env, reward, policy, policy_paths, policy_noise, starts, filter_config, check, device)
     calibration, real_source = setup.pop("calibration"), setup.pop("real_source")

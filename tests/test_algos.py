@@ -251,6 +251,28 @@ def test_auto_threshold_truncate_as_stop_and_candidate_clip_train(hopper_file, t
     assert events.Scalars("rollout/threshold")[0].value == pytest.approx(trainer.engine.selector.threshold)
 
 
+def test_distilled_filter_trains_and_scores_with_one_network(hopper_file, tmp_path, monkeypatch):
+    import functools
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    import algos.model_cache
+    from morec.distillation_config import DistillationConfig
+
+    monkeypatch.setattr(algos.model_cache, "DistillationConfig",
+                        functools.partial(DistillationConfig, updates=40, batch_size=32, hidden_sizes=(32,), model_steps=1))
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", epochs=1, **{"filter.distilled": True, "filter.threshold": "auto"}))
+    trainer = Trainer(cfg, tmp_path / "run", show_progress=False)
+    reward = trainer.engine.selector.reward
+    assert reward.num_snapshots == 1 and reward.distilled_from is not None and reward.distilled_from >= 1
+    trainer.run()
+    events = EventAccumulator(str(tmp_path / "run" / "tb")).Reload()
+    assert 0 <= events.Scalars("reward/distil_truncation_agreement")[0].value <= 1
+    again = Trainer(cfg, tmp_path / "run2", show_progress=False)  # loaded from the cache, the same network
+    x = [torch.zeros(3, n) for n in (reward.obs_dim, reward.act_dim, reward.obs_dim)]
+    torch.testing.assert_close(again.engine.selector.reward(*x), reward(*x), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_resume_reproduces_the_uninterrupted_run(hopper_file, tmp_path, monkeypatch, device):
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=True, epochs=3, device=device))
