@@ -95,6 +95,7 @@ def settings(task: str, algorithm: str, morec: bool) -> dict[str, tuple[object, 
         out["rollout.samples_per_member"] = (2, f"{src}: resample_num_in_transition (10 candidates)")
         out["filter.threshold"] = (0.6, f"{src}: terminal_dynamics_reward")
         out["filter.temperature"] = (0.1, f"{src} (hard-coded)")
+        out["filter.consensus_weight"] = (0.0, f"{src}: picks by r_D alone")
         out["reward.max_snapshots"] = (400, f"{src}: max_retain_num")
         if algorithm == "mopo":
             coef, mode, extra = MOREC_MOPO[task]
