@@ -41,6 +41,7 @@ class EnsembleConfig:
     improvement_threshold: float = 0.01  # relative holdout-MSE improvement that resets patience
     max_epochs_since_update: int = 5
     max_epochs: int | None = None
+    max_seconds: float | None = None  # wall-clock budget, checked after each epoch (the result then depends on speed)
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
@@ -52,6 +53,9 @@ class EnsembleConfig:
             )
         if not 0 < self.num_elites <= self.num_members:
             raise ValueError(f"num_elites must be in 1..num_members={self.num_members}, got {self.num_elites}")
+        for name in ("max_epochs", "max_seconds"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive or None (no cap), got {getattr(self, name)}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
 

@@ -7,7 +7,8 @@ Per mini-batch (``E`` members, ``B`` rows, ``D = O + 1`` outputs, ``l`` = clampe
 
 Holdout metric per member: MSE of the mean. A member improves when its holdout MSE drops by more
 than ``improvement_threshold`` (relative); its weights at that point are kept. Training stops
-after ``max_epochs_since_update`` epochs without any member improving (or at ``max_epochs``);
+after ``max_epochs_since_update`` epochs without any member improving (or at ``max_epochs``, or
+once ``max_seconds`` of training have passed);
 every member is restored to its best weights and the elites are the members with the lowest
 holdout MSE.
 """
@@ -35,6 +36,7 @@ class FitReport:
     seconds: float
     train_size: int
     holdout_size: int
+    stopped_by: str = "patience"  # "patience" (early stopping), "max_epochs" or "max_seconds"
 
 
 def training_arrays(dataset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,7 +151,8 @@ def fit_ensemble(
         # how far early stopping is: epochs since any member improved, out of the patience
         bar.set_postfix(best_holdout_mse=f"{elite_mse:.4f}", since_best=f"{epochs_since_update}/{cfg.max_epochs_since_update}",
                         train_nll=f"{train_nll:.3f}")
-        if epochs_since_update >= cfg.max_epochs_since_update or (cfg.max_epochs and epoch >= cfg.max_epochs):
+        stopped_by = stop_reason(cfg, epoch, epochs_since_update, time.perf_counter() - start_time)
+        if stopped_by is not None:
             break
     bar.close()
     model.load_state_dict(best_state)
@@ -170,4 +173,16 @@ def fit_ensemble(
         seconds=time.perf_counter() - start_time,
         train_size=n_train,
         holdout_size=n_hold,
+        stopped_by=stopped_by,
     )
+
+
+def stop_reason(cfg, epoch: int, epochs_since_update: int, seconds: float) -> str | None:
+    """Why training stops after ``epoch`` (``None``: it goes on)."""
+    if epochs_since_update >= cfg.max_epochs_since_update:
+        return "patience"
+    if cfg.max_epochs and epoch >= cfg.max_epochs:
+        return "max_epochs"
+    if cfg.max_seconds and seconds >= cfg.max_seconds:
+        return "max_seconds"
+    return None

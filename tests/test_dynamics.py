@@ -106,7 +106,17 @@ def test_early_stopping_after_patience():
     ds = linear_system(n=800)
     model = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=None, max_epochs_since_update=2, improvement_threshold=0.5))
     report = fit_ensemble(model, ds, show_progress=False)
-    assert report.epochs < 40  # a 50% improvement per epoch cannot last
+    assert report.epochs < 40 and report.stopped_by == "patience"  # a 50% improvement per epoch cannot last
+
+
+def test_epoch_and_wall_clock_budgets_stop_training_and_say_so():
+    ds = linear_system(n=800)
+    capped = fit_ensemble(EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=2)), ds, show_progress=False)
+    assert (capped.epochs, capped.stopped_by) == (2, "max_epochs")
+    timed = fit_ensemble(EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=None, max_seconds=1e-6)), ds, show_progress=False)
+    assert (timed.epochs, timed.stopped_by) == (1, "max_seconds")  # checked after each epoch
+    with pytest.raises(ValueError, match="max_seconds"):
+        small_config(max_seconds=0)
 
 
 @pytest.mark.parametrize("device", DEVICES)

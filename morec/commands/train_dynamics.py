@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..errors import as_user_error
+
 NAME = "train-dynamics"
 HELP = "fit the ensemble dynamics on a dataset and report holdout and oracle error"
 
@@ -15,6 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", default=None, help="environment id when the dataset does not name one")
     p.add_argument("--out", required=True, help="directory for dynamics.pt, config.json, report.json and TensorBoard")
     p.add_argument("--max-epochs", type=int, default=None, help="cap on training epochs (default: early stopping only)")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="wall-clock cap on training, checked after each epoch (the model then depends on machine speed)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--eval-starts", type=int, default=500, help="start states for the oracle model-error check")
@@ -34,11 +38,13 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     ds = load_dataset(args.dataset, env_id=args.env)
     out = Path(args.out)
-    cfg = EnsembleConfig(max_epochs=args.max_epochs)
+    with as_user_error(ValueError):
+        cfg = EnsembleConfig(max_epochs=args.max_epochs, max_seconds=args.max_seconds)
     say = (lambda *_: None) if args.json else print
     env = f"{ds.metadata['env_id']}, {ds.metadata['layout']} layout" if ds.metadata.get("layout") else "environment unknown"
     say(f"train-dynamics: {len(ds):,} transitions from {args.dataset} ({env}) -> {out}")
-    stop = f"at most {cfg.max_epochs} epochs" if cfg.max_epochs else "no epoch cap"
+    caps = [f"at most {cfg.max_epochs} epochs"] * bool(cfg.max_epochs) + [f"at most {cfg.max_seconds:g} s"] * bool(cfg.max_seconds)
+    stop = " or ".join(caps) or "no epoch or time cap"
     say(f"  {cfg.num_members} members, {cfg.num_elites} elites; stops after {cfg.max_epochs_since_update} epochs "
         f"without a holdout improvement ({stop})")
     say(f"  TensorBoard: tensorboard --logdir {out / 'tb'}")
@@ -49,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"saved to {out / 'dynamics.pt'} (report: {out / 'report.json'})")
-    print(f"  {fit.epochs} epochs in {fit.seconds:.0f} s on {fit.train_size:,} transitions; holdout MSE of the "
+    print(f"  {fit.epochs} epochs in {fit.seconds:.0f} s (stopped by {fit.stopped_by}) on {fit.train_size:,} transitions; holdout MSE of the "
           f"{len(fit.elites)} elites {fit.elite_holdout_mse:.4g} on {fit.holdout_size:,} held-out transitions")
     if "oracle" in report:
         closed, steps = report["oracle"]["random_policy_model_error"], report["oracle"]["open_loop_error_per_step"]
