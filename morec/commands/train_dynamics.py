@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     say = (lambda *_: None) if args.json else print
     env = f"{ds.metadata['env_id']}, {ds.metadata['layout']} layout" if ds.metadata.get("layout") else "environment unknown"
     say(f"train-dynamics: {len(ds):,} transitions from {args.dataset} ({env}) -> {out}")
-    caps = [f"at most {cfg.max_epochs} epochs"] * bool(cfg.max_epochs) + [f"at most {cfg.max_seconds:g} s"] * bool(cfg.max_seconds)
+    caps = ([f"at most {cfg.max_epochs} epochs"] if cfg.max_epochs else []) + ([f"at most {cfg.max_seconds:g} s"] if cfg.max_seconds else [])
     stop = " or ".join(caps) or "no epoch or time cap"
     say(f"  {cfg.num_members} members, {cfg.num_elites} elites; stops after {cfg.max_epochs_since_update} epochs "
         f"without a holdout improvement ({stop})")
