@@ -68,7 +68,7 @@ class ShiftOracle:
 
 def run_check(scores, threshold=0.6, truncate_as="terminal", horizon=4, starts=6):
     reward = FixedScores(scores)  # candidates: members 1, 2, 3 -> s + 1 (exact), s + 2, s + 3
-    cfg = MorecFilterConfig(mode="argmax", threshold=threshold, truncate_as=truncate_as)
+    cfg = MorecFilterConfig(mode="argmax", consensus_weight=0, threshold=threshold, truncate_as=truncate_as)
     policy = CheckedPolicy("zero", deterministic_row_policy(lambda o: torch.zeros(len(o), 1)), deterministic=True)
     return check_policy(ShiftDynamics(), reward, cfg, threshold, policy, torch.zeros(starts, 2), ShiftOracle(), never,
                         np.ones(2), FilterCheckConfig(horizon=horizon, samples_per_member=1))
@@ -99,7 +99,7 @@ def test_truncation_ends_every_rollout_and_only_terminal_mode_fakes_terminals(tr
 
 
 def test_ranking_needs_two_deterministic_policies_and_a_random_policy_gets_no_return_check():
-    cfg = MorecFilterConfig(mode="argmax", threshold=0.6)
+    cfg = MorecFilterConfig(mode="argmax", consensus_weight=0, threshold=0.6)
     policies = [CheckedPolicy("random", random_row_policy(1, 3, 4, seed=0, device="cpu"), deterministic=False),
                 CheckedPolicy("zero", deterministic_row_policy(lambda o: torch.zeros(len(o), 1)), deterministic=True)]
     report = check_filter(ShiftDynamics(), FixedScores([1.0, 0.5, 0.4]), cfg, 0.6, policies, torch.zeros(4, 2), ShiftOracle(),
@@ -132,7 +132,7 @@ def test_auto_threshold_is_the_lower_target_quantile_of_real_and_kept_rewards():
         def __call__(self, obs, act, next_obs):
             return scores(obs, act, next_obs) if next_obs.dim() == 3 else torch.arange(1, len(obs) + 1) / len(obs)
 
-    cfg = MorecFilterConfig(mode="argmax", threshold="auto", false_truncation_target=0.1)
+    cfg = MorecFilterConfig(mode="argmax", consensus_weight=0, threshold="auto", false_truncation_target=0.1)
     cal = calibrate_threshold(Both(), ShiftDynamics(), cfg, RolloutConfig(samples_per_member=1))
     assert cal.real_quantile == pytest.approx(0.109) and cal.selected_quantile == pytest.approx(0.9)
     assert cal.threshold == pytest.approx(0.109) and cal.transitions == n and cal.target == 0.1
