@@ -27,15 +27,20 @@ from pathlib import Path
 from dynamics.io import atomic_write
 
 # name -> (train-reward flags, eval-model flags). "default" uses every command's defaults.
+PAPER_REWARD = ["--generator", "adversarial", "--negative-steps", "1", "--contrastive-coef", "0"]
+R_D_PICK = ["--consensus-weight", "0"]  # the paper's pick: r_D alone
 VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "default": ([], []),
-    "paper": (["--generator", "adversarial", "--negative-steps", "1", "--contrastive-coef", "0"], ["--threshold", "0.6"]),
-    "paper-auto": (["--generator", "adversarial", "--negative-steps", "1", "--contrastive-coef", "0"], ["--threshold", "auto"]),
-    "fixed": (["--generator", "fixed", "--negative-steps", "1", "--contrastive-coef", "0"], ["--threshold", "auto"]),
-    "fixed-multistep": (["--generator", "fixed", "--negative-steps", "5", "--contrastive-coef", "0"], ["--threshold", "auto"]),
-    "fixed-contrastive": (["--generator", "fixed", "--negative-steps", "1", "--contrastive-coef", "1"], ["--threshold", "auto"]),
+    "paper": (PAPER_REWARD, ["--threshold", "0.6", *R_D_PICK]),
+    "paper-auto": (PAPER_REWARD, ["--threshold", "auto", *R_D_PICK]),
+    **{f"paper-auto-consensus-{w}": (PAPER_REWARD, ["--threshold", "auto", "--consensus-weight", w]) for w in ("0.3", "0.5", "1", "3")},
+    "fixed": (["--generator", "fixed", "--negative-steps", "1", "--contrastive-coef", "0"], ["--threshold", "auto", *R_D_PICK]),
+    "fixed-multistep": (["--generator", "fixed", "--negative-steps", "5", "--contrastive-coef", "0"], ["--threshold", "auto", *R_D_PICK]),
+    "fixed-contrastive": (["--generator", "fixed", "--negative-steps", "1", "--contrastive-coef", "1"], ["--threshold", "auto", *R_D_PICK]),
     "fixed-multistep-contrastive": (["--generator", "fixed", "--negative-steps", "5", "--contrastive-coef", "1"],
-                                    ["--threshold", "auto"]),
+                                    ["--threshold", "auto", *R_D_PICK]),
+    "fixed-contrastive-consensus-0.3": (["--generator", "fixed", "--negative-steps", "1", "--contrastive-coef", "1"],
+                                        ["--threshold", "auto", "--consensus-weight", "0.3"]),
 }
 # eval-model flags share one trained reward: variants naming the same train-reward flags reuse it
 POLICY_SETS = ("random", "noisy-behaviour", "off-behaviour")
