@@ -164,6 +164,24 @@ def test_train_dynamics_reward_and_eval_model(workdir, capsys):
         assert len(checked["per_step"]["ratio"]) == 5
 
 
+def test_distil_reward_writes_a_one_network_reward_that_eval_model_takes(workdir, capsys):
+    data, dyn, rew, out = (str(workdir / n) for n in ("hopper.hdf5", "dyn", "rew", "rew-distilled"))
+    report = run(["distil-reward", "--dataset", data, "--dynamics", dyn, "--reward", rew, "--out", out, "--updates", "30",
+                  "--hidden-sizes", "16", "--no-progress", "--json"], capsys)
+    assert report["updates"] == 30 and report["holdout_rows"] == 300 and report["config"]["hidden_sizes"] == [16]
+    assert set(report["pick_agreement"]) == {"consensus_weight_0", "consensus_weight_1"}
+    assert 0 <= report["truncation_agreement"] <= 1 and report == json.loads((workdir / "rew-distilled" / "report.json").read_text())
+    checked = run(["eval-model", "--dataset", data, "--dynamics", dyn, "--reward", out, "--horizon", "3", "--starts", "20",
+                   "--json"], capsys)
+    assert checked["filter"]["consensus_weight"] == 1.0 and checked["filtered"]["transitions"] >= 20
+    # bad input: one line naming the fix, exit status 2
+    assert main(["distil-reward", "--dataset", data, "--dynamics", dyn, "--reward", out, "--out", str(workdir / "x")]) == 2
+    assert "already a distilled reward" in capsys.readouterr().err
+    assert main(["distil-reward", "--dataset", data, "--dynamics", dyn, "--reward", rew, "--out", str(workdir / "x"),
+                 "--hidden-sizes", "a,b"]) == 2
+    assert "--hidden-sizes must be comma-separated integers" in capsys.readouterr().err
+
+
 def test_eval_model_checks_torchscript_policies_and_ranks_them(workdir, capsys):
     data, dyn, rew = str(workdir / "hopper.hdf5"), str(workdir / "dyn"), str(workdir / "rew")
     paths = []
