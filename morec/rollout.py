@@ -7,7 +7,7 @@ Each step, for the live rows ``[B]``:
 3. candidates ``[K, B, O + 1]``: ``samples_per_member`` Gaussian draws from each elite
    (``K = elites x samples``);
    optionally clipped to ``[-candidate_clip, candidate_clip]`` (the released MOREC code: 25 on D4RL);
-   and the **consensus** ``[B, O + 1]``, the mean of the elites' mean predictions;
+   and the **consensus** ``[B, O + 1]``, the mean of the elites' mean predictions (clipped alike);
 4. the **selector** picks one candidate per row (default: a uniformly random elite, as MOPO and
    MOBILE do; the MOREC filter plugs in here) and may stop rows (marking them terminal) or
    truncate them (ending them without the terminal flag);
@@ -122,13 +122,15 @@ class RolloutEngine:
         m, s = mean[elites], std[elites]
         noise = torch.randn((self.config.samples_per_member, *m.shape), device=m.device, generator=self.generator)
         cands = (m + noise * s).reshape(-1, *m.shape[1:])
+        consensus = m.mean(0)
         if self.config.candidate_clip is not None:
             cands = cands.clamp(-self.config.candidate_clip, self.config.candidate_clip)
+            consensus = consensus.clamp(-self.config.candidate_clip, self.config.candidate_clip)
         if self.config.penalty_coef:
             penalty = self.config.penalty_coef * std.norm(dim=-1).amax(dim=0)
         else:
             penalty = torch.zeros(obs.shape[0], device=obs.device)
-        return cands, penalty, m.mean(0)
+        return cands, penalty, consensus
 
     def select(self, obs: torch.Tensor, act: torch.Tensor, step: int) -> tuple[torch.Tensor, Selection, torch.Tensor]:
         """One model step: ``(picked [B, O + 1] next observation and reward, selection, penalty [B])``."""

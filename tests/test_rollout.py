@@ -73,6 +73,15 @@ def never(obs, act, next_obs):
     return torch.zeros(len(obs), dtype=torch.bool, device=obs.device)
 
 
+def test_candidates_come_with_the_elites_mean_prediction_clipped_like_them():
+    engine = RolloutEngine(ShiftDynamics(), never, RolloutConfig(samples_per_member=2))
+    cands, _, consensus = engine.candidates(torch.zeros(4, 2), torch.zeros(4, 1))
+    assert cands.shape == (6, 4, 3) and torch.allclose(consensus, torch.full((4, 3), 2.0))  # elites 1..3 shift by 1..3
+    clipped = RolloutEngine(ShiftDynamics(), never, RolloutConfig(samples_per_member=1, candidate_clip=1.5))
+    cands, _, consensus = clipped.candidates(torch.zeros(4, 2), torch.zeros(4, 1))
+    assert float(cands.max()) <= 1.5 and torch.allclose(consensus, torch.full((4, 3), 1.5))
+
+
 def zero_policy(obs):
     return torch.zeros(len(obs), 1, device=obs.device)
 
