@@ -70,14 +70,14 @@ class _Rows:
                                     rollout, seed=seed)
         self.generator = self.engine.generator
 
-    def draw(self, n: int, model_steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def draw(self, n: int, steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(s [n, O], a [n, A], next states [K(+1), n, O], consensus [n, O + 1])``: ``s`` is a dataset
-        state rolled ``model_steps`` random-elite steps under random actions; at dataset states
-        (``model_steps == 0``) with the dataset's action, the real s' is appended as the last row."""
+        state rolled ``steps`` random-elite steps under random actions; at dataset states
+        (``steps == 0``) with the dataset's action, the real s' is appended as the last row."""
         device, gen = self.obs.device, self.generator
         rows = torch.randint(len(self.obs), (n,), device=device, generator=gen)
         obs, act_dim = self.obs[rows], self.acts.shape[1]
-        for _ in range(model_steps):
+        for _ in range(steps):
             act = torch.rand((n, act_dim), device=device, generator=gen) * 2 - 1
             cands, _, _ = self.engine.candidates(obs, act)
             obs = cands[torch.randint(len(cands), (n,), device=device, generator=gen), torch.arange(n, device=device), :-1]
@@ -86,7 +86,7 @@ class _Rows:
         act = torch.where(use_random, random, self.acts[rows])
         cands, _, consensus = self.engine.candidates(obs, act)
         next_obs = cands[..., :-1]
-        if model_steps == 0:  # real s' (rows with random actions: a candidate stands in)
+        if steps == 0:  # real s' (rows with random actions: a candidate stands in)
             real = torch.where(use_random, next_obs[0], self.next_obs[rows])
             next_obs = torch.cat([next_obs, real[None]])
         return obs, act, next_obs, consensus
