@@ -3,6 +3,7 @@ command line can show its defaults)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 MIN_SNAPSHOTS = 5  # fewer is hardly a historical ensemble: warned about
@@ -25,6 +26,8 @@ class DynamicsRewardConfig:
     max_snapshots: int = 400  # history kept (the released runs keep the last 400)
     snapshot_stride: int = 10  # every stride-th of the kept history enters the reward (MOPO: 10)
     entropy_coef: float = 1e-3  # Bernoulli-entropy bonus on the discriminator (GAIL default)
+    entropy_target: float | None = None  # set: tune the bonus's weight (from entropy_coef) so the discriminator's
+    # mean Bernoulli entropy stays near this, as the released loader's auto_ent_coeff_optim names (0.35); None: fixed
     grad_penalty_coef: float = 0.0  # gradient penalty on interpolates between real and generated
     generator: str = "adversarial"  # "adversarial": the generator is trained against D; "fixed": the MLE ensemble
     generator_lr: float = 1e-4
@@ -48,6 +51,8 @@ class DynamicsRewardConfig:
             raise ValueError(f"negative_steps must be at least 1 (1: one-step negatives), got {self.negative_steps}")
         if self.contrastive_coef < 0 or self.contrastive_samples_per_member < 1:
             raise ValueError("contrastive_coef must be >= 0 and contrastive_samples_per_member >= 1")
+        if self.entropy_target is not None and not 0 < self.entropy_target < math.log(2):
+            raise ValueError(f"entropy_target must be in (0, log 2 = 0.693) nats or None, got {self.entropy_target}")
         if self.logit_clip is not None and self.logit_clip <= 0:
             raise ValueError(f"logit_clip must be positive or None, got {self.logit_clip}")
 

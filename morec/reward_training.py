@@ -6,7 +6,8 @@ initialised from the MLE-trained ensemble; the discriminator separates real (s, 
 
 - discriminator: binary cross-entropy (real = 1, generated = 0) minus a small Bernoulli-entropy
   bonus, plus an optional gradient penalty; with ``logit_clip`` the logits are clipped inside
-  these losses so they cannot saturate;
+  these losses so they cannot saturate; with ``entropy_target`` the bonus's weight is tuned (as
+  SAC tunes its temperature) so the mean Bernoulli entropy of the logits stays near the target;
 - negatives (``negative_steps``): 1 is the generator's sample one step ahead at dataset (s, a);
   k > 1 rolls the generator 1..k steps (uniformly) along dataset trajectories with the dataset's
   own actions, so the discriminator also sees compounding-error states;
@@ -27,6 +28,7 @@ than ``MIN_SNAPSHOTS`` used is warned about: that is hardly a historical ensembl
 from __future__ import annotations
 
 import copy
+import math
 import time
 import warnings
 from collections import deque
@@ -173,10 +175,12 @@ def fit_dynamics_reward(
         opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.generator_lr)
     else:
         gen, opt_g = dynamics, None
+    log_entropy_coef = torch.tensor(math.log(cfg.entropy_coef), device=device, requires_grad=cfg.entropy_target is not None)
+    opt_e = torch.optim.Adam([log_entropy_coef], lr=cfg.discriminator_lr) if cfg.entropy_target is not None else None
     writer = SummaryWriter(log_dir) if log_dir else None
     history: deque = deque(maxlen=cfg.max_snapshots)
-    window = {"d_loss": [], "d_acc": [], "g_loss": []}
-    last = {"d_loss": float("nan"), "d_acc": float("nan"), "g_loss": None}
+    window = {"d_loss": [], "d_acc": [], "g_loss": [], "entropy": []}
+    last = {"d_loss": float("nan"), "d_acc": float("nan"), "g_loss": None, "entropy": float("nan")}
 
     feats = reward.features
     for update in tqdm(range(1, cfg.num_updates + 1), desc="dynamics reward", disable=not show_progress):
@@ -186,7 +190,9 @@ def fit_dynamics_reward(
         real_logit, fake_logit = clip(disc(real_x)[0]), clip(disc(fake_x)[0])
         d_loss = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit)) + \
             F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
-        loss = d_loss - cfg.entropy_coef * _bernoulli_entropy(torch.cat([real_logit, fake_logit]))
+        d_entropy = _bernoulli_entropy(torch.cat([real_logit, fake_logit]))
+        entropy_coef = cfg.entropy_coef if opt_e is None else log_entropy_coef.detach().exp()
+        loss = d_loss - entropy_coef * d_entropy
         if cfg.contrastive_coef:
             with torch.no_grad():
                 draws = gen.sample(o, a, cfg.contrastive_samples_per_member, generator=gen_rng)  # [S, E, B, O + 1]
@@ -201,6 +207,12 @@ def fit_dynamics_reward(
         opt_d.zero_grad(set_to_none=True)
         loss.backward()
         opt_d.step()
+        if opt_e is not None:  # entropy below target: raise the weight; above: lower it
+            coef_loss = log_entropy_coef.exp() * (d_entropy.detach() - cfg.entropy_target)
+            opt_e.zero_grad(set_to_none=True)
+            coef_loss.backward()
+            opt_e.step()
+        window["entropy"].append(d_entropy.detach())
         window["d_loss"].append(d_loss.detach())
         window["d_acc"].append(((real_logit > 0).float().mean() + (fake_logit < 0).float().mean()).detach() / 2)
 
@@ -225,6 +237,8 @@ def fit_dynamics_reward(
                 writer.add_scalar("reward/real_logit", e, update)
                 writer.add_scalar("reward/fake_logit", g, update)
                 writer.add_scalar("reward/snapshots", len(history), update)
+                writer.add_scalar("reward/discriminator_entropy", last["entropy"], update)
+                writer.add_scalar("reward/entropy_coef", float(log_entropy_coef.exp()), update)
                 if last["g_loss"] is not None:
                     writer.add_scalar("reward/generator_loss", last["g_loss"], update)
 

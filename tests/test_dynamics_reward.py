@@ -180,6 +180,21 @@ def test_small_fit_separates_real_from_perturbed(trained, generator, tmp_path):
         DynamicsReward.load(tmp_path / "r", obs_dim=11)
 
 
+def test_entropy_target_tunes_the_discriminator_entropy_bonus(trained, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    ds, dyn = trained
+    cfg = DynamicsRewardConfig(hidden_sizes=(16,), num_updates=200, snapshot_interval=50, entropy_target=0.1)
+    fit_dynamics_reward(ds, dyn, cfg, seed=0, log_dir=str(tmp_path / "tb"), show_progress=False)
+    events = EventAccumulator(str(tmp_path / "tb")).Reload()
+    coefs = [e.value for e in events.Scalars("reward/entropy_coef")]
+    entropies = [e.value for e in events.Scalars("reward/discriminator_entropy")]
+    assert min(entropies) > 0.1  # entropy above the target all along: the weight only falls
+    assert coefs == sorted(coefs, reverse=True) and coefs[-1] < cfg.entropy_coef
+    with pytest.raises(ValueError, match="entropy_target"):
+        DynamicsRewardConfig(entropy_target=0.7)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_same_seed_same_reward(trained, device):
     ds, dyn = trained

@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--contrastive-coef", type=float, default=defaults.contrastive_coef,
                    help="weight of ranking the real s' above the generator's candidates at the same (s, a) "
                         "(a deviation from the paper; 0: off)")
+    p.add_argument("--entropy-target", type=float, default=defaults.entropy_target,
+                   help="tune the discriminator's entropy bonus to keep its mean Bernoulli entropy near this (nats, "
+                        "e.g. 0.35 as the released code names; default: a fixed bonus)")
     p.add_argument("--logit-clip", type=float, default=defaults.logit_clip,
                    help="clip the discriminator's logits to +-this inside its losses (default: no clip)")
     p.add_argument("--seed", type=int, default=0)
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = DynamicsRewardConfig(generator=args.generator, num_updates=args.updates, snapshot_interval=args.snapshot_interval,
                                    snapshot_stride=args.snapshot_stride, discriminator_lr=args.discriminator_lr,
                                    negative_steps=args.negative_steps, contrastive_coef=args.contrastive_coef,
-                                   logit_clip=args.logit_clip)
+                                   logit_clip=args.logit_clip, entropy_target=args.entropy_target)
     out = Path(args.out)
     say = (lambda *_: None) if args.json else print
     say(f"train-reward: {len(ds):,} transitions from {args.dataset}, dynamics from {args.dynamics} -> {out}")
