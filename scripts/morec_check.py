@@ -39,6 +39,8 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "fixed-contrastive": (["--generator", "fixed", "--negative-steps", "1", "--contrastive-coef", "1"], ["--threshold", "auto", *R_D_PICK]),
     "fixed-multistep-contrastive": (["--generator", "fixed", "--negative-steps", "5", "--contrastive-coef", "1"],
                                     ["--threshold", "auto", *R_D_PICK]),
+    "paper-entropy-auto": ([*PAPER_REWARD, "--entropy-target", "0.35"], ["--threshold", "auto", *R_D_PICK]),
+    "paper-entropy-auto-consensus-1": ([*PAPER_REWARD, "--entropy-target", "0.35"], ["--threshold", "auto", "--consensus-weight", "1"]),
     "fixed-contrastive-consensus-0.3": (["--generator", "fixed", "--negative-steps", "1", "--contrastive-coef", "1"],
                                         ["--threshold", "auto", "--consensus-weight", "0.3"]),
 }
