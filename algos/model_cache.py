@@ -87,7 +87,8 @@ def cached_distilled_reward(cfg: TrainConfig, ds: OfflineDataset, dynamics: Ense
             report = json.loads((folder / "report.json").read_text())
         else:
             student, fit = distil_reward(teacher, dynamics, ds.observations, ds.actions, ds.next_observations, config,
-                                         rollout=rollout, filter_config=cfg.filter, threshold=threshold, show_progress=progress)
+                                         rollout=rollout, filter_config=cfg.filter, threshold=threshold, show_progress=progress,
+                                         log_dir=str(folder / "tb"))
             report = fit.to_dict()
             atomic_write(folder / "report.json", lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
             student.save(folder)  # last: its presence marks the entry complete

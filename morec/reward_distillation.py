@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from .distillation_config import DistillationConfig
@@ -101,11 +102,13 @@ def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def distil_reward(reward: DynamicsReward, dynamics, observations: np.ndarray, actions: np.ndarray,
                   next_observations: np.ndarray, config: DistillationConfig | None = None,
                   rollout: RolloutConfig | None = None, filter_config: MorecFilterConfig | None = None,
-                  threshold: float = 0.6, show_progress: bool = True) -> tuple[DynamicsReward, DistillationReport]:
+                  threshold: float = 0.6, show_progress: bool = True,
+                  log_dir: str | None = None) -> tuple[DynamicsReward, DistillationReport]:
     """Distil ``reward`` (the teacher) into a one-network reward on dataset transitions
     (``[N, O]``, ``[N, A]``, ``[N, O]``) with candidates from ``dynamics`` drawn as ``rollout``
     says. Agreement is measured on the held-out rows at ``threshold``, with argmax picks under
-    ``filter_config``'s consensus weight and under the paper's (0)."""
+    ``filter_config``'s consensus weight and under the paper's (0). With ``log_dir`` the losses
+    go to TensorBoard (``distil/*``) every 100 updates."""
     config = config or DistillationConfig()
     rollout = rollout or RolloutConfig()
     filter_config = filter_config or MorecFilterConfig()
@@ -116,6 +119,7 @@ def distil_reward(reward: DynamicsReward, dynamics, observations: np.ndarray, ac
     student = Discriminator(1, reward.in_features, config.hidden_sizes,
                             generator=torch.Generator().manual_seed(config.seed)).to(device)
     optim = torch.optim.Adam(student.parameters(), lr=config.lr)
+    writer = SummaryWriter(log_dir) if log_dir else None
     start = time.time()
     for update in tqdm(range(config.updates), desc="distil reward", disable=not show_progress):
         with torch.no_grad():
@@ -133,12 +137,20 @@ def distil_reward(reward: DynamicsReward, dynamics, observations: np.ndarray, ac
         optim.zero_grad()
         loss.backward()
         optim.step()
+        if writer is not None and (update + 1) % 100 == 0:
+            writer.add_scalar("distil/loss", float(loss), update + 1)
+            writer.add_scalar("distil/logit_mse", float(F.mse_loss(logit.detach(), target)), update + 1)
     seconds = time.time() - start
     distilled = reward.with_snapshots([{k: v.detach().clone() for k, v in student.state_dict().items()}], [1.0], [-1.0],
                                       config=dataclasses.replace(reward.config, hidden_sizes=config.hidden_sizes))
     distilled.distilled_from = reward.num_snapshots
     check = _Rows(dynamics, *(a[check_rows] for a in data), config, rollout, config.seed + 1, device)
     agreement = distillation_agreement(reward, distilled, check, filter_config, threshold, config.model_steps)
+    if writer is not None:
+        writer.add_scalar("distil/truncation_agreement", agreement["truncation_agreement"], config.updates)
+        for name, value in agreement["pick_agreement"].items():
+            writer.add_scalar(f"distil/pick_agreement_{name}", value, config.updates)
+        writer.close()
     return distilled, DistillationReport(updates=config.updates, seconds=round(seconds, 1),
                                          teacher_snapshots=reward.num_snapshots, holdout_rows=len(check_rows),
                                          threshold=threshold, **agreement)

@@ -96,7 +96,7 @@ def distil_reward_to(ds: OfflineDataset, dynamics: EnsembleDynamics, teacher: Dy
     threshold, _ = resolve_threshold(teacher, dynamics, filter_config, rollout, seed=config.seed)
     student, report = distil_reward(teacher, dynamics, ds.observations, ds.actions, ds.next_observations, config,
                                     rollout=rollout, filter_config=filter_config, threshold=threshold,
-                                    show_progress=show_progress)
+                                    show_progress=show_progress, log_dir=str(out / "tb"))
     student.save(out)
     payload = {"teacher_snapshots": teacher.num_snapshots, "config": asdict(config), **report.to_dict()}
     (out / "report.json").write_text(json.dumps(payload, indent=2))

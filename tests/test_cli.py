@@ -171,6 +171,7 @@ def test_distil_reward_writes_a_one_network_reward_that_eval_model_takes(workdir
     assert report["updates"] == 30 and report["holdout_rows"] == 300 and report["config"]["hidden_sizes"] == [16]
     assert set(report["pick_agreement"]) == {"consensus_weight_0", "consensus_weight_1"}
     assert 0 <= report["truncation_agreement"] <= 1 and report == json.loads((workdir / "rew-distilled" / "report.json").read_text())
+    assert list((workdir / "rew-distilled" / "tb").glob("events.*"))
     checked = run(["eval-model", "--dataset", data, "--dynamics", dyn, "--reward", out, "--horizon", "3", "--starts", "20",
                    "--json"], capsys)
     assert checked["filter"]["consensus_weight"] == 1.0 and checked["filtered"]["transitions"] >= 20

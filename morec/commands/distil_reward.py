@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     say = (lambda *_: None) if args.json else print
     say(f"distil-reward: {teacher.num_snapshots} snapshots of {args.reward} -> one network ({cfg.updates} updates) -> {out}")
+    say(f"  TensorBoard: tensorboard --logdir {out / 'tb'}")
     with as_user_error(ValueError):
         _, report = distil_reward_to(ds, dyn, teacher, cfg, out, show_progress=not args.no_progress)
     if args.json:
