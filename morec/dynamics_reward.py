@@ -147,9 +147,13 @@ class DynamicsReward(nn.Module):
     def forward(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         shape = torch.broadcast_shapes(obs.shape[:-1], act.shape[:-1], next_obs.shape[:-1])
         x = self.features(obs.expand(*shape, -1), act.expand(*shape, -1), next_obs.expand(*shape, -1))
-        logits = self.snapshots(x.reshape(-1, self.in_features))  # [N, M]
-        p = torch.sigmoid(self.calibrated(logits)).mean(0)
+        p = self.probability(x.reshape(-1, self.in_features))
         return (-torch.log(1 - p + 1e-9)).reshape(shape)
+
+    def probability(self, features: torch.Tensor) -> torch.Tensor:
+        """``features [M, F]`` -> ``p [M]``, the mean over snapshots of the calibrated sigmoid
+        (``r_D = -log(1 - p)``)."""
+        return torch.sigmoid(self.calibrated(self.snapshots(features))).mean(0)  # snapshots: [N, M]
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:

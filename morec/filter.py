@@ -48,10 +48,14 @@ class MorecSelector:
         weight = self.config.consensus_weight
         if not weight:
             return reward_d, reward_d
+        return reward_d, reward_d - weight * self.consensus_distance(next_obs, consensus)
+
+    def consensus_distance(self, next_obs: torch.Tensor, consensus: torch.Tensor) -> torch.Tensor:
+        """``d / median_K(d)`` ``[K, B]`` of candidate next states ``[K, B, O]``: ``d`` is the mean squared
+        distance to the consensus ``[B, O + 1]`` in the reward's scaled observation space."""
         span = (self.reward.obs_high - self.reward.obs_low).clamp_min(1e-6)
         distance = (((next_obs - consensus[..., :-1]) / span) ** 2).mean(-1)  # [K, B]
-        relative = distance / distance.median(dim=0, keepdim=True).values.clamp_min(1e-12)
-        return reward_d, reward_d - weight * relative
+        return distance / distance.median(dim=0, keepdim=True).values.clamp_min(1e-12)
 
     def pick(self, scores: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Selection ``scores [K, B]`` -> index ``[B]`` of the kept candidate."""

@@ -50,8 +50,7 @@ class DistillationReport:
 
 def teacher_logit(reward: DynamicsReward, features: torch.Tensor) -> torch.Tensor:
     """``features [M, F]`` -> ``logit(p) [M]`` in [-1, 1], the single logit with the teacher's r_D."""
-    p = torch.sigmoid(reward.calibrated(reward.snapshots(features))).mean(0)
-    return torch.logit(p.clamp(1e-6, 1 - 1e-6))
+    return torch.logit(reward.probability(features).clamp(1e-6, 1 - 1e-6))
 
 
 def reward_from_logit(logit: torch.Tensor) -> torch.Tensor:
@@ -174,13 +173,11 @@ def distillation_agreement(teacher: DynamicsReward, student: DynamicsReward, row
         errors.append((student.snapshots(feats)[0].clamp(-1, 1) - teacher_logit(teacher, feats)).abs())
         if step == 0:  # the real s' is not a candidate
             next_obs = next_obs[:-1]
-            k -= 1
-        cands = torch.cat([next_obs, torch.zeros_like(next_obs[..., :1])], dim=-1)
-        for w in weights:
-            cfg = dataclasses.replace(filter_config, mode="argmax", consensus_weight=w, threshold=threshold)
-            t_r, t_score = MorecSelector(teacher, cfg).score(obs, act, cands, consensus)
-            s_r, s_score = MorecSelector(student, cfg).score(obs, act, cands, consensus)
-            t_pick, s_pick = t_score.argmax(0), s_score.argmax(0)
+        t_r, s_r = teacher(obs, act, next_obs), student(obs, act, next_obs)  # [K, B]
+        relative = MorecSelector(teacher, filter_config, threshold=threshold).consensus_distance(next_obs, consensus)
+        for w in weights:  # argmax of the filter's score at weight w (MorecSelector.score)
+            t_pick = (t_r - w * relative if w else t_r).argmax(0)
+            s_pick = (s_r - w * relative if w else s_r).argmax(0)
             picks[w].append((t_pick == s_pick).float())
             if w == filter_config.consensus_weight:
                 t_all.append(t_r.ravel())
