@@ -21,3 +21,8 @@ class SACConfig:
     tau: float = 0.005
     eval_every: int = 2_500  # environment steps between evaluations / checkpoints
     eval_episodes: int = 5
+
+    def __post_init__(self) -> None:
+        for name in ("actor_lr", "critic_lr", "alpha_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive (--lr), got {getattr(self, name)}")

@@ -154,9 +154,25 @@ def test_every_shipped_config_loads():
     from pathlib import Path
 
     files = sorted(Path(__file__).resolve().parents[1].glob("configs/**/*.yaml"))
-    assert len(files) >= 4 * 21 * 2  # 21 tasks x {mopo, mobile} x {morec on, off} x {full, smoke}
+    assert len(files) >= 6 * 21 * 2  # 21 tasks x {mopo, mobile} x {no MOREC, MOREC, MOREC matched} x {full, smoke}
     for path in files:
         load_config(path)
+
+
+@pytest.mark.parametrize("algorithm", ["mopo", "mobile"])
+def test_matched_morec_configs_change_only_the_rollout(algorithm):
+    """``<algo>_morec_matched``: the paper's MOREC rollout, filter and reward, every other key the host's."""
+    from pathlib import Path
+
+    from algos.config import config_differences
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    for folder in sorted(p for p in root.glob("*/*") if (p / f"{algorithm}.yaml").exists()):
+        host, paper, matched = (load_config(folder / f"{algorithm}{s}.yaml").to_dict() for s in ("", "_morec", "_morec_matched"))
+        changed = config_differences(host, matched)
+        assert {k.split(".")[0] for k in changed} <= {"rollout", "filter", "reward", "morec"}, folder
+        assert "rollout.penalty_coef" not in changed and changed["morec"] == (False, True)
+        assert not {k for k in config_differences(paper, matched) if k.split(".")[0] in ("rollout", "filter", "reward")} - {"rollout.penalty_coef"}
 
 
 def test_smoke_configs_are_the_full_configs_under_the_smoke_overlay(tmp_path):
@@ -165,7 +181,7 @@ def test_smoke_configs_are_the_full_configs_under_the_smoke_overlay(tmp_path):
     from algos.config import SMOKE_OVERLAY
 
     smoke_files = sorted(Path(__file__).resolve().parents[1].glob("configs/*/*/smoke/*.yaml"))
-    assert len(smoke_files) == 21 * 4
+    assert len(smoke_files) == 21 * 6
     for path in smoke_files[::10]:
         smoke = load_config(path)
         assert smoke == load_config(path.parent.parent / path.name, overlays=[SMOKE_OVERLAY])

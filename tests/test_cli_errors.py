@@ -92,7 +92,8 @@ def test_missing_config_file_lists_the_configs_there():
     proc = morec("train", "--config", "configs/d4rl/hopper-medium-v2/mobile_morc.yaml")
     assert proc.returncode == 2
     assert first_error_line(proc) == ("morec: error: config file configs/d4rl/hopper-medium-v2/mobile_morc.yaml does not exist; "
-                                      "configs in configs/d4rl/hopper-medium-v2: mobile.yaml, mobile_morec.yaml, mopo.yaml, mopo_morec.yaml")
+                                      "configs in configs/d4rl/hopper-medium-v2: mobile.yaml, mobile_morec.yaml, mobile_morec_matched.yaml, "
+                                      "mopo.yaml, mopo_morec.yaml, mopo_morec_matched.yaml")
 
 
 # --dataset is a path or source name, passed on as it is; it used to become the YAML override

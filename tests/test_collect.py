@@ -130,6 +130,8 @@ def test_bad_collect_config_is_rejected():
         CollectConfig(env_id="Ant-v4")
     with pytest.raises(ValueError, match="unknown level"):
         CollectConfig(levels=("medium", "superb"))
+    with pytest.raises(ValueError, match=r"actor_lr must be positive \(--lr\)"):
+        SACConfig(actor_lr=0.0)
 
 
 @pytest.mark.slow

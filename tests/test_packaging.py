@@ -42,7 +42,7 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_the_wheel_holds_every_config(wheel):
     shipped = {p.relative_to(ROOT / "configs").as_posix() for p in (ROOT / "configs").rglob("*.yaml")}
-    assert len(shipped) == 168 + 3  # 21 tasks x 4 variants, each with a smoke variant; the smoke overlay; clip and potential shaping
+    assert len(shipped) == 252 + 3  # 21 tasks x 6 variants, each with a smoke variant; the smoke overlay; clip and potential shaping
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
     assert {f"morec/configs/{p}" for p in shipped} <= names

@@ -8,8 +8,10 @@ from pathlib import Path
 from morec.bundled_configs import configs_dir
 from morec.tasks import D4RL_LEVELS
 
-# variant name -> config file stem under configs/<benchmark>/<task>/[smoke/]
-VARIANTS = ("mopo", "mopo_morec", "mobile", "mobile_morec")
+# variant name -> config file stem under configs/<benchmark>/<task>/[smoke/]; `_morec_matched`: MOREC's
+# rollout and filter with the host's learner settings (scripts/make_configs.py)
+VARIANTS = ("mopo", "mopo_morec", "mopo_morec_matched", "mobile", "mobile_morec", "mobile_morec_matched")
+DEFAULT_VARIANTS = ("mopo", "mopo_morec", "mobile", "mobile_morec")  # a suite without --variants
 
 BENCHMARK_TASKS = {
     "d4rl": [f"{d}-{lvl}-v2" for d in ("halfcheetah", "hopper", "walker2d") for lvl in D4RL_LEVELS if lvl != "expert"],
@@ -43,7 +45,7 @@ class SuiteConfig:
 
     benchmark: str  # "d4rl" or "neorl": picks configs/<benchmark>/
     tasks: list[str]
-    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
+    variants: list[str] = field(default_factory=lambda: list(DEFAULT_VARIANTS))
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     results: Path = Path("runs/suite")
     configs: Path = DEFAULT_CONFIGS
