@@ -61,6 +61,8 @@ class TrainConfig:
     algorithm: str = "mobile"  # "mobile" or "mopo"
     morec: bool = False
     seed: int = 0
+    model_seed: int | None = None  # seed of the dynamics and the dynamics reward (None: `seed`); one value for
+    # every seed of an experiment shares one trained model, so the seeds differ only in the learner
     device: str = "cpu"
     dataset: str | None = None  # default: the benchmark dataset named by `task`
     cache_dir: str = "runs/cache"  # trained dynamics and dynamics rewards, shared across runs
@@ -88,6 +90,11 @@ class TrainConfig:
                           f"snapshot_stride={r.snapshot_stride} leaves {r.planned_snapshots} discriminator snapshot(s) "
                           f"(MOREC needs at least {MIN_SNAPSHOTS}): raise reward.num_updates or lower reward.snapshot_stride",
                           FewSnapshotsWarning, stacklevel=2)
+
+    @property
+    def models_seed(self) -> int:
+        """The seed the dynamics, the dynamics reward and the filter's threshold are trained and cached with."""
+        return self.seed if self.model_seed is None else self.model_seed
 
     @property
     def name(self) -> str:

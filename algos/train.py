@@ -4,7 +4,7 @@ rollout engine -> MOPO/MOBILE -> the training loop with evaluation.
 Each part is built elsewhere and only put together here:
 
 - :mod:`algos.model_cache`: the dynamics and the dynamics reward, trained once and cached by
-  dataset, config and seed;
+  dataset, config and seed (their folders go into the run's summary);
 - :mod:`algos.factory`: the learner (MOPO or MOBILE);
 - :mod:`algos.evaluation`: evaluation on the task's environment;
 - :mod:`morec.shaping_setup`: the ``shaping:`` section (the learner's real rewards and the model
@@ -32,6 +32,7 @@ from torch.utils.tensorboard import SummaryWriter
 from dynamics import EnsembleDynamics, get_termination_fn
 from morec.buffer import ModelBuffer, TransitionBatch
 from morec.data import OfflineDataset, load_dataset
+from morec.dynamics_reward import DynamicsReward
 from morec.filter import MorecSelector
 from morec.rollout import RewardTransformFn, RolloutEngine, Selector
 from morec.shaping_setup import RewardShaping, build_shaping
@@ -42,7 +43,7 @@ from .base import MixedSampler
 from .config import ConfigError, TrainConfig
 from .evaluation import Evaluator
 from .factory import build_algorithm
-from .model_cache import cached_distilled_reward, cached_dynamics, cached_reward, dataset_fingerprint
+from .model_cache import cached_distilled_reward, cached_dynamics, cached_reward, dataset_fingerprint, entry_dir
 from .trainer import RunDirectory, TrainingComponents, TrainingLoop
 
 __all__ = ["Trainer", "build_components", "build_reward_shaping", "build_rollout_engine", "build_selector",
@@ -74,18 +75,17 @@ def build_reward_shaping(cfg: TrainConfig, dataset: OfflineDataset, layout: str)
 
 
 # ---------------------------------------------------------------------------------------- rollouts
-def build_selector(cfg: TrainConfig, dataset: OfflineDataset, dynamics: EnsembleDynamics, dynamics_key: str,
-                   writer: SummaryWriter, show_progress: bool) -> Selector | None:
-    """MOREC's filter (its dynamics reward trained or loaded, its threshold resolved), or ``None``
-    for the random elite of MOPO/MOBILE."""
+def build_selector(cfg: TrainConfig, dataset: OfflineDataset, dynamics: EnsembleDynamics, reward: DynamicsReward | None,
+                   reward_key: str | None, writer: SummaryWriter, show_progress: bool) -> Selector | None:
+    """MOREC's filter on ``reward`` (named by its cache key; its threshold resolved, distilled where
+    the config says), or ``None`` for the random elite of MOPO/MOBILE."""
     if not cfg.morec:
         return None
-    reward, reward_key = cached_reward(cfg, dataset, dynamics, dynamics_key, show_progress)
     try:
-        threshold, calibration = resolve_threshold(reward, dynamics, cfg.filter, cfg.rollout, seed=cfg.seed)
+        threshold, calibration = resolve_threshold(reward, dynamics, cfg.filter, cfg.rollout, seed=cfg.models_seed)
         if cfg.filter.distilled:  # the student scores; its own threshold (auto: calibrated on its r_D)
             reward = cached_distilled_reward(cfg, dataset, dynamics, reward, reward_key, threshold, writer, show_progress)
-            threshold, calibration = resolve_threshold(reward, dynamics, cfg.filter, cfg.rollout, seed=cfg.seed)
+            threshold, calibration = resolve_threshold(reward, dynamics, cfg.filter, cfg.rollout, seed=cfg.models_seed)
     except ValueError as err:  # a reward cached by an older morec stores no held-out data
         raise ConfigError(f"filter.threshold: {err} (for `morec train`: delete the cached reward under "
                           f"{Path(cfg.cache_dir) / 'reward'} so it is trained again)") from None
@@ -118,7 +118,8 @@ def build_components(cfg: TrainConfig, tb_dir: str | Path, show_progress: bool =
     writer = SummaryWriter(str(tb_dir))
     try:
         dynamics, dynamics_key = cached_dynamics(cfg, dataset, dataset_fingerprint(dataset), writer, show_progress)
-        selector = build_selector(cfg, dataset, dynamics, dynamics_key, writer, show_progress)
+        reward, reward_key = cached_reward(cfg, dataset, dynamics, dynamics_key, show_progress) if cfg.morec else (None, None)
+        selector = build_selector(cfg, dataset, dynamics, reward, reward_key, writer, show_progress)
     finally:
         writer.close()
     shaping = build_reward_shaping(cfg, dataset, layout)  # after the models: they train on the data as loaded
@@ -134,7 +135,9 @@ def build_components(cfg: TrainConfig, tb_dir: str | Path, show_progress: bool =
     algorithm = build_algorithm(cfg, dataset.obs_dim, dataset.act_dim, evaluator.action_space, dynamics)
     return TrainingComponents(dataset=dataset, real=real, dynamics=dynamics, engine=engine, model_buffer=model_buffer,
                               sample_generator=sample_generator, sampler=sampler, algorithm=algorithm, evaluator=evaluator,
-                              shaping=shaping)
+                              shaping=shaping, model_dirs={
+                                  "dynamics": str(entry_dir(cfg, "dynamics", dynamics_key)),
+                                  "reward": str(entry_dir(cfg, "reward", reward_key)) if reward_key else None})
 
 
 class Trainer(TrainingLoop):

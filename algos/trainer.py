@@ -1,9 +1,11 @@
 """The training loop of `morec train`, over components built elsewhere (:mod:`algos.train`).
 
 :class:`RunDirectory` is one run's folder: ``config.yaml`` (resolved), ``checkpoint.pt`` (written
-atomically after every epoch), ``tb/`` (TensorBoard, every scalar against the gradient step) and
-``summary.json``; it is locked while open, so a second process (a suite re-run while a killed
-one's worker still lingers) fails at once instead of interleaving checkpoints.
+atomically after every epoch), ``tb/`` (TensorBoard, every scalar against the gradient step),
+``summary.json`` and ``policy.pt`` (the final policy's mode as TorchScript, observations
+``[B, O]`` -> actions ``[B, A]``, which ``morec eval-model --policy torchscript`` reads). It is
+locked while open, so a second process (a suite re-run while a killed one's worker still
+lingers) fails at once instead of interleaving checkpoints.
 
 :class:`TrainingLoop` only loops: epochs of gradient steps with a model rollout every
 ``rollout.freq`` steps, an evaluation every ``train.eval_every`` epochs, TensorBoard scalars, a
@@ -34,6 +36,7 @@ from dynamics.io import atomic_write, plain
 from morec.buffer import ModelBuffer, TransitionBatch
 from morec.data import OfflineDataset
 from morec.locking import LockBusy, acquire
+from morec.policies import export_actor_mode
 from morec.rollout import RolloutEngine
 from morec.shaping_setup import RewardShaping
 
@@ -49,7 +52,7 @@ class RunDirectory:
     def __init__(self, path: str | Path, lock):
         self.path = Path(path)
         self.checkpoint, self.config = self.path / "checkpoint.pt", self.path / "config.yaml"
-        self.tb, self.summary = self.path / "tb", self.path / "summary.json"
+        self.tb, self.summary, self.policy = self.path / "tb", self.path / "summary.json", self.path / "policy.pt"
         self._lock = lock
 
     @classmethod
@@ -109,6 +112,7 @@ class TrainingComponents:
     algorithm: ModelBasedSAC
     evaluator: Evaluator
     shaping: RewardShaping  # the shaping: section as built (its record goes into the summary)
+    model_dirs: dict[str, str | None]  # cache folders of the "dynamics" and the "reward" (None without MOREC)
 
 
 class TrainingLoop:
@@ -124,6 +128,7 @@ class TrainingLoop:
         self.model_buffer, self.sample_gen, self.sampler = parts.model_buffer, parts.sample_generator, parts.sampler
         self.algo, self.evaluator, self.shaping = parts.algorithm, parts.evaluator, parts.shaping
         self.epoch, self.gradient_step, self.evaluations = 0, 0, []
+        self.rollouts: list[dict[str, float]] = []  # per model rollout: its statistics (for the summary)
         if resume:
             self._load_checkpoint()
         # a resumed run drops events logged after its checkpoint (they are about to be written again)
@@ -135,6 +140,7 @@ class TrainingLoop:
             "epoch": self.epoch,
             "gradient_step": self.gradient_step,
             "evaluations": self.evaluations,
+            "rollouts": self.rollouts,
             "algorithm": self.algo.training_state(),
             "lr_schedulers": [s.state_dict() for s in self.algo.lr_schedulers],
             "model_buffer": self.model_buffer.state_dict(),
@@ -157,6 +163,7 @@ class TrainingLoop:
         self.engine.generator.set_state(rng["engine"])
         np.random.set_state(rng["numpy"])
         self.epoch, self.gradient_step, self.evaluations = state["epoch"], state["gradient_step"], state["evaluations"]
+        self.rollouts = state.get("rollouts", [])  # checkpoints written before rollouts were recorded: from here on
 
     # ------------------------------------------------------------------ training
     def rollout(self) -> None:
@@ -174,6 +181,10 @@ class TrainingLoop:
         self.writer.add_scalar("rollout/termination_rate", stats.terminated / max(stats.start_states, 1), step)
         for key, value in stats.selector.items():
             self.writer.add_scalar(f"rollout/{key}", value, step)
+        starts = max(stats.start_states, 1)
+        self.rollouts.append({"mean_length": stats.mean_length, "transitions": stats.transitions,
+                              "truncation_rate": stats.stopped / starts, "termination_rate": stats.terminated / starts,
+                              "model_buffer_size": len(self.model_buffer)})
 
     def run(self, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Train to the end; ``on_evaluation(record)`` is called after each evaluation once its
@@ -211,6 +222,7 @@ class TrainingLoop:
                 on_evaluation(self.evaluations[-1])
         bar.close()
         summary = self._summary(time.perf_counter() - start)
+        export_actor_mode(self.algo.actor, self.dataset.obs_dim, self.run_directory.policy)
         atomic_write(self.run_directory.summary, lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
         self.writer.close()
         return summary
@@ -241,6 +253,20 @@ class TrainingLoop:
             "last_return": self.evaluations[-1]["return_mean"] if scores else None,
             "dataset_mean_return": float(self.dataset.returns().mean()),
             "shaping": self.shaping.summary(),
+            "rollouts": rollout_summary(self.rollouts),
+            "models": self.components.model_dirs,
+            "policy": self.run_directory.policy.name,
             "wall_seconds_this_session": round(seconds, 1),
             "evaluations": self.evaluations,
         }
+
+
+def rollout_summary(rollouts: list[dict[str, float]]) -> dict[str, float | int | None]:
+    """Means over a run's model rollouts (``mean_length``: transitions per start state;
+    ``truncation_rate``: rollouts the filter cut; ``termination_rate``: ended by the task's
+    termination) and the model buffer's size after the last one."""
+    if not rollouts:
+        return {"count": 0, "mean_length": None, "transitions": None, "truncation_rate": None, "termination_rate": None,
+                "model_buffer_size": None}
+    means = {k: float(np.mean([r[k] for r in rollouts])) for k in ("mean_length", "transitions", "truncation_rate", "termination_rate")}
+    return {"count": len(rollouts), **means, "model_buffer_size": int(rollouts[-1]["model_buffer_size"])}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
+from dynamics.io import atomic_write
 
 from .behaviour import SACConfig, build_sac
 from .envs import make_env
@@ -38,17 +41,20 @@ class _SacMode(torch.nn.Module):
         return torch.tanh(mu)
 
 
-def export_sac_actor(checkpoint: str | Path, env_id: str, out: str | Path) -> Path:
-    """Save the deterministic (mode) policy of a ``morec collect`` checkpoint as TorchScript, the
-    format ``morec eval-model --policy torchscript`` reads. Returns ``out``."""
-    actor = load_sac_actor(checkpoint, env_id).cpu()
-    obs_dim = next(v for k, v in actor.state_dict().items() if k.endswith("weight")).shape[1]
+def export_actor_mode(actor: torch.nn.Module, obs_dim: int, out: str | Path) -> Path:
+    """Save a SAC actor's deterministic (mode) policy, on the CPU, as TorchScript: the format
+    ``morec eval-model --policy torchscript`` reads. The actor itself is left as it is. Returns ``out``."""
     with torch.no_grad():
-        module = torch.jit.trace(_SacMode(actor).eval(), torch.zeros(2, obs_dim))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    module.save(str(out))
-    return out
+        module = torch.jit.trace(_SacMode(copy.deepcopy(actor).cpu()).eval(), torch.zeros(2, obs_dim))
+    return atomic_write(out, lambda tmp: module.save(str(tmp)))
+
+
+def export_sac_actor(checkpoint: str | Path, env_id: str, out: str | Path) -> Path:
+    """Save the deterministic (mode) policy of a ``morec collect`` checkpoint as TorchScript (see
+    :func:`export_actor_mode`). Returns ``out``."""
+    actor = load_sac_actor(checkpoint, env_id)
+    obs_dim = next(v for k, v in actor.state_dict().items() if k.endswith("weight")).shape[1]
+    return export_actor_mode(actor, obs_dim, out)
 
 
 # ------------------------------------------------------------------ common random numbers

@@ -18,6 +18,7 @@ from morec import ModelBuffer, TransitionBatch
 from tests.helpers import DEVICES, random_dataset_file
 
 O, A = 4, 2
+O_HOPPER, A_HOPPER = 11, 3
 
 
 def real_batch(n=300, seed=0) -> TransitionBatch:
@@ -250,6 +251,20 @@ def test_smoke_run_writes_tensorboard_tags_and_summary(hopper_file, tmp_path, de
         assert tag in tags, tag
     assert [e.step for e in events.Scalars("eval/normalized_score")] == [20, 40]
     assert (tmp_path / "run" / "summary.json").exists() and (tmp_path / "run" / "config.yaml").exists()
+    from pathlib import Path
+
+    assert (Path(summary["models"]["dynamics"]) / "dynamics.pt").exists()
+    assert (Path(summary["models"]["reward"]) / "dynamics_reward.pt").exists()  # what `morec eval-model` takes
+    rollouts = summary["rollouts"]  # rollouts at steps 0 and 20 of 40
+    assert rollouts["count"] == 2 and rollouts["model_buffer_size"] == len(trainer.model_buffer) > 0
+    assert 0 < rollouts["mean_length"] <= 5 and 0 <= rollouts["truncation_rate"] <= 1
+    from morec.policies import load_torchscript_policy
+
+    policy = load_torchscript_policy(tmp_path / "run" / summary["policy"], O_HOPPER, A_HOPPER)
+    obs = trainer.real.observations[:7].cpu()
+    with torch.no_grad():
+        (mu, _), _ = trainer.algo.actor(obs.to(device))
+    torch.testing.assert_close(policy(obs), torch.tanh(mu).cpu().clamp(-1, 1))  # the final policy's mode
     with pytest.raises(ConfigError, match="already holds a run"):
         Trainer(cfg, tmp_path / "run", show_progress=False)
 
@@ -311,12 +326,30 @@ def test_resume_reproduces_the_uninterrupted_run(hopper_file, tmp_path, monkeypa
     assert resumed.epoch == 1 and resumed.gradient_step == 20
     resumed_summary = resumed.run()
     assert resumed_summary["evaluations"] == full_summary["evaluations"]
+    assert resumed_summary["rollouts"] == full_summary["rollouts"]
     for (k, a), b in zip(full.algo.state_dict().items(), resumed.algo.state_dict().values()):
         if isinstance(a, torch.Tensor):
             torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
     other = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=True, epochs=4, device=device))
     with pytest.raises(ConfigError, match=r"another config \(differs in \['train.epochs'\]\)"):
         Trainer(other, tmp_path / "killed", resume=True, show_progress=False)
+
+
+def test_model_seed_shares_the_dynamics_and_reward_across_seeds(hopper_file, tmp_path):
+    """Seeds 0 and 1 with ``model_seed=0`` train one dynamics model and one dynamics reward, and
+    differ in the learner; without it each seed trains its own."""
+    cache = tmp_path / "cache"
+    runs = [Trainer(load_config(None, smoke(hopper_file, cache, morec=True, epochs=1) + [f"seed={seed}", "model_seed=0"]),
+                    tmp_path / f"run{seed}", show_progress=False) for seed in (0, 1)]
+    assert len(list((cache / "dynamics").glob("*/dynamics.pt"))) == 1
+    assert len(list((cache / "reward").glob("*/dynamics_reward.pt"))) == 1
+    assert runs[0].engine.selector.threshold == runs[1].engine.selector.threshold
+    assert not torch.equal(next(runs[0].algo.actor.parameters()), next(runs[1].algo.actor.parameters()))
+    for run in runs:
+        run.run_directory.close()
+    own = Trainer(load_config(None, smoke(hopper_file, cache, morec=True, epochs=1) + ["seed=1"]), tmp_path / "own", show_progress=False)
+    own.run_directory.close()
+    assert len(list((cache / "dynamics").glob("*/dynamics.pt"))) == 2
 
 
 def test_wrong_dataset_for_the_task_fails_before_training(hopper_file, tmp_path):

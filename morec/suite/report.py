@@ -17,6 +17,12 @@ def _mean_std(values: list[float]) -> str:
     return f"{np.mean(values):.1f} ± {np.std(values):.1f}"
 
 
+def _rollout_mean(summaries: list[dict], key: str, fmt: str) -> str:
+    """``fmt`` of the mean over runs of ``summary["rollouts"][key]``; "-" where no run recorded it."""
+    values = [s["rollouts"][key] for s in summaries if (s.get("rollouts") or {}).get(key) is not None]
+    return fmt.format(np.mean(values)) if values else "-"
+
+
 def write_rows(rows: list[dict], header: list[str], csv_path: Path) -> str:
     """Write ``rows`` to ``csv_path``; return them as a markdown table."""
     with open(csv_path, "w", newline="") as fh:
@@ -39,11 +45,16 @@ def write_table(runs: list[RunSpec], results: Path, failures: list[RunOutcome] =
              "last": _mean_std([s["last_score"] for s in summaries]),
              "last10": _mean_std([s["last10_mean_score"] for s in summaries]),
              "best": _mean_std([s["best_score"] for s in summaries]),
-             "dataset_return": f"{np.mean([s['dataset_mean_return'] for s in summaries]):.1f}"}
+             "dataset_return": f"{np.mean([s['dataset_mean_return'] for s in summaries]):.1f}",
+             "rollout_length": _rollout_mean(summaries, "mean_length", "{:.1f}"),
+             "truncated": _rollout_mean(summaries, "truncation_rate", "{:.3f}"),
+             "model_buffer": _rollout_mean(summaries, "model_buffer_size", "{:.0f}")}
             for (task, variant), summaries in sorted(groups.items())]
-    header = ["task", "variant", "seeds", "last", "last10", "best", "dataset_return"]
+    header = ["task", "variant", "seeds", "last", "last10", "best", "dataset_return", "rollout_length", "truncated", "model_buffer"]
     lines = [write_rows(rows, header, results / "table.csv")]
-    lines.append("\nNormalised scores, mean ± std over seeds (`last`: final evaluation; `last10`: mean of the last 10).")
+    lines.append("\nNormalised scores, mean ± std over seeds (`last`: final evaluation; `last10`: mean of the last 10). "
+                 "Means over seeds of each run's model rollouts: `rollout_length` (transitions per start state), "
+                 "`truncated` (fraction of rollouts the filter cut), `model_buffer` (model transitions held at the end).")
     failed = {o.run for o in failures}
     if failures:
         lines.append(f"\n## Failed runs ({len(failures)})\n")
