@@ -153,6 +153,14 @@ class ModelBasedSAC(torch.nn.Module):
             optim.load_state_dict(optim_state)
         self.load_state_dict(state)
 
+    def compile_networks(self) -> None:
+        """``torch.compile`` the actor, the critics and the target critics in place (their forward and
+        backward become fused kernels; parameters, optimizers and ``state_dict`` keys are unchanged, so
+        checkpoints load either way). Shapes that vary, as the rollouts' live rows do, get a dynamic
+        graph after their first recompilation. The dynamics model stays eager."""
+        for module in (self.policy.actor, self.critic, self.critic_target):
+            module.compile()
+
     @property
     def actor(self) -> torch.nn.Module:
         return self.policy.actor

@@ -53,6 +53,18 @@ class TrainSettings:
     eval_every: int = 1  # epochs between evaluations
     eval_episodes: int = 10
     log_every: int = 100  # gradient steps between training scalars
+    compile: str | bool = "auto"  # torch.compile the actor and critics: on, off, or auto (on for CUDA, off on the CPU)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.compile, bool):  # YAML reads a bare on / off as true / false
+            self.compile = "on" if self.compile else "off"
+        if self.compile not in ("auto", "on", "off"):
+            raise ValueError(f"train.compile must be 'auto', 'on' or 'off', got {self.compile!r}")
+
+    def compiles(self, device: str) -> bool:
+        """Whether the networks are compiled on ``device``: ``auto`` compiles on CUDA only (on one CPU
+        thread it gains under 10 %, see docs/speed.md, and costs half a minute of compiling)."""
+        return self.compile == "on" or (self.compile == "auto" and device.startswith("cuda"))
 
 
 @dataclass
@@ -156,7 +168,7 @@ TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true
 
 def _type_words(hint) -> str:
     """``int | None`` -> ``an integer or null``: what a YAML user must write, not a Python type."""
-    options = get_args(hint) if get_origin(hint) is not None and type(None) in get_args(hint) else (hint,)
+    options = get_args(hint) if get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
     words = [TYPE_WORDS.get(get_origin(o) or o, getattr(o, "__name__", str(o))) if o is not type(None) else "null" for o in options]
     return " or ".join(words)
 

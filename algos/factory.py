@@ -15,7 +15,8 @@ from .networks import TwinCritic, build_actor
 
 def build_algorithm(cfg: TrainConfig, obs_dim: int, act_dim: int, action_space: gym.spaces.Box, dynamics) -> ModelBasedSAC:
     """``cfg.algorithm`` on ``cfg.device``. The actor draws from torch's global generator, the
-    critics from one seeded by ``cfg.seed``; MOBILE also needs the ``dynamics`` for its penalty."""
+    critics from one seeded by ``cfg.seed``; MOBILE also needs the ``dynamics`` for its penalty. The
+    networks are compiled where ``cfg.train.compile`` says."""
     gen = torch.Generator().manual_seed(cfg.seed)
     actor = build_actor(obs_dim, act_dim, cfg.agent.hidden_sizes)
     policy = SACPolicy(actor=actor, action_space=action_space)
@@ -23,4 +24,7 @@ def build_algorithm(cfg: TrainConfig, obs_dim: int, act_dim: int, action_space: 
     total = cfg.train.epochs * cfg.train.steps_per_epoch
     common = dict(policy=policy, critic=critic, config=cfg.agent, act_dim=act_dim, total_steps=total)
     algo = MOBILE(dynamics=dynamics, mobile=cfg.mobile, **common) if cfg.algorithm == "mobile" else MOPO(**common)
-    return algo.to(cfg.device)
+    algo = algo.to(cfg.device)
+    if cfg.train.compiles(cfg.device):
+        algo.compile_networks()
+    return algo

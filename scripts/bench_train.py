@@ -1,6 +1,7 @@
 """Gradient steps per second of MOPO and MOBILE (batch 256, 256x256 networks, the published
 7 x 4 x 200 ensemble for MOBILE's 5 elites x 10 samples) and how much of a step is spent in
-tianshou's code rather than ours and torch's. Prints one JSON object.
+tianshou's code rather than ours and torch's; and, side by side, eager against compiled networks
+(``train.compile``: ``compiled.<algo>.compiled_vs_eager``, a ratio of steps/s). Prints one JSON object.
 
     python scripts/bench_train.py [--device cpu|cuda] [--steps 200] [--threads 1]
 """
@@ -55,6 +56,31 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def compiled_vs_eager(cls, device: str, steps: int, blocks: int = 6) -> dict:
+    """Gradient steps/s of eager and compiled networks (as ``train.compile: on``), measured in
+    alternating blocks of ``steps // blocks`` steps so that both see the same machine load."""
+    real, model = data(device)
+    runs = {}
+    for name in ("eager", "compiled"):
+        algo = make(cls, device)
+        if name == "compiled":
+            algo.compile_networks()
+        runs[name] = (algo, MixedSampler(real, model, 0.05, torch.Generator(device=device).manual_seed(0)))
+    seconds = dict.fromkeys(runs, 0.0)
+    for block in range(blocks + 1):  # block 0 warms up (and compiles)
+        for name, (algo, sampler) in runs.items():
+            with policy_within_training_step(algo.policy):
+                sync(device)
+                t0 = time.perf_counter()
+                for _ in range(max(steps // blocks, 1) if block else 5):
+                    algo.update(sampler, 256)
+                sync(device)
+                seconds[name] += (time.perf_counter() - t0) if block else 0.0
+    rate = {name: blocks * max(steps // blocks, 1) / sec for name, sec in seconds.items()}
+    return {"eager_steps_per_s": round(rate["eager"], 1), "compiled_steps_per_s": round(rate["compiled"], 1),
+            "compiled_vs_eager": round(rate["compiled"] / rate["eager"], 3)}
+
+
 def measure(cls, device: str, steps: int) -> dict:
     algo = make(cls, device)
     real, model = data(device)
@@ -95,6 +121,8 @@ def main() -> None:
         "batch_size": 256,
         "mopo": measure(MOPO, args.device, args.steps),
         "mobile_5_elites_x_10_samples": measure(MOBILE, args.device, max(args.steps // 4, 10)),
+        "compiled": {"mopo": compiled_vs_eager(MOPO, args.device, args.steps),
+                     "mobile_5_elites_x_10_samples": compiled_vs_eager(MOBILE, args.device, max(args.steps // 4, 12))},
         "note": "share_of_step_in_tianshou_code: own (not cumulative) Python time in tianshou modules under cProfile; "
                 "the update itself is ours, tianshou supplies the Algorithm/Optimizer wrappers and SACPolicy",
     }

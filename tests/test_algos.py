@@ -335,6 +335,31 @@ def test_resume_reproduces_the_uninterrupted_run(hopper_file, tmp_path, monkeypa
         Trainer(other, tmp_path / "killed", resume=True, show_progress=False)
 
 
+def test_compiled_networks_train_and_resume_like_the_uninterrupted_compiled_run(hopper_file, tmp_path, monkeypatch):
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=False, epochs=2) + ["train.compile=on"])
+    full = Trainer(cfg, tmp_path / "full", show_progress=False)
+    assert full.algo.critic._compiled_call_impl is not None and full.algo.actor._compiled_call_impl is not None
+    full_summary = full.run()
+    original = Trainer._save_checkpoint
+
+    def crash_after_first(self):
+        original(self)
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", crash_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, tmp_path / "killed", show_progress=False).run()
+    monkeypatch.setattr(Trainer, "_save_checkpoint", original)
+    resumed = Trainer(cfg, tmp_path / "killed", resume=True, show_progress=False)
+    assert resumed.run()["evaluations"] == full_summary["evaluations"]
+    for (k, a), b in zip(full.algo.state_dict().items(), resumed.algo.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+    assert not load_config(None, []).train.compiles("cpu") and load_config(None, []).train.compiles("cuda")
+    with pytest.raises(ConfigError, match="train.compile must be 'auto', 'on' or 'off'"):
+        load_config(None, ["train.compile=maybe"])
+
+
 def test_model_seed_shares_the_dynamics_and_reward_across_seeds(hopper_file, tmp_path):
     """Seeds 0 and 1 with ``model_seed=0`` train one dynamics model and one dynamics reward, and
     differ in the learner; without it each seed trains its own."""
