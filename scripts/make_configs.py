@@ -124,6 +124,7 @@ def settings(task: str, algorithm: str, morec: bool, matched: bool = False) -> d
             out["mobile.beta"] = (beta, src)
             out["filter.mode"] = ("softmax", src)
             out["reward.snapshot_stride"] = (40, f"{src}: ensemble_choosing_interval")
+            out["reward.num_updates"] = (40_000, f"{src}: max_retain_num 400 snapshots at one per 100 updates; stride 40 uses 10")
             out["mobile.actor_on_target_critics"] = (True, f"{src}: MOREC-MOBILE's actor loss on target critics")
             out["mobile.deterministic_backup"] = (extra.pop("mobile.deterministic_backup", False), src)
         out.update({k: (v, src) for k, v in extra.items()})
