@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble  # noqa: E402
 from morec import ModelBuffer, RolloutConfig, RolloutEngine  # noqa: E402
+from morec.allocator import keep_freed_memory  # noqa: E402
 from morec.distillation_config import DistillationConfig  # noqa: E402
 from morec.dynamics_reward import Discriminator, DynamicsReward, DynamicsRewardConfig  # noqa: E402
 from morec.filter import MorecFilterConfig, MorecSelector  # noqa: E402
@@ -145,6 +146,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10x smaller workloads (a smoke run)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as `morec train` does
     scale = 10 if args.quick else 1
     model = EnsembleDynamics(TaskInfo(OBS, ACT), EnsembleConfig(), seed=0, device=args.device).eval()
     policy = actor(args.device)
