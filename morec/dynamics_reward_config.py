@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 MIN_SNAPSHOTS = 5  # fewer is hardly a historical ensemble: warned about
+GENERATORS = ("adversarial", "fixed", "scratch")
 
 
 class FewSnapshotsWarning(UserWarning):
@@ -29,7 +30,8 @@ class DynamicsRewardConfig:
     entropy_target: float | None = None  # set: tune the bonus's weight (from entropy_coef) so the discriminator's
     # mean Bernoulli entropy stays near this, as the released loader's auto_ent_coeff_optim names (0.35); None: fixed
     grad_penalty_coef: float = 0.0  # gradient penalty on interpolates between real and generated
-    generator: str = "adversarial"  # "adversarial": the generator is trained against D; "fixed": the MLE ensemble
+    generator: str = "adversarial"  # "adversarial": a copy of the MLE ensemble trained against D; "fixed": the MLE
+    # ensemble itself; "scratch": a newly initialised ensemble trained against D (and by MLE) from the start
     generator_lr: float = 1e-4
     mle_coef: float = 1.0  # weight of the generator's Gaussian NLL anchor on real data
     generator_entropy_coef: float = 1e-3
@@ -43,8 +45,8 @@ class DynamicsRewardConfig:
 
     def __post_init__(self) -> None:
         self.hidden_sizes = tuple(self.hidden_sizes)
-        if self.generator not in ("adversarial", "fixed"):
-            raise ValueError(f"generator must be 'adversarial' or 'fixed', got {self.generator!r}")
+        if self.generator not in GENERATORS:
+            raise ValueError(f"generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}")
         if self.snapshot_interval < 1 or self.snapshot_stride < 1 or self.max_snapshots < 1:
             raise ValueError("snapshot_interval, snapshot_stride and max_snapshots must be positive")
         if self.negative_steps < 1:

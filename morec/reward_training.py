@@ -17,6 +17,9 @@ initialised from the MLE-trained ensemble; the discriminator separates real (s, 
 - generator (``generator="adversarial"``): maximise ``E[-log(1 - D(s, a, s_hat))]`` through the
   reparameterised sample, plus an MLE anchor (the ensemble's Gaussian NLL on real data) and an
   entropy bonus so it cannot collapse; with ``generator="fixed"`` the MLE ensemble stays as it is;
+  ``generator="scratch"`` trains the same way a newly initialised ensemble of the same architecture
+  (the released loader names a transition network with its own size and learning rate), so the
+  negatives, and the anchors g_i, come from a model that shares nothing with the rollout ensemble;
 - every ``snapshot_interval`` updates a snapshot of D is kept with its mean logits on held-out
   real transitions (``e_i``) and on negatives drawn as in training from those rows (``g_i``).
 
@@ -132,6 +135,15 @@ def _gradient_penalty(disc: Callable[[torch.Tensor], torch.Tensor], real: torch.
     return (grad.norm(dim=1) - 1).pow(2).mean()
 
 
+def fresh_generator(dynamics: EnsembleDynamics, seed: int) -> EnsembleDynamics:
+    """A newly initialised ensemble of ``dynamics``'s architecture, input scaling and elites: the
+    ``scratch`` generator, which shares no weights with the ensemble that proposes rollout candidates."""
+    gen = EnsembleDynamics(dynamics.task, dynamics.config, seed=seed + 1, device=dynamics.device)
+    for name in ("input_mean", "input_std", "elites"):
+        getattr(gen, name).copy_(getattr(dynamics, name))
+    return gen.train()
+
+
 def _generator_mle(gen: EnsembleDynamics, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The ensemble's own training loss on real (s, a) -> (s' - s, r), averaged over members."""
     mean, logvar = gen.forward_normalised((x - gen.input_mean) / gen.input_std)
@@ -170,8 +182,8 @@ def fit_dynamics_reward(
     clip = (lambda z: z.clamp(-cfg.logit_clip, cfg.logit_clip)) if cfg.logit_clip else (lambda z: z)
     disc = Discriminator(1, reward.in_features, cfg.hidden_sizes, generator=torch_gen).to(device)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.discriminator_lr)
-    if cfg.generator == "adversarial":
-        gen = copy.deepcopy(dynamics).requires_grad_(True)
+    if cfg.generator in ("adversarial", "scratch"):
+        gen = copy.deepcopy(dynamics).requires_grad_(True) if cfg.generator == "adversarial" else fresh_generator(dynamics, seed)
         opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.generator_lr)
     else:
         gen, opt_g = dynamics, None

@@ -43,6 +43,9 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "paper-entropy-auto-consensus-1": ([*PAPER_REWARD, "--entropy-target", "0.35"], ["--threshold", "auto", "--consensus-weight", "1"]),
     "fixed-contrastive-consensus-0.3": (["--generator", "fixed", "--negative-steps", "1", "--contrastive-coef", "1"],
                                         ["--threshold", "auto", "--consensus-weight", "0.3"]),
+    "scratch-auto": (["--generator", "scratch", "--negative-steps", "1", "--contrastive-coef", "0"], ["--threshold", "auto", *R_D_PICK]),
+    "scratch-auto-consensus-1": (["--generator", "scratch", "--negative-steps", "1", "--contrastive-coef", "0"],
+                                 ["--threshold", "auto", "--consensus-weight", "1"]),
 }
 # eval-model flags share one trained reward: variants naming the same train-reward flags reuse it
 POLICY_SETS = ("random", "noisy-behaviour", "off-behaviour")

@@ -180,6 +180,23 @@ def test_small_fit_separates_real_from_perturbed(trained, generator, tmp_path):
         DynamicsReward.load(tmp_path / "r", obs_dim=11)
 
 
+def test_scratch_generator_shares_no_weights_with_the_rollout_ensemble(trained, tmp_path):
+    from morec.reward_training import fresh_generator
+
+    ds, dyn = trained
+    gen = fresh_generator(dyn, seed=0)
+    assert torch.equal(gen.input_mean, dyn.input_mean) and torch.equal(gen.elites, dyn.elites)
+    assert not torch.equal(gen.hidden[0].weight, dyn.hidden[0].weight)
+    before = {k: v.clone() for k, v in dyn.state_dict().items()}
+    cfg = DynamicsRewardConfig(hidden_sizes=(16,), num_updates=100, snapshot_interval=50, snapshot_stride=1, generator="scratch")
+    reward, report = fit_dynamics_reward(ds, dyn, cfg, seed=0, show_progress=False)
+    assert report.generator_loss is not None and report.snapshots_taken == 2
+    for k, v in dyn.state_dict().items():  # the rollout ensemble is left as it was
+        assert torch.equal(v, before[k]), k
+    with pytest.raises(ValueError, match="generator must be one of adversarial, fixed, scratch"):
+        DynamicsRewardConfig(generator="gan")
+
+
 def test_entropy_target_tunes_the_discriminator_entropy_bonus(trained, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -9,7 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..dynamics_reward_config import MIN_SNAPSHOTS, DynamicsRewardConfig, FewSnapshotsWarning
+from ..dynamics_reward_config import GENERATORS, MIN_SNAPSHOTS, DynamicsRewardConfig, FewSnapshotsWarning
 from ..errors import as_user_error
 
 NAME = "train-reward"
@@ -22,7 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", default=None, help="environment id when the dataset does not name one")
     p.add_argument("--dynamics", required=True, help="directory of a trained ensemble (morec train-dynamics)")
     p.add_argument("--out", required=True)
-    p.add_argument("--generator", choices=("adversarial", "fixed"), default=defaults.generator)
+    p.add_argument("--generator", choices=GENERATORS, default=defaults.generator,
+                   help="adversarial: a copy of the dynamics trained against the discriminator; fixed: the dynamics "
+                        "as they are; scratch: a new ensemble trained against it from scratch")
     p.add_argument("--updates", type=int, default=defaults.num_updates)
     p.add_argument("--snapshot-interval", type=int, default=defaults.snapshot_interval)
     p.add_argument("--snapshot-stride", type=int, default=defaults.snapshot_stride)
