@@ -63,7 +63,7 @@ class TrainSettings:
 
     def compiles(self, device: str) -> bool:
         """Whether the networks are compiled on ``device``: ``auto`` compiles on CUDA only (on one CPU
-        thread it gains under 10 %, see docs/speed.md, and costs half a minute of compiling)."""
+        thread it gains 3-4 %, see docs/speed.md, and costs half a minute of compiling)."""
         return self.compile == "on" or (self.compile == "auto" and device.startswith("cuda"))
 
 
