@@ -140,7 +140,7 @@ def _print_result(result: dict[str, Any], cfg, run_dir: Path, root: Path, collec
     print(f"  what it means: {steps:,} gradient steps are about 1/{round(D4RL_GRADIENT_STEPS / max(steps, 1)):,} of a D4RL run "
           f"({D4RL_GRADIENT_STEPS:,}), so the score shows that the pipeline works end to end,")
     print("  not what MOBILE + MOREC reaches; train longer with --set train.epochs=N, or `morec train` with a config under configs/")
-    print(f"  run folder: {run_dir} (config.yaml, checkpoint.pt, summary.json)")
+    print(f"  run folder: {run_dir} (config.yaml, checkpoint.pt, summary.json, policy.pt: the policy as TorchScript)")
     print(f"  TensorBoard, every stage: tensorboard --logdir {root}")
     for folder, what in tensorboard_folders(root, run_dir):
         print(f"    {what}: {folder}")
