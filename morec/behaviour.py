@@ -50,7 +50,8 @@ def build_sac(obs_dim: int, action_space: gym.spaces.Box, cfg: SACConfig, device
             preprocess_net=Net(state_shape=obs_dim, action_shape=act_dim, hidden_sizes=hidden, concat=True)
         ).to(device)
 
-    alpha = AutoAlpha(target_entropy=-act_dim, log_alpha=0.0, optim=AdamOptimizerFactory(lr=cfg.alpha_lr)).to(device)
+    alpha = (AutoAlpha(target_entropy=-act_dim, log_alpha=0.0, optim=AdamOptimizerFactory(lr=cfg.alpha_lr)).to(device)
+             if cfg.alpha is None else cfg.alpha)
     policy = SACPolicy(actor=actor, action_space=action_space)
     return SAC(
         policy=policy,
@@ -113,9 +114,10 @@ class BehaviourTrainer:
         if not self.state_path.exists():
             return False
         state = torch.load(self.state_path, map_location=self.device, weights_only=False)
-        if state["env_id"] != self.env_id or state["config"] != asdict(self.cfg) or state["seed"] != self.seed:
+        saved_config = {"alpha": None, **state["config"]}  # checkpoints from before `alpha` existed tuned it
+        if state["env_id"] != self.env_id or saved_config != asdict(self.cfg) or state["seed"] != self.seed:
             wanted = {"env_id": self.env_id, "seed": self.seed, **asdict(self.cfg)}
-            saved = {"env_id": state["env_id"], "seed": state["seed"], **state["config"]}
+            saved = {"env_id": state["env_id"], "seed": state["seed"], **saved_config}
             differs = [f"{k} {saved.get(k)} -> {v}" for k, v in wanted.items() if saved.get(k) != v]
             raise BehaviourMismatch(
                 f"{self.state_path} was written by a run with other settings ({', '.join(differs)}); "

@@ -17,6 +17,7 @@ class SACConfig:
     actor_lr: float = 1e-3
     critic_lr: float = 1e-3
     alpha_lr: float = 1e-3
+    alpha: float | None = None  # a fixed entropy weight; None: tuned to the target entropy -dim(A), starting at 1
     gamma: float = 0.99
     tau: float = 0.005
     eval_every: int = 2_500  # environment steps between evaluations / checkpoints
@@ -26,3 +27,5 @@ class SACConfig:
         for name in ("actor_lr", "critic_lr", "alpha_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive (--lr), got {getattr(self, name)}")
+        if self.alpha is not None and not self.alpha > 0:
+            raise ValueError(f"alpha must be positive or None (tuned), got {self.alpha} (--alpha)")

@@ -132,6 +132,19 @@ def test_bad_collect_config_is_rejected():
         CollectConfig(levels=("medium", "superb"))
     with pytest.raises(ValueError, match=r"actor_lr must be positive \(--lr\)"):
         SACConfig(actor_lr=0.0)
+    with pytest.raises(ValueError, match=r"alpha must be positive or None"):
+        SACConfig(alpha=0.0)
+
+
+def test_fixed_alpha_trains_and_resumes(tmp_path):
+    cfg = SACConfig(train_steps=60, warmup_steps=50, eval_every=30, eval_episodes=1, hidden_size=16, batch_size=32, alpha=0.2)
+    trainer = BehaviourTrainer("Hopper-v4", tmp_path, cfg)
+    trainer.train(show_progress=False)
+    assert trainer.algo.alpha.value == 0.2
+    again = BehaviourTrainer("Hopper-v4", tmp_path, cfg)
+    assert again.try_resume() and again.step == 60
+    with pytest.raises(ValueError, match=r"alpha 0.2 -> None"):
+        BehaviourTrainer("Hopper-v4", tmp_path, SACConfig(**{**cfg.__dict__, "alpha": None})).try_resume()
 
 
 @pytest.mark.slow

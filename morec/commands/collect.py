@@ -29,6 +29,8 @@ def add_collect_arguments(p: argparse.ArgumentParser, *, out_default: str, train
     p.add_argument("--hidden-size", type=int, default=sac.hidden_size)
     p.add_argument("--lr", type=float, default=sac.actor_lr,
                    help="SAC learning rate of the actor, critics and temperature (D4RL's behaviour SAC: 3e-4)")
+    p.add_argument("--alpha", type=float, default=None,
+                   help="a fixed SAC entropy weight (tianshou's MuJoCo example: 0.2); default: tuned, starting at 1")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--neorl", action=argparse.BooleanOptionalAction, default=False, help="also write NeoRL npz files")
     p.add_argument("--device", default="cpu", help="torch device for SAC, e.g. cpu or cuda")
@@ -42,7 +44,7 @@ def collect_config(args: argparse.Namespace):
     warmup = args.warmup_steps if args.warmup_steps is not None else min(SACConfig.warmup_steps, args.train_steps // 5)
     eval_every = args.eval_every if args.eval_every is not None else max(1, args.train_steps // 12)
     sac = SACConfig(train_steps=args.train_steps, warmup_steps=warmup, eval_every=eval_every, hidden_size=args.hidden_size,
-                    actor_lr=args.lr, critic_lr=args.lr, alpha_lr=args.lr)
+                    actor_lr=args.lr, critic_lr=args.lr, alpha_lr=args.lr, alpha=args.alpha)
     levels = tuple(x.strip() for x in args.levels.split(",") if x.strip())
     try:
         return CollectConfig(
