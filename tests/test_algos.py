@@ -314,12 +314,11 @@ def test_distilled_filter_trains_and_scores_with_one_network(hopper_file, tmp_pa
     torch.testing.assert_close(again.engine.selector.reward(*x), reward(*x), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_resume_reproduces_the_uninterrupted_run(hopper_file, tmp_path, monkeypatch, device):
-    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=True, epochs=3, device=device))
+def assert_resume_reproduces_the_uninterrupted_run(cfg, tmp_path, monkeypatch) -> None:
+    """Train ``cfg`` to the end; train it again killed after epoch 1 and resumed: the same
+    evaluations, rollout statistics and final networks."""
     full = Trainer(cfg, tmp_path / "full", show_progress=False)
     full_summary = full.run()
-
     original = Trainer._save_checkpoint
 
     def crash_after_first(self):
@@ -332,13 +331,19 @@ def test_resume_reproduces_the_uninterrupted_run(hopper_file, tmp_path, monkeypa
         Trainer(cfg, tmp_path / "killed", show_progress=False).run()
     monkeypatch.setattr(Trainer, "_save_checkpoint", original)
     resumed = Trainer(cfg, tmp_path / "killed", resume=True, show_progress=False)
-    assert resumed.epoch == 1 and resumed.gradient_step == 20
+    assert resumed.epoch == 1 and resumed.gradient_step == cfg.train.steps_per_epoch
     resumed_summary = resumed.run()
     assert resumed_summary["evaluations"] == full_summary["evaluations"]
     assert resumed_summary["rollouts"] == full_summary["rollouts"]
     for (k, a), b in zip(full.algo.state_dict().items(), resumed.algo.state_dict().values()):
         if isinstance(a, torch.Tensor):
             torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_resume_reproduces_the_uninterrupted_run(hopper_file, tmp_path, monkeypatch, device):
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=True, epochs=3, device=device))
+    assert_resume_reproduces_the_uninterrupted_run(cfg, tmp_path, monkeypatch)
     other = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=True, epochs=4, device=device))
     with pytest.raises(ConfigError, match=r"another config \(differs in \['train.epochs'\]\)"):
         Trainer(other, tmp_path / "killed", resume=True, show_progress=False)
@@ -346,24 +351,10 @@ def test_resume_reproduces_the_uninterrupted_run(hopper_file, tmp_path, monkeypa
 
 def test_compiled_networks_train_and_resume_like_the_uninterrupted_compiled_run(hopper_file, tmp_path, monkeypatch):
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=False, epochs=2) + ["train.compile=on"])
-    full = Trainer(cfg, tmp_path / "full", show_progress=False)
-    assert full.algo.critic._compiled_call_impl is not None and full.algo.actor._compiled_call_impl is not None
-    full_summary = full.run()
-    original = Trainer._save_checkpoint
-
-    def crash_after_first(self):
-        original(self)
-        if self.epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "_save_checkpoint", crash_after_first)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(cfg, tmp_path / "killed", show_progress=False).run()
-    monkeypatch.setattr(Trainer, "_save_checkpoint", original)
-    resumed = Trainer(cfg, tmp_path / "killed", resume=True, show_progress=False)
-    assert resumed.run()["evaluations"] == full_summary["evaluations"]
-    for (k, a), b in zip(full.algo.state_dict().items(), resumed.algo.state_dict().values()):
-        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+    probe = Trainer(cfg, tmp_path / "probe", show_progress=False)
+    assert probe.algo.critic._compiled_call_impl is not None and probe.algo.actor._compiled_call_impl is not None
+    probe.run_directory.close()
+    assert_resume_reproduces_the_uninterrupted_run(cfg, tmp_path, monkeypatch)
     assert not load_config(None, []).train.compiles("cpu") and load_config(None, []).train.compiles("cuda")
     with pytest.raises(ConfigError, match="train.compile must be 'auto', 'on' or 'off'"):
         load_config(None, ["train.compile=maybe"])
