@@ -153,11 +153,15 @@ class ModelBasedSAC(torch.nn.Module):
             optim.load_state_dict(optim_state)
         self.load_state_dict(state)
 
-    def compile_networks(self) -> None:
+    def compile_networks(self, eager_on_failure: bool = False) -> None:
         """``torch.compile`` the actor, the critics and the target critics in place (their forward and
         backward become fused kernels; parameters, optimizers and ``state_dict`` keys are unchanged, so
         checkpoints load either way). Shapes that vary, as the rollouts' live rows do, get a dynamic
-        graph after their first recompilation. The dynamics model stays eager."""
+        graph after their first recompilation. The dynamics model stays eager. ``eager_on_failure``:
+        a graph that fails to compile (no compiler toolchain, say) runs eagerly, and torch logs why
+        (this sets torch's process-wide ``torch._dynamo.config.suppress_errors``)."""
+        if eager_on_failure:
+            torch._dynamo.config.suppress_errors = True
         for module in (self.policy.actor, self.critic, self.critic_target):
             module.compile()
 

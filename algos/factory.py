@@ -26,5 +26,5 @@ def build_algorithm(cfg: TrainConfig, obs_dim: int, act_dim: int, action_space: 
     algo = MOBILE(dynamics=dynamics, mobile=cfg.mobile, **common) if cfg.algorithm == "mobile" else MOPO(**common)
     algo = algo.to(cfg.device)
     if cfg.train.compiles(cfg.device):
-        algo.compile_networks()
+        algo.compile_networks(eager_on_failure=cfg.train.compile == "auto")  # "on": a failure stops the run
     return algo

@@ -2,7 +2,8 @@
 # The checks that need a GPU, in one go (CI has none):
 #   1. the tests parametrised over devices, on cuda (same seed, same result; resume = uninterrupted run),
 #   2. an end-to-end `morec train` of MOBILE+MOREC on cuda (real config, 2 short epochs),
-#   3. rollout and gradient-step throughput, cuda and cpu side by side in this one run.
+#   3. rollout and gradient-step throughput, cuda and cpu side by side in this one run, and compiled
+#      networks against eager ones (bench_train's `compiled`; on cuda the training runs compile by default).
 # Each step has its own time limit, so one slow step leaves the others' results.
 #
 #   bash scripts/cuda_check.sh OUT_DIR [HOPPER_DATASET.hdf5]
@@ -27,7 +28,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, say how it ended
   nproc
 } > "$out/machine.txt" 2>&1
 
-step pytest 150 "$py" -m pytest -q -p no:cacheprovider -k cuda tests > "$out/pytest_cuda.log" 2>&1
+step pytest 300 "$py" -m pytest -q -p no:cacheprovider -k cuda tests > "$out/pytest_cuda.log" 2>&1
 
 if [ -n "$dataset" ]; then
   run_dir=$(mktemp -d)/run
@@ -40,6 +41,6 @@ fi
 step bench_rollout_cuda 60 "$py" scripts/bench_rollout.py --device cuda > "$out/bench_rollout_cuda.json"
 step bench_rollout_cpu 50 "$py" scripts/bench_rollout.py --device cpu --quick > "$out/bench_rollout_cpu.json"
 {
-  step bench_train_cuda 45 "$py" scripts/bench_train.py --device cuda --steps 200
-  step bench_train_cpu 60 "$py" scripts/bench_train.py --device cpu --steps 50
+  step bench_train_cuda 240 "$py" scripts/bench_train.py --device cuda --steps 200   # compiling (train.compile) included
+  step bench_train_cpu 150 "$py" scripts/bench_train.py --device cpu --steps 50
 } > "$out/bench_train.json"
