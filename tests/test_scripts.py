@@ -1,0 +1,53 @@
+"""The evidence scripts' bookkeeping (their training and checks run through the tested command line)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from argparse import Namespace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_run(run_dir: Path, score: float, length: float, gap: float | None) -> None:
+    """A finished run's summary.json and config.yaml, and (``gap`` given) its eval_model.json."""
+    run_dir.mkdir(parents=True)
+    (run_dir / "policy.pt").write_text("")
+    (run_dir / "config.yaml").write_text("filter:\n  threshold: 0.6\n  consensus_weight: 0.0\n  mode: softmax\n  truncate_as: terminal\n")
+    summary = {"last_score": score, "last10_mean_score": score - 1, "best_score": score + 1, "policy": "policy.pt",
+               "rollouts": {"mean_length": length, "truncation_rate": 0.5, "model_buffer_size": 1000},
+               "models": {"dynamics": "dyn", "reward": "rew"}}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    if gap is not None:
+        report = {"false_truncation_rate": 0.1, "policies": {"p": {
+            "true_return_mean": 10.0, "unfiltered": {"return_mean": 10.0 + gap, "return_bias": gap, "return_abs_error": abs(gap)},
+            "filtered": {"return_abs_error": 1.0}}}}
+        (run_dir / "eval_model.json").write_text(json.dumps(report))
+
+
+def test_learning_table_marks_partial_variants_and_reads_each_run(tmp_path):
+    learning = load_script("morec_learning")
+    runs = tmp_path / "runs" / "hopper-medium-v2"
+    fake_run(runs / "mopo" / "seed0", 10.0, 5.0, gap=4.0)
+    fake_run(runs / "mopo" / "seed1", 20.0, 5.0, gap=2.0)
+    fake_run(runs / "mopo_morec_matched" / "seed0", 30.0, 3.0, gap=-2.0)  # seed 1 not finished
+    meta = {"task": "hopper-medium-v2", "dataset": "d.hdf5"}
+    bc = {"runs": [{"normalized_score": 5.0}, {"normalized_score": 7.0}], "dataset_mean_return": 100.0}
+    args = Namespace(horizon=100, starts=500)
+    learning.tabulate(tmp_path, meta, ["mopo", "mopo_morec_matched", "mopo_morec"], [0, 1], "d.hdf5", bc, args)
+    rows = {r["variant"]: r for r in json.loads((tmp_path / "table.json").read_text())["rows"]}
+    mopo, matched, paper = rows["MOPO"], rows["MOPO + MOREC (matched)"], rows["MOPO + MOREC (paper)"]
+    assert (mopo["seeds"], mopo["partial"], mopo["last"], mopo["exploitation_gap"]) == ("2/2", False, "15.0 ± 5.0", "3.0")
+    assert (matched["seeds"], matched["partial"], matched["rollout_length"]) == ("1/2", True, "3.0")
+    assert (paper["seeds"], paper["partial"], paper["last"]) == ("0/2", True, "–")
+    assert rows["BC"]["last"] == "6.0 ± 1.0"
+    table = (tmp_path / "table.md").read_text()
+    assert "MOPO + MOREC (matched) (partial)" in table and "Dataset mean return 100.0" in table
