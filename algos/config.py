@@ -104,7 +104,7 @@ class TrainConfig:
                           FewSnapshotsWarning, stacklevel=2)
 
     @property
-    def models_seed(self) -> int:
+    def resolved_model_seed(self) -> int:
         """The seed the dynamics, the dynamics reward and the filter's threshold are trained and cached with."""
         return self.seed if self.model_seed is None else self.model_seed
 

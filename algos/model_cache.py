@@ -1,5 +1,5 @@
 """Trained dynamics, dynamics rewards and distilled rewards, trained once and then loaded: cached under
-``cfg.cache_dir`` by dataset fingerprint, model config and seed (``cfg.models_seed``), so runs that
+``cfg.cache_dir`` by dataset fingerprint, model config and seed (``cfg.resolved_model_seed``), so runs that
 can share them do.
 
 Runs sharing a cache entry (same dataset, config and seed) may start at once, in several processes
@@ -53,14 +53,14 @@ def cached_dynamics(cfg: TrainConfig, ds: OfflineDataset, fingerprint: str, writ
                     progress: bool) -> tuple[EnsembleDynamics, str]:
     """``(ensemble, its cache key)``: loaded from the cache, or trained on ``ds`` (logging to
     ``writer``) and saved there."""
-    key = cache_key("dynamics", fingerprint, asdict(cfg.dynamics), cfg.models_seed)
+    key = cache_key("dynamics", fingerprint, asdict(cfg.dynamics), cfg.resolved_model_seed)
     folder = entry_dir(cfg, "dynamics", key)
     task = TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout"))
     with exclusive_lock(folder.with_name(key + ".lock"), f"waiting for another process training dynamics {folder}"):
         if (folder / "dynamics.pt").exists():
             return EnsembleDynamics.load(folder, cfg.device, expect=task), key
-        model = EnsembleDynamics(task, cfg.dynamics, seed=cfg.models_seed, device=cfg.device)
-        fit_ensemble(model, ds, seed=cfg.models_seed, writer=writer, show_progress=progress)
+        model = EnsembleDynamics(task, cfg.dynamics, seed=cfg.resolved_model_seed, device=cfg.device)
+        fit_ensemble(model, ds, seed=cfg.resolved_model_seed, writer=writer, show_progress=progress)
         model.save(folder)
     return model, key
 
@@ -68,12 +68,12 @@ def cached_dynamics(cfg: TrainConfig, ds: OfflineDataset, fingerprint: str, writ
 def cached_reward(cfg: TrainConfig, ds: OfflineDataset, dynamics: EnsembleDynamics, dynamics_key: str,
                   progress: bool) -> tuple[DynamicsReward, str]:
     """``(the dynamics reward of dynamics, its cache key)``: loaded, or trained and saved."""
-    key = cache_key("reward", dynamics_key, asdict(cfg.reward), cfg.models_seed)
+    key = cache_key("reward", dynamics_key, asdict(cfg.reward), cfg.resolved_model_seed)
     folder = entry_dir(cfg, "reward", key)
     with exclusive_lock(folder.with_name(key + ".lock"), f"waiting for another process training the dynamics reward {folder}"):
         if (folder / "dynamics_reward.pt").exists():
             return DynamicsReward.load(folder, cfg.device, obs_dim=ds.obs_dim, act_dim=ds.act_dim), key
-        reward, _ = fit_dynamics_reward(ds, dynamics, cfg.reward, seed=cfg.models_seed, log_dir=str(folder / "tb"), show_progress=progress)
+        reward, _ = fit_dynamics_reward(ds, dynamics, cfg.reward, seed=cfg.resolved_model_seed, log_dir=str(folder / "tb"), show_progress=progress)
         reward.save(folder)
     return reward, key
 
@@ -83,7 +83,7 @@ def cached_distilled_reward(cfg: TrainConfig, ds: OfflineDataset, dynamics: Ense
     """``teacher`` (named by its cache key) distilled into one network with ``morec distil-reward``'s
     defaults: loaded, or distilled and saved with ``report.json`` (agreement with the teacher at
     ``threshold``, also written to ``writer`` as ``reward/distil_*``)."""
-    config = DistillationConfig(seed=cfg.models_seed)
+    config = DistillationConfig(seed=cfg.resolved_model_seed)
     rollout = RolloutConfig(samples_per_member=cfg.rollout.samples_per_member, candidate_clip=cfg.rollout.candidate_clip)
     key = cache_key("distilled", reward_key, asdict(config), rollout.samples_per_member, rollout.candidate_clip)
     folder = entry_dir(cfg, "reward", key)

@@ -82,10 +82,10 @@ def build_selector(cfg: TrainConfig, dataset: OfflineDataset, dynamics: Ensemble
     if not cfg.morec:
         return None
     try:
-        threshold, calibration = resolve_threshold(reward, dynamics, cfg.filter, cfg.rollout, seed=cfg.models_seed)
+        threshold, calibration = resolve_threshold(reward, dynamics, cfg.filter, cfg.rollout, seed=cfg.resolved_model_seed)
         if cfg.filter.distilled:  # the student scores; its own threshold (auto: calibrated on its r_D)
             reward = cached_distilled_reward(cfg, dataset, dynamics, reward, reward_key, threshold, writer, show_progress)
-            threshold, calibration = resolve_threshold(reward, dynamics, cfg.filter, cfg.rollout, seed=cfg.models_seed)
+            threshold, calibration = resolve_threshold(reward, dynamics, cfg.filter, cfg.rollout, seed=cfg.resolved_model_seed)
     except ValueError as err:  # a reward cached by an older morec stores no held-out data
         raise ConfigError(f"filter.threshold: {err} (for `morec train`: delete the cached reward under "
                           f"{Path(cfg.cache_dir) / 'reward'} so it is trained again)") from None

@@ -182,11 +182,11 @@ def fit_dynamics_reward(
     clip = (lambda z: z.clamp(-cfg.logit_clip, cfg.logit_clip)) if cfg.logit_clip else (lambda z: z)
     disc = Discriminator(1, reward.in_features, cfg.hidden_sizes, generator=torch_gen).to(device)
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.discriminator_lr)
-    if cfg.generator in ("adversarial", "scratch"):
+    if cfg.generator == "fixed":
+        gen, opt_g = dynamics, None
+    else:
         gen = copy.deepcopy(dynamics).requires_grad_(True) if cfg.generator == "adversarial" else fresh_generator(dynamics, seed)
         opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.generator_lr)
-    else:
-        gen, opt_g = dynamics, None
     log_entropy_coef = torch.tensor(math.log(cfg.entropy_coef), device=device, requires_grad=cfg.entropy_target is not None)
     opt_e = torch.optim.Adam([log_entropy_coef], lr=cfg.discriminator_lr) if cfg.entropy_target is not None else None
     writer = SummaryWriter(log_dir) if log_dir else None

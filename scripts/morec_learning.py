@@ -31,32 +31,16 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from dynamics.io import atomic_write
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from morec_check import run  # noqa: E402  # a morec command's JSON, kept in a file and read back on a rerun
+
+from dynamics.io import atomic_write  # noqa: E402
+from morec.suite.worker import read_summary  # noqa: E402
+
 LABELS = {"mopo": "MOPO", "mopo_morec_matched": "MOPO + MOREC (matched)", "mopo_morec": "MOPO + MOREC (paper)",
           "mobile": "MOBILE", "mobile_morec_matched": "MOBILE + MOREC (matched)", "mobile_morec": "MOBILE + MOREC (paper)"}
-
-
-def run_json(cmd: list[str], out: Path) -> dict:
-    """``cmd``'s JSON stdout, kept in ``out``; a finished step is read back instead of run again."""
-    if out.exists():
-        return json.loads(out.read_text())
-    print("+", " ".join(cmd), flush=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout)
-    atomic_write(out, lambda tmp: tmp.write_text(json.dumps(result, indent=2)))
-    return result
-
-
-def read_summary(run_dir: Path) -> dict | None:
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return summary if summary.get("last_score") is not None else None
 
 
 def filter_flags(run_dir: Path) -> list[str]:
@@ -75,7 +59,7 @@ def evaluate_in_model(run_dir: Path, summary: dict, dataset: str, reward_run: Pa
            "--reward", reward_summary["models"]["reward"], "--policy", "torchscript",
            "--policy-path", str(run_dir / summary["policy"]), "--horizon", str(args.horizon), "--starts", str(args.starts),
            "--json", *filter_flags(reward_run)]
-    return run_json(cmd, run_dir / "eval_model.json")
+    return run(cmd, run_dir / "eval_model.json")
 
 
 def mean_std(values: list[float], digits: int = 1) -> str:
@@ -180,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         if code not in (0, 1):  # 1: some runs failed; they are listed in the suite's table and retried on a rerun
             return code
         bc_steps = ["--steps", "200"] if args.smoke else []
-        run_json([sys.executable, str(ROOT / "scripts" / "bc_baseline.py"), "--dataset", dataset, "--task", args.task,
+        run([sys.executable, str(ROOT / "scripts" / "bc_baseline.py"), "--dataset", dataset, "--task", args.task,
                   "--seeds", args.seeds, *bc_steps], bc_file)
     bc = json.loads(bc_file.read_text()) if bc_file.exists() else None
     tabulate(out, meta, variants, seeds, dataset, bc, args)
