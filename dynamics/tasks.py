@@ -193,10 +193,27 @@ def task_from_file_name(path: str | PurePath) -> TaskSpec | None:
 def make_gym_env(env_id: str, layout: str = "d4rl") -> gym.Env:
     """``gym.make(env_id)`` with the observation of ``layout`` (the x position excluded for
     ``"d4rl"``, included first for ``"neorl"``). The v4 MuJoCo envs are deprecated in gymnasium but
-    are the D4RL-matching version, so their "is out of date" warning is silenced."""
+    are the D4RL-matching version, so their "is out of date" warning is silenced, and so is
+    MuJoCo's compiler warning about their XML's ``settotalmass`` (printed once per env made, it
+    buried training logs); any other MuJoCo warning still reaches Python's ``warnings``."""
     import gymnasium as gym
+    import mujoco
 
     check_layout(layout)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is out of date.*")
-        return gym.make(env_id, exclude_current_positions_from_observation=(layout == "d4rl"))
+    previous_handler = mujoco.get_mju_user_warning()
+
+    def forward_other_warnings(message: str) -> None:
+        if "settotalmass" in message:
+            return
+        if previous_handler is not None:
+            previous_handler(message)
+        else:
+            warnings.warn(f"MuJoCo: {message}", stacklevel=2)
+
+    mujoco.set_mju_user_warning(forward_other_warnings)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is out of date.*")
+            return gym.make(env_id, exclude_current_positions_from_observation=(layout == "d4rl"))
+    finally:
+        mujoco.set_mju_user_warning(previous_handler)

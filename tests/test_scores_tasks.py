@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -164,3 +167,13 @@ def test_domains_and_layouts():
         check_layout("pixels")
     with pytest.raises(ValueError, match="unknown observation layout"):
         hopper.obs_dim_for("pixels")
+
+
+
+def test_make_gym_env_keeps_the_settotalmass_warning_out_of_logs():
+    """MuJoCo prints its warnings from C, so a child process's output is checked."""
+    code = ("import mujoco; from morec.tasks import make_gym_env; make_gym_env('HalfCheetah-v4').close(); "
+            "assert mujoco.get_mju_user_warning() is None")  # the handler is restored
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert "settotalmass" not in child.stdout + child.stderr
