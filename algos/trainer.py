@@ -217,6 +217,8 @@ class TrainingLoop:
             if evaluated:
                 self._evaluate()
                 bar.set_postfix(score=f"{self.evaluations[-1]['normalized_score']:.1f}")
+                if not self.progress:  # a suite's stdout.log: one line per evaluation instead of a bar
+                    self._print_evaluation(time.perf_counter() - start)
             self._save_checkpoint()
             if evaluated and on_evaluation is not None:
                 on_evaluation(self.evaluations[-1])
@@ -241,6 +243,12 @@ class TrainingLoop:
         for key in ("return_mean", "return_std", "normalized_score", "normalized_score_std"):
             self.writer.add_scalar(f"eval/{key}", record[key], self.gradient_step)
         self.writer.flush()
+
+    def _print_evaluation(self, seconds: float) -> None:
+        record, best = self.evaluations[-1], max(e["normalized_score"] for e in self.evaluations)
+        print(f"epoch {self.epoch}/{self.cfg.train.epochs} (step {self.gradient_step}): "
+              f"score {record['normalized_score']:.1f} (best {best:.1f}), return {record['return_mean']:.1f}, "
+              f"{seconds:.0f} s this session", flush=True)
 
     def _summary(self, seconds: float) -> dict[str, Any]:
         scores = [e["normalized_score"] for e in self.evaluations]

@@ -242,12 +242,14 @@ def smoke(path, cache, algorithm="mobile", morec=True, epochs=2, **extra) -> lis
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_smoke_run_writes_tensorboard_tags_and_summary(hopper_file, tmp_path, device):
+def test_smoke_run_writes_tensorboard_tags_and_summary(hopper_file, tmp_path, device, capsys):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", device=device))
     trainer = Trainer(cfg, tmp_path / "run", show_progress=False)
     summary = trainer.run()
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in printed] == ["epoch 1/2 (step 20)", "epoch 2/2 (step 40)"]
     assert trainer.dynamics.device.type == device and trainer.model_buffer.storage.observations.device.type == device
     assert all(p.device.type == device for p in trainer.algo.parameters())
     assert summary["gradient_steps"] == 40 and len(summary["evaluations"]) == 2
