@@ -177,6 +177,9 @@ class BehaviourTrainer:
             if self.step % cfg.eval_every == 0 or self.step == cfg.train_steps:
                 self._evaluate_and_checkpoint()
                 bar.set_postfix(eval_return=f"{self.evaluations[-1].mean_return:.0f}")
+                if not show_progress:  # a log file: one line per evaluation instead of a bar
+                    print(f"SAC {self.env_id} step {self.step}/{cfg.train_steps}: "
+                          f"eval return {self.evaluations[-1].mean_return:.0f}", flush=True)
             bar.update(1)
         bar.close()
         return self.evaluations

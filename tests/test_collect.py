@@ -93,7 +93,7 @@ def test_same_seed_same_datasets_and_finished_run_is_reused(collected, tmp_path)
     assert third["evaluations"] == again["evaluations"]
 
 
-def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, monkeypatch):
+def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, monkeypatch, capsys):
     cfg = SACConfig(train_steps=300, warmup_steps=100, eval_every=100, eval_episodes=1, hidden_size=16, batch_size=32)
     trainer = BehaviourTrainer("Hopper-v4", tmp_path, cfg, seed=3)
     original = BehaviourTrainer._evaluate_and_checkpoint
@@ -113,8 +113,10 @@ def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, monkeypatch
     assert resumed.try_resume() and resumed.step == 200 and len(resumed.log) == 200
     # the episode running at the checkpoint was cut there
     assert resumed.log.last("timeouts") or resumed.log.last("terminals")
+    capsys.readouterr()
     evaluations = resumed.train(show_progress=False)
     assert [e.step for e in evaluations] == [100, 200, 300] and len(resumed.log) == 300
+    assert capsys.readouterr().out.startswith("SAC Hopper-v4 step 300/300: eval return ")  # a log line, not a bar
 
 
 def test_resume_refuses_another_config(tmp_path):
