@@ -7,7 +7,8 @@ For one dataset and task it runs, through the ``morec`` command line:
    ``model_seed=0`` (all seeds and variants share one dynamics model and one dynamics reward, so
    they differ only in what the variant changes and in the learner's seed) and the budget given
    here (``train.epochs``; 1,000 gradient steps each). The suite skips finished runs and resumes
-   unfinished ones from their checkpoints;
+   unfinished ones from their checkpoints. A variant whose resolved config equals an earlier one's
+   (the paper's MOREC config where MOREC's λ is the host's) is not run: its row is the earlier one's;
 2. ``scripts/bc_baseline.py`` (behaviour cloning, the same seeds);
 3. per finished run, ``morec eval-model --policy torchscript --policy-path <run>/policy.pt
    --horizon H --json`` with the run's dynamics and the task's dynamics reward (from a MOREC run):
@@ -41,6 +42,18 @@ from morec.suite.worker import read_summary  # noqa: E402
 
 LABELS = {"mopo": "MOPO", "mopo_morec_matched": "MOPO + MOREC (matched)", "mopo_morec": "MOPO + MOREC (paper)",
           "mobile": "MOBILE", "mobile_morec_matched": "MOBILE + MOREC (matched)", "mobile_morec": "MOBILE + MOREC (paper)"}
+
+
+def same_config_as(task: str, variants: list[str], overrides: list[str], smoke: bool) -> dict[str, str]:
+    """``{variant: earlier variant}`` for each variant whose resolved config equals an earlier one's
+    (MOREC's λ equals the host's on some tasks, so its paper config is its matched one there). Such a
+    run would repeat the earlier one exactly, so it is not run and its row is the earlier one's."""
+    from algos.config import load_config
+
+    folder = ROOT / "configs" / "d4rl" / task / ("smoke" if smoke else "")
+    resolved = {v: load_config(folder / f"{v}.yaml", overrides).to_dict() for v in variants}
+    return {v: next(u for u in variants[:i] if resolved[u] == resolved[v])
+            for i, v in enumerate(variants) if any(resolved[u] == resolved[v] for u in variants[:i])}
 
 
 def filter_flags(run_dir: Path) -> list[str]:
@@ -107,18 +120,23 @@ def tabulate(out: Path, meta: dict, variants: list[str], seeds: list[int], datas
     runs = out / "runs" / meta["task"]
     reward_run = next((runs / v / f"seed{s}" for v in variants if "morec" in v for s in seeds
                        if read_summary(runs / v / f"seed{s}") is not None), None)
+    duplicates = meta["same_config_as"]
     rows = []
     for variant in variants:
+        ran = duplicates.get(variant, variant)
         summaries, evals = [], []
         for seed in seeds:
-            summary = read_summary(runs / variant / f"seed{seed}")
+            summary = read_summary(runs / ran / f"seed{seed}")
             if summary is None:
                 continue
             summaries.append(summary)
-            report = evaluate_in_model(runs / variant / f"seed{seed}", summary, dataset, reward_run, args)
+            report = evaluate_in_model(runs / ran / f"seed{seed}", summary, dataset, reward_run, args)
             if report is not None:
                 evals.append(report)
-        rows.append(variant_row(variant, summaries, evals, len(seeds)))
+        row = variant_row(variant, summaries, evals, len(seeds))
+        if variant in duplicates:
+            row["variant"] += f" = {LABELS.get(ran, ran)} (the same config: not run twice)"
+        rows.append(row)
     if bc is not None:
         rows.append({**{k: "–" for k in rows[0]}, "variant": "BC", "seeds": f"{len(bc['runs'])}/{len(seeds)}", "partial": False,
                      "last": mean_std([r["normalized_score"] for r in bc["runs"]])})
@@ -152,11 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     variants, seeds = args.variants.split(","), [int(s) for s in args.seeds.split(",")]
     overrides = ["model_seed=0", *([] if args.smoke else [f"train.epochs={args.epochs}"]),
                  *([f"dynamics.max_epochs={args.dynamics_max_epochs}"] if args.dynamics_max_epochs else []), *args.set]
+    duplicates = same_config_as(args.task, variants, overrides, args.smoke)
     meta = {"task": args.task, "dataset": dataset, "seeds": seeds, "overrides": overrides, "smoke": args.smoke,
-            "eval_model": {"horizon": args.horizon, "starts": args.starts}}
+            "same_config_as": duplicates, "eval_model": {"horizon": args.horizon, "starts": args.starts}}
     bc_file = out / "bc.json"
     if not args.table_only:
-        suite = ["morec", "suite", "d4rl", "--tasks", args.task, "--dataset", dataset, "--variants", ",".join(variants),
+        to_run = [v for v in variants if v not in duplicates]
+        suite = ["morec", "suite", "d4rl", "--tasks", args.task, "--dataset", dataset, "--variants", ",".join(to_run),
                  "--seeds", args.seeds, "--results", str(out / "runs"), "--backend", "pool", "--max-parallel", str(args.max_parallel),
                  *(["--smoke"] if args.smoke else []), *[x for o in overrides for x in ("--set", o)]]
         print("+", " ".join(suite), flush=True)

@@ -39,7 +39,7 @@ def test_learning_table_marks_partial_variants_and_reads_each_run(tmp_path):
     fake_run(runs / "mopo" / "seed0", 10.0, 5.0, gap=4.0)
     fake_run(runs / "mopo" / "seed1", 20.0, 5.0, gap=2.0)
     fake_run(runs / "mopo_morec_matched" / "seed0", 30.0, 3.0, gap=-2.0)  # seed 1 not finished
-    meta = {"task": "hopper-medium-v2", "dataset": "d.hdf5"}
+    meta = {"task": "hopper-medium-v2", "dataset": "d.hdf5", "same_config_as": {}}
     bc = {"runs": [{"normalized_score": 5.0}, {"normalized_score": 7.0}], "dataset_mean_return": 100.0}
     args = Namespace(horizon=100, starts=500)
     learning.tabulate(tmp_path, meta, ["mopo", "mopo_morec_matched", "mopo_morec"], [0, 1], "d.hdf5", bc, args)
@@ -51,3 +51,18 @@ def test_learning_table_marks_partial_variants_and_reads_each_run(tmp_path):
     assert rows["BC"]["last"] == "6.0 ± 1.0"
     table = (tmp_path / "table.md").read_text()
     assert "MOPO + MOREC (matched) (partial)" in table and "Dataset mean return 100.0" in table
+
+
+def test_learning_runs_a_config_once_and_reports_it_for_both_variants(tmp_path):
+    learning = load_script("morec_learning")
+    # on HalfCheetah MOREC's λ is Kit's, so the paper config is the matched one; on Hopper it is not
+    assert learning.same_config_as("halfcheetah-medium-replay-v2", ["mopo", "mopo_morec_matched", "mopo_morec"], [], False) \
+        == {"mopo_morec": "mopo_morec_matched"}
+    assert learning.same_config_as("hopper-medium-replay-v2", ["mopo", "mopo_morec_matched", "mopo_morec"], [], False) == {}
+    runs = tmp_path / "runs" / "halfcheetah-medium-replay-v2"
+    fake_run(runs / "mopo_morec_matched" / "seed0", 30.0, 3.0, gap=1.0)
+    meta = {"task": "halfcheetah-medium-replay-v2", "dataset": "d.hdf5", "same_config_as": {"mopo_morec": "mopo_morec_matched"}}
+    learning.tabulate(tmp_path, meta, ["mopo_morec_matched", "mopo_morec"], [0], "d.hdf5", None, Namespace(horizon=100, starts=500))
+    matched, paper = json.loads((tmp_path / "table.json").read_text())["rows"]
+    assert paper["variant"].startswith("MOPO + MOREC (paper) = MOPO + MOREC (matched)")
+    assert (paper["seeds"], paper["last"]) == (matched["seeds"], matched["last"]) == ("1/1", "30.0 ± 0.0")
