@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,8 +44,11 @@ class _SacMode(torch.nn.Module):
 
 def export_actor_mode(actor: torch.nn.Module, obs_dim: int, out: str | Path) -> Path:
     """Save a SAC actor's deterministic (mode) policy, on the CPU, as TorchScript: the format
-    ``morec eval-model --policy torchscript`` reads. The actor itself is left as it is. Returns ``out``."""
-    with torch.no_grad():
+    ``morec eval-model --policy torchscript`` reads. The actor itself is left as it is. Returns ``out``.
+    Tracing warns about tianshou's ``torch.as_tensor(obs)``; on a float32 tensor that is the input
+    itself, so the trace is right for any batch (tested) and the warning is silenced."""
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         module = torch.jit.trace(_SacMode(copy.deepcopy(actor).cpu()).eval(), torch.zeros(2, obs_dim))
     return atomic_write(out, lambda tmp: module.save(str(tmp)))
 
