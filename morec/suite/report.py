@@ -5,6 +5,7 @@ learning-curve PNGs (mean ± std over seeds) read from the runs' TensorBoard fil
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -71,9 +72,15 @@ def write_table(runs: list[RunSpec], results: Path, failures: list[RunOutcome] =
 
 
 def read_curve(tb_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray] | None:
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.backend.event_processing import event_accumulator
 
-    events = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0}).Reload()
+    # a resumed run's log purges the events after its checkpoint; the reader warns of that each time
+    reader_log, level = event_accumulator.logger, event_accumulator.logger.level
+    reader_log.setLevel(logging.ERROR)
+    try:
+        events = event_accumulator.EventAccumulator(str(tb_dir), size_guidance={"scalars": 0}).Reload()
+    finally:
+        reader_log.setLevel(level)
     if tag not in events.Tags()["scalars"]:
         return None
     points = {e.step: e.value for e in events.Scalars(tag)}  # a resumed run's later value wins
