@@ -128,6 +128,8 @@ class TrainingLoop:
         self.model_buffer, self.sample_gen, self.sampler = parts.model_buffer, parts.sample_generator, parts.sampler
         self.algo, self.evaluator, self.shaping = parts.algorithm, parts.evaluator, parts.shaping
         self.epoch, self.gradient_step, self.evaluations = 0, 0, []
+        self.seconds_before_session = 0.0  # training time of earlier sessions of a resumed run
+        self.session_start = time.perf_counter()
         self.rollouts: list[dict[str, float]] = []  # per model rollout: its statistics (for the summary)
         if resume:
             self._load_checkpoint()
@@ -141,6 +143,7 @@ class TrainingLoop:
             "gradient_step": self.gradient_step,
             "evaluations": self.evaluations,
             "rollouts": self.rollouts,
+            "seconds": self.seconds_before_session + time.perf_counter() - self.session_start,
             "algorithm": self.algo.training_state(),
             "lr_schedulers": [s.state_dict() for s in self.algo.lr_schedulers],
             "model_buffer": self.model_buffer.state_dict(),
@@ -164,6 +167,7 @@ class TrainingLoop:
         np.random.set_state(rng["numpy"])
         self.epoch, self.gradient_step, self.evaluations = state["epoch"], state["gradient_step"], state["evaluations"]
         self.rollouts = state.get("rollouts", [])  # checkpoints written before rollouts were recorded: from here on
+        self.seconds_before_session = state.get("seconds", 0.0)  # older checkpoints: from here on
 
     # ------------------------------------------------------------------ training
     def rollout(self) -> None:
@@ -196,7 +200,7 @@ class TrainingLoop:
 
     def _train(self, on_evaluation: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
         cfg = self.cfg.train
-        start = time.perf_counter()
+        start = self.session_start = time.perf_counter()
         total = cfg.epochs * cfg.steps_per_epoch
         bar = tqdm(total=total, initial=self.gradient_step, desc=self.cfg.name, disable=not self.progress)
         while self.epoch < cfg.epochs:
@@ -265,6 +269,7 @@ class TrainingLoop:
             "models": self.components.model_dirs,
             "policy": self.run_directory.policy.name,
             "wall_seconds_this_session": round(seconds, 1),
+            "wall_seconds": round(self.seconds_before_session + time.perf_counter() - self.session_start, 1),
             "evaluations": self.evaluations,
         }
 

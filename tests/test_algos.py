@@ -334,7 +334,9 @@ def assert_resume_reproduces_the_uninterrupted_run(cfg, tmp_path, monkeypatch) -
     monkeypatch.setattr(Trainer, "_save_checkpoint", original)
     resumed = Trainer(cfg, tmp_path / "killed", resume=True, show_progress=False)
     assert resumed.epoch == 1 and resumed.gradient_step == cfg.train.steps_per_epoch
+    first_session = resumed.seconds_before_session
     resumed_summary = resumed.run()
+    assert first_session > 0 and resumed_summary["wall_seconds"] >= first_session + resumed_summary["wall_seconds_this_session"] - 0.1
     assert resumed_summary["evaluations"] == full_summary["evaluations"]
     assert resumed_summary["rollouts"] == full_summary["rollouts"]
     for (k, a), b in zip(full.algo.state_dict().items(), resumed.algo.state_dict().values()):
