@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -119,6 +120,8 @@ class TrainingLoop:
     """Trains ``components.algorithm`` to ``cfg.train.epochs`` in ``run`` (a :class:`RunDirectory`,
     closed when :meth:`run` returns). ``resume=True`` continues from the run's checkpoint."""
 
+    TRUNCATION_WARNING = 0.9  # warn when the filter cuts this fraction of the first rollout's start states
+
     def __init__(self, cfg: TrainConfig, run: RunDirectory, components: TrainingComponents, resume: bool = False,
                  show_progress: bool = True):
         self.cfg, self.run_directory, self.components, self.progress = cfg, run, components, show_progress
@@ -189,6 +192,21 @@ class TrainingLoop:
         self.rollouts.append({"mean_length": stats.mean_length, "transitions": stats.transitions,
                               "truncation_rate": stats.stopped / starts, "termination_rate": stats.terminated / starts,
                               "model_buffer_size": len(self.model_buffer)})
+        if len(self.rollouts) == 1:
+            self._warn_if_the_filter_ends_almost_every_rollout(self.rollouts[0])
+
+    def _warn_if_the_filter_ends_almost_every_rollout(self, first: dict[str, float]) -> None:
+        """A filter that cuts nearly every rollout short starves the learner, and with
+        ``truncate_as: terminal`` fills the model data with fake terminals: on HalfCheetah
+        medium-replay that made MOPO + MOREC fail (docs/morec_learning). Said once, at the first rollout."""
+        if not self.cfg.morec or first["truncation_rate"] < self.TRUNCATION_WARNING:
+            return
+        fake = " and marked each cut a terminal" if self.cfg.filter.truncate_as == "terminal" else ""
+        warnings.warn(
+            f"the MOREC filter (filter.threshold={self.cfg.filter.threshold}) cut {first['truncation_rate']:.0%} of the "
+            f"first rollout's start states short (mean length {first['mean_length']:.1f} of {self.cfg.rollout.horizon}){fake}; "
+            "if the learner stalls, try filter.threshold=auto (it keeps held-out real transitions) or filter.truncate_as=stop",
+            stacklevel=2)
 
     def run(self, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Train to the end; ``on_evaluation(record)`` is called after each evaluation once its

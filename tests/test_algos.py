@@ -316,6 +316,15 @@ def test_distilled_filter_trains_and_scores_with_one_network(hopper_file, tmp_pa
     torch.testing.assert_close(again.engine.selector.reward(*x), reward(*x), rtol=0, atol=0)
 
 
+def test_a_filter_that_cuts_almost_every_rollout_is_said_once(tmp_path):
+    cheetah_file = random_dataset_file(tmp_path / "halfcheetah.hdf5", "HalfCheetah-v4")  # never terminates: only the filter ends rollouts
+    sets = smoke(cheetah_file, tmp_path / "cache", algorithm="mopo", **{"filter.threshold": 1e6})
+    cfg = load_config(None, [s.replace("task=Hopper-v4", "task=HalfCheetah-v4") for s in sets])
+    with pytest.warns(UserWarning, match=r"cut 100% of the first rollout's start states short .* marked each cut a terminal") as caught:
+        Trainer(cfg, tmp_path / "run", show_progress=False).run()
+    assert sum("MOREC filter" in str(w.message) for w in caught) == 1  # two rollouts, one warning
+
+
 def assert_resume_reproduces_the_uninterrupted_run(cfg, tmp_path, monkeypatch) -> None:
     """Train ``cfg`` to the end; train it again killed after epoch 1 and resumed: the same
     evaluations, rollout statistics and final networks."""
