@@ -52,8 +52,12 @@ def same_config_as(task: str, variants: list[str], overrides: list[str], smoke: 
 
     folder = ROOT / "configs" / "d4rl" / task / ("smoke" if smoke else "")
     resolved = {v: load_config(folder / f"{v}.yaml", overrides).to_dict() for v in variants}
-    return {v: next(u for u in variants[:i] if resolved[u] == resolved[v])
-            for i, v in enumerate(variants) if any(resolved[u] == resolved[v] for u in variants[:i])}
+    same: dict[str, str] = {}
+    for i, variant in enumerate(variants):
+        earlier = [u for u in variants[:i] if u not in same and resolved[u] == resolved[variant]]
+        if earlier:
+            same[variant] = earlier[0]
+    return same
 
 
 def filter_flags(run_dir: Path) -> list[str]:
