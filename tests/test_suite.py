@@ -240,3 +240,25 @@ def test_suite_command_names_bad_settings_without_a_traceback(capsys):
 
     assert main(["suite", "d4rl", "--variants", "mopo,sac", "--smoke"]) == 2
     assert "error: unknown variant(s) ['sac']" in capsys.readouterr().err
+
+
+def test_curves_of_several_results_folders_share_a_task_plot(tmp_path, monkeypatch):
+    import matplotlib.axes
+    from torch.utils.tensorboard import SummaryWriter
+
+    from morec.suite import write_curves
+    from morec.suite.report import read_curve
+
+    for root, variant, scores in (("main", "mopo", [1.0, 2.0]), ("ablation", "mopo_morec_matched", [3.0, 5.0])):
+        for seed in (0, 1):
+            with SummaryWriter(str(tmp_path / root / "hopper-medium-v2" / variant / f"seed{seed}" / "tb")) as writer:
+                for step, score in zip((1000, 2000), scores):
+                    writer.add_scalar("eval/normalized_score", score + seed, step)
+    assert read_curve(tmp_path / "main" / "hopper-medium-v2" / "mopo" / "seed1" / "tb", "eval/normalized_score")[1].tolist() == [2.0, 3.0]
+    plotted, plot = [], matplotlib.axes.Axes.plot
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, x, y, label: plotted.append((label, list(y))) or plot(ax, x, y, label=label))
+    written = write_curves([tmp_path / "main", tmp_path / "ablation"], out=tmp_path / "figures", labels=["main", "stop"])
+    assert plotted == [("main: mopo (2 seeds)", [1.5, 2.5]), ("stop: mopo_morec_matched (2 seeds)", [3.5, 5.5])]  # means over seeds
+    assert written == [tmp_path / "figures" / "hopper-medium-v2.png"] and written[0].stat().st_size > 0
+    with pytest.raises(ValueError, match="1 labels for 2 results folders"):
+        write_curves([tmp_path / "main", tmp_path / "ablation"], labels=["main"])

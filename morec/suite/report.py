@@ -95,32 +95,41 @@ def mean_std_curve(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndar
     return np.array(common), values.mean(0), values.std(0)
 
 
-def write_curves(results: Path, tasks: list[str] | None = None, tag: str = "eval/normalized_score", out: Path | None = None) -> list[Path]:
-    """One PNG per task under ``out`` (default ``results/curves``) from ``<task>/<variant>/seed*/tb``."""
+def write_curves(results: Path | list[Path], tasks: list[str] | None = None, tag: str = "eval/normalized_score",
+                 out: Path | None = None, labels: list[str] | None = None) -> list[Path]:
+    """One PNG per task under ``out`` (default ``<first results>/curves``) from
+    ``<results>/<task>/<variant>/seed*/tb``. Several results roots (a study and its ablations) share
+    each task's plot; ``labels`` names them in the legend (default: their folder paths)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = Path(out or results / "curves")
-    task_dirs = [results / t for t in dict.fromkeys(tasks)] if tasks else sorted(d for d in results.iterdir() if d.is_dir())
+    roots = [Path(r) for r in (results if isinstance(results, list) else [results])]
+    if labels is not None and len(labels) != len(roots):
+        raise ValueError(f"{len(labels)} labels for {len(roots)} results folders: give one label per folder")
+    names = labels if labels is not None else [str(r) for r in roots]
+    out = Path(out or roots[0] / "curves")
+    task_names = list(dict.fromkeys(tasks)) if tasks else sorted({d.name for r in roots if r.is_dir() for d in r.iterdir() if d.is_dir()})
     written = []
-    for task_dir in task_dirs:
-        variants = sorted(d for d in task_dir.iterdir() if d.is_dir()) if task_dir.is_dir() else []
+    for task in task_names:
         fig, ax = plt.subplots(figsize=(6, 4))
-        for variant_dir in variants:
-            curves = [c for c in (read_curve(tb, tag) for tb in sorted(variant_dir.glob("seed*/tb"))) if c is not None]
-            if not curves:
-                continue
-            steps, mean, std = mean_std_curve(curves)
-            ax.plot(steps, mean, label=f"{variant_dir.name} ({len(curves)} seed{'' if len(curves) == 1 else 's'})")
-            ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
+        for root, name in zip(roots, names):
+            task_dir = root / task
+            for variant_dir in sorted(d for d in task_dir.iterdir() if d.is_dir()) if task_dir.is_dir() else []:
+                curves = [c for c in (read_curve(tb, tag) for tb in sorted(variant_dir.glob("seed*/tb"))) if c is not None]
+                if not curves:
+                    continue
+                steps, mean, std = mean_std_curve(curves)
+                prefix = f"{name}: " if len(roots) > 1 else ""
+                ax.plot(steps, mean, label=f"{prefix}{variant_dir.name} ({len(curves)} seed{'' if len(curves) == 1 else 's'})")
+                ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
         if ax.lines:
-            ax.set(title=task_dir.name, xlabel="gradient step", ylabel=tag)
-            ax.legend()
+            ax.set(title=task, xlabel="gradient step", ylabel=tag)
+            ax.legend(fontsize="small")
             fig.tight_layout()
             out.mkdir(parents=True, exist_ok=True)
-            fig.savefig(out / f"{task_dir.name}.png", dpi=100)
-            written.append(out / f"{task_dir.name}.png")
+            fig.savefig(out / f"{task}.png", dpi=100)
+            written.append(out / f"{task}.png")
         plt.close(fig)
     return written
