@@ -99,7 +99,8 @@ def variant_row(variant: str, summaries: list[dict], evals: list[dict], seeds: i
         "rollout_length": mean_of([s["rollouts"]["mean_length"] for s in summaries], 1),
         "truncated": mean_of([s["rollouts"]["truncation_rate"] for s in summaries], 3),
         "model_buffer": mean_of([s["rollouts"]["model_buffer_size"] for s in summaries], 0),
-        "false_truncation_rate": mean_of([e.get("false_truncation_rate") for e in evals], 3),
+        # a property of the filter, not of the policy: shown for the runs that filtered
+        "false_truncation_rate": mean_of([e.get("false_truncation_rate") for e in evals], 3) if "morec" in variant else "–",
         "true_return": mean_of([p.get("true_return_mean") for p in pol], 1),
         "model_return": mean_of([p["unfiltered"].get("return_mean") for p in pol], 1),
         "exploitation_gap": mean_of([p["unfiltered"].get("return_bias") for p in pol], 1),

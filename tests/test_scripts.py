@@ -47,6 +47,7 @@ def test_learning_table_marks_partial_variants_and_reads_each_run(tmp_path):
     mopo, matched, paper = rows["MOPO"], rows["MOPO + MOREC (matched)"], rows["MOPO + MOREC (paper)"]
     assert (mopo["seeds"], mopo["partial"], mopo["last"], mopo["exploitation_gap"]) == ("2/2", False, "15.0 ± 5.0", "3.0")
     assert (matched["seeds"], matched["partial"], matched["rollout_length"]) == ("1/2", True, "3.0")
+    assert (mopo["false_truncation_rate"], matched["false_truncation_rate"]) == ("–", "0.100")  # only runs that filtered
     assert (paper["seeds"], paper["partial"], paper["last"]) == ("0/2", True, "–")
     assert rows["BC"]["last"] == "6.0 ± 1.0"
     table = (tmp_path / "table.md").read_text()
