@@ -132,7 +132,6 @@ class TrainingLoop:
         self.algo, self.evaluator, self.shaping = parts.algorithm, parts.evaluator, parts.shaping
         self.epoch, self.gradient_step, self.evaluations = 0, 0, []
         self.seconds_before_session = 0.0  # training time of earlier sessions of a resumed run
-        self.session_start = time.perf_counter()
         self.rollouts: list[dict[str, float]] = []  # per model rollout: its statistics (for the summary)
         if resume:
             self._load_checkpoint()
@@ -287,7 +286,7 @@ class TrainingLoop:
             "models": self.components.model_dirs,
             "policy": self.run_directory.policy.name,
             "wall_seconds_this_session": round(seconds, 1),
-            "wall_seconds": round(self.seconds_before_session + time.perf_counter() - self.session_start, 1),
+            "wall_seconds": round(self.seconds_before_session + seconds, 1),
             "evaluations": self.evaluations,
         }
 

@@ -169,7 +169,6 @@ def test_domains_and_layouts():
         hopper.obs_dim_for("pixels")
 
 
-
 def test_make_gym_env_keeps_the_settotalmass_warning_out_of_logs():
     """MuJoCo prints its warnings from C, so a child process's output is checked."""
     code = ("import mujoco; from morec.tasks import make_gym_env; make_gym_env('HalfCheetah-v4').close(); "
