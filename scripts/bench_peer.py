@@ -29,7 +29,8 @@ OBS, ACT, BATCH, REAL_RATIO, N_DATA = 11, 3, 256, 0.05, 100_000
 
 
 def morec_steppers(device: str):
-    """``{"mobile": step(), "mopo": step()}`` for morec, on random data of the benchmark's sizes."""
+    """``{"mobile": step(), "mobile_bfloat16_penalty": step(), "mopo": step()}`` for morec, on random
+    data of the benchmark's sizes (``mobile_bfloat16_penalty``: ``mobile.penalty_dtype: bfloat16``)."""
     import torch
     from tianshou.utils.torch_utils import policy_within_training_step
 
@@ -39,8 +40,9 @@ def morec_steppers(device: str):
     from algos import MOBILE, MOPO, MixedSampler
 
     steppers = {}
-    for name, cls in (("mobile", MOBILE), ("mopo", MOPO)):
-        algo = make(cls, device)
+    for name, cls, penalty_dtype in (("mobile", MOBILE, "float32"), ("mobile_bfloat16_penalty", MOBILE, "bfloat16"),
+                                     ("mopo", MOPO, "float32")):
+        algo = make(cls, device, penalty_dtype)
         real, model = data(device, N_DATA)
         sampler = MixedSampler(real, model, REAL_RATIO, torch.Generator(device=device).manual_seed(0))
 
@@ -119,14 +121,15 @@ def measure(kit_dir: str, steps: int, blocks: int, threads: int, tuned: bool) ->
     applied = keep_freed_memory() if tuned else False
     ours, kit = morec_steppers("cpu"), kit_steppers(kit_dir, "cpu")
     out = {"allocator_tuned": applied}
-    for name in ("mobile", "mopo"):
-        n = steps if name == "mobile" else steps * 10
+    for name in ("mobile", "mobile_bfloat16_penalty", "mopo"):
+        kit_name = "mopo" if name == "mopo" else "mobile"  # Kit's MOBILE computes its penalty in float32
+        n = steps if kit_name == "mobile" else steps * 10
         times: dict[str, list[float]] = {"morec": [], "offlinerl_kit": []}
-        for step in (ours[name], kit[name]):  # warm-up
+        for step in (ours[name], kit[kit_name]):  # warm-up
             for _ in range(3):
                 step()
         for _ in range(blocks):
-            for lib, step in (("morec", ours[name]), ("offlinerl_kit", kit[name])):
+            for lib, step in (("morec", ours[name]), ("offlinerl_kit", kit[kit_name])):
                 start = time.perf_counter()
                 for _ in range(n):
                     step()

@@ -1,7 +1,9 @@
 """Gradient steps per second of MOPO and MOBILE (batch 256, 256x256 networks, the published
 7 x 4 x 200 ensemble for MOBILE's 5 elites x 10 samples) and how much of a step is spent in
 tianshou's code rather than ours and torch's; and, side by side, eager against compiled networks
-(``train.compile``: ``compiled.<algo>.compiled_vs_eager``, a ratio of steps/s). Prints one JSON object.
+(``train.compile``: ``compiled.<algo>.compiled_vs_eager``, a ratio of steps/s) and MOBILE's penalty
+in float32 against bfloat16 (``mobile.penalty_dtype``: ``penalty_dtype.bfloat16_vs_float32``).
+Prints one JSON object.
 
     python scripts/bench_train.py [--device cpu|cuda] [--steps 200] [--threads 1]
 """
@@ -32,12 +34,13 @@ from morec.allocator import keep_freed_memory  # noqa: E402
 OBS, ACT = 11, 3
 
 
-def make(cls, device):
+def make(cls, device, penalty_dtype: str = "float32"):
     torch.manual_seed(0)
     policy = SACPolicy(actor=build_actor(OBS, ACT, (256, 256)), action_space=gym.spaces.Box(-1, 1, (ACT,)))
     kw = {}
     if cls is MOBILE:
-        kw = {"dynamics": EnsembleDynamics(TaskInfo(OBS, ACT), EnsembleConfig(), device=device).eval(), "mobile": MobileConfig(num_samples=10)}
+        kw = {"dynamics": EnsembleDynamics(TaskInfo(OBS, ACT), EnsembleConfig(), device=device).eval(),
+              "mobile": MobileConfig(num_samples=10, penalty_dtype=penalty_dtype)}
     return cls(policy=policy, critic=TwinCritic(OBS, ACT, (256, 256)), config=AgentConfig(), act_dim=ACT, total_steps=10**6, **kw).to(device)
 
 
@@ -56,29 +59,38 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def compiled_vs_eager(cls, device: str, steps: int, blocks: int = 6) -> dict:
-    """Gradient steps/s of eager and compiled networks (as ``train.compile: on``), measured in
-    alternating blocks of ``steps // blocks`` steps so that both see the same machine load."""
+def side_by_side(algos: dict, device: str, steps: int, blocks: int = 6) -> dict[str, float]:
+    """Gradient steps/s of each named learner, measured in alternating blocks of ``steps // blocks``
+    steps so that all see the same machine load (block 0 warms up, and compiles)."""
     real, model = data(device)
-    runs = {}
-    for name in ("eager", "compiled"):
-        algo = make(cls, device)
-        if name == "compiled":
-            algo.compile_networks()
-        runs[name] = (algo, MixedSampler(real, model, 0.05, torch.Generator(device=device).manual_seed(0)))
-    seconds = dict.fromkeys(runs, 0.0)
-    for block in range(blocks + 1):  # block 0 warms up (and compiles)
-        for name, (algo, sampler) in runs.items():
+    samplers = {name: MixedSampler(real, model, 0.05, torch.Generator(device=device).manual_seed(0)) for name in algos}
+    seconds = dict.fromkeys(algos, 0.0)
+    for block in range(blocks + 1):
+        for name, algo in algos.items():
             with policy_within_training_step(algo.policy):
                 sync(device)
                 t0 = time.perf_counter()
                 for _ in range(max(steps // blocks, 1) if block else 5):
-                    algo.update(sampler, 256)
+                    algo.update(samplers[name], 256)
                 sync(device)
                 seconds[name] += (time.perf_counter() - t0) if block else 0.0
-    rate = {name: blocks * max(steps // blocks, 1) / sec for name, sec in seconds.items()}
+    return {name: blocks * max(steps // blocks, 1) / sec for name, sec in seconds.items()}
+
+
+def compiled_vs_eager(cls, device: str, steps: int) -> dict:
+    """Eager against compiled networks (as ``train.compile: on``)."""
+    compiled = make(cls, device)
+    compiled.compile_networks()
+    rate = side_by_side({"eager": make(cls, device), "compiled": compiled}, device, steps)
     return {"eager_steps_per_s": round(rate["eager"], 1), "compiled_steps_per_s": round(rate["compiled"], 1),
             "compiled_vs_eager": round(rate["compiled"] / rate["eager"], 3)}
+
+
+def penalty_dtype_vs_float32(device: str, steps: int) -> dict:
+    """MOBILE with its penalty in float32 against bfloat16 (``mobile.penalty_dtype``)."""
+    rate = side_by_side({dtype: make(MOBILE, device, dtype) for dtype in ("float32", "bfloat16")}, device, steps)
+    return {"float32_steps_per_s": round(rate["float32"], 1), "bfloat16_steps_per_s": round(rate["bfloat16"], 1),
+            "bfloat16_vs_float32": round(rate["bfloat16"] / rate["float32"], 3)}
 
 
 def measure(cls, device: str, steps: int) -> dict:
@@ -123,6 +135,7 @@ def main() -> None:
         "mobile_5_elites_x_10_samples": measure(MOBILE, args.device, max(args.steps // 4, 10)),
         "compiled": {"mopo": compiled_vs_eager(MOPO, args.device, args.steps),
                      "mobile_5_elites_x_10_samples": compiled_vs_eager(MOBILE, args.device, max(args.steps // 4, 12))},
+        "penalty_dtype": {"mobile_5_elites_x_10_samples": penalty_dtype_vs_float32(args.device, max(args.steps // 4, 12))},
         "note": "share_of_step_in_tianshou_code: own (not cumulative) Python time in tianshou modules under cProfile; "
                 "the update itself is ours, tianshou supplies the Algorithm/Optimizer wrappers and SACPolicy",
     }

@@ -39,9 +39,9 @@ class TinyEnsemble:
         self.task = TaskInfo(O, A)
 
     def sample(self, obs, act, num_samples=1):
-        shift = torch.tensor([0.0, 1.0]).view(1, 2, 1, 1)
+        shift = torch.tensor([0.0, 1.0], device=obs.device).view(1, 2, 1, 1)
         nxt = obs.expand(num_samples, 2, *obs.shape) + shift
-        return torch.cat([nxt, torch.zeros(*nxt.shape[:-1], 1)], -1)
+        return torch.cat([nxt, torch.zeros(*nxt.shape[:-1], 1, device=obs.device)], -1)
 
 
 def make_algo(cls, **kw):
@@ -95,6 +95,47 @@ def test_mobile_penalty_matches_a_hand_computation():
     batch.observations, batch.actions = obs, act
     torch.manual_seed(123)
     torch.testing.assert_close(algo.model_penalty(batch), 2.0 * expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("hidden", [(32, 32), (16,), (8, 8, 8)])
+def test_twin_critic_equals_its_layers_run_one_by_one(hidden):
+    torch.manual_seed(0)
+    critic = TwinCritic(O, A, hidden, num_critics=3)
+    obs, act = torch.randn(4, 5, O, requires_grad=True), torch.rand(4, 5, A)
+
+    def layer_by_layer():  # every layer an EnsembleLinear on the shared input, ReLU between
+        x = torch.cat([obs, act], -1).reshape(-1, O + A)
+        for layer in critic.layers[:-1]:
+            x = torch.relu(layer(x))
+        return critic.layers[-1](x)[..., 0].reshape(3, 4, 5)
+
+    q, expected = critic(obs, act), layer_by_layer()
+    torch.testing.assert_close(q, expected)
+    inputs = [obs, *critic.parameters()]
+    for got, want in zip(torch.autograd.grad(q.sum(), inputs), torch.autograd.grad(expected.sum(), inputs), strict=True):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_mobile_penalty_in_bfloat16_stays_close_to_float32(device):
+    if device == "cpu" and not torch.backends.mkldnn.is_available():
+        pytest.skip("bfloat16 matrix products need oneDNN on the CPU")
+    algos = {dtype: make_algo(MOBILE, dynamics=TinyEnsemble(), mobile=MobileConfig(num_samples=50, penalty_dtype=dtype))
+             for dtype in ("float32", "bfloat16")}
+    algos["bfloat16"].load_state_dict(algos["float32"].state_dict())
+    obs, act = torch.randn(64, O), torch.rand(64, A)
+    penalties = {}
+    for dtype, algo in algos.items():
+        algo.to(device)
+        torch.manual_seed(5)
+        penalties[dtype] = algo.bellman_uncertainty(obs.to(device), act.to(device))
+    assert penalties["bfloat16"].dtype == torch.float32
+    with torch.autocast(device, dtype=torch.bfloat16):  # the critics' output layer stays float32 under autocast
+        assert algos["bfloat16"].critic(obs.to(device), act.to(device)).dtype == torch.float32
+    relative = (penalties["bfloat16"] - penalties["float32"]).abs() / penalties["float32"].abs().mean()
+    assert relative.mean() < 0.05, relative.mean()
+    with pytest.raises(ConfigError, match="penalty_dtype must be 'float32' or 'bfloat16', got 'float16'"):
+        load_config(None, ["mobile.penalty_dtype=float16"])
 
 
 def test_mobile_penalises_only_the_model_rows(monkeypatch):
