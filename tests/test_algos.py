@@ -403,6 +403,12 @@ def test_resume_reproduces_the_uninterrupted_run(hopper_file, tmp_path, monkeypa
         Trainer(other, tmp_path / "killed", resume=True, show_progress=False)
 
 
+def test_bfloat16_penalty_trains_and_resumes_like_the_uninterrupted_run(hopper_file, tmp_path, monkeypatch):
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=False, epochs=2)
+                      + ["mobile.penalty_dtype=bfloat16"])
+    assert_resume_reproduces_the_uninterrupted_run(cfg, tmp_path, monkeypatch)
+
+
 def test_compiled_networks_train_and_resume_like_the_uninterrupted_compiled_run(hopper_file, tmp_path, monkeypatch):
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=False, epochs=2) + ["train.compile=on"])
     probe = Trainer(cfg, tmp_path / "probe", show_progress=False)
