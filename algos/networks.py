@@ -49,18 +49,33 @@ class TwinCritic(nn.Module):
             nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """The first layer of all critics is one matrix product over their stacked weights
-        (``[N, I] @ [I, C * H]``); each critic's later layers are plain matrix products on its column
-        block, with the bias inside the product and ReLU in place. For MOBILE's penalty (12,000 rows)
-        this is about 1.15x faster on one CPU thread than batched ensemble products, which broadcast the
-        shared input to every critic and add the bias in a separate pass."""
         lead = obs.shape[:-1]
         x = torch.cat([obs, act], dim=-1).reshape(-1, obs.shape[-1] + act.shape[-1])  # [N, I]
+        if x.device.type == "cpu" and not torch.compiler.is_compiling():
+            return self._split(x).reshape(-1, *lead)
+        return self._batched(x).reshape(-1, *lead)
+
+    def _batched(self, x: torch.Tensor) -> torch.Tensor:
+        """``[C, N]``, one batched product per layer over all critics: the fewest kernels (a GPU step
+        is launch-bound) and the form ``torch.compile`` fuses best."""
+        for layer in self.layers[:-1]:
+            x = torch.relu(layer(x))
+        last = self.layers[-1]
+        with torch.autocast(x.device.type, enabled=False):  # see _split
+            if x.dim() == 2:  # no hidden layer
+                return last(x.float())[..., 0]
+            return torch.baddbmm(last.bias.float(), x.float(), last.weight.float())[..., 0]
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        """``[C, N]``, the same values with fewer passes over memory, for eager runs on the CPU: the
+        first layer of all critics as one product over their stacked weights (``[N, I] @ [I, C * H]``),
+        then each critic's layers as plain products on its column block, the bias inside the product
+        and ReLU in place. MOBILE's 12,000-row penalty pass takes 52 ms instead of 60 on one thread."""
         first, rest = self.layers[0], self.layers[1:]
         num_critics, in_features, out_features = first.weight.shape
-        h = torch.addmm(first.bias.reshape(-1), x, first.weight.permute(1, 0, 2).reshape(in_features, -1))  # [N, C * H]
         if not rest:
-            return h.t().reshape(num_critics, *lead)
+            return self._batched(x)
+        h = torch.addmm(first.bias.reshape(-1), x, first.weight.permute(1, 0, 2).reshape(in_features, -1))  # [N, C * H]
         xs = h.relu_().split(out_features, dim=1)  # C column blocks [N, H]
         for layer in rest[:-1]:
             xs = [torch.addmm(layer.bias[c, 0], xc, layer.weight[c]).relu_() for c, xc in enumerate(xs)]
@@ -68,4 +83,4 @@ class TwinCritic(nn.Module):
         # the output layer in float32 even under autocast: a bfloat16 Q of 250 is a multiple of 2
         with torch.autocast(x.device.type, enabled=False):
             q = [torch.addmm(last.bias[c, 0].float(), xc.float(), last.weight[c].float()) for c, xc in enumerate(xs)]
-        return torch.cat(q, dim=1).t().reshape(num_critics, *lead)  # [C, ...]
+        return torch.cat(q, dim=1).t()

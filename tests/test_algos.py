@@ -109,11 +109,15 @@ def test_twin_critic_equals_its_layers_run_one_by_one(hidden):
             x = torch.relu(layer(x))
         return critic.layers[-1](x)[..., 0].reshape(3, 4, 5)
 
-    q, expected = critic(obs, act), layer_by_layer()
-    torch.testing.assert_close(q, expected)
+    expected = layer_by_layer()
+    x = torch.cat([obs, act], -1).reshape(-1, O + A)
     inputs = [obs, *critic.parameters()]
-    for got, want in zip(torch.autograd.grad(q.sum(), inputs), torch.autograd.grad(expected.sum(), inputs), strict=True):
-        torch.testing.assert_close(got, want)
+    want = torch.autograd.grad(expected.sum(), inputs)
+    # forward() picks the split form on the CPU; the batched form runs on a GPU and when compiled
+    for q in (critic(obs, act), critic._split(x).reshape(3, 4, 5), critic._batched(x).reshape(3, 4, 5)):
+        torch.testing.assert_close(q, expected)
+        for g, w in zip(torch.autograd.grad(q.sum(), inputs), want, strict=True):
+            torch.testing.assert_close(g, w)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -130,8 +134,9 @@ def test_mobile_penalty_in_bfloat16_stays_close_to_float32(device):
         torch.manual_seed(5)
         penalties[dtype] = algo.bellman_uncertainty(obs.to(device), act.to(device))
     assert penalties["bfloat16"].dtype == torch.float32
+    critic, x = algos["bfloat16"].critic, torch.cat([obs, act], -1).to(device)
     with torch.autocast(device, dtype=torch.bfloat16):  # the critics' output layer stays float32 under autocast
-        assert algos["bfloat16"].critic(obs.to(device), act.to(device)).dtype == torch.float32
+        assert critic(obs.to(device), act.to(device)).dtype == critic._batched(x).dtype == critic._split(x).dtype == torch.float32
     relative = (penalties["bfloat16"] - penalties["float32"]).abs() / penalties["float32"].abs().mean()
     assert relative.mean() < 0.05, relative.mean()
     with pytest.raises(ConfigError, match="penalty_dtype must be 'float32' or 'bfloat16', got 'float16'"):
