@@ -108,21 +108,23 @@ class EnsembleDynamics(nn.Module):
         return self.config.num_members
 
     # ------------------------------------------------------------------ forward
-    def forward_normalised(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_normalised(self, x: torch.Tensor, members: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Standardised input ``[B, O + A]`` or ``[E, B, O + A]`` -> raw ``(delta-and-reward mean,
-        clamped logvar)``, each ``[E, B, O + 1]``."""
+        clamped logvar)``, each ``[E, B, O + 1]``; with ``members`` (indices), only those members
+        run and ``E = len(members)``."""
         for layer in self.hidden:
-            x = self.activation(layer(x))
-        mean, logvar = self.output(x).chunk(2, dim=-1)
+            x = self.activation(layer(x, members))
+        mean, logvar = self.output(x, members).chunk(2, dim=-1)
         return mean, soft_clamp(logvar, self.min_logvar, self.max_logvar)
 
     def normalise(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         return (torch.cat([obs, act], dim=-1) - self.input_mean) / self.input_std
 
-    def predict(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(self, obs: torch.Tensor, act: torch.Tensor, members: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``obs [B, O]``, ``act [B, A]`` -> ``(mean, logvar)`` each ``[E, B, O + 1]``, where
-        ``mean[..., :O]`` is the predicted next observation and ``mean[..., O]`` the reward."""
-        delta, logvar = self.forward_normalised(self.normalise(obs, act))
+        ``mean[..., :O]`` is the predicted next observation and ``mean[..., O]`` the reward. With
+        ``members`` (indices, e.g. ``self.elites``) only those members run: ``E = len(members)``."""
+        delta, logvar = self.forward_normalised(self.normalise(obs, act), members)
         mean = torch.cat([delta[..., :-1] + obs, delta[..., -1:]], dim=-1)
         return mean, logvar
 
@@ -130,9 +132,7 @@ class EnsembleDynamics(nn.Module):
                generator: torch.Generator | None = None) -> torch.Tensor:
         """Gaussian samples ``[S, M, B, O + 1]`` (``M`` = elites or all members) of next
         observation and reward."""
-        mean, logvar = self.predict(obs, act)
-        if elites_only:
-            mean, logvar = mean[self.elites], logvar[self.elites]
+        mean, logvar = self.predict(obs, act, self.elites if elites_only else None)
         noise = torch.randn((num_samples, *mean.shape), device=mean.device, dtype=mean.dtype, generator=generator)
         return mean + noise * (0.5 * logvar).exp()
 

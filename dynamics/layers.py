@@ -24,10 +24,13 @@ class EnsembleLinear(nn.Module):
         std = 1.0 / (2.0 * math.sqrt(in_features))
         nn.init.trunc_normal_(self.weight, std=std, a=-2 * std, b=2 * std, generator=generator)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        """``members``: indices of the members to run (all by default); the output then has
+        ``len(members)`` rows in the first dimension, in that order."""
+        weight, bias = (self.weight, self.bias) if members is None else (self.weight[members], self.bias[members])
         if x.dim() == 2:
-            return torch.matmul(x, self.weight) + self.bias  # [B, in] @ [E, in, out] -> [E, B, out]
-        return torch.baddbmm(self.bias, x, self.weight)
+            return torch.matmul(x, weight) + bias  # [B, in] @ [E, in, out] -> [E, B, out]
+        return torch.baddbmm(bias, x, weight)
 
     def l2_penalty(self) -> torch.Tensor:
         """``weight_decay * 0.5 * ||W||^2`` summed over members."""

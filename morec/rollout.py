@@ -96,7 +96,9 @@ class StepRecord:
 class RolloutEngine:
     """Rolls ``policy`` through ``dynamics`` from start states and fills a :class:`ModelBuffer`.
 
-    ``dynamics`` needs ``predict(obs, act) -> (mean, logvar) [E, B, O + 1]`` and ``elites``.
+    ``dynamics`` needs ``predict(obs, act, members=None) -> (mean, logvar) [E, B, O + 1]`` (``members``:
+    indices of the members to run, ``E = len(members)``; the engine passes ``elites`` when it needs no
+    other member) and ``elites``.
     ``reward_transform`` maps the model reward ``[B]`` of each step (with ``obs [B, O]``,
     ``act [B, A]``, ``next_obs [B, O]``) to the reward ``[B]`` written before the penalty.
     """
@@ -116,10 +118,14 @@ class RolloutEngine:
     def candidates(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(candidates [K, B, O + 1], penalty [B], consensus [B, O + 1])`` for one step; the
         consensus is the mean over elites of their mean predictions."""
-        mean, logvar = self.dynamics.predict(obs, act)
-        std = (0.5 * logvar).exp()
         elites = self.dynamics.elites
-        m, s = mean[elites], std[elites]
+        if self.config.penalty_coef:  # MOPO's penalty needs every member
+            mean, logvar = self.dynamics.predict(obs, act)
+            std = (0.5 * logvar).exp()
+            m, s = mean[elites], std[elites]
+        else:  # only the elites propose candidates: the other members need not run
+            m, logvar = self.dynamics.predict(obs, act, elites)
+            s = (0.5 * logvar).exp()
         noise = torch.randn((self.config.samples_per_member, *m.shape), device=m.device, generator=self.generator)
         cands = (m + noise * s).reshape(-1, *m.shape[1:])
         consensus = m.mean(0)
@@ -127,7 +133,7 @@ class RolloutEngine:
             cands = cands.clamp(-self.config.candidate_clip, self.config.candidate_clip)
             consensus = consensus.clamp(-self.config.candidate_clip, self.config.candidate_clip)
         if self.config.penalty_coef:
-            penalty = self.config.penalty_coef * std.norm(dim=-1).amax(dim=0)
+            penalty = self.config.penalty_coef * std.norm(dim=-1).amax(dim=0)  # max over all members
         else:
             penalty = torch.zeros(obs.shape[0], device=obs.device)
         return cands, penalty, consensus

@@ -73,6 +73,17 @@ def test_predict_and_sample_shapes():
     assert model.sample(obs, act, elites_only=False).shape == (1, 4, 9, 5)
 
 
+def test_predict_runs_only_the_members_asked_for():
+    model = EnsembleDynamics(TaskInfo(4, 2), small_config())
+    obs, act = torch.randn(9, 4), torch.randn(9, 2)
+    members = torch.tensor([3, 0])
+    with torch.no_grad():
+        everyone, some = model.predict(obs, act), model.predict(obs, act, members)
+    for full, part in zip(everyone, some, strict=True):
+        assert part.shape == (2, 9, 5)
+        torch.testing.assert_close(part, full[members])
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_fit_learns_a_linear_system_and_picks_elites(tmp_path, device):
     torch.manual_seed(0)

@@ -232,9 +232,10 @@ class ShiftModel:
 
     elites = torch.tensor([0, 1])
 
-    def predict(self, obs, act):
-        mean = torch.cat([obs + act + 1, torch.zeros(len(obs), 1)], dim=-1)
-        return mean.expand(2, -1, -1), torch.full((2, len(obs), obs.shape[1] + 1), -60.0)
+    def predict(self, obs, act, members=None):
+        mean = torch.cat([obs + act + 1, torch.zeros(len(obs), 1)], dim=-1).expand(2, -1, -1)
+        logvar = torch.full((2, len(obs), obs.shape[1] + 1), -60.0)
+        return (mean, logvar) if members is None else (mean[members], logvar[members])
 
 
 def test_trajectory_room_counts_rows_to_the_episode_end():

@@ -59,14 +59,14 @@ class ShiftDynamics:
         self.members, self.obs_dim, self.logvar = members, obs_dim, logvar
         self.task = TaskInfo(obs_dim, 1)
 
-    def predict(self, obs, act):
+    def predict(self, obs, act, members=None):
         shift = torch.arange(self.members, dtype=torch.float32, device=obs.device).view(-1, 1, 1)
         nxt = obs.unsqueeze(0) + shift
         rew = shift.expand(-1, len(obs), 1)
         mean = torch.cat([nxt, rew], dim=-1)
         logvar = torch.full_like(mean, self.logvar)
         logvar[0] = self.logvar + 2  # member 0 (not an elite) has the widest std
-        return mean, logvar
+        return (mean, logvar) if members is None else (mean[members], logvar[members])
 
 
 def never(obs, act, next_obs):
@@ -192,9 +192,9 @@ def test_model_error_against_the_oracle(hopper_model):
 
     # a "model" that is the oracle itself has (float32) zero error, reward included
     class OracleDynamics(ShiftDynamics):
-        def predict(self, obs, act):
+        def predict(self, obs, act, members=None):
             nxt, rew, _ = oracle.step(obs, act)
-            mean = torch.cat([nxt, rew[:, None]], 1).expand(3, -1, -1)
+            mean = torch.cat([nxt, rew[:, None]], 1).expand(3 if members is None else len(members), -1, -1)
             return mean, torch.full_like(mean, -40.0)
 
     perfect = OracleDynamics(members=3, obs_dim=11)
@@ -204,8 +204,8 @@ def test_model_error_against_the_oracle(hopper_model):
 
     # a model that predicts "no change" has exactly the error of the true one-step change
     class Frozen(ShiftDynamics):
-        def predict(self, obs, act):
-            mean = torch.cat([obs, torch.zeros(len(obs), 1)], 1).expand(4, -1, -1)
+        def predict(self, obs, act, members=None):
+            mean = torch.cat([obs, torch.zeros(len(obs), 1)], 1).expand(4 if members is None else len(members), -1, -1)
             return mean, torch.full_like(mean, -40.0)
 
     frozen = Frozen(members=4, obs_dim=11)

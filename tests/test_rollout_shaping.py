@@ -18,8 +18,8 @@ class StepDynamics:
         self.elites = torch.tensor([0, 1], device=self.device)
         self.logvar = logvar
 
-    def predict(self, obs, act):
-        mean = torch.cat([obs + 1, torch.full((len(obs), 1), 10.0, device=obs.device)], 1).expand(3, -1, -1)
+    def predict(self, obs, act, members=None):
+        mean = torch.cat([obs + 1, torch.full((len(obs), 1), 10.0, device=obs.device)], 1).expand(3 if members is None else len(members), -1, -1)
         return mean, torch.full_like(mean, self.logvar)
 
 
