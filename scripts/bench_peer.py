@@ -10,6 +10,9 @@ processes. Prints one JSON object.
 OfflineRL-Kit is not a dependency: fetch a checkout yourself into a temporary directory and pass it
 (it needs ``pip install "gym<=0.24.1"``). Nothing of it is copied here.
 
+Also, in the same processes: MOPO rollout throughput (50,000 start states x 5 steps) and the
+seconds per epoch of ensemble training on 100,000 transitions.
+
     python scripts/bench_peer.py /tmp/OfflineRL-Kit [--steps 20] [--blocks 5] [--threads 1]
 """
 
@@ -54,8 +57,9 @@ def morec_steppers(device: str):
     return steppers
 
 
-def kit_steppers(kit_dir: str, device: str):
-    """The same for OfflineRL-Kit, built as its ``run_example/run_mobile.py`` / ``run_mopo.py`` do."""
+def kit_parts(kit_dir: str, device: str):
+    """The same for OfflineRL-Kit, built as its ``run_example/run_mobile.py`` / ``run_mopo.py`` do:
+    ``(steppers, mopo_policy, dynamics)``; the dynamics never terminates and has no reward penalty."""
     import numpy as np
     import torch
 
@@ -107,7 +111,7 @@ def kit_steppers(kit_dir: str, device: str):
 
     for policy in policies.values():
         policy.train()
-    return {name: stepper(policy) for name, policy in policies.items()}
+    return {name: stepper(policy) for name, policy in policies.items()}, policies["mopo"], dynamics
 
 
 def measure(kit_dir: str, steps: int, blocks: int, threads: int, tuned: bool) -> dict:
@@ -119,7 +123,8 @@ def measure(kit_dir: str, steps: int, blocks: int, threads: int, tuned: bool) ->
 
     torch.set_num_threads(threads)
     applied = keep_freed_memory() if tuned else False
-    ours, kit = morec_steppers("cpu"), kit_steppers(kit_dir, "cpu")
+    ours = morec_steppers("cpu")
+    kit, kit_mopo, kit_dynamics = kit_parts(kit_dir, "cpu")
     out = {"allocator_tuned": applied}
     for name in ("mobile", "mobile_bfloat16_penalty", "mopo"):
         kit_name = "mopo" if name == "mopo" else "mobile"  # Kit's MOBILE computes its penalty in float32
@@ -137,7 +142,86 @@ def measure(kit_dir: str, steps: int, blocks: int, threads: int, tuned: bool) ->
         rates = {lib: round(statistics.median(v), 2) for lib, v in times.items()}
         out[name] = {"gradient_steps_per_s": rates, "morec_over_offlinerl_kit": round(rates["morec"] / rates["offlinerl_kit"], 3),
                      "steps_per_block": n, "blocks": blocks}
+    out["rollout_b50000_h5"] = rollout_throughput(kit_mopo)
+    out["dynamics_epoch_100k"] = dynamics_epoch_seconds(kit_dynamics)
     return out
+
+
+def rollout_throughput(kit_mopo, batch: int = 50_000, horizon: int = 5, repeats: int = 3) -> dict:
+    """Model transitions/s of one MOPO rollout from ``batch`` start states, ``horizon`` steps, no
+    termination: morec's engine against Kit's ``MOPOPolicy.rollout``, each with its library's SAC actor
+    sampling actions and the 7 x 4 x 200 ensemble (best of ``repeats``, alternating)."""
+    import numpy as np
+    import torch
+    from bench_rollout import never
+    from bench_train import make
+
+    from algos import MOPO, sample_action
+    from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo
+    from morec import ModelBuffer, RolloutConfig, RolloutEngine
+
+    actor = make(MOPO, "cpu").actor
+    engine = RolloutEngine(EnsembleDynamics(TaskInfo(OBS, ACT), EnsembleConfig(), seed=0).eval(), never, RolloutConfig(horizon=horizon), seed=0)
+    starts = np.random.default_rng(0).normal(size=(batch, OBS)).astype(np.float32)
+    buffer = ModelBuffer(batch * horizon, OBS, ACT, "cpu")
+
+    def ours():
+        with torch.no_grad():
+            return engine.rollout(torch.as_tensor(starts), lambda o: sample_action(actor, o)[0], buffer).transitions
+
+    def kit():
+        return kit_mopo.rollout(starts, horizon)[1]["num_transitions"]
+
+    best = {"morec": 0.0, "offlinerl_kit": 0.0}
+    for _ in range(repeats):
+        for lib, run in (("morec", ours), ("offlinerl_kit", kit)):
+            start = time.perf_counter()
+            transitions = run()
+            best[lib] = max(best[lib], transitions / (time.perf_counter() - start))
+    rates = {lib: round(v) for lib, v in best.items()}
+    return {"transitions_per_s": rates, "morec_over_offlinerl_kit": round(rates["morec"] / rates["offlinerl_kit"], 3)}
+
+
+def dynamics_epoch_seconds(kit_dynamics, epochs: int = 3, repeats: int = 2) -> dict:
+    """Seconds per epoch of ensemble training (a pass over the training split in batches of 256, then
+    the holdout check) on ``N_DATA`` transitions: ``morec``'s ``fit_ensemble`` against Kit's
+    ``EnsembleDynamics.train``, each run for ``epochs`` epochs (the whole call timed, setup
+    included), median of ``repeats`` alternating runs."""
+    import contextlib
+    import io
+    import tempfile
+
+    import numpy as np
+    from offlinerlkit.utils.logger import Logger
+
+    from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble
+
+    rng = np.random.default_rng(1)
+    obs = rng.normal(size=(N_DATA, OBS)).astype(np.float32)
+    data = {"observations": obs, "actions": rng.uniform(-1, 1, size=(N_DATA, ACT)).astype(np.float32),
+            "next_observations": obs + 0.01 * rng.normal(size=(N_DATA, OBS)).astype(np.float32),
+            "rewards": rng.normal(size=(N_DATA, 1)).astype(np.float32)}
+
+    class Data:  # what fit_ensemble reads
+        observations, actions, next_observations = data["observations"], data["actions"], data["next_observations"]
+        rewards = data["rewards"][:, 0]
+
+    def ours():
+        fit_ensemble(EnsembleDynamics(TaskInfo(OBS, ACT), EnsembleConfig(max_epochs=epochs), seed=0), Data, show_progress=False)
+
+    def kit():
+        with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+            kit_dynamics.train(data, Logger(tmp, {"dynamics_training_progress": "csv"}), max_epochs=epochs)
+
+    seconds: dict[str, list[float]] = {"morec": [], "offlinerl_kit": []}
+    for _ in range(repeats):
+        for lib, run in (("morec", ours), ("offlinerl_kit", kit)):
+            start = time.perf_counter()
+            run()
+            seconds[lib].append((time.perf_counter() - start) / epochs)
+    per_epoch = {lib: round(statistics.median(v), 2) for lib, v in seconds.items()}
+    return {"seconds_per_epoch": per_epoch, "offlinerl_kit_over_morec": round(per_epoch["offlinerl_kit"] / per_epoch["morec"], 3),
+            "epochs_per_run": epochs, "runs": repeats}
 
 
 def main() -> None:
