@@ -11,7 +11,8 @@ OfflineRL-Kit is not a dependency: fetch a checkout yourself into a temporary di
 (it needs ``pip install "gym<=0.24.1"``). Nothing of it is copied here.
 
 Also, in the same processes: MOPO rollout throughput (50,000 start states x 5 steps) and the
-seconds per epoch of ensemble training on 100,000 transitions.
+seconds per epoch of ensemble training on 100,000 transitions. ``--epochs-to-stop FILE`` instead
+trains both libraries' ensembles to their own early stop on a D4RL-format file.
 
     python scripts/bench_peer.py /tmp/OfflineRL-Kit [--steps 20] [--blocks 5] [--threads 1]
 """
@@ -224,14 +225,77 @@ def dynamics_epoch_seconds(kit_dynamics, epochs: int = 3, repeats: int = 2) -> d
             "epochs_per_run": epochs, "runs": repeats}
 
 
+def epochs_to_stop(kit_dir: str, hdf5: str, threads: int) -> dict:
+    """Each library's ensemble training run to its own early stop (5 epochs without a 1 % holdout
+    gain, no epoch cap) on the same D4RL-format file: epochs, seconds, and each library's holdout MSE
+    of its elites' means (raw targets: next-state deltas and reward; each on its own random 1,000
+    held-out rows; morec's at each member's best epoch, the one it keeps, Kit's at its last epoch)."""
+    import contextlib
+    import csv
+    import io
+    import tempfile
+
+    import numpy as np
+    import torch
+    from offlinerlkit.dynamics import EnsembleDynamics as KitDynamics
+    from offlinerlkit.modules import EnsembleDynamicsModel
+    from offlinerlkit.utils.logger import Logger
+    from offlinerlkit.utils.scaler import StandardScaler
+
+    sys.path.insert(0, str(ROOT))
+    from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble
+    from morec.allocator import keep_freed_memory
+    from morec.data.formats import read_d4rl_hdf5
+
+    torch.set_num_threads(threads)
+    keep_freed_memory()
+    fields = read_d4rl_hdf5(Path(hdf5))[0]
+    data = {k: np.asarray(fields[k], dtype=np.float32) for k in ("observations", "actions", "next_observations", "rewards")}
+    data["rewards"] = data["rewards"].reshape(-1, 1)
+    obs_dim, act_dim = data["observations"].shape[1], data["actions"].shape[1]
+
+    class Data:  # what fit_ensemble reads
+        observations, actions, next_observations = data["observations"], data["actions"], data["next_observations"]
+        rewards = data["rewards"][:, 0]
+
+    start = time.perf_counter()
+    report = fit_ensemble(EnsembleDynamics(TaskInfo(obs_dim, act_dim), EnsembleConfig(), seed=0), Data, show_progress=False)
+    ours = {"epochs": report.epochs, "seconds": round(time.perf_counter() - start, 1),
+            "elite_holdout_mse": round(report.elite_holdout_mse, 5)}
+    torch.manual_seed(0)
+    np.random.seed(0)
+    model = EnsembleDynamicsModel(obs_dim=obs_dim, action_dim=act_dim, hidden_dims=[200] * 4, num_ensemble=7, num_elites=5,
+                                  weight_decays=[2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4], device="cpu")
+    kit = KitDynamics(model, torch.optim.Adam(model.parameters(), lr=1e-3), StandardScaler(),
+                      lambda o, a, n: np.zeros((len(o), 1), bool))
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        logger = Logger(tmp, {"dynamics_training_progress": "csv"})
+        start = time.perf_counter()
+        kit.train(data, logger, max_epochs=None)
+        seconds = time.perf_counter() - start
+        with open(Path(tmp) / "record" / "dynamics_training_progress.csv") as f:
+            rows = list(csv.DictReader(f))
+    theirs = {"epochs": len(rows), "seconds": round(seconds, 1),
+              "elite_holdout_mse_last_epoch": round(float(rows[-1]["loss/dynamics_holdout_loss"]), 5)}
+    return {"dataset": hdf5, "transitions": len(data["rewards"]), "threads": threads, "morec": ours, "offlinerl_kit": theirs,
+            "seconds_per_epoch": {"morec": round(ours["seconds"] / ours["epochs"], 2),
+                                  "offlinerl_kit": round(theirs["seconds"] / theirs["epochs"], 2)}}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("kit_dir", help="an OfflineRL-Kit checkout (fetched into a temporary directory)")
     p.add_argument("--steps", type=int, default=20, help="MOBILE steps per block (MOPO: 10x)")
     p.add_argument("--blocks", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--epochs-to-stop", metavar="HDF5",
+                   help="instead: train both libraries' ensembles to their own early stop on this D4RL-format file")
     p.add_argument("--child", choices=("default", "tuned"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.epochs_to_stop:
+        sys.path.insert(0, args.kit_dir)
+        print(json.dumps(epochs_to_stop(args.kit_dir, args.epochs_to_stop, args.threads), indent=2))
+        return
     if args.child:
         print(json.dumps(measure(args.kit_dir, args.steps, args.blocks, args.threads, args.child == "tuned")))
         return
