@@ -414,6 +414,25 @@ def test_bfloat16_penalty_trains_and_resumes_like_the_uninterrupted_run(hopper_f
     assert_resume_reproduces_the_uninterrupted_run(cfg, tmp_path, monkeypatch)
 
 
+def test_penalty_precision_script_compares_bfloat16_with_the_penalty_noise(hopper_file, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=1))
+    Trainer(cfg, tmp_path / "run", show_progress=False).run()
+    script = Path(__file__).resolve().parents[1] / "scripts" / "penalty_precision.py"
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "run"), "--rows", "64"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["rows"] == 64 and report["penalty_u_mean_float32"] > 0
+    for key in ("bfloat16", "float32_redrawn_samples"):
+        assert report[key]["mean_abs_change_over_mean_u"] >= 0 and -1 <= report[key]["rank_correlation_with_float32"] <= 1
+    missing = subprocess.run([sys.executable, str(script), str(tmp_path / "nothing")], capture_output=True, text=True)
+    assert missing.returncode != 0 and "has no summary.json" in missing.stderr and "Traceback" not in missing.stderr
+
+
 def test_compiled_networks_train_and_resume_like_the_uninterrupted_compiled_run(hopper_file, tmp_path, monkeypatch):
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=False, epochs=2) + ["train.compile=on"])
     probe = Trainer(cfg, tmp_path / "probe", show_progress=False)
