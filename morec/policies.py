@@ -46,9 +46,12 @@ def export_actor_mode(actor: torch.nn.Module, obs_dim: int, out: str | Path) -> 
     """Save a SAC actor's deterministic (mode) policy, on the CPU, as TorchScript: the format
     ``morec eval-model --policy torchscript`` reads. The actor itself is left as it is. Returns ``out``.
     Tracing warns about tianshou's ``torch.as_tensor(obs)``; on a float32 tensor that is the input
-    itself, so the trace is right for any batch (tested) and the warning is silenced."""
+    itself, so the trace is right for any batch (tested) and the warning is silenced. torch 2.13 also
+    deprecates ``torch.jit.trace`` itself; the files still load with ``torch.jit.load``, and that
+    warning is silenced too (a move to ``torch.export`` is due before TorchScript goes)."""
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=DeprecationWarning)
         module = torch.jit.trace(_SacMode(copy.deepcopy(actor).cpu()).eval(), torch.zeros(2, obs_dim))
     return atomic_write(out, lambda tmp: module.save(str(tmp)))
 
