@@ -79,6 +79,11 @@ def evaluate_in_model(run_dir: Path, summary: dict, dataset: str, reward_run: Pa
     return run(cmd, run_dir / "eval_model.json")
 
 
+def bc_seeds(bc_file: Path) -> list[int]:
+    """The seeds a ``bc.json`` of ``scripts/bc_baseline.py`` holds runs for."""
+    return sorted(r["seed"] for r in json.loads(bc_file.read_text())["runs"])
+
+
 def mean_std(values: list[float], digits: int = 1) -> str:
     return "–" if not values else f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
 
@@ -188,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         code = subprocess.run(suite).returncode
         if code not in (0, 1):  # 1: some runs failed; they are listed in the suite's table and retried on a rerun
             return code
+        if bc_file.exists() and bc_seeds(bc_file) != sorted(seeds):
+            bc_file.unlink()  # written for other seeds: run BC for these
         bc_steps = ["--steps", "200"] if args.smoke else []
         run([sys.executable, str(ROOT / "scripts" / "bc_baseline.py"), "--dataset", dataset, "--task", args.task,
                   "--seeds", args.seeds, *bc_steps], bc_file)

@@ -67,3 +67,10 @@ def test_learning_runs_a_config_once_and_reports_it_for_both_variants(tmp_path):
     matched, paper = json.loads((tmp_path / "table.json").read_text())["rows"]
     assert paper["variant"].startswith("MOPO + MOREC (paper) = MOPO + MOREC (matched)")
     assert (paper["seeds"], paper["last"]) == (matched["seeds"], matched["last"]) == ("1/1", "30.0 ± 0.0")
+
+
+def test_learning_reruns_behaviour_cloning_for_new_seeds(tmp_path):
+    learning = load_script("morec_learning")
+    bc_file = tmp_path / "bc.json"
+    bc_file.write_text(json.dumps({"runs": [{"seed": 1, "normalized_score": 5.0}, {"seed": 0, "normalized_score": 4.0}]}))
+    assert learning.bc_seeds(bc_file) == [0, 1]  # the main loop reruns BC when these differ from --seeds
