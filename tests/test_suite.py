@@ -259,6 +259,11 @@ def test_curves_of_several_results_folders_share_a_task_plot(tmp_path, monkeypat
     monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, x, y, label: plotted.append((label, list(y))) or plot(ax, x, y, label=label))
     written = write_curves([tmp_path / "main", tmp_path / "ablation"], out=tmp_path / "figures", labels=["main", "stop"])
     assert plotted == [("main: mopo (2 seeds)", [1.5, 2.5]), ("stop: mopo_morec_matched (2 seeds)", [3.5, 5.5])]  # means over seeds
+    with SummaryWriter(str(tmp_path / "main" / "hopper-medium-v2" / "mopo" / "seed2" / "tb")) as writer:
+        writer.add_scalar("eval/normalized_score", 9.0, 1000)  # a seed still running
+    plotted.clear()
+    write_curves([tmp_path / "main"], out=tmp_path / "figures")
+    assert plotted == [("mopo (2 seeds, 1 still running left out)", [1.5, 2.5])]
     assert written == [tmp_path / "figures" / "hopper-medium-v2.png"] and written[0].stat().st_size > 0
     with pytest.raises(ValueError, match="1 labels for 2 results folders"):
         write_curves([tmp_path / "main", tmp_path / "ablation"], labels=["main"])

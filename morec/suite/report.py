@@ -117,12 +117,18 @@ def write_curves(results: Path | list[Path], tasks: list[str] | None = None, tag
         for root, name in zip(roots, names):
             task_dir = root / task
             for variant_dir in sorted(d for d in task_dir.iterdir() if d.is_dir()) if task_dir.is_dir() else []:
-                curves = [c for c in (read_curve(tb, tag) for tb in sorted(variant_dir.glob("seed*/tb"))) if c is not None]
+                curves = [c for c in (read_curve(tb, tag) for tb in sorted(variant_dir.glob("seed*/tb"))) if c is not None and len(c[0])]
                 if not curves:
                     continue
-                steps, mean, std = mean_std_curve(curves)
+                # a seed still running has not reached the others' last step: averaging it in would cut every
+                # seed's curve to its length, so it is left out and counted in the legend
+                last = max(c[0][-1] for c in curves)
+                finished = [c for c in curves if c[0][-1] == last]
+                steps, mean, std = mean_std_curve(finished)
                 prefix = f"{name}: " if len(roots) > 1 else ""
-                ax.plot(steps, mean, label=f"{prefix}{variant_dir.name} ({len(curves)} seed{'' if len(curves) == 1 else 's'})")
+                left_out = len(curves) - len(finished)
+                ax.plot(steps, mean, label=f"{prefix}{variant_dir.name} ({len(finished)} seed{'' if len(finished) == 1 else 's'}"
+                                           f"{f', {left_out} still running left out' if left_out else ''})")
                 ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
         if ax.lines:
             ax.set(title=task, xlabel="gradient step", ylabel=tag)
