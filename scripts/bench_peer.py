@@ -148,6 +148,14 @@ def measure(kit_dir: str, steps: int, blocks: int, threads: int, tuned: bool) ->
     return out
 
 
+def fit_view(data: dict):
+    """Kit's training dict (``rewards [N, 1]``) as what ``fit_ensemble`` reads (``rewards [N]``)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(observations=data["observations"], actions=data["actions"],
+                           next_observations=data["next_observations"], rewards=data["rewards"][:, 0])
+
+
 def rollout_throughput(kit_mopo, batch: int = 50_000, horizon: int = 5, repeats: int = 3) -> dict:
     """Model transitions/s of one MOPO rollout from ``batch`` start states, ``horizon`` steps, no
     termination: morec's engine against Kit's ``MOPOPolicy.rollout``, each with its library's SAC actor
@@ -203,12 +211,8 @@ def dynamics_epoch_seconds(kit_dynamics, epochs: int = 3, repeats: int = 2) -> d
             "next_observations": obs + 0.01 * rng.normal(size=(N_DATA, OBS)).astype(np.float32),
             "rewards": rng.normal(size=(N_DATA, 1)).astype(np.float32)}
 
-    class Data:  # what fit_ensemble reads
-        observations, actions, next_observations = data["observations"], data["actions"], data["next_observations"]
-        rewards = data["rewards"][:, 0]
-
     def ours():
-        fit_ensemble(EnsembleDynamics(TaskInfo(OBS, ACT), EnsembleConfig(max_epochs=epochs), seed=0), Data, show_progress=False)
+        fit_ensemble(EnsembleDynamics(TaskInfo(OBS, ACT), EnsembleConfig(max_epochs=epochs), seed=0), fit_view(data), show_progress=False)
 
     def kit():
         with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
@@ -254,12 +258,8 @@ def epochs_to_stop(kit_dir: str, hdf5: str, threads: int) -> dict:
     data["rewards"] = data["rewards"].reshape(-1, 1)
     obs_dim, act_dim = data["observations"].shape[1], data["actions"].shape[1]
 
-    class Data:  # what fit_ensemble reads
-        observations, actions, next_observations = data["observations"], data["actions"], data["next_observations"]
-        rewards = data["rewards"][:, 0]
-
     start = time.perf_counter()
-    report = fit_ensemble(EnsembleDynamics(TaskInfo(obs_dim, act_dim), EnsembleConfig(), seed=0), Data, show_progress=False)
+    report = fit_ensemble(EnsembleDynamics(TaskInfo(obs_dim, act_dim), EnsembleConfig(), seed=0), fit_view(data), show_progress=False)
     ours = {"epochs": report.epochs, "seconds": round(time.perf_counter() - start, 1),
             "elite_holdout_mse": round(report.elite_holdout_mse, 5)}
     torch.manual_seed(0)
