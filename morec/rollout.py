@@ -119,13 +119,11 @@ class RolloutEngine:
         """``(candidates [K, B, O + 1], penalty [B], consensus [B, O + 1])`` for one step; the
         consensus is the mean over elites of their mean predictions."""
         elites = self.dynamics.elites
-        if self.config.penalty_coef:  # MOPO's penalty needs every member
-            mean, logvar = self.dynamics.predict(obs, act)
-            std = (0.5 * logvar).exp()
-            m, s = mean[elites], std[elites]
-        else:  # only the elites propose candidates: the other members need not run
-            m, logvar = self.dynamics.predict(obs, act, elites)
-            s = (0.5 * logvar).exp()
+        # only the elites propose candidates; MOPO's penalty alone needs the other members to run
+        members = None if self.config.penalty_coef else elites
+        mean, logvar = self.dynamics.predict(obs, act, members)
+        std = (0.5 * logvar).exp()
+        m, s = (mean[elites], std[elites]) if members is None else (mean, std)
         noise = torch.randn((self.config.samples_per_member, *m.shape), device=m.device, generator=self.generator)
         cands = (m + noise * s).reshape(-1, *m.shape[1:])
         consensus = m.mean(0)

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import torch
+from gymnasium.spaces import Box
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -56,17 +57,15 @@ def main() -> None:
                               train=dataclasses.replace(cfg.train, compile="off"))
     dataset = load_training_dataset(cfg)
     dynamics = EnsembleDynamics.load(summary["models"]["dynamics"], device=args.device).eval()
-    from gymnasium.spaces import Box
-
     algo = build_algorithm(cfg, dataset.obs_dim, dataset.act_dim, Box(-1, 1, (dataset.act_dim,)), dynamics)
     state = torch.load(run / "checkpoint.pt", map_location=args.device, weights_only=False)["algorithm"]
     state.pop(algo._OPTIMIZERS_KEY, None)
     missing, unexpected = algo.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("dynamics.") for k in missing):
         raise SystemExit(f"error: {run}/checkpoint.pt does not hold this learner's networks (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    rows = torch.randperm(len(dataset.observations), generator=torch.Generator().manual_seed(args.seed))[: args.rows]
-    obs = torch.as_tensor(dataset.observations[rows.numpy()], device=args.device)
-    act = torch.as_tensor(dataset.actions[rows.numpy()], device=args.device)
+    rows = torch.randperm(len(dataset.observations), generator=torch.Generator().manual_seed(args.seed))[: args.rows].numpy()
+    obs = torch.as_tensor(dataset.observations[rows], device=args.device)
+    act = torch.as_tensor(dataset.actions[rows], device=args.device)
     u32 = penalties(algo, obs, act, "float32", args.seed)
     u32_redrawn = penalties(algo, obs, act, "float32", args.seed + 1)
     u16 = penalties(algo, obs, act, "bfloat16", args.seed)

@@ -20,8 +20,9 @@ if __name__ == "__main__":
     p.add_argument("--labels", default=None, help="comma-separated, one per results folder")
     args = p.parse_args()
     labels = args.labels.split(",") if args.labels else None
-    if labels is not None and len(labels) != len(args.results):
-        p.error(f"--labels: {len(labels)} labels for {len(args.results)} results folders; give one per folder")
     roots = [Path(r) for r in args.results]
-    written = write_curves(roots, tag=args.tag, out=Path(args.out) if args.out else None, labels=labels)
+    try:
+        written = write_curves(roots, tag=args.tag, out=Path(args.out) if args.out else None, labels=labels)
+    except ValueError as err:  # labels that do not match the folders
+        p.error(f"--labels: {err}")
     print(f"wrote {len(written)} plot(s) to {Path(args.out or roots[0] / 'curves')}")

@@ -95,6 +95,18 @@ def mean_std_curve(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndar
     return np.array(common), values.mean(0), values.std(0)
 
 
+def variant_curve(variant_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int] | None:
+    """``(steps, mean, std, seeds averaged, seeds left out)`` of ``tag`` over ``variant_dir/seed*/tb``,
+    or ``None`` without any. A seed still running has not reached the others' last step: averaging it
+    in would cut every seed's curve to its length, so it is left out (and counted)."""
+    curves = [c for c in (read_curve(tb, tag) for tb in sorted(variant_dir.glob("seed*/tb"))) if c is not None and len(c[0])]
+    if not curves:
+        return None
+    last = max(steps[-1] for steps, _ in curves)
+    finished = [c for c in curves if c[0][-1] == last]
+    return (*mean_std_curve(finished), len(finished), len(curves) - len(finished))
+
+
 def write_curves(results: Path | list[Path], tasks: list[str] | None = None, tag: str = "eval/normalized_score",
                  out: Path | None = None, labels: list[str] | None = None) -> list[Path]:
     """One PNG per task under ``out`` (default ``<first results>/curves``) from
@@ -117,17 +129,12 @@ def write_curves(results: Path | list[Path], tasks: list[str] | None = None, tag
         for root, name in zip(roots, names):
             task_dir = root / task
             for variant_dir in sorted(d for d in task_dir.iterdir() if d.is_dir()) if task_dir.is_dir() else []:
-                curves = [c for c in (read_curve(tb, tag) for tb in sorted(variant_dir.glob("seed*/tb"))) if c is not None and len(c[0])]
-                if not curves:
+                curve = variant_curve(variant_dir, tag)
+                if curve is None:
                     continue
-                # a seed still running has not reached the others' last step: averaging it in would cut every
-                # seed's curve to its length, so it is left out and counted in the legend
-                last = max(c[0][-1] for c in curves)
-                finished = [c for c in curves if c[0][-1] == last]
-                steps, mean, std = mean_std_curve(finished)
+                steps, mean, std, finished, left_out = curve
                 prefix = f"{name}: " if len(roots) > 1 else ""
-                left_out = len(curves) - len(finished)
-                ax.plot(steps, mean, label=f"{prefix}{variant_dir.name} ({len(finished)} seed{'' if len(finished) == 1 else 's'}"
+                ax.plot(steps, mean, label=f"{prefix}{variant_dir.name} ({finished} seed{'' if finished == 1 else 's'}"
                                            f"{f', {left_out} still running left out' if left_out else ''})")
                 ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
         if ax.lines:
