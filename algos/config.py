@@ -53,7 +53,9 @@ class TrainSettings:
     eval_every: int = 1  # epochs between evaluations
     eval_episodes: int = 10
     log_every: int = 100  # gradient steps between training scalars
-    compile: str | bool = "auto"  # torch.compile the actor and critics: on, off, or auto (on for CUDA, off on the CPU)
+    # on, off, or auto (on for CUDA, off on the CPU): torch.compile the actor and critics, and on CUDA
+    # capture the whole gradient step as one CUDA graph (algos/cuda_graph.py)
+    compile: str | bool = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.compile, bool):  # YAML reads a bare on / off as true / false
@@ -62,7 +64,7 @@ class TrainSettings:
             raise ValueError(f"train.compile must be 'auto', 'on' or 'off', got {self.compile!r}")
 
     def compiles(self, device: str) -> bool:
-        """Whether the networks are compiled on ``device``: ``auto`` compiles on CUDA only (on one CPU
+        """Whether the learner is compiled on ``device``: ``auto`` compiles on CUDA only (on one CPU
         thread it gains 3-4 %, see docs/speed.md, and costs half a minute of compiling)."""
         return self.compile == "on" or (self.compile == "auto" and device.startswith("cuda"))
 

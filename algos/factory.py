@@ -16,7 +16,8 @@ from .networks import TwinCritic, build_actor
 def build_algorithm(cfg: TrainConfig, obs_dim: int, act_dim: int, action_space: gym.spaces.Box, dynamics) -> ModelBasedSAC:
     """``cfg.algorithm`` on ``cfg.device``. The actor draws from torch's global generator, the
     critics from one seeded by ``cfg.seed``; MOBILE also needs the ``dynamics`` for its penalty. The
-    networks are compiled where ``cfg.train.compile`` says."""
+    networks are compiled, and on CUDA the whole update captured as a CUDA graph, where
+    ``cfg.train.compile`` says."""
     gen = torch.Generator().manual_seed(cfg.seed)
     actor = build_actor(obs_dim, act_dim, cfg.agent.hidden_sizes)
     policy = SACPolicy(actor=actor, action_space=action_space)
@@ -26,5 +27,8 @@ def build_algorithm(cfg: TrainConfig, obs_dim: int, act_dim: int, action_space: 
     algo = MOBILE(dynamics=dynamics, mobile=cfg.mobile, **common) if cfg.algorithm == "mobile" else MOPO(**common)
     algo = algo.to(cfg.device)
     if cfg.train.compiles(cfg.device):
-        algo.compile_networks(eager_on_failure=cfg.train.compile == "auto")  # "on": a failure stops the run
+        auto = cfg.train.compile == "auto"  # "on": a failure stops the run
+        algo.compile_networks(eager_on_failure=auto)
+        if torch.device(cfg.device).type == "cuda":
+            algo.capture_cuda_graph(eager_on_failure=auto)
     return algo

@@ -255,7 +255,7 @@ class TrainingLoop:
         for key in ("actor_loss", "critic_loss", "alpha", "alpha_loss", "q_mean", "target_mean", "penalty_mean"):
             self.writer.add_scalar(f"train/{key}", float(getattr(stats, key)), step)  # the only read of the device
         self.writer.add_scalar("perf/gradient_steps_per_s", steps_per_s, step)
-        self.writer.add_scalar("train/actor_lr", self.algo.lr_schedulers[0].get_last_lr()[0], step)
+        self.writer.add_scalar("train/actor_lr", float(self.algo.lr_schedulers[0].get_last_lr()[0]), step)
 
     def _evaluate(self) -> None:
         scores = self.evaluator(self.algo.policy, self.cfg.train.eval_episodes, self.cfg.seed + 1000 * self.epoch)

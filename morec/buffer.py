@@ -59,10 +59,13 @@ class ModelBuffer:
         self.size = min(self.size + n, self.capacity)
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> TransitionBatch:
+        return self.rows(self.draw_rows(batch_size, generator))
+
+    def draw_rows(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``[batch_size]`` stored row indices, uniform with replacement."""
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty ModelBuffer; run a rollout first")
-        rows = torch.randint(self.size, (batch_size,), device=self.device, generator=generator)
-        return self.rows(rows)
+        return torch.randint(self.size, (batch_size,), device=self.device, generator=generator)
 
     def rows(self, rows: torch.Tensor) -> TransitionBatch:
         return TransitionBatch(*(getattr(self.storage, f)[rows] for f in self.FIELDS))

@@ -3,7 +3,9 @@ concurrent processes (the way a suite packs runs with --max-parallel or --gpus-p
 in --runs. Every process warms up, then all count their steps over the same wall-clock window.
 Prints one JSON object.
 
-    python scripts/bench_shared_device.py --device cuda --runs 1,2,4,8 [--seconds 15]
+    python scripts/bench_shared_device.py --device cuda --runs 1,2,4,8 [--seconds 15] [--cuda-graph]
+
+``--cuda-graph``: each process replays its update as a captured CUDA graph (``train.compile`` on CUDA).
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from algos import MOBILE, MixedSampler  # noqa: E402
 WARMUP_S = 20.0  # every process is set up within this; the common window starts after it
 
 
-def worker(device: str, start_at: float, seconds: float) -> None:
+def worker(device: str, start_at: float, seconds: float, cuda_graph: bool) -> None:
     """Count MOBILE updates between ``start_at`` and ``start_at + seconds`` (wall clock)."""
     torch.set_num_threads(1)
     algo = make(MOBILE, device)
+    if cuda_graph:
+        algo.capture_cuda_graph()
     real, model = data(device)
     sampler = MixedSampler(real, model, 0.05, torch.Generator(device=device).manual_seed(0))
     steps, late = 0, time.time() > start_at  # set-up ran past the window's start
@@ -50,18 +54,19 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--runs", default="1,2,4,8", help="comma-separated numbers of concurrent processes")
     p.add_argument("--seconds", type=float, default=15.0, help="the common measuring window")
+    p.add_argument("--cuda-graph", action="store_true", help="replay each update as a captured CUDA graph")
     p.add_argument("--worker", nargs=2, type=float, metavar=("START_AT", "SECONDS"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        worker(args.device, *args.worker)
+        worker(args.device, *args.worker, args.cuda_graph)
         return
     result = {"device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
               "workload": "MOBILE update, 5 elites x 10 samples, batch 256, 256x256 networks, 1 CPU thread per process",
-              "window_s": args.seconds, "concurrent": {}}
+              "cuda_graph": args.cuda_graph, "window_s": args.seconds, "concurrent": {}}
     for n in (int(x) for x in args.runs.split(",")):
         start_at = time.time() + WARMUP_S
-        procs = [subprocess.Popen([sys.executable, __file__, "--device", args.device, "--worker", str(start_at), str(args.seconds)],
-                                  stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        command = [sys.executable, __file__, "--device", args.device, "--worker", str(start_at), str(args.seconds)]
+        procs = [subprocess.Popen(command + ["--cuda-graph"] * args.cuda_graph, stdout=subprocess.PIPE, text=True) for _ in range(n)]
         outs = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
         per_run = [o["steps"] / args.seconds for o in outs]
         result["concurrent"][n] = {"aggregate_steps_per_s": round(sum(per_run), 1), "per_run_steps_per_s": round(sum(per_run) / n, 1),

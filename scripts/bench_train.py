@@ -1,11 +1,13 @@
 """Gradient steps per second of MOPO and MOBILE (batch 256, 256x256 networks, the published
 7 x 4 x 200 ensemble for MOBILE's 5 elites x 10 samples) and how much of a step is spent in
 tianshou's code rather than ours and torch's; and, side by side, eager against compiled networks
-(``train.compile``: ``compiled.<algo>.compiled_vs_eager``, a ratio of steps/s) and MOBILE's penalty
-in float32 against bfloat16 (``mobile.penalty_dtype``: ``penalty_dtype.bfloat16_vs_float32``).
-Prints one JSON object.
+(``train.compile``: ``compiled.<algo>.compiled_vs_eager``, a ratio of steps/s), on CUDA the whole
+step replayed as one captured CUDA graph against eager steps (what ``train.compile`` does there:
+``cuda_graph.<algo>.graph_vs_eager``, with and without compiled networks inside the graph) and
+MOBILE's penalty in float32 against bfloat16 (``mobile.penalty_dtype``:
+``penalty_dtype.bfloat16_vs_float32``). Prints one JSON object.
 
-    python scripts/bench_train.py [--device cpu|cuda] [--steps 200] [--threads 1]
+    python scripts/bench_train.py [--device cpu|cuda] [--steps 200] [--threads 1] [--only SECTION,...]
 """
 
 from __future__ import annotations
@@ -86,6 +88,20 @@ def compiled_vs_eager(cls, device: str, steps: int) -> dict:
             "compiled_vs_eager": round(rate["compiled"] / rate["eager"], 3)}
 
 
+def graph_vs_eager(cls, device: str, steps: int, penalty_dtype: str = "float32") -> dict:
+    """Eager steps against the step captured as a CUDA graph, with eager and with compiled networks."""
+    if not device.startswith("cuda"):
+        return {"skipped": "CUDA graphs need a CUDA device"}
+    graph, graph_compiled = make(cls, device, penalty_dtype), make(cls, device, penalty_dtype)
+    graph.capture_cuda_graph()
+    graph_compiled.compile_networks()
+    graph_compiled.capture_cuda_graph()
+    rate = side_by_side({"eager": make(cls, device, penalty_dtype), "graph": graph, "graph_compiled": graph_compiled}, device, steps)
+    return {**{f"{name}_steps_per_s": round(r, 1) for name, r in rate.items()},
+            "graph_vs_eager": round(rate["graph"] / rate["eager"], 3),
+            "graph_compiled_vs_eager": round(rate["graph_compiled"] / rate["eager"], 3)}
+
+
 def penalty_dtype_vs_float32(device: str, steps: int) -> dict:
     """MOBILE with its penalty in float32 against bfloat16 (``mobile.penalty_dtype``)."""
     rate = side_by_side({dtype: make(MOBILE, device, dtype) for dtype in ("float32", "bfloat16")}, device, steps)
@@ -124,18 +140,30 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--only", help="comma-separated sections to run (default: all)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # as `morec train` does
+    mobile_steps = max(args.steps // 4, 12)
+    sections = {
+        "mopo": lambda: measure(MOPO, args.device, args.steps),
+        "mobile_5_elites_x_10_samples": lambda: measure(MOBILE, args.device, mobile_steps),
+        "cuda_graph": lambda: {"mopo": graph_vs_eager(MOPO, args.device, args.steps),
+                               "mobile_5_elites_x_10_samples": graph_vs_eager(MOBILE, args.device, mobile_steps),
+                               "mobile_bfloat16_penalty": graph_vs_eager(MOBILE, args.device, mobile_steps, "bfloat16")},
+        "compiled": lambda: {"mopo": compiled_vs_eager(MOPO, args.device, args.steps),
+                             "mobile_5_elites_x_10_samples": compiled_vs_eager(MOBILE, args.device, mobile_steps)},
+        "penalty_dtype": lambda: {"mobile_5_elites_x_10_samples": penalty_dtype_vs_float32(args.device, mobile_steps)},
+    }
+    only = args.only.split(",") if args.only else list(sections)
+    unknown = sorted(set(only) - set(sections))
+    if unknown:
+        p.error(f"--only: unknown section(s) {unknown}; choose from {sorted(sections)}")
     result = {
         "device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor() or "cpu",
         "threads": torch.get_num_threads(),
         "batch_size": 256,
-        "mopo": measure(MOPO, args.device, args.steps),
-        "mobile_5_elites_x_10_samples": measure(MOBILE, args.device, max(args.steps // 4, 10)),
-        "compiled": {"mopo": compiled_vs_eager(MOPO, args.device, args.steps),
-                     "mobile_5_elites_x_10_samples": compiled_vs_eager(MOBILE, args.device, max(args.steps // 4, 12))},
-        "penalty_dtype": {"mobile_5_elites_x_10_samples": penalty_dtype_vs_float32(args.device, max(args.steps // 4, 12))},
+        **{name: sections[name]() for name in only},
         "note": "share_of_step_in_tianshou_code: own (not cumulative) Python time in tianshou modules under cProfile; "
                 "the update itself is ours, tianshou supplies the Algorithm/Optimizer wrappers and SACPolicy",
     }

@@ -1,25 +1,47 @@
 #!/usr/bin/env bash
-# The checks that need a GPU, in one go (CI has none):
-#   1. the tests parametrised over devices, on cuda (same seed, same result; resume = uninterrupted run),
-#   2. an end-to-end `morec train` of MOBILE+MOREC on cuda (real config, 2 short epochs),
-#   3. rollout and gradient-step throughput, cuda and cpu side by side in this one run, and compiled
-#      networks against eager ones (bench_train's `compiled`; on cuda the training runs compile by default).
-# Each step has its own time limit, so one slow step leaves the others' results.
+# The checks that need a GPU, in one go (CI has none), most important first, each with its own time
+# limit so that one slow step leaves the others' results:
+#   1. the CUDA-graph update's own tests (same seed, same result; close to eager steps),
+#   2. bench_train on cuda: eager steps against the step replayed as one CUDA graph, with eager and
+#      with compiled networks inside the graph (`cuda_graph`), MOPO, MOBILE and MOBILE with a bfloat16 penalty,
+#   3. an end-to-end `morec train` of MOBILE + MOREC on cuda, train.compile auto (the graph) and off,
+#      gradient steps/s of the training loop itself (rollouts included, from its TensorBoard scalars),
+#   4. the other tests parametrised over devices, on cuda (resume = uninterrupted run, now with the graph),
+#   5. how many runs should share the GPU, each replaying its update as a graph,
+#   6. rollout throughput and the rest of bench_train (compiled networks alone, the penalty's precision).
 #
-#   bash scripts/cuda_check.sh OUT_DIR [HOPPER_DATASET.hdf5]
+#   bash scripts/cuda_check.sh OUT_DIR [HOPPER_DATASET.hdf5 [MODEL_CACHE_DIR]]
+# DEADLINE_S (default 540): steps that would end after it are cut short or skipped, so that a lease's
+# last minutes still return the results so far. MODEL_CACHE_DIR: a `cache_dir` holding the dataset's trained ensemble and dynamics reward, so the
+# end-to-end runs spend the GPU's time on the learner rather than on training the models again.
 set -u
-out=${1:?usage: cuda_check.sh OUT_DIR [HOPPER_DATASET.hdf5]}
+out=${1:?usage: cuda_check.sh OUT_DIR [HOPPER_DATASET.hdf5 [MODEL_CACHE_DIR]]}
 dataset=${2:-}
+cache=${3:-}
 py=${PYTHON:-python3}
+deadline=${DEADLINE_S:-540}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 
-step() {  # step NAME SECONDS COMMAND...: run with a limit, say how it ended
+step() {  # step NAME SECONDS COMMAND...: run with a limit (and within the deadline), say how it ended
   local name=$1 limit=$2 t0=$SECONDS rc
   shift 2
+  (( limit > deadline - SECONDS )) && limit=$((deadline - SECONDS))
+  if (( limit < 10 )); then echo "== $name: skipped (deadline)" >&2; return; fi
   timeout "$limit" "$@"
   rc=$?
   echo "== $name: exit $rc after $((SECONDS - t0)) s" >&2
+}
+
+loop_speed() {  # loop_speed RUN_DIR: the training loop's gradient steps/s, its first logging window (compiling) left out
+  "$py" - "$1" <<'EOF'
+import json, sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+events = EventAccumulator(sys.argv[1] + "/tb").Reload()
+rates = [e.value for e in events.Scalars("perf/gradient_steps_per_s")][1:]
+print(json.dumps({"windows": len(rates), "mean_steps_per_s": round(sum(rates) / max(len(rates), 1), 1),
+                  "max_steps_per_s": round(max(rates, default=0), 1)}))
+EOF
 }
 
 {
@@ -28,19 +50,23 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, say how it ended
   nproc
 } > "$out/machine.txt" 2>&1
 
-step pytest 300 "$py" -m pytest -q -p no:cacheprovider -k cuda tests > "$out/pytest_cuda.log" 2>&1
+step test_cuda_graph 90 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py > "$out/pytest_cuda_graph.log" 2>&1
+step bench_train_graph 150 "$py" scripts/bench_train.py --device cuda --steps 400 --only cuda_graph > "$out/bench_train_graph.json"
 
 if [ -n "$dataset" ]; then
-  run_dir=$(mktemp -d)/run
-  step train 180 "$py" -m morec.cli train --config configs/d4rl/hopper-medium-v2/mobile_morec.yaml --run-dir "$run_dir" \
-    --dataset "$dataset" --no-progress --set device=cuda --set train.epochs=2 --set mobile.num_samples=5 \
-    --set reward.num_updates=1000 > "$out/train_cuda.log" 2>&1
-  cp "$run_dir/summary.json" "$out/train_cuda_summary.json" 2>/dev/null
+  base=$(mktemp -d)
+  sets=(--set device=cuda --set train.epochs=2 --set train.eval_episodes=2 --set train.log_every=100 --set model_seed=0
+        --set dynamics.max_epochs=200 --set reward.num_updates=10000 --set reward.snapshot_stride=10)
+  [ -n "$cache" ] && sets+=(--set "cache_dir=$cache")
+  for mode in auto off; do
+    step "train_compile_$mode" $([ $mode = auto ] && echo 120 || echo 60) "$py" -m morec.cli train --config configs/d4rl/hopper-medium-replay-v2/mobile_morec.yaml \
+      --run-dir "$base/$mode" --dataset "$dataset" --no-progress "${sets[@]}" --set "train.compile=$mode" > "$out/train_$mode.log" 2>&1
+    loop_speed "$base/$mode" > "$out/train_${mode}_speed.json" 2>> "$out/train_$mode.log"
+  done
 fi
 
-step bench_rollout_cuda 60 "$py" scripts/bench_rollout.py --device cuda > "$out/bench_rollout_cuda.json"
-step bench_rollout_cpu 50 "$py" scripts/bench_rollout.py --device cpu --quick > "$out/bench_rollout_cpu.json"
-{
-  step bench_train_cuda 240 "$py" scripts/bench_train.py --device cuda --steps 200   # compiling (train.compile) included
-  step bench_train_cpu 150 "$py" scripts/bench_train.py --device cpu --steps 50
-} > "$out/bench_train.json"
+step pytest_cuda 150 "$py" -m pytest -q -p no:cacheprovider -k cuda tests --deselect tests/test_cuda_graph.py > "$out/pytest_cuda.log" 2>&1
+step shared_device 80 "$py" scripts/bench_shared_device.py --device cuda --runs 1,8 --seconds 10 --cuda-graph > "$out/shared_device_graph.json"
+step bench_rollout_cuda 40 "$py" scripts/bench_rollout.py --device cuda > "$out/bench_rollout_cuda.json"
+step bench_train_rest 120 "$py" scripts/bench_train.py --device cuda --steps 200 --only mopo,mobile_5_elites_x_10_samples,penalty_dtype,compiled \
+  > "$out/bench_train_rest.json"
