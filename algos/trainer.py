@@ -211,51 +211,73 @@ class TrainingLoop:
         """Train to the end; ``on_evaluation(record)`` is called after each evaluation once its
         checkpoint is written (a sweep reports the score there). Releases the run directory."""
         try:
-            return self._train(on_evaluation)
+            self.begin()
+            while not self.done:
+                self.step(on_evaluation)
+            return self.finish()
         finally:
             self.run_directory.close()
 
-    def _train(self, on_evaluation: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    # the loop in three parts, so that :func:`algos.seeds.train_seeds` can run several in lockstep
+    @property
+    def done(self) -> bool:
+        return self.epoch >= self.cfg.train.epochs
+
+    def begin(self, bar_position: int = 0) -> None:
+        """Start this session's clock, progress bar and throughput window."""
+        self.session_start = time.perf_counter()
+        total = self.cfg.train.epochs * self.cfg.train.steps_per_epoch
+        self.bar = tqdm(total=total, initial=self.gradient_step, desc=self.cfg.name, disable=not self.progress, position=bar_position)
+        self._window_start, self._window_steps = time.perf_counter(), 0
+
+    def step(self, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """One gradient step (a model rollout first when one is due) and its logging; at the end of
+        an epoch, the evaluation (when due) and the checkpoint."""
         cfg = self.cfg.train
-        start = self.session_start = time.perf_counter()
-        total = cfg.epochs * cfg.steps_per_epoch
-        bar = tqdm(total=total, initial=self.gradient_step, desc=self.cfg.name, disable=not self.progress)
-        while self.epoch < cfg.epochs:
-            window_start, window_steps = time.perf_counter(), 0
-            for _ in range(cfg.steps_per_epoch):
-                if self.gradient_step % self.cfg.rollout.freq == 0:
-                    self.rollout()
-                with policy_within_training_step(self.algo.policy):
-                    stats = self.algo.update(self.sampler, cfg.batch_size)
-                self.gradient_step += 1
-                window_steps += 1
-                bar.update(1)
-                if self.gradient_step % cfg.log_every == 0:
-                    self._log_training(stats, window_steps / (time.perf_counter() - window_start))
-                    window_start, window_steps = time.perf_counter(), 0
-            self.epoch += 1
-            evaluated = self.epoch % cfg.eval_every == 0 or self.epoch == cfg.epochs
-            if evaluated:
-                self._evaluate()
-                bar.set_postfix(score=f"{self.evaluations[-1]['normalized_score']:.1f}")
-                if not self.progress:  # a suite's stdout.log: one line per evaluation instead of a bar
-                    self._print_evaluation(time.perf_counter() - start)
-            self._save_checkpoint()
-            if evaluated and on_evaluation is not None:
-                on_evaluation(self.evaluations[-1])
-        bar.close()
-        summary = self._summary(time.perf_counter() - start)
+        if self.gradient_step % self.cfg.rollout.freq == 0:
+            self.rollout()
+        with policy_within_training_step(self.algo.policy):
+            stats = self.algo.update(self.sampler, cfg.batch_size)
+        self.gradient_step += 1
+        self._window_steps += 1
+        self.bar.update(1)
+        if self.gradient_step % cfg.log_every == 0:
+            self._log_training(stats)
+        if self.gradient_step % cfg.steps_per_epoch == 0:
+            self._end_epoch(on_evaluation)
+
+    def _end_epoch(self, on_evaluation: Callable[[dict[str, Any]], None] | None) -> None:
+        self.epoch += 1
+        evaluated = self.epoch % self.cfg.train.eval_every == 0 or self.epoch == self.cfg.train.epochs
+        if evaluated:
+            self._evaluate()
+            self.bar.set_postfix(score=f"{self.evaluations[-1]['normalized_score']:.1f}")
+            if not self.progress:  # a suite's stdout.log: one line per evaluation instead of a bar
+                self._print_evaluation(time.perf_counter() - self.session_start)
+        self._save_checkpoint()
+        if evaluated and on_evaluation is not None:
+            on_evaluation(self.evaluations[-1])
+        self._window_start, self._window_steps = time.perf_counter(), 0  # evaluations are not training time
+
+    def finish(self) -> dict[str, Any]:
+        """Write the summary and the final policy; return the summary."""
+        self.bar.close()
+        summary = self._summary(time.perf_counter() - self.session_start)
         export_actor_mode(self.algo.actor, self.dataset.obs_dim, self.run_directory.policy)
         atomic_write(self.run_directory.summary, lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
         self.writer.close()
         return summary
 
-    def _log_training(self, stats: ModelBasedStats, steps_per_s: float) -> None:
+    def _log_training(self, stats: ModelBasedStats) -> None:
+        """The update's scalars (reading them waits for the device) and the steps/s since the last
+        log: measured after that wait, so queued device work is counted where it runs ahead."""
         step = self.gradient_step
         for key in ("actor_loss", "critic_loss", "alpha", "alpha_loss", "q_mean", "target_mean", "penalty_mean"):
             self.writer.add_scalar(f"train/{key}", float(getattr(stats, key)), step)  # the only read of the device
-        self.writer.add_scalar("perf/gradient_steps_per_s", steps_per_s, step)
+        now = time.perf_counter()
+        self.writer.add_scalar("perf/gradient_steps_per_s", self._window_steps / (now - self._window_start), step)
         self.writer.add_scalar("train/actor_lr", float(self.algo.lr_schedulers[0].get_last_lr()[0]), step)
+        self._window_start, self._window_steps = now, 0
 
     def _evaluate(self) -> None:
         scores = self.evaluator(self.algo.policy, self.cfg.train.eval_episodes, self.cfg.seed + 1000 * self.epoch)

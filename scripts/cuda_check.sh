@@ -6,13 +6,16 @@
 #      with compiled networks inside the graph (`cuda_graph`), MOPO, MOBILE and MOBILE with a bfloat16 penalty,
 #   3. an end-to-end `morec train` of MOBILE + MOREC on cuda, train.compile auto (the graph) and off,
 #      gradient steps/s of the training loop itself (rollouts included, from its TensorBoard scalars),
-#   4. the other tests parametrised over devices, on cuda (resume = uninterrupted run, now with the graph),
-#   5. how many runs should share the GPU, each replaying its update as a graph,
+#      and 8 seeds in one process (`--seeds`), their steps/s added up,
+#   4. the other tests parametrised over devices, on cuda (resume = uninterrupted run, now with the graph;
+#      seeds in one process = separate runs),
+#   5. how many runs should share the GPU, each replaying its update as a graph: N processes against
+#      N learners in one process on their own streams,
 #   6. rollout throughput and the rest of bench_train (compiled networks alone, the penalty's precision).
 #
 #   bash scripts/cuda_check.sh OUT_DIR [HOPPER_DATASET.hdf5 [MODEL_CACHE_DIR]]
 # DEADLINE_S (default 540): steps that would end after it are cut short or skipped, so that a lease's
-# last minutes still return the results so far. MODEL_CACHE_DIR: a `cache_dir` holding the dataset's trained ensemble and dynamics reward, so the
+# last minutes still return the results so far. STEPS (default: all): the names of the steps to run. MODEL_CACHE_DIR: a `cache_dir` holding the dataset's trained ensemble and dynamics reward, so the
 # end-to-end runs spend the GPU's time on the learner rather than on training the models again.
 set -u
 out=${1:?usage: cuda_check.sh OUT_DIR [HOPPER_DATASET.hdf5 [MODEL_CACHE_DIR]]}
@@ -26,6 +29,7 @@ export PYTHONUNBUFFERED=1
 step() {  # step NAME SECONDS COMMAND...: run with a limit (and within the deadline), say how it ended
   local name=$1 limit=$2 t0=$SECONDS rc
   shift 2
+  if [ -n "${STEPS:-}" ] && [[ " $STEPS " != *" $name "* ]]; then return; fi
   (( limit > deadline - SECONDS )) && limit=$((deadline - SECONDS))
   if (( limit < 10 )); then echo "== $name: skipped (deadline)" >&2; return; fi
   timeout "$limit" "$@"
@@ -33,14 +37,18 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit (and within the deadl
   echo "== $name: exit $rc after $((SECONDS - t0)) s" >&2
 }
 
-loop_speed() {  # loop_speed RUN_DIR: the training loop's gradient steps/s, its first logging window (compiling) left out
-  "$py" - "$1" <<'EOF'
-import json, sys
+loop_speed() {  # loop_speed RUN_DIR...: each run's gradient steps/s in its training loop after its first epoch
+  # (compiling, capturing), the mean of its logging windows, and their sum over the runs
+  "$py" - "$@" <<'EOF'
+import json, sys, yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-events = EventAccumulator(sys.argv[1] + "/tb").Reload()
-rates = [e.value for e in events.Scalars("perf/gradient_steps_per_s")][1:]
-print(json.dumps({"windows": len(rates), "mean_steps_per_s": round(sum(rates) / max(len(rates), 1), 1),
-                  "max_steps_per_s": round(max(rates, default=0), 1)}))
+runs = {}
+for run in sys.argv[1:]:
+    first_epoch = yaml.safe_load(open(run + "/config.yaml"))["train"]["steps_per_epoch"]
+    events = EventAccumulator(run + "/tb").Reload()
+    rates = [e.value for e in events.Scalars("perf/gradient_steps_per_s") if e.step > first_epoch]
+    runs[run] = round(sum(rates) / max(len(rates), 1), 1)
+print(json.dumps({"steps_per_s_after_epoch_1": runs, "sum_steps_per_s": round(sum(runs.values()), 1)}))
 EOF
 }
 
@@ -55,18 +63,23 @@ step bench_train_graph 150 "$py" scripts/bench_train.py --device cuda --steps 40
 
 if [ -n "$dataset" ]; then
   base=$(mktemp -d)
-  sets=(--set device=cuda --set train.epochs=2 --set train.eval_episodes=2 --set train.log_every=100 --set model_seed=0
+  sets=(--set device=cuda --set train.epochs=3 --set train.eval_every=3 --set train.eval_episodes=1 --set model_seed=0
         --set dynamics.max_epochs=200 --set reward.num_updates=10000 --set reward.snapshot_stride=10)
   [ -n "$cache" ] && sets+=(--set "cache_dir=$cache")
+  config=configs/d4rl/hopper-medium-replay-v2/mobile_morec.yaml
   for mode in auto off; do
-    step "train_compile_$mode" $([ $mode = auto ] && echo 120 || echo 60) "$py" -m morec.cli train --config configs/d4rl/hopper-medium-replay-v2/mobile_morec.yaml \
+    step "train_compile_$mode" $([ $mode = auto ] && echo 120 || echo 60) "$py" -m morec.cli train --config $config \
       --run-dir "$base/$mode" --dataset "$dataset" --no-progress "${sets[@]}" --set "train.compile=$mode" > "$out/train_$mode.log" 2>&1
     loop_speed "$base/$mode" > "$out/train_${mode}_speed.json" 2>> "$out/train_$mode.log"
   done
+  step train_8_seeds 150 "$py" -m morec.cli train --config $config --run-dir "$base/seeds" --dataset "$dataset" --no-progress \
+    "${sets[@]}" --seeds 0,1,2,3,4,5,6,7 > "$out/train_seeds.log" 2>&1
+  loop_speed "$base"/seeds/seed* > "$out/train_seeds_speed.json" 2>> "$out/train_seeds.log"
 fi
 
 step pytest_cuda 150 "$py" -m pytest -q -p no:cacheprovider -k cuda tests --deselect tests/test_cuda_graph.py > "$out/pytest_cuda.log" 2>&1
-step shared_device 80 "$py" scripts/bench_shared_device.py --device cuda --runs 1,8 --seconds 10 --cuda-graph > "$out/shared_device_graph.json"
+step shared_device 170 "$py" scripts/bench_shared_device.py --device cuda --runs 1,8 --seconds 10 --cuda-graph --in-process \
+  > "$out/shared_device_graph.json"
 step bench_rollout_cuda 40 "$py" scripts/bench_rollout.py --device cuda > "$out/bench_rollout_cuda.json"
 step bench_train_rest 120 "$py" scripts/bench_train.py --device cuda --steps 200 --only mopo,mobile_5_elites_x_10_samples,penalty_dtype,compiled \
   > "$out/bench_train_rest.json"

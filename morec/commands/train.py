@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. rollout.horizon=100")
     p.add_argument("--run-dir", default=None, help="run directory (default: runs/<task>-<algorithm>[-morec]/seed<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.add_argument("--seeds", default=None, metavar="N,N,...",
+                   help="train these seeds in lockstep in one process, each in <run-dir>/seed<N> exactly as a separate run "
+                        "(default run dir: runs/<task>-<algorithm>[-morec]); on CUDA their steps run side by side")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -49,9 +52,16 @@ def training_config(config: str | list[str] | None, overrides: list[str], datase
 
 
 def run(args: argparse.Namespace) -> int:
+    from algos.seeds import parse_seeds, train_seeds
     from algos.train import Trainer
 
     cfg = training_config(args.config, args.set, args.dataset)
+    if args.seeds is not None:
+        run_root = Path(args.run_dir or f"runs/{cfg.name}")
+        summaries = train_seeds(cfg, run_root, parse_seeds(args.seeds), resume=args.resume, show_progress=not args.no_progress)
+        print(json.dumps([{k: v for k, v in s.items() if k != "evaluations"} for s in summaries], indent=2))
+        print(f"TensorBoard: tensorboard --logdir {run_root}")
+        return 0
     run_dir = Path(args.run_dir or f"runs/{cfg.name}/seed{cfg.seed}")
     summary = Trainer(cfg, run_dir, resume=args.resume, show_progress=not args.no_progress).run()
     print(json.dumps({k: v for k, v in summary.items() if k != "evaluations"}, indent=2))

@@ -1,0 +1,102 @@
+"""Several seeds of one config trained in one process: :func:`train_seeds` (``morec train --seeds``).
+
+Each seed is a whole run of its own, in ``<run_root>/seed<N>``: its config (``seed: N``), data
+sampling, rollouts, model buffer, evaluations, TensorBoard, checkpoints and resume, exactly what
+``morec train --set seed=N --run-dir <run_root>/seed<N>`` writes. The runs step in lockstep, one
+gradient step each in turn, and each sees only its own random state: the global generators (torch,
+CUDA, numpy) are swapped in around its work, so every seed's run is the separate run's, step for
+step (tested on the CPU, bit for bit).
+
+Whether seeds share a dynamics model and dynamics reward is the config's ``model_seed``, as for
+separate runs: unset, each seed trains (or loads from the cache) its own; ``model_seed: 0`` makes
+them share one, trained once. Each run's ``config.yaml`` and ``summary.json`` say which.
+
+Why on a GPU: with ``train.compile`` each update is one CUDA graph, and each seed's work is queued
+on a CUDA stream of its own, so the seeds' graphs run side by side on the device instead of one
+after another as separate processes' do (processes take turns on a GPU). On the CPU the seeds run
+one after another: no faster than separate processes, and in one process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import ConfigError, TrainConfig
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; a clear error for anything else."""
+    seeds = []
+    for part in text.split(","):
+        try:
+            seeds.append(int(part.strip()))
+        except ValueError:
+            raise ConfigError(f"--seeds: {part.strip()!r} is not an integer; give comma-separated integers, e.g. --seeds 0,1,2") from None
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ConfigError(f"--seeds: {repeated} given more than once; each seed is one run directory")
+    return seeds
+
+
+class RunScope:
+    """One run's global random state (torch, CUDA, numpy) and, on CUDA, its own stream: entered
+    around everything the run does, left with the state it reached."""
+
+    def __init__(self, device: str, own_stream: bool):
+        self.cuda = torch.device(device).type == "cuda"
+        self.stream = torch.cuda.Stream(torch.device(device)) if self.cuda and own_stream else None
+        if self.stream is not None:  # the run's tensors were made on the current stream
+            self.stream.wait_stream(torch.cuda.current_stream(self.stream.device))
+        self.state = self._read()
+
+    def _read(self) -> tuple:
+        return torch.get_rng_state(), torch.cuda.get_rng_state_all() if self.cuda else None, np.random.get_state()
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        cpu, cuda, numpy_state = self.state
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+        np.random.set_state(numpy_state)
+        try:
+            with torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext():
+                yield
+        finally:
+            self.state = self._read()
+
+
+def train_seeds(cfg: TrainConfig, run_root: str | Path, seeds: Sequence[int], resume: bool = False,
+                show_progress: bool = True) -> list[dict[str, Any]]:
+    """Train ``cfg`` once per seed in ``run_root/seed<N>``, in lockstep in this process; return the
+    summaries in the order of ``seeds``. ``resume=True`` continues each seed from its checkpoint."""
+    from .train import Trainer
+
+    loops, scopes = [], []
+    try:
+        for seed in seeds:  # built one after another: each build seeds the global generators with its seed
+            loops.append(Trainer(replace(cfg, seed=seed), Path(run_root) / f"seed{seed}", resume=resume, show_progress=show_progress))
+            scopes.append(RunScope(cfg.device, own_stream=len(seeds) > 1))
+        for position, (loop, scope) in enumerate(zip(loops, scopes)):
+            with scope.entered():
+                loop.begin(bar_position=position)
+        while not all(loop.done for loop in loops):
+            for loop, scope in zip(loops, scopes):
+                if not loop.done:
+                    with scope.entered():
+                        loop.step()
+        summaries = []
+        for loop, scope in zip(loops, scopes):
+            with scope.entered():
+                summaries.append(loop.finish())
+        return summaries
+    finally:
+        for loop in loops:
+            loop.run_directory.close()

@@ -1,0 +1,90 @@
+"""Several seeds in one process (algos/seeds.py, ``morec train --seeds``): each seed's run equals
+the separate run bit for bit, resumes like it, and bad ``--seeds`` get a clear error."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from algos.config import ConfigError, load_config
+from algos.seeds import parse_seeds, train_seeds
+from algos.train import Trainer
+from tests.helpers import DEVICES
+from tests.test_algos import hopper_file, smoke  # noqa: F401  (hopper_file is a fixture)
+
+SAME_IN_BOTH = ("evaluations", "rollouts", "gradient_steps", "last_score", "seed", "models")
+
+
+def final_state(run_dir) -> dict:
+    return torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)["algorithm"]
+
+
+def assert_same_runs(separate_dir, batched_dir, separate: dict, batched: dict) -> None:
+    for key in SAME_IN_BOTH:
+        assert separate[key] == batched[key], key
+    a, b = final_state(separate_dir), final_state(batched_dir)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert (separate_dir / "config.yaml").read_text() == (batched_dir / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_seeds_in_one_process_equal_separate_runs(hopper_file, tmp_path, device):  # noqa: F811
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=True, epochs=2, device=device)
+                      + ["model_seed=0"])  # the seeds share one ensemble and dynamics reward, trained by the first run
+    separate = {s: Trainer(replace(cfg, seed=s), tmp_path / "separate" / f"seed{s}", show_progress=False).run() for s in (3, 5)}
+    batched = train_seeds(cfg, tmp_path / "batched", [3, 5], show_progress=False)
+    assert [s["seed"] for s in batched] == [3, 5]
+    assert separate[3]["evaluations"] != separate[5]["evaluations"]  # two different runs
+    for seed, summary in zip((3, 5), batched):
+        assert_same_runs(tmp_path / "separate" / f"seed{seed}", tmp_path / "batched" / f"seed{seed}", separate[seed], summary)
+        assert (tmp_path / "batched" / f"seed{seed}" / "policy.pt").exists()
+
+
+def test_seeds_resume_like_the_uninterrupted_runs(hopper_file, tmp_path, monkeypatch):  # noqa: F811
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3) + ["model_seed=0"])
+    full = train_seeds(cfg, tmp_path / "full", [0, 1], show_progress=False)
+    original = Trainer._save_checkpoint
+
+    def crash_when_the_last_seed_ends_epoch_2(self):
+        original(self)
+        if self.cfg.seed == 1 and self.epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", crash_when_the_last_seed_ends_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_seeds(cfg, tmp_path / "killed", [0, 1], show_progress=False)
+    monkeypatch.setattr(Trainer, "_save_checkpoint", original)
+    resumed = train_seeds(cfg, tmp_path / "killed", [0, 1], resume=True, show_progress=False)
+    for seed, a, b in zip((0, 1), full, resumed):
+        assert_same_runs(tmp_path / "full" / f"seed{seed}", tmp_path / "killed" / f"seed{seed}", a, b)
+        assert b["wall_seconds"] > b["wall_seconds_this_session"]
+
+
+def test_bad_seeds_get_a_clear_error(tmp_path, capsys):
+    assert parse_seeds("0, 1,2") == [0, 1, 2]
+    with pytest.raises(ConfigError, match=r"--seeds: 'x' is not an integer; give comma-separated integers"):
+        parse_seeds("0,x")
+    with pytest.raises(ConfigError, match=r"--seeds: \[1\] given more than once"):
+        parse_seeds("1,0,1")
+    from morec.cli import main
+
+    assert main(["train", "--seeds", "0,0", "--run-dir", str(tmp_path / "runs")]) != 0
+    err = capsys.readouterr().err
+    assert "--seeds: [0] given more than once" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_trains_seeds_into_their_own_run_directories(hopper_file, tmp_path, capsys):  # noqa: F811
+    from morec.cli import main
+
+    sets = [arg for kv in smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=1) for arg in ("--set", kv)]
+    assert main(["train", *sets, "--set", "model_seed=0", "--seeds", "2,7", "--run-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    summaries = json.loads(printed[printed.index("[\n"): printed.index("TensorBoard:")])  # after the evaluation lines
+    assert [s["seed"] for s in summaries] == [2, 7]
+    for seed in (2, 7):
+        assert (tmp_path / "runs" / f"seed{seed}" / "summary.json").exists()
+        assert "seed: " + str(seed) in (tmp_path / "runs" / f"seed{seed}" / "config.yaml").read_text()
