@@ -11,10 +11,13 @@ Whether seeds share a dynamics model and dynamics reward is the config's ``model
 separate runs: unset, each seed trains (or loads from the cache) its own; ``model_seed: 0`` makes
 them share one, trained once. Each run's ``config.yaml`` and ``summary.json`` say which.
 
-Why on a GPU: with ``train.compile`` each update is one CUDA graph, and each seed's work is queued
-on a CUDA stream of its own, so the seeds' graphs run side by side on the device instead of one
-after another as separate processes' do (processes take turns on a GPU). On the CPU the seeds run
-one after another: no faster than separate processes, and in one process.
+What it gains: one process instead of S (one CUDA context, compiled kernels reused). It is not
+faster than S separate processes: the seeds' steps run one after another on the device's one
+stream, and on an H200 one MOBILE run, its update one CUDA graph, already keeps the GPU busy (8
+processes gave 1.03x one run's steps/s; docs/cuda_check.md). Running the seeds' graphs side by side
+on CUDA streams of their own was tried and ended in an illegal memory access with 8 seeds (2 seeds
+passed). Likely causes, both shared between the seeds' graphs: cuBLAS's workspace (all graphs are
+captured on one capture stream) and the CUDA generator's graph-side seed and offset.
 """
 
 from __future__ import annotations
@@ -46,14 +49,11 @@ def parse_seeds(text: str) -> list[int]:
 
 
 class RunScope:
-    """One run's global random state (torch, CUDA, numpy) and, on CUDA, its own stream: entered
-    around everything the run does, left with the state it reached."""
+    """One run's global random state (torch, CUDA, numpy): entered around everything the run does,
+    left with the state it reached."""
 
-    def __init__(self, device: str, own_stream: bool):
+    def __init__(self, device: str):
         self.cuda = torch.device(device).type == "cuda"
-        self.stream = torch.cuda.Stream(torch.device(device)) if self.cuda and own_stream else None
-        if self.stream is not None:  # the run's tensors were made on the current stream
-            self.stream.wait_stream(torch.cuda.current_stream(self.stream.device))
         self.state = self._read()
 
     def _read(self) -> tuple:
@@ -67,8 +67,7 @@ class RunScope:
             torch.cuda.set_rng_state_all(cuda)
         np.random.set_state(numpy_state)
         try:
-            with torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext():
-                yield
+            yield
         finally:
             self.state = self._read()
 
@@ -83,7 +82,7 @@ def train_seeds(cfg: TrainConfig, run_root: str | Path, seeds: Sequence[int], re
     try:
         for seed in seeds:  # built one after another: each build seeds the global generators with its seed
             loops.append(Trainer(replace(cfg, seed=seed), Path(run_root) / f"seed{seed}", resume=resume, show_progress=show_progress))
-            scopes.append(RunScope(cfg.device, own_stream=len(seeds) > 1))
+            scopes.append(RunScope(cfg.device))
         for position, (loop, scope) in enumerate(zip(loops, scopes)):
             with scope.entered():
                 loop.begin(bar_position=position)

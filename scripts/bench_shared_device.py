@@ -7,7 +7,7 @@ Prints one JSON object.
 
 ``--cuda-graph``: each learner replays its update as a captured CUDA graph (``train.compile`` on CUDA).
 ``--in-process``: also N learners in one process, stepped in lockstep, each with its own random
-state and CUDA stream (what ``morec train --seeds`` does), beside the N processes (``in_process``).
+state (what ``morec train --seeds`` does), beside the N processes (``in_process``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def worker(device: str, start_at: float, seconds: float, cuda_graph: bool, learn
         if cuda_graph:
             algo.capture_cuda_graph()
         sampler = MixedSampler(real, model, 0.05, torch.Generator(device=device).manual_seed(i))
-        runs.append((algo, sampler, RunScope(device, own_stream=learners > 1)))
+        runs.append((algo, sampler, RunScope(device)))
 
     def one_round() -> None:
         for algo, sampler, scope in runs:

@@ -10,7 +10,7 @@
 #   4. the other tests parametrised over devices, on cuda (resume = uninterrupted run, now with the graph;
 #      seeds in one process = separate runs),
 #   5. how many runs should share the GPU, each replaying its update as a graph: N processes against
-#      N learners in one process on their own streams,
+#      N learners in one process (`--seeds`),
 #   6. rollout throughput and the rest of bench_train (compiled networks alone, the penalty's precision).
 #
 #   bash scripts/cuda_check.sh OUT_DIR [HOPPER_DATASET.hdf5 [MODEL_CACHE_DIR]]

@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--seeds", default=None, metavar="N,N,...",
                    help="train these seeds in lockstep in one process, each in <run-dir>/seed<N> exactly as a separate run "
-                        "(default run dir: runs/<task>-<algorithm>[-morec]); on CUDA their steps run side by side")
+                        "(default run dir: runs/<task>-<algorithm>[-morec])")
     p.add_argument("--no-progress", action="store_true")
 
 
