@@ -29,6 +29,7 @@ from tianshou.algorithm.optim import AdamOptimizerFactory, LRSchedulerFactory, O
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 
 from morec.buffer import ModelBuffer, TransitionBatch
+from morec.errors import UserError
 
 from .networks import TwinCritic, sample_action
 
@@ -102,7 +103,8 @@ class MixedSampler:
 @dataclass(kw_only=True)
 class ModelBasedStats(TrainingStats):
     """One update's scalars as 0-dim tensors on the algorithm's device (``float()`` reads one and
-    waits for the device; the trainer does so only when it logs)."""
+    waits for the device; the trainer does so only when it logs). With a CUDA graph they are the
+    graph's output tensors: read them before the next update, which overwrites them."""
 
     actor_loss: float = 0.0
     critic_loss: float = 0.0
@@ -239,9 +241,11 @@ class ModelBasedSAC(torch.nn.Module):
         try:
             return self.captured_update.step(sampler, batch_size)
         except RuntimeError as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             if not self._eager_on_capture_failure:
-                raise
-            warnings.warn(f"the update could not be captured as a CUDA graph, so it runs eagerly: {error}", stacklevel=3)
+                raise UserError(f"train.compile=on: the gradient step could not be captured as a CUDA graph ({reason}); "
+                                "train.compile=auto runs it eagerly instead") from error
+            warnings.warn(f"the update could not be captured as a CUDA graph, so it runs eagerly: {reason}", stacklevel=3)
             self.captured_update = None
             return None
 

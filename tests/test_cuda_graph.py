@@ -13,6 +13,7 @@ from algos import MOBILE, MOPO, MixedSampler, MobileConfig
 from algos.cuda_graph import CapturedUpdate
 from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo
 from morec import ModelBuffer, TransitionBatch
+from morec.errors import UserError
 from tests.test_algos import A, O, make_algo, real_batch
 
 STAT_FIELDS = ("actor_loss", "critic_loss", "alpha", "alpha_loss", "q_mean", "target_mean", "penalty_mean")
@@ -114,7 +115,8 @@ def test_checkpoints_hold_float_learning_rates_and_a_failed_capture_runs_eagerly
     algo = learner("MOBILE")
     before = {k: v.clone() for k, v in algo.state_dict().items()}
     algo.captured_update = Failing(algo)
-    with pytest.raises(RuntimeError, match="not permitted"):
+    with pytest.raises(UserError, match=r"train.compile=on: the gradient step could not be captured as a CUDA graph "
+                                         r"\(operation not permitted when stream is capturing\); train.compile=auto runs it eagerly"):
         run(algo, 1)
     for name, value in algo.state_dict().items():  # the warm-up steps were undone
         torch.testing.assert_close(value, before[name], rtol=0, atol=0, msg=name)
