@@ -57,6 +57,8 @@ class CapturedUpdate:
     # ------------------------------------------------------------------ capture
     def _capture(self, sampler: MixedSampler, real_rows: torch.Tensor, model_rows: torch.Tensor | None) -> None:
         self.real_rows, self.model_rows = real_rows.clone(), None if model_rows is None else model_rows.clone()
+        if self.graph is not None and self.device.type == "cuda":  # its last replay may still run on the device
+            torch.cuda.current_stream(self.device).synchronize()
         self.graph = None  # frees the old graph's memory pool before the new one takes its own
         self._make_optimizers_capturable()
         saved = self._snapshot()

@@ -75,13 +75,16 @@ class RunScope:
 def train_seeds(cfg: TrainConfig, run_root: str | Path, seeds: Sequence[int], resume: bool = False,
                 show_progress: bool = True) -> list[dict[str, Any]]:
     """Train ``cfg`` once per seed in ``run_root/seed<N>``, in lockstep in this process; return the
-    summaries in the order of ``seeds``. ``resume=True`` continues each seed from its checkpoint."""
+    summaries in the order of ``seeds``. ``resume=True`` continues each seed from its checkpoint; a
+    seed stopped before its first checkpoint starts again."""
     from .train import Trainer
 
     loops, scopes = [], []
     try:
         for seed in seeds:  # built one after another: each build seeds the global generators with its seed
-            loops.append(Trainer(replace(cfg, seed=seed), Path(run_root) / f"seed{seed}", resume=resume, show_progress=show_progress))
+            run_dir = Path(run_root) / f"seed{seed}"
+            own_resume = resume and (run_dir / "checkpoint.pt").exists()
+            loops.append(Trainer(replace(cfg, seed=seed), run_dir, resume=own_resume, show_progress=show_progress))
             scopes.append(RunScope(cfg.device))
         for position, (loop, scope) in enumerate(zip(loops, scopes)):
             with scope.entered():

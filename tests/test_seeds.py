@@ -43,24 +43,26 @@ def test_seeds_in_one_process_equal_separate_runs(hopper_file, tmp_path, device)
         assert (tmp_path / "batched" / f"seed{seed}" / "policy.pt").exists()
 
 
-def test_seeds_resume_like_the_uninterrupted_runs(hopper_file, tmp_path, monkeypatch):  # noqa: F811
+@pytest.mark.parametrize("killed_at_epoch", [1, 2])  # 1: seed 1 has no checkpoint yet; 2: the seeds stopped at different epochs
+def test_seeds_resume_like_the_uninterrupted_runs(hopper_file, tmp_path, monkeypatch, killed_at_epoch):  # noqa: F811
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3) + ["model_seed=0"])
     full = train_seeds(cfg, tmp_path / "full", [0, 1], show_progress=False)
     original = Trainer._save_checkpoint
 
-    def crash_when_the_last_seed_ends_epoch_2(self):
+    def crash_when_seed_0_ends_the_epoch(self):
         original(self)
-        if self.cfg.seed == 1 and self.epoch == 2:
+        if self.cfg.seed == 0 and self.epoch == killed_at_epoch:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(Trainer, "_save_checkpoint", crash_when_the_last_seed_ends_epoch_2)
+    monkeypatch.setattr(Trainer, "_save_checkpoint", crash_when_seed_0_ends_the_epoch)
     with pytest.raises(KeyboardInterrupt):
         train_seeds(cfg, tmp_path / "killed", [0, 1], show_progress=False)
     monkeypatch.setattr(Trainer, "_save_checkpoint", original)
+    assert (tmp_path / "killed" / "seed1" / "checkpoint.pt").exists() == (killed_at_epoch > 1)
     resumed = train_seeds(cfg, tmp_path / "killed", [0, 1], resume=True, show_progress=False)
     for seed, a, b in zip((0, 1), full, resumed):
         assert_same_runs(tmp_path / "full" / f"seed{seed}", tmp_path / "killed" / f"seed{seed}", a, b)
-        assert b["wall_seconds"] > b["wall_seconds_this_session"]
+    assert resumed[0]["wall_seconds"] > resumed[0]["wall_seconds_this_session"]
 
 
 def test_bad_seeds_get_a_clear_error(tmp_path, capsys):
