@@ -15,7 +15,8 @@
 #
 #   bash scripts/cuda_check.sh OUT_DIR [HOPPER_DATASET.hdf5 [MODEL_CACHE_DIR]]
 # DEADLINE_S (default 540): steps that would end after it are cut short or skipped, so that a lease's
-# last minutes still return the results so far. STEPS (default: all): the names of the steps to run. MODEL_CACHE_DIR: a `cache_dir` holding the dataset's trained ensemble and dynamics reward, so the
+# last minutes still return the results so far. STEPS (default: all): the names of the steps to run.
+# MODEL_CACHE_DIR: a `cache_dir` holding the dataset's trained ensemble and dynamics reward, so the
 # end-to-end runs spend the GPU's time on the learner rather than on training the models again.
 set -u
 out=${1:?usage: cuda_check.sh OUT_DIR [HOPPER_DATASET.hdf5 [MODEL_CACHE_DIR]]}
