@@ -32,12 +32,15 @@ class CapturedUpdate:
     Recaptures when the batch's split into real and model rows or the sampler changes."""
 
     WARMUP_STEPS = 3
+    DEVICE_TYPE = "cuda"  # the device the capture runs on (the CPU tests' stand-in says "cpu")
 
     def __init__(self, algo: ModelBasedSAC):
         device = next(algo.parameters()).device
-        if device.type != "cuda":
+        if device.type != self.DEVICE_TYPE:
             raise ValueError(f"a CUDA graph needs the learner on a CUDA device, not {device}")
         self.algo, self.device = algo, device
+        self.real_rows: torch.Tensor | None = None  # the graph's inputs: the batch's row indices
+        self.model_rows: torch.Tensor | None = None
         self.graph: torch.cuda.CUDAGraph | None = None
         self.signature: tuple | None = None  # (sampler, real rows, model rows) the graph was captured for
         self.stats: ModelBasedStats | None = None  # the graph's outputs, rewritten by each replay

@@ -34,9 +34,10 @@ class _Rerun:
 class SimulatedCapture(CapturedUpdate):
     """:class:`CapturedUpdate`'s bookkeeping on the CPU."""
 
+    DEVICE_TYPE = "cpu"
+
     def __init__(self, algo):
-        self.algo, self.device = algo, torch.device("cpu")
-        self.graph, self.signature, self.stats = None, None, None
+        super().__init__(algo)
         self.captures = 0
 
     def _warm_up(self, step) -> None:
@@ -48,8 +49,8 @@ class SimulatedCapture(CapturedUpdate):
         stats = step()
         return _Rerun(step, stats), stats
 
-    def _make_optimizers_capturable(self) -> None:  # capturable Adam needs a GPU
-        pass
+    def _make_optimizers_capturable(self) -> None:
+        """Nothing to do: capturable Adam needs a GPU, and the stand-in keeps the eager optimizers."""
 
     def _rng_state(self) -> torch.Tensor:
         return torch.get_rng_state()
