@@ -5,7 +5,9 @@ tianshou's code rather than ours and torch's; and, side by side, eager against c
 step replayed as one captured CUDA graph against eager steps (what ``train.compile`` does there:
 ``cuda_graph.<algo>.graph_vs_eager``, with and without compiled networks inside the graph) and
 MOBILE's penalty in float32 against bfloat16 (``mobile.penalty_dtype``:
-``penalty_dtype.bfloat16_vs_float32``). Prints one JSON object.
+``penalty_dtype.bfloat16_vs_float32``); and the seconds one evaluation takes (10 HalfCheetah
+episodes of 1,000 steps) in the trainer's loop against tianshou's Collector, which it replaced
+(``evaluation.collector_vs_lean``). Prints one JSON object.
 
     python scripts/bench_train.py [--device cpu|cuda] [--steps 200] [--threads 1] [--only SECTION,...]
 """
@@ -24,11 +26,14 @@ from pathlib import Path
 import gymnasium as gym
 import torch
 from tianshou.algorithm.modelfree.sac import SACPolicy
+from tianshou.data import Collector, CollectStats
+from tianshou.env import DummyVectorEnv
 from tianshou.utils.torch_utils import policy_within_training_step
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from algos import MOBILE, MOPO, AgentConfig, MixedSampler, MobileConfig, TwinCritic, build_actor  # noqa: E402
+from algos.evaluation import MAX_ENVS, evaluate_policy, make_eval_env  # noqa: E402
 from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo  # noqa: E402
 from morec import ModelBuffer, TransitionBatch  # noqa: E402
 from morec.allocator import keep_freed_memory  # noqa: E402
@@ -109,6 +114,35 @@ def penalty_dtype_vs_float32(device: str, steps: int) -> dict:
             "bfloat16_vs_float32": round(rate["bfloat16"] / rate["float32"], 3)}
 
 
+def evaluation_seconds(device: str, rounds: int = 3) -> dict:
+    """Seconds per evaluation (10 HalfCheetah-v4 episodes, each 1,000 steps, an untrained
+    256x256 actor) of the trainer's loop and of tianshou's Collector, alternating, after one
+    untimed call of each (the Collector's first call also compiles tianshou's numba helpers)."""
+    env_id, layout, episodes = "HalfCheetah-v4", "d4rl", 10
+    env = make_eval_env(env_id, layout)
+    torch.manual_seed(0)
+    actor = build_actor(env.observation_space.shape[0], env.action_space.shape[0], (256, 256))
+    policy = SACPolicy(actor=actor, action_space=env.action_space).to(device)
+
+    def collector(seed: int):
+        envs = DummyVectorEnv([lambda: make_eval_env(env_id, layout) for _ in range(MAX_ENVS)])
+        envs.seed(seed)
+        stats = Collector[CollectStats](policy, envs).collect(n_episode=episodes, reset_before_collect=True)
+        envs.close()
+        return stats.returns
+
+    runs = {"lean": lambda seed: evaluate_policy(policy, env_id, layout, episodes, seed), "collector": collector}
+    seconds = dict.fromkeys(runs, 0.0)
+    for r in range(rounds + 1):
+        for name, run in runs.items():
+            t0 = time.perf_counter()
+            run(r)
+            seconds[name] += (time.perf_counter() - t0) if r else 0.0
+    return {"episodes": episodes, "episode_steps": 1000,
+            **{f"{name}_seconds": round(sec / rounds, 3) for name, sec in seconds.items()},
+            "collector_vs_lean": round(seconds["collector"] / seconds["lean"], 2)}
+
+
 def measure(cls, device: str, steps: int) -> dict:
     algo = make(cls, device)
     real, model = data(device)
@@ -154,6 +188,7 @@ def main() -> None:
         "compiled": lambda: {"mopo": compiled_vs_eager(MOPO, args.device, args.steps),
                              "mobile_5_elites_x_10_samples": compiled_vs_eager(MOBILE, args.device, mobile_steps)},
         "penalty_dtype": lambda: {"mobile_5_elites_x_10_samples": penalty_dtype_vs_float32(args.device, mobile_steps)},
+        "evaluation": lambda: evaluation_seconds(args.device),
     }
     only = args.only.split(",") if args.only else list(sections)
     unknown = sorted(set(only) - set(sections))
