@@ -56,17 +56,32 @@ class TrainSettings:
     # on, off, or auto (on for CUDA, off on the CPU): torch.compile the actor and critics, and on CUDA
     # capture the whole gradient step as one CUDA graph (algos/cuda_graph.py)
     compile: str | bool = "auto"
+    # on, off, or auto (on for CUDA, off on the CPU): evaluate each epoch's policy in another process,
+    # on the CPU, while the next epoch trains (algos/background_evaluation.py)
+    evaluate_in_background: str | bool = "auto"
 
     def __post_init__(self) -> None:
-        if isinstance(self.compile, bool):  # YAML reads a bare on / off as true / false
-            self.compile = "on" if self.compile else "off"
-        if self.compile not in ("auto", "on", "off"):
-            raise ValueError(f"train.compile must be 'auto', 'on' or 'off', got {self.compile!r}")
+        self.compile = _switch("train.compile", self.compile)
+        self.evaluate_in_background = _switch("train.evaluate_in_background", self.evaluate_in_background)
 
     def compiles(self, device: str) -> bool:
         """Whether the learner is compiled on ``device``: ``auto`` compiles on CUDA only (on one CPU
         thread it gains 3-4 %, see docs/speed.md, and costs half a minute of compiling)."""
         return self.compile == "on" or (self.compile == "auto" and device.startswith("cuda"))
+
+    def evaluates_in_background(self, device: str) -> bool:
+        """Whether evaluations run in another process: ``auto`` does so when the learner is on CUDA
+        (the CPU is otherwise idle there); on the CPU it would take a second core from other runs."""
+        return self.evaluate_in_background == "on" or (self.evaluate_in_background == "auto" and device.startswith("cuda"))
+
+
+def _switch(key: str, value: str | bool) -> str:
+    """``auto``, ``on`` or ``off``; YAML reads a bare on / off as true / false."""
+    if isinstance(value, bool):
+        value = "on" if value else "off"
+    if value not in ("auto", "on", "off"):
+        raise ValueError(f"{key} must be 'auto', 'on' or 'off', got {value!r}")
+    return value
 
 
 @dataclass

@@ -77,14 +77,31 @@ def evaluate_policy(policy: SACPolicy, env_id: str, layout: str, episodes: int, 
 
 class Evaluator:
     """Scores a policy on a task: returns and normalised scores of ``episodes`` episodes
-    (:func:`evaluate_policy`, on envs made afresh for each evaluation)."""
+    (:func:`evaluate_policy`, on envs made afresh for each evaluation). :meth:`submit` and
+    :meth:`wait` are the trainer's interface, which
+    :class:`~algos.background_evaluation.BackgroundEvaluator` shares: here ``submit`` evaluates at once."""
+
+    in_background = False
 
     def __init__(self, task: str, env_id: str, layout: str):
         self.task, self.env_id, self.layout = task, env_id, layout
         self.action_space: gym.spaces.Box = make_eval_env(env_id, layout).action_space
+        self.pending: dict | None = None  # the tag of the evaluation submitted and not yet collected
+        self._scores: dict[str, float] = {}
 
     def __call__(self, policy: SACPolicy, episodes: int, seed: int) -> dict[str, float]:
         returns = evaluate_policy(policy, self.env_id, self.layout, episodes, seed)
         scores = normalized_score(self.task, returns)
         return {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
                 "normalized_score": float(scores.mean()), "normalized_score_std": float(scores.std())}
+
+    def submit(self, policy: SACPolicy, episodes: int, seed: int, tag: dict) -> None:
+        self._scores, self.pending = self(policy, episodes, seed), tag
+
+    def wait(self) -> tuple[dict, dict[str, float]]:
+        """``(tag, scores)`` of the last :meth:`submit`."""
+        tag, self.pending = self.pending, None
+        return tag, self._scores
+
+    def close(self) -> None:
+        """Nothing to release (the envs are closed after each evaluation)."""

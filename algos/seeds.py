@@ -101,4 +101,4 @@ def train_seeds(cfg: TrainConfig, run_root: str | Path, seeds: Sequence[int], re
         return summaries
     finally:
         for loop in loops:
-            loop.run_directory.close()
+            loop.close()

@@ -39,6 +39,7 @@ from morec.shaping_setup import RewardShaping, build_shaping
 from morec.tasks import get_task
 from morec.threshold import resolve_threshold
 
+from .background_evaluation import ActorSpec, BackgroundEvaluator
 from .base import MixedSampler
 from .config import ConfigError, TrainConfig
 from .evaluation import Evaluator
@@ -133,6 +134,9 @@ def build_components(cfg: TrainConfig, tb_dir: str | Path, show_progress: bool =
     evaluator = Evaluator(cfg.task, get_task(cfg.task).eval_env_id, layout)
     torch.manual_seed(cfg.seed)  # the same networks whether the models above were trained or loaded from the cache
     algorithm = build_algorithm(cfg, dataset.obs_dim, dataset.act_dim, evaluator.action_space, dynamics)
+    if cfg.train.evaluates_in_background(cfg.device):
+        evaluator = BackgroundEvaluator(ActorSpec(cfg.task, evaluator.env_id, layout, dataset.obs_dim, dataset.act_dim,
+                                                  tuple(cfg.agent.hidden_sizes)))
     return TrainingComponents(dataset=dataset, real=real, dynamics=dynamics, engine=engine, model_buffer=model_buffer,
                               sample_generator=sample_generator, sampler=sampler, algorithm=algorithm, evaluator=evaluator,
                               shaping=shaping, model_dirs={

@@ -10,7 +10,10 @@ lingers) fails at once instead of interleaving checkpoints.
 :class:`TrainingLoop` only loops: epochs of gradient steps with a model rollout every
 ``rollout.freq`` steps, an evaluation every ``train.eval_every`` epochs, TensorBoard scalars, a
 checkpoint per epoch and, with ``resume=True``, the state of the last checkpoint (the resumed run
-reproduces the uninterrupted one).
+reproduces the uninterrupted one). With a :class:`~algos.background_evaluation.BackgroundEvaluator`
+an epoch's evaluation runs in another process during the next epoch and is recorded at that
+epoch's end; a checkpoint names the evaluation in flight, and a resumed run evaluates it again
+from the checkpoint's actor, which is the one it was of.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from morec.policies import export_actor_mode
 from morec.rollout import RolloutEngine
 from morec.shaping_setup import RewardShaping
 
+from .background_evaluation import BackgroundEvaluator
 from .base import MixedSampler, ModelBasedSAC, ModelBasedStats
 from .config import ConfigError, TrainConfig, config_differences, config_from_dict
 from .evaluation import Evaluator
@@ -111,7 +115,7 @@ class TrainingComponents:
     sample_generator: torch.Generator  # rollout start states and training batches
     sampler: MixedSampler  # training batches: real and model rows
     algorithm: ModelBasedSAC
-    evaluator: Evaluator
+    evaluator: Evaluator | BackgroundEvaluator  # the latter in another process (train.evaluate_in_background)
     shaping: RewardShaping  # the shaping: section as built (its record goes into the summary)
     model_dirs: dict[str, str | None]  # cache folders of the "dynamics" and the "reward" (None without MOREC)
 
@@ -131,6 +135,7 @@ class TrainingLoop:
         self.model_buffer, self.sample_gen, self.sampler = parts.model_buffer, parts.sample_generator, parts.sampler
         self.algo, self.evaluator, self.shaping = parts.algorithm, parts.evaluator, parts.shaping
         self.epoch, self.gradient_step, self.evaluations = 0, 0, []
+        self.evaluation_to_redo: dict[str, int] | None = None  # in flight when the loaded checkpoint was written
         self.seconds_before_session = 0.0  # training time of earlier sessions of a resumed run
         self.rollouts: list[dict[str, float]] = []  # per model rollout: its statistics (for the summary)
         if resume:
@@ -144,6 +149,7 @@ class TrainingLoop:
             "epoch": self.epoch,
             "gradient_step": self.gradient_step,
             "evaluations": self.evaluations,
+            "evaluation_in_flight": self.evaluator.pending,
             "rollouts": self.rollouts,
             "seconds": self.seconds_before_session + time.perf_counter() - self.session_start,
             "algorithm": self.algo.training_state(),
@@ -168,6 +174,7 @@ class TrainingLoop:
         self.engine.generator.set_state(rng["engine"])
         np.random.set_state(rng["numpy"])
         self.epoch, self.gradient_step, self.evaluations = state["epoch"], state["gradient_step"], state["evaluations"]
+        self.evaluation_to_redo = state.get("evaluation_in_flight")
         self.rollouts = state.get("rollouts", [])  # checkpoints written before rollouts were recorded: from here on
         self.seconds_before_session = state.get("seconds", 0.0)  # older checkpoints: from here on
 
@@ -208,15 +215,20 @@ class TrainingLoop:
             stacklevel=2)
 
     def run(self, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-        """Train to the end; ``on_evaluation(record)`` is called after each evaluation once its
-        checkpoint is written (a sweep reports the score there). Releases the run directory."""
+        """Train to the end; ``on_evaluation(record)`` is called after each evaluation once a
+        checkpoint holding it is written (a sweep reports the score there). Releases the run directory."""
         try:
             self.begin()
             while not self.done:
                 self.step(on_evaluation)
-            return self.finish()
+            return self.finish(on_evaluation)
         finally:
-            self.run_directory.close()
+            self.close()
+
+    def close(self) -> None:
+        """Stop the evaluation process, if any, and release the run directory."""
+        self.evaluator.close()
+        self.run_directory.close()
 
     # the loop in three parts, so that :func:`algos.seeds.train_seeds` can run several in lockstep
     @property
@@ -229,6 +241,9 @@ class TrainingLoop:
         total = self.cfg.train.epochs * self.cfg.train.steps_per_epoch
         self.bar = tqdm(total=total, initial=self.gradient_step, desc=self.cfg.name, disable=not self.progress, position=bar_position)
         self._window_start, self._window_steps = time.perf_counter(), 0
+        if self.evaluation_to_redo is not None:  # the checkpoint's actor is the one it was of
+            redo, self.evaluation_to_redo = self.evaluation_to_redo, None
+            self._start_evaluation(redo)
 
     def step(self, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> None:
         """One gradient step (a model rollout first when one is due) and its logging; at the end of
@@ -248,19 +263,21 @@ class TrainingLoop:
 
     def _end_epoch(self, on_evaluation: Callable[[dict[str, Any]], None] | None) -> None:
         self.epoch += 1
-        evaluated = self.epoch % self.cfg.train.eval_every == 0 or self.epoch == self.cfg.train.epochs
-        if evaluated:
-            self._evaluate()
-            self.bar.set_postfix(score=f"{self.evaluations[-1]['normalized_score']:.1f}")
-            if not self.progress:  # a suite's stdout.log: one line per evaluation instead of a bar
-                self._print_evaluation(time.perf_counter() - self.session_start)
+        recorded = self._record_evaluation_in_flight()
+        if self.epoch % self.cfg.train.eval_every == 0 or self.epoch == self.cfg.train.epochs:
+            self._start_evaluation({"epoch": self.epoch, "gradient_step": self.gradient_step})
+            if not self.evaluator.in_background:
+                recorded = self._record_evaluation_in_flight()
         self._save_checkpoint()
-        if evaluated and on_evaluation is not None:
-            on_evaluation(self.evaluations[-1])
+        if recorded is not None and on_evaluation is not None:
+            on_evaluation(recorded)
         self._window_start, self._window_steps = time.perf_counter(), 0  # evaluations are not training time
 
-    def finish(self) -> dict[str, Any]:
-        """Write the summary and the final policy; return the summary."""
+    def finish(self, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Record the last evaluation, write the summary and the final policy; return the summary."""
+        recorded = self._record_evaluation_in_flight()
+        if recorded is not None and on_evaluation is not None:
+            on_evaluation(recorded)
         self.bar.close()
         summary = self._summary(time.perf_counter() - self.session_start)
         export_actor_mode(self.algo.actor, self.dataset.obs_dim, self.run_directory.policy)
@@ -279,17 +296,30 @@ class TrainingLoop:
         self.writer.add_scalar("train/actor_lr", float(self.algo.lr_schedulers[0].get_last_lr()[0]), step)
         self._window_start, self._window_steps = now, 0
 
-    def _evaluate(self) -> None:
-        scores = self.evaluator(self.algo.policy, self.cfg.train.eval_episodes, self.cfg.seed + 1000 * self.epoch)
-        record = {"epoch": self.epoch, "gradient_step": self.gradient_step, **scores}
+    def _start_evaluation(self, tag: dict[str, int]) -> None:
+        """Evaluate the policy as it is now, for the epoch and step in ``tag`` (at once, or in the
+        background process)."""
+        self.evaluator.submit(self.algo.policy, self.cfg.train.eval_episodes, self.cfg.seed + 1000 * tag["epoch"], tag)
+
+    def _record_evaluation_in_flight(self) -> dict[str, Any] | None:
+        """The evaluation started last, once finished, in ``evaluations`` and TensorBoard (against
+        its own gradient step); ``None`` if there is none."""
+        if self.evaluator.pending is None:
+            return None
+        tag, scores = self.evaluator.wait()
+        record = {**tag, **scores}
         self.evaluations.append(record)
         for key in ("return_mean", "return_std", "normalized_score", "normalized_score_std"):
-            self.writer.add_scalar(f"eval/{key}", record[key], self.gradient_step)
+            self.writer.add_scalar(f"eval/{key}", record[key], record["gradient_step"])
         self.writer.flush()
+        self.bar.set_postfix(score=f"{record['normalized_score']:.1f}")
+        if not self.progress:  # a suite's stdout.log: one line per evaluation instead of a bar
+            self._print_evaluation(time.perf_counter() - self.session_start)
+        return record
 
     def _print_evaluation(self, seconds: float) -> None:
         record, best = self.evaluations[-1], max(e["normalized_score"] for e in self.evaluations)
-        print(f"epoch {self.epoch}/{self.cfg.train.epochs} (step {self.gradient_step}): "
+        print(f"epoch {record['epoch']}/{self.cfg.train.epochs} (step {record['gradient_step']}): "
               f"score {record['normalized_score']:.1f} (best {best:.1f}), return {record['return_mean']:.1f}, "
               f"{seconds:.0f} s this session", flush=True)
 

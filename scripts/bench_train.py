@@ -7,7 +7,8 @@ step replayed as one captured CUDA graph against eager steps (what ``train.compi
 MOBILE's penalty in float32 against bfloat16 (``mobile.penalty_dtype``:
 ``penalty_dtype.bfloat16_vs_float32``); and the seconds one evaluation takes (10 HalfCheetah
 episodes of 1,000 steps) in the trainer's loop against tianshou's Collector, which it replaced
-(``evaluation.collector_vs_lean``). Prints one JSON object.
+(``evaluation.collector_vs_lean``), and how much of it evaluating in a background process hides
+behind training (``background_evaluation.hidden_share``). Prints one JSON object.
 
     python scripts/bench_train.py [--device cpu|cuda] [--steps 200] [--threads 1] [--only SECTION,...]
 """
@@ -33,6 +34,7 @@ from tianshou.utils.torch_utils import policy_within_training_step
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from algos import MOBILE, MOPO, AgentConfig, MixedSampler, MobileConfig, TwinCritic, build_actor  # noqa: E402
+from algos.background_evaluation import ActorSpec, BackgroundEvaluator  # noqa: E402
 from algos.evaluation import MAX_ENVS, evaluate_policy, make_eval_env  # noqa: E402
 from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo  # noqa: E402
 from morec import ModelBuffer, TransitionBatch  # noqa: E402
@@ -143,6 +145,47 @@ def evaluation_seconds(device: str, rounds: int = 3) -> dict:
             "collector_vs_lean": round(seconds["collector"] / seconds["lean"], 2)}
 
 
+def background_evaluation_overlap(device: str, steps: int, rounds: int = 5) -> dict:
+    """How much of an evaluation (10 HalfCheetah episodes) the background process hides behind
+    ``steps`` MOPO gradient steps, in ``rounds`` alternating rounds (``train.evaluate_in_background``): the steps alone, the
+    evaluation alone, then both at once. ``hidden_share`` 1 means the evaluation cost no time
+    (it needs a core the learner does not use)."""
+    env_id, layout = "HalfCheetah-v4", "d4rl"
+    env = make_eval_env(env_id, layout)
+    spec = ActorSpec("halfcheetah-medium-v2", env_id, layout, env.observation_space.shape[0], env.action_space.shape[0], (256, 256))
+    torch.manual_seed(0)
+    policy = SACPolicy(actor=build_actor(spec.obs_dim, spec.act_dim, spec.hidden_sizes), action_space=env.action_space)
+    algo, (real, model) = make(MOPO, device), data(device)
+    sampler = MixedSampler(real, model, 0.05, torch.Generator(device=device).manual_seed(0))
+    background = BackgroundEvaluator(spec)
+
+    def train() -> None:
+        with policy_within_training_step(algo.policy):
+            for _ in range(steps):
+                algo.update(sampler, 256)
+        sync(device)
+
+    def timed(fn) -> float:
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    seconds = {"train": 0.0, "evaluation": 0.0, "both": 0.0}
+    try:
+        background.submit(policy, 10, 0, {})  # starts the process; not timed
+        background.wait()
+        for r in range(rounds):  # alternating, so that all three see the same machine load
+            seconds["train"] += timed(train)
+            seconds["evaluation"] += timed(lambda r=r: (background.submit(policy, 10, r, {}), background.wait()))
+            seconds["both"] += timed(lambda r=r: (background.submit(policy, 10, r, {}), train(), background.wait()))
+    finally:
+        background.close()
+    train_alone, evaluation_alone, both = (seconds[k] / rounds for k in ("train", "evaluation", "both"))
+    return {"gradient_steps": steps, "rounds": rounds, "train_seconds": round(train_alone, 2),
+            "evaluation_seconds": round(evaluation_alone, 2), "train_and_background_evaluation_seconds": round(both, 2),
+            "hidden_share": round((train_alone + evaluation_alone - both) / evaluation_alone, 2)}
+
+
 def measure(cls, device: str, steps: int) -> dict:
     algo = make(cls, device)
     real, model = data(device)
@@ -189,6 +232,7 @@ def main() -> None:
                              "mobile_5_elites_x_10_samples": compiled_vs_eager(MOBILE, args.device, mobile_steps)},
         "penalty_dtype": lambda: {"mobile_5_elites_x_10_samples": penalty_dtype_vs_float32(args.device, mobile_steps)},
         "evaluation": lambda: evaluation_seconds(args.device),
+        "background_evaluation": lambda: background_evaluation_overlap(args.device, args.steps),
     }
     only = args.only.split(",") if args.only else list(sections)
     unknown = sorted(set(only) - set(sections))

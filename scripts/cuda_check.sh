@@ -6,12 +6,15 @@
 #      with compiled networks inside the graph (`cuda_graph`), MOPO, MOBILE and MOBILE with a bfloat16 penalty,
 #   3. an end-to-end `morec train` of MOBILE + MOREC on cuda, train.compile auto (the graph) and off,
 #      gradient steps/s of the training loop itself (rollouts included, from its TensorBoard scalars),
-#      and 8 seeds in one process (`--seeds`), their steps/s added up,
+#      4 epochs with the published evaluation schedule, evaluating in a background process and in the
+#      trainer (train.evaluate_in_background on / off: wall seconds), and 8 seeds in one process
+#      (`--seeds`), their steps/s added up,
 #   4. the other tests parametrised over devices, on cuda (resume = uninterrupted run, now with the graph;
 #      seeds in one process = separate runs),
 #   5. how many runs should share the GPU, each replaying its update as a graph: N processes against
 #      N learners in one process (`--seeds`),
-#   6. rollout throughput and the rest of bench_train (compiled networks alone, the penalty's precision).
+#   6. rollout throughput and the rest of bench_train (compiled networks alone, the penalty's precision,
+#      the evaluation loop, how much of an evaluation the background process hides).
 #
 #   bash scripts/cuda_check.sh OUT_DIR [HOPPER_DATASET.hdf5 [MODEL_CACHE_DIR]]
 # DEADLINE_S (default 540): steps that would end after it are cut short or skipped, so that a lease's
@@ -73,6 +76,13 @@ if [ -n "$dataset" ]; then
       --run-dir "$base/$mode" --dataset "$dataset" --no-progress "${sets[@]}" --set "train.compile=$mode" > "$out/train_$mode.log" 2>&1
     loop_speed "$base/$mode" > "$out/train_${mode}_speed.json" 2>> "$out/train_$mode.log"
   done
+  for mode in on off; do  # the published schedule, 10 episodes after every epoch: evaluation in a process beside the learner, or in it
+    step "train_evaluation_$mode" 120 "$py" -m morec.cli train --config $config --run-dir "$base/eval_$mode" --dataset "$dataset" \
+      --no-progress "${sets[@]}" --set train.epochs=4 --set train.eval_every=1 --set train.eval_episodes=10 \
+      --set "train.evaluate_in_background=$mode" > "$out/train_evaluation_$mode.log" 2>&1
+    "$py" -c "import json, sys; s = json.load(open(sys.argv[1])); print(json.dumps({k: s[k] for k in ('epochs', 'wall_seconds_this_session')}))" \
+      "$base/eval_$mode/summary.json" > "$out/train_evaluation_$mode.json" 2>> "$out/train_evaluation_$mode.log"
+  done
   step train_8_seeds 150 "$py" -m morec.cli train --config $config --run-dir "$base/seeds" --dataset "$dataset" --no-progress \
     "${sets[@]}" --seeds 0,1,2,3,4,5,6,7 > "$out/train_seeds.log" 2>&1
   loop_speed "$base"/seeds/seed* > "$out/train_seeds_speed.json" 2>> "$out/train_seeds.log"
@@ -82,5 +92,5 @@ step pytest_cuda 150 "$py" -m pytest -q -p no:cacheprovider -k cuda tests --dese
 step shared_device 170 "$py" scripts/bench_shared_device.py --device cuda --runs 1,8 --seconds 10 --cuda-graph --in-process \
   > "$out/shared_device_graph.json"
 step bench_rollout_cuda 40 "$py" scripts/bench_rollout.py --device cuda > "$out/bench_rollout_cuda.json"
-step bench_train_rest 120 "$py" scripts/bench_train.py --device cuda --steps 200 --only mopo,mobile_5_elites_x_10_samples,penalty_dtype,compiled \
+step bench_train_rest 120 "$py" scripts/bench_train.py --device cuda --steps 200 --only mopo,mobile_5_elites_x_10_samples,penalty_dtype,compiled,evaluation,background_evaluation \
   > "$out/bench_train_rest.json"
