@@ -12,7 +12,8 @@ OfflineRL-Kit is not a dependency: fetch a checkout yourself into a temporary di
 
 Also, in the same processes: MOPO rollout throughput (50,000 start states x 5 steps) and the
 seconds per epoch of ensemble training on 100,000 transitions. ``--epochs-to-stop FILE`` instead
-trains both libraries' ensembles to their own early stop on a D4RL-format file.
+trains both libraries' ensembles to their own early stop on a D4RL-format file (``--libraries``
+picks one of them).
 
     python scripts/bench_peer.py /tmp/OfflineRL-Kit [--steps 20] [--blocks 5] [--threads 1]
 """
@@ -229,22 +230,14 @@ def dynamics_epoch_seconds(kit_dynamics, epochs: int = 3, repeats: int = 2) -> d
             "epochs_per_run": epochs, "runs": repeats}
 
 
-def epochs_to_stop(kit_dir: str, hdf5: str, threads: int) -> dict:
+def epochs_to_stop(kit_dir: str, hdf5: str, threads: int, libraries: tuple[str, ...] = ("morec", "offlinerl_kit")) -> dict:
     """Each library's ensemble training run to its own early stop (5 epochs without a 1 % holdout
     gain, no epoch cap) on the same D4RL-format file: epochs, seconds, and each library's holdout MSE
     of its elites' means (raw targets: next-state deltas and reward; each on its own random 1,000
-    held-out rows; morec's at each member's best epoch, the one it keeps, Kit's at its last epoch)."""
-    import contextlib
-    import csv
-    import io
-    import tempfile
-
+    held-out rows; morec's at each member's best epoch, the one it keeps, Kit's at its last epoch).
+    ``libraries``: which of the two to train, one after the other."""
     import numpy as np
     import torch
-    from offlinerlkit.dynamics import EnsembleDynamics as KitDynamics
-    from offlinerlkit.modules import EnsembleDynamicsModel
-    from offlinerlkit.utils.logger import Logger
-    from offlinerlkit.utils.scaler import StandardScaler
 
     sys.path.insert(0, str(ROOT))
     from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble
@@ -258,10 +251,33 @@ def epochs_to_stop(kit_dir: str, hdf5: str, threads: int) -> dict:
     data["rewards"] = data["rewards"].reshape(-1, 1)
     obs_dim, act_dim = data["observations"].shape[1], data["actions"].shape[1]
 
-    start = time.perf_counter()
-    report = fit_ensemble(EnsembleDynamics(TaskInfo(obs_dim, act_dim), EnsembleConfig(), seed=0), fit_view(data), show_progress=False)
-    ours = {"epochs": report.epochs, "seconds": round(time.perf_counter() - start, 1),
-            "elite_holdout_mse": round(report.elite_holdout_mse, 5)}
+    result = {"dataset": hdf5, "transitions": len(data["rewards"]), "threads": threads}
+    if "morec" in libraries:
+        start = time.perf_counter()
+        report = fit_ensemble(EnsembleDynamics(TaskInfo(obs_dim, act_dim), EnsembleConfig(), seed=0), fit_view(data), show_progress=False)
+        result["morec"] = {"epochs": report.epochs, "seconds": round(time.perf_counter() - start, 1),
+                           "elite_holdout_mse": round(report.elite_holdout_mse, 5)}
+    if "offlinerl_kit" in libraries:
+        result["offlinerl_kit"] = kit_epochs_to_stop(data, obs_dim, act_dim)
+    if len(libraries) == 2:
+        result["seconds_per_epoch"] = {name: round(result[name]["seconds"] / result[name]["epochs"], 2) for name in libraries}
+    return result
+
+
+def kit_epochs_to_stop(data: dict, obs_dim: int, act_dim: int) -> dict:
+    """OfflineRL-Kit's ensemble (its MOBILE/MOPO launchers' sizes) trained to its own early stop."""
+    import contextlib
+    import csv
+    import io
+    import tempfile
+
+    import numpy as np
+    import torch
+    from offlinerlkit.dynamics import EnsembleDynamics as KitDynamics
+    from offlinerlkit.modules import EnsembleDynamicsModel
+    from offlinerlkit.utils.logger import Logger
+    from offlinerlkit.utils.scaler import StandardScaler
+
     torch.manual_seed(0)
     np.random.seed(0)
     model = EnsembleDynamicsModel(obs_dim=obs_dim, action_dim=act_dim, hidden_dims=[200] * 4, num_ensemble=7, num_elites=5,
@@ -275,11 +291,8 @@ def epochs_to_stop(kit_dir: str, hdf5: str, threads: int) -> dict:
         seconds = time.perf_counter() - start
         with open(Path(tmp) / "record" / "dynamics_training_progress.csv") as f:
             rows = list(csv.DictReader(f))
-    theirs = {"epochs": len(rows), "seconds": round(seconds, 1),
-              "elite_holdout_mse_last_epoch": round(float(rows[-1]["loss/dynamics_holdout_loss"]), 5)}
-    return {"dataset": hdf5, "transitions": len(data["rewards"]), "threads": threads, "morec": ours, "offlinerl_kit": theirs,
-            "seconds_per_epoch": {"morec": round(ours["seconds"] / ours["epochs"], 2),
-                                  "offlinerl_kit": round(theirs["seconds"] / theirs["epochs"], 2)}}
+    return {"epochs": len(rows), "seconds": round(seconds, 1),
+            "elite_holdout_mse_last_epoch": round(float(rows[-1]["loss/dynamics_holdout_loss"]), 5)}
 
 
 def main() -> None:
@@ -290,11 +303,17 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--epochs-to-stop", metavar="HDF5",
                    help="instead: train both libraries' ensembles to their own early stop on this D4RL-format file")
+    p.add_argument("--libraries", default="morec,offlinerl_kit",
+                   help="with --epochs-to-stop: the libraries to train, one after the other (run one per process "
+                        "to train them at the same time on two idle cores)")
     p.add_argument("--child", choices=("default", "tuned"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.epochs_to_stop:
+        libraries = tuple(args.libraries.split(","))
+        if not libraries or set(libraries) - {"morec", "offlinerl_kit"}:
+            p.error(f"--libraries: {args.libraries!r}; give morec, offlinerl_kit or both, comma-separated")
         sys.path.insert(0, args.kit_dir)
-        print(json.dumps(epochs_to_stop(args.kit_dir, args.epochs_to_stop, args.threads), indent=2))
+        print(json.dumps(epochs_to_stop(args.kit_dir, args.epochs_to_stop, args.threads, libraries), indent=2))
         return
     if args.child:
         print(json.dumps(measure(args.kit_dir, args.steps, args.blocks, args.threads, args.child == "tuned")))
