@@ -67,12 +67,17 @@ class TrainSettings:
     def compiles(self, device: str) -> bool:
         """Whether the learner is compiled on ``device``: ``auto`` compiles on CUDA only (on one CPU
         thread it gains 3-4 %, see docs/speed.md, and costs half a minute of compiling)."""
-        return self.compile == "on" or (self.compile == "auto" and device.startswith("cuda"))
+        return _is_on(self.compile, device)
 
     def evaluates_in_background(self, device: str) -> bool:
         """Whether evaluations run in another process: ``auto`` does so when the learner is on CUDA
         (the CPU is otherwise idle there); on the CPU it would take a second core from other runs."""
-        return self.evaluate_in_background == "on" or (self.evaluate_in_background == "auto" and device.startswith("cuda"))
+        return _is_on(self.evaluate_in_background, device)
+
+
+def _is_on(switch: str, device: str) -> bool:
+    """An ``auto`` / ``on`` / ``off`` switch resolved for ``device``: ``auto`` is on for CUDA only."""
+    return switch == "on" or (switch == "auto" and device.startswith("cuda"))
 
 
 def _switch(key: str, value: str | bool) -> str:

@@ -259,7 +259,7 @@ def epochs_to_stop(kit_dir: str, hdf5: str, threads: int, libraries: tuple[str, 
                            "elite_holdout_mse": round(report.elite_holdout_mse, 5)}
     if "offlinerl_kit" in libraries:
         result["offlinerl_kit"] = kit_epochs_to_stop(data, obs_dim, act_dim)
-    if len(libraries) == 2:
+    if {"morec", "offlinerl_kit"} <= set(libraries):
         result["seconds_per_epoch"] = {name: round(result[name]["seconds"] / result[name]["epochs"], 2) for name in libraries}
     return result
 
@@ -309,7 +309,7 @@ def main() -> None:
     p.add_argument("--child", choices=("default", "tuned"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.epochs_to_stop:
-        libraries = tuple(args.libraries.split(","))
+        libraries = tuple(dict.fromkeys(args.libraries.split(",")))  # each once, in the order given
         if not libraries or set(libraries) - {"morec", "offlinerl_kit"}:
             p.error(f"--libraries: {args.libraries!r}; give morec, offlinerl_kit or both, comma-separated")
         sys.path.insert(0, args.kit_dir)
