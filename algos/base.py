@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +28,6 @@ from tianshou.algorithm.optim import AdamOptimizerFactory, LRSchedulerFactory, O
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 
 from morec.buffer import ModelBuffer, TransitionBatch
-from morec.errors import UserError
 
 from .networks import TwinCritic, sample_action
 
@@ -228,26 +226,17 @@ class ModelBasedSAC(torch.nn.Module):
         every learning-rate scheduler. Must run inside tianshou's ``policy_within_training_step``."""
         if not self.policy.is_within_training_step:
             raise RuntimeError("update() outside a training step: wrap it in tianshou's policy_within_training_step")
+        from .cuda_graph import replay_or_none
+
         start = time.perf_counter()
-        stats = self._captured_step(sampler, batch_size) if self.captured_update is not None else None
+        real_rows, model_rows = sampler.draw_rows(batch_size)
+        stats = replay_or_none(self, sampler, real_rows, model_rows) if self.captured_update is not None else None
         if stats is None:
-            stats = self._update_with_batch(sampler.sample(batch_size))
+            stats = self._update_with_batch(sampler.gather(real_rows, model_rows))
         for scheduler in self.lr_schedulers:
             scheduler.step()
         stats.train_time = time.perf_counter() - start
         return stats
-
-    def _captured_step(self, sampler: MixedSampler, batch_size: int) -> ModelBasedStats | None:
-        try:
-            return self.captured_update.step(sampler, batch_size)
-        except RuntimeError as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            if not self._eager_on_capture_failure:
-                raise UserError(f"train.compile=on: the gradient step could not be captured as a CUDA graph ({reason}); "
-                                "train.compile=auto runs it eagerly instead") from error
-            warnings.warn(f"the update could not be captured as a CUDA graph, so it runs eagerly: {reason}", stacklevel=3)
-            self.captured_update = None
-            return None
 
     def _update_with_batch(self, batch: MixedBatch) -> ModelBasedStats:
         cfg, tr = self.config, batch.transitions

@@ -59,10 +59,14 @@ class TrainSettings:
     # on, off, or auto (on for CUDA, off on the CPU): evaluate each epoch's policy in another process,
     # on the CPU, while the next epoch trains (algos/background_evaluation.py)
     evaluate_in_background: str | bool = "auto"
+    # on, off, or auto (on for CUDA, off on the CPU): with `morec train --seeds`, update all seeds as one
+    # learner with a seed dimension (algos/stacked_learner.py) instead of one after another
+    stack_seeds: str | bool = "auto"
 
     def __post_init__(self) -> None:
         self.compile = _switch("train.compile", self.compile)
         self.evaluate_in_background = _switch("train.evaluate_in_background", self.evaluate_in_background)
+        self.stack_seeds = _switch("train.stack_seeds", self.stack_seeds)
 
     def compiles(self, device: str) -> bool:
         """Whether the learner is compiled on ``device``: ``auto`` compiles on CUDA only (on one CPU
@@ -73,6 +77,12 @@ class TrainSettings:
         """Whether evaluations run in another process: ``auto`` does so when the learner is on CUDA
         (the CPU is otherwise idle there); on the CPU it would take a second core from other runs."""
         return _is_on(self.evaluate_in_background, device)
+
+    def stacks_seeds(self, device: str) -> bool:
+        """Whether ``--seeds`` updates the seeds as one stacked learner: ``auto`` does so on CUDA, where
+        a step waits on kernel launches; on one CPU thread it gained 1.1x for MOPO and nothing for MOBILE
+        (docs/speed.md), and the seeds' runs then differ from separate runs in float rounding."""
+        return _is_on(self.stack_seeds, device)
 
 
 def _is_on(switch: str, device: str) -> bool:

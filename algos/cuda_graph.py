@@ -21,20 +21,25 @@ steps as the uninterrupted run.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import torch
 
-from .base import MixedSampler, ModelBasedSAC, ModelBasedStats
+from morec.errors import UserError
+
+from .base import ModelBasedStats
 
 
 class CapturedUpdate:
-    """``step(sampler, batch_size)``: one gradient step of ``algo`` as a graph replay (CUDA only).
-    Recaptures when the batch's split into real and model rows or the sampler changes."""
+    """``replay(sampler, real_rows, model_rows)``: one gradient step of ``algo`` (a
+    :class:`~algos.base.ModelBasedSAC` or a :class:`~algos.stacked_learner.StackedSAC`) on the batch
+    at these rows, as a graph replay (CUDA only). Recaptures when the sampler or the rows' shapes
+    (the batch's split into real and model rows) change."""
 
     WARMUP_STEPS = 3
     DEVICE_TYPE = "cuda"  # the device the capture runs on (the CPU tests' stand-in says "cpu")
 
-    def __init__(self, algo: ModelBasedSAC):
+    def __init__(self, algo):
         device = next(algo.parameters()).device
         if device.type != self.DEVICE_TYPE:
             raise ValueError(f"a CUDA graph needs the learner on a CUDA device, not {device}")
@@ -42,12 +47,11 @@ class CapturedUpdate:
         self.real_rows: torch.Tensor | None = None  # the graph's inputs: the batch's row indices
         self.model_rows: torch.Tensor | None = None
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.signature: tuple | None = None  # (sampler, real rows, model rows) the graph was captured for
+        self.signature: tuple | None = None  # (sampler, real rows' shape, model rows' shape) the graph was captured for
         self.stats: ModelBasedStats | None = None  # the graph's outputs, rewritten by each replay
 
-    def step(self, sampler: MixedSampler, batch_size: int) -> ModelBasedStats:
-        real_rows, model_rows = sampler.draw_rows(batch_size)
-        signature = (id(sampler), len(real_rows), 0 if model_rows is None else len(model_rows))
+    def replay(self, sampler, real_rows: torch.Tensor, model_rows: torch.Tensor | None) -> ModelBasedStats:
+        signature = (id(sampler), tuple(real_rows.shape), None if model_rows is None else tuple(model_rows.shape))
         if signature != self.signature:
             self._capture(sampler, real_rows, model_rows)
             self.signature = signature
@@ -58,7 +62,7 @@ class CapturedUpdate:
         return dataclasses.replace(self.stats)
 
     # ------------------------------------------------------------------ capture
-    def _capture(self, sampler: MixedSampler, real_rows: torch.Tensor, model_rows: torch.Tensor | None) -> None:
+    def _capture(self, sampler, real_rows: torch.Tensor, model_rows: torch.Tensor | None) -> None:
         self.real_rows, self.model_rows = real_rows.clone(), None if model_rows is None else model_rows.clone()
         if self.graph is not None and self.device.type == "cuda":  # its last replay may still run on the device
             torch.cuda.current_stream(self.device).synchronize()
@@ -125,3 +129,19 @@ class CapturedUpdate:
 
     def _set_rng_state(self, state: torch.Tensor) -> None:
         torch.cuda.set_rng_state(state, self.device)
+
+
+def replay_or_none(learner, sampler, real_rows: torch.Tensor, model_rows: torch.Tensor | None) -> ModelBasedStats | None:
+    """``learner.captured_update``'s replay of the step at these rows. If the step cannot be
+    captured: with ``learner._eager_on_capture_failure`` (``train.compile=auto``) a warning, the
+    learner eager from then on, and ``None`` (the caller steps eagerly); otherwise a clear error."""
+    try:
+        return learner.captured_update.replay(sampler, real_rows, model_rows)
+    except RuntimeError as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if not learner._eager_on_capture_failure:
+            raise UserError(f"train.compile=on: the gradient step could not be captured as a CUDA graph ({reason}); "
+                            "train.compile=auto runs it eagerly instead") from error
+        warnings.warn(f"the update could not be captured as a CUDA graph, so it runs eagerly: {reason}", stacklevel=4)
+        learner.captured_update = None
+        return None

@@ -23,6 +23,7 @@ captured on one capture stream) and the CUDA generator's graph-side seed and off
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 
 from .config import ConfigError, TrainConfig
+from .trainer import TrainingLoop
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -76,7 +78,8 @@ def train_seeds(cfg: TrainConfig, run_root: str | Path, seeds: Sequence[int], re
                 show_progress: bool = True) -> list[dict[str, Any]]:
     """Train ``cfg`` once per seed in ``run_root/seed<N>``, in lockstep in this process; return the
     summaries in the order of ``seeds``. ``resume=True`` continues each seed from its checkpoint; a
-    seed stopped before its first checkpoint starts again."""
+    seed stopped before its first checkpoint starts again. Where ``train.stack_seeds`` says, the
+    seeds' updates run as one :class:`~algos.stacked_learner.StackedSAC`."""
     from .train import Trainer
 
     loops, scopes = [], []
@@ -89,6 +92,9 @@ def train_seeds(cfg: TrainConfig, run_root: str | Path, seeds: Sequence[int], re
         for position, (loop, scope) in enumerate(zip(loops, scopes)):
             with scope.entered():
                 loop.begin(bar_position=position)
+        if cfg.train.stacks_seeds(cfg.device):
+            _catch_up(loops, scopes)
+            _train_stacked(cfg, loops, scopes, list(seeds))
         while not all(loop.done for loop in loops):
             for loop, scope in zip(loops, scopes):
                 if not loop.done:
@@ -102,3 +108,50 @@ def train_seeds(cfg: TrainConfig, run_root: str | Path, seeds: Sequence[int], re
     finally:
         for loop in loops:
             loop.close()
+
+
+def _catch_up(loops: Sequence[TrainingLoop], scopes: Sequence[RunScope]) -> None:
+    """Bring seeds whose checkpoints are behind the others' (a run killed between the seeds'
+    checkpoints) to the same gradient step, each on its own, so that the stack starts together."""
+    target = max(loop.gradient_step for loop in loops)
+    behind = [(loop, scope) for loop, scope in zip(loops, scopes) if loop.gradient_step < target]
+    if not behind:
+        return
+    names = ", ".join(str(loop.cfg.seed) for loop, _ in behind)
+    warnings.warn(f"seeds {names} resume behind the others (the run stopped between the seeds' checkpoints); they train "
+                  f"on their own to step {target} before the stack resumes, so these seeds' runs differ from an "
+                  "uninterrupted stacked run", stacklevel=3)
+    for loop, scope in behind:
+        with scope.entered():
+            while loop.gradient_step < target:
+                loop.step()
+
+
+def _train_stacked(cfg: TrainConfig, loops: Sequence[TrainingLoop], scopes: Sequence[RunScope], seeds: list[int]) -> None:
+    """Train all ``loops`` (at one gradient step) to the end with one stacked update per step. The
+    update draws its noise in the first seed's scope (so a stack of one seed is that seed's run);
+    rollouts, evaluations and checkpoints stay each seed's own, and read the seeds' own learners,
+    which the stack writes into first."""
+    from .stacked_learner import StackedSAC, StackedSampler
+
+    stack = StackedSAC([loop.algo for loop in loops])
+    sampler = StackedSampler([loop.sampler for loop in loops])
+    if cfg.train.compiles(cfg.device) and torch.device(cfg.device).type == "cuda":
+        stack.capture_cuda_graph(eager_on_failure=cfg.train.compile == "auto")
+    for loop in loops:
+        loop.stacked_with_seeds = seeds
+    first = loops[0]
+    while not first.done:
+        if first.rollout_due:
+            stack.write_to_seeds()
+        for loop, scope in zip(loops, scopes):
+            with scope.entered():
+                loop.before_update()
+        with scopes[0].entered():
+            stats = stack.update(sampler, cfg.train.batch_size)
+        if first.epoch_ends_after_update:
+            stack.write_to_seeds()
+        for index, (loop, scope) in enumerate(zip(loops, scopes)):
+            with scope.entered():
+                loop.after_update(StackedSAC.seed_stats(stats, index))
+    stack.write_to_seeds()

@@ -138,6 +138,7 @@ class TrainingLoop:
         self.evaluation_to_redo: dict[str, int] | None = None  # in flight when the loaded checkpoint was written
         self.seconds_before_session = 0.0  # training time of earlier sessions of a resumed run
         self.rollouts: list[dict[str, float]] = []  # per model rollout: its statistics (for the summary)
+        self.stacked_with_seeds: list[int] | None = None  # set by algos.seeds when its updates are stacked with other seeds'
         if resume:
             self._load_checkpoint()
         # a resumed run drops events logged after its checkpoint (they are about to be written again)
@@ -248,11 +249,29 @@ class TrainingLoop:
     def step(self, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> None:
         """One gradient step (a model rollout first when one is due) and its logging; at the end of
         an epoch, the evaluation (when due) and the checkpoint."""
-        cfg = self.cfg.train
-        if self.gradient_step % self.cfg.rollout.freq == 0:
-            self.rollout()
+        self.before_update()
         with policy_within_training_step(self.algo.policy):
-            stats = self.algo.update(self.sampler, cfg.batch_size)
+            stats = self.algo.update(self.sampler, self.cfg.train.batch_size)
+        self.after_update(stats, on_evaluation)
+
+    @property
+    def rollout_due(self) -> bool:
+        """Whether the next step begins with a model rollout."""
+        return self.gradient_step % self.cfg.rollout.freq == 0
+
+    @property
+    def epoch_ends_after_update(self) -> bool:
+        """Whether the next update is the last of an epoch."""
+        return (self.gradient_step + 1) % self.cfg.train.steps_per_epoch == 0
+
+    def before_update(self) -> None:
+        """The model rollout, when one is due."""
+        if self.rollout_due:
+            self.rollout()
+
+    def after_update(self, stats: ModelBasedStats, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Count the update, log it, and end the epoch when it was its last."""
+        cfg = self.cfg.train
         self.gradient_step += 1
         self._window_steps += 1
         self.bar.update(1)
@@ -336,6 +355,7 @@ class TrainingLoop:
             "shaping": self.shaping.summary(),
             "rollouts": rollout_summary(self.rollouts),
             "models": self.components.model_dirs,
+            "stacked_with_seeds": self.stacked_with_seeds,
             "policy": self.run_directory.policy.name,
             "wall_seconds_this_session": round(seconds, 1),
             "wall_seconds": round(self.seconds_before_session + seconds, 1),

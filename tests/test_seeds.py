@@ -1,5 +1,7 @@
-"""Several seeds in one process (algos/seeds.py, ``morec train --seeds``): each seed's run equals
-the separate run bit for bit, resumes like it, and bad ``--seeds`` get a clear error."""
+"""Several seeds in one process (algos/seeds.py, ``morec train --seeds``): in lockstep each seed's
+run equals the separate run bit for bit and resumes like it; stacked (``train.stack_seeds``) a
+seed's run equals its separate run to float rounding and resumes like the uninterrupted stacked
+run; bad ``--seeds`` get a clear error."""
 
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ def assert_same_runs(separate_dir, batched_dir, separate: dict, batched: dict) -
 @pytest.mark.parametrize("device", DEVICES)
 def test_seeds_in_one_process_equal_separate_runs(hopper_file, tmp_path, device):  # noqa: F811
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=True, epochs=2, device=device)
-                      + ["model_seed=0"])  # the seeds share one ensemble and dynamics reward, trained by the first run
+                      + ["model_seed=0", "train.stack_seeds=off"])  # the seeds share one ensemble and dynamics reward, trained by the first run
     separate = {s: Trainer(replace(cfg, seed=s), tmp_path / "separate" / f"seed{s}", show_progress=False).run() for s in (3, 5)}
     batched = train_seeds(cfg, tmp_path / "batched", [3, 5], show_progress=False)
     assert [s["seed"] for s in batched] == [3, 5]
@@ -45,7 +47,8 @@ def test_seeds_in_one_process_equal_separate_runs(hopper_file, tmp_path, device)
 
 @pytest.mark.parametrize("killed_at_epoch", [1, 2])  # 1: seed 1 has no checkpoint yet; 2: the seeds stopped at different epochs
 def test_seeds_resume_like_the_uninterrupted_runs(hopper_file, tmp_path, monkeypatch, killed_at_epoch):  # noqa: F811
-    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3) + ["model_seed=0"])
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3)
+                      + ["model_seed=0", "train.stack_seeds=off"])
     full = train_seeds(cfg, tmp_path / "full", [0, 1], show_progress=False)
     original = Trainer._save_checkpoint
 
@@ -63,6 +66,48 @@ def test_seeds_resume_like_the_uninterrupted_runs(hopper_file, tmp_path, monkeyp
     for seed, a, b in zip((0, 1), full, resumed):
         assert_same_runs(tmp_path / "full" / f"seed{seed}", tmp_path / "killed" / f"seed{seed}", a, b)
     assert resumed[0]["wall_seconds"] > resumed[0]["wall_seconds_this_session"]
+
+
+def test_a_stacked_seed_is_its_separate_run_to_float_rounding(hopper_file, tmp_path):  # noqa: F811
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=True, epochs=2)
+                      + ["model_seed=0", "train.stack_seeds=on"])
+    separate = Trainer(replace(cfg, seed=3), tmp_path / "separate", show_progress=False).run()
+    (stacked,) = train_seeds(cfg, tmp_path / "stacked", [3], show_progress=False)
+    assert stacked["stacked_with_seeds"] == [3] and separate["stacked_with_seeds"] is None
+    for a, b in zip(separate["evaluations"], stacked["evaluations"]):
+        assert a == pytest.approx(b, rel=1e-4)
+    for a, b in zip(separate["rollouts"], stacked["rollouts"]):
+        assert a == pytest.approx(b, rel=1e-4)
+    torch.testing.assert_close(final_state(tmp_path / "separate"), final_state(tmp_path / "stacked" / "seed3"), rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("killed_after_seed", [1, 0])  # 1: every seed's checkpoint written; 0: seed 1's is an epoch behind
+def test_stacked_seeds_resume_like_the_uninterrupted_stacked_run(hopper_file, tmp_path, monkeypatch, killed_after_seed):  # noqa: F811
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3)
+                      + ["model_seed=0", "train.stack_seeds=on"])
+    full = train_seeds(cfg, tmp_path / "full", [0, 1], show_progress=False)
+    assert [s["stacked_with_seeds"] for s in full] == [[0, 1], [0, 1]]
+    assert full[0]["evaluations"] != full[1]["evaluations"]
+    original = Trainer._save_checkpoint
+
+    def crash_at_epoch_2(self):
+        original(self)
+        if self.cfg.seed == killed_after_seed and self.epoch == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", crash_at_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_seeds(cfg, tmp_path / "killed", [0, 1], show_progress=False)
+    monkeypatch.setattr(Trainer, "_save_checkpoint", original)
+    if killed_after_seed == 1:
+        resumed = train_seeds(cfg, tmp_path / "killed", [0, 1], resume=True, show_progress=False)
+        for seed, a, b in zip((0, 1), full, resumed):
+            assert_same_runs(tmp_path / "full" / f"seed{seed}", tmp_path / "killed" / f"seed{seed}", a, b)
+    else:
+        with pytest.warns(UserWarning, match="seeds 1 resume behind the others"):
+            resumed = train_seeds(cfg, tmp_path / "killed", [0, 1], resume=True, show_progress=False)
+        assert [len(s["evaluations"]) for s in resumed] == [3, 3] and [s["gradient_steps"] for s in resumed] == [60, 60]
+        assert resumed[0]["evaluations"][:2] == full[0]["evaluations"][:2]
 
 
 def test_bad_seeds_get_a_clear_error(tmp_path, capsys):
