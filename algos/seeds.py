@@ -1,23 +1,32 @@
 """Several seeds of one config trained in one process: :func:`train_seeds` (``morec train --seeds``).
 
 Each seed is a whole run of its own, in ``<run_root>/seed<N>``: its config (``seed: N``), data
-sampling, rollouts, model buffer, evaluations, TensorBoard, checkpoints and resume, exactly what
-``morec train --set seed=N --run-dir <run_root>/seed<N>`` writes. The runs step in lockstep, one
-gradient step each in turn, and each sees only its own random state: the global generators (torch,
-CUDA, numpy) are swapped in around its work, so every seed's run is the separate run's, step for
-step (tested on the CPU, bit for bit).
+sampling, rollouts, model buffer, evaluations, TensorBoard, checkpoints and resume, what
+``morec train --set seed=N --run-dir <run_root>/seed<N>`` writes. Two ways to step them
+(``train.stack_seeds``):
+
+- **lockstep** (``off``; ``auto`` on the CPU): one gradient step of each seed in turn, each seeing
+  only its own random state (the global generators, torch, CUDA and numpy, are swapped in around its
+  work), so every seed's run is the separate run, bit for bit (tested on the CPU). One process
+  instead of S, not a faster one: the seeds' steps run one after another.
+- **stacked** (``on``; ``auto`` on CUDA): one update of all seeds as a
+  :class:`~algos.stacked_learner.StackedSAC`, its parameters with a seed dimension, one batched
+  product per layer, and on CUDA one captured graph for all seeds. Rollouts, evaluations and
+  checkpoints stay each seed's own. The update's noise is drawn for all seeds at once in the first
+  seed's random state, so a stack of one seed is that seed's run (to float rounding), and a stack
+  of S seeds is S independent runs, not the S separate runs bit for bit. A stacked run resumes to
+  the uninterrupted stacked run; if it was stopped between the seeds' checkpoints, the seeds left
+  behind first train on their own up to the others (with a warning).
 
 Whether seeds share a dynamics model and dynamics reward is the config's ``model_seed``, as for
-separate runs: unset, each seed trains (or loads from the cache) its own; ``model_seed: 0`` makes
-them share one, trained once. Each run's ``config.yaml`` and ``summary.json`` say which.
+separate runs: unset, each seed trains (or loads from the cache) its own (a stacked MOBILE penalty
+then samples each seed's next states from its own ensemble); ``model_seed: 0`` makes them share
+one, trained once. Each run's ``config.yaml`` and ``summary.json`` say which, and the summary's
+``stacked_with_seeds`` names the seeds a run was stacked with.
 
-What it gains: one process instead of S (one CUDA context, compiled kernels reused). It is not
-faster than S separate processes: the seeds' steps run one after another on the device's one
-stream, and on an H200 one MOBILE run, its update one CUDA graph, already keeps the GPU busy (8
-processes gave 1.03x one run's steps/s; docs/cuda_check.md). Running the seeds' graphs side by side
-on CUDA streams of their own was tried and ended in an illegal memory access with 8 seeds (2 seeds
-passed). Likely causes, both shared between the seeds' graphs: cuBLAS's workspace (all graphs are
-captured on one capture stream) and the CUDA generator's graph-side seed and offset.
+Running the seeds' CUDA graphs side by side on CUDA streams of their own (lockstep) was tried and
+ended in an illegal memory access with 8 seeds (2 passed); likely causes, both shared between the
+seeds' graphs: cuBLAS's workspace and the CUDA generator's graph-side seed and offset.
 """
 
 from __future__ import annotations

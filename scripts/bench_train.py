@@ -7,10 +7,12 @@ step replayed as one captured CUDA graph against eager steps (what ``train.compi
 MOBILE's penalty in float32 against bfloat16 (``mobile.penalty_dtype``:
 ``penalty_dtype.bfloat16_vs_float32``); and the seconds one evaluation takes (10 HalfCheetah
 episodes of 1,000 steps) in the trainer's loop against tianshou's Collector, which it replaced
-(``evaluation.collector_vs_lean``), and how much of it evaluating in a background process hides
-behind training (``background_evaluation.hidden_share``). Prints one JSON object.
+(``evaluation.collector_vs_lean``), how much of it evaluating in a background process hides
+behind training (``background_evaluation.hidden_share``), and S seeds updated as one stacked
+learner against S learners stepped one after another (``stacked_seeds.<algo>.stacked_vs_separate``).
+Prints one JSON object.
 
-    python scripts/bench_train.py [--device cpu|cuda] [--steps 200] [--threads 1] [--only SECTION,...]
+    python scripts/bench_train.py [--device cpu|cuda] [--steps 200] [--threads 1] [--seeds 8] [--only SECTION,...]
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from algos import MOBILE, MOPO, AgentConfig, MixedSampler, MobileConfig, TwinCritic, build_actor  # noqa: E402
 from algos.background_evaluation import ActorSpec, BackgroundEvaluator  # noqa: E402
 from algos.evaluation import MAX_ENVS, evaluate_policy, make_eval_env  # noqa: E402
+from algos.stacked_learner import StackedSAC, StackedSampler  # noqa: E402
 from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo  # noqa: E402
 from morec import ModelBuffer, TransitionBatch  # noqa: E402
 from morec.allocator import keep_freed_memory  # noqa: E402
@@ -186,6 +189,39 @@ def background_evaluation_overlap(device: str, steps: int, rounds: int = 5) -> d
             "hidden_share": round((train_alone + evaluation_alone - both) / evaluation_alone, 2)}
 
 
+def stacked_vs_separate(cls, device: str, steps: int, seeds: int) -> dict:
+    """``seeds`` learners updated as one stacked learner (``train.stack_seeds``) against the same
+    learners stepped one after another (``--seeds`` without stacking; on one CPU thread, what
+    separate processes sharing the core amount to), in alternating blocks; on CUDA both replay their
+    steps as CUDA graphs, as ``train.compile: auto`` does. Steps/s count every seed's step."""
+    real, model = data(device)
+    samplers = [MixedSampler(real, model, 0.05, torch.Generator(device=device).manual_seed(i)) for i in range(seeds)]
+    separate = [make(cls, device) for _ in range(seeds)]
+    stack, stacked_sampler = StackedSAC([make(cls, device) for _ in range(seeds)]), StackedSampler(samplers)
+    if device.startswith("cuda"):
+        for algo in (*separate, stack):
+            algo.capture_cuda_graph()
+
+    def step_separately() -> None:
+        for algo, sampler in zip(separate, samplers):
+            with policy_within_training_step(algo.policy):
+                algo.update(sampler, 256)
+
+    runs = {"separate": step_separately, "stacked": lambda: stack.update(stacked_sampler, 256)}
+    seconds, blocks = dict.fromkeys(runs, 0.0), 4
+    for block in range(blocks + 1):  # block 0 warms up (and captures)
+        for name, run in runs.items():
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(max(steps // blocks, 1) if block else 3):
+                run()
+            sync(device)
+            seconds[name] += (time.perf_counter() - t0) if block else 0.0
+    rate = {name: seeds * blocks * max(steps // blocks, 1) / sec for name, sec in seconds.items()}
+    return {"seeds": seeds, "separate_steps_per_s": round(rate["separate"], 1), "stacked_steps_per_s": round(rate["stacked"], 1),
+            "stacked_vs_separate": round(rate["stacked"] / rate["separate"], 3)}
+
+
 def measure(cls, device: str, steps: int) -> dict:
     algo = make(cls, device)
     real, model = data(device)
@@ -218,6 +254,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--only", help="comma-separated sections to run (default: all)")
+    p.add_argument("--seeds", type=int, default=8, help="seeds in the stacked_seeds section")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # as `morec train` does
@@ -230,6 +267,8 @@ def main() -> None:
                                "mobile_bfloat16_penalty": graph_vs_eager(MOBILE, args.device, mobile_steps, "bfloat16")},
         "compiled": lambda: {"mopo": compiled_vs_eager(MOPO, args.device, args.steps),
                              "mobile_5_elites_x_10_samples": compiled_vs_eager(MOBILE, args.device, mobile_steps)},
+        "stacked_seeds": lambda: {"mopo": stacked_vs_separate(MOPO, args.device, max(args.steps // 4, 8), args.seeds),
+                                  "mobile_5_elites_x_10_samples": stacked_vs_separate(MOBILE, args.device, max(mobile_steps // 8, 4), args.seeds)},
         "penalty_dtype": lambda: {"mobile_5_elites_x_10_samples": penalty_dtype_vs_float32(args.device, mobile_steps)},
         "evaluation": lambda: evaluation_seconds(args.device),
         "background_evaluation": lambda: background_evaluation_overlap(args.device, args.steps),

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The checks that need a GPU, in one go (CI has none), most important first, each with its own time
 # limit so that one slow step leaves the others' results:
-#   1. the CUDA-graph update's own tests (same seed, same result; close to eager steps),
+#   1. the CUDA-graph update's own tests and the stacked learner's (same seed, same result; close to
+#      eager steps),
 #   2. bench_train on cuda: eager steps against the step replayed as one CUDA graph, with eager and
-#      with compiled networks inside the graph (`cuda_graph`), MOPO, MOBILE and MOBILE with a bfloat16 penalty,
+#      with compiled networks inside the graph (`cuda_graph`), MOPO, MOBILE and MOBILE with a bfloat16
+#      penalty; and 8 seeds as one stacked learner against 8 learners stepped in turn (`stacked_seeds`),
 #   3. an end-to-end `morec train` of MOBILE + MOREC on cuda, train.compile auto (the graph) and off,
 #      gradient steps/s of the training loop itself (rollouts included, from its TensorBoard scalars),
 #      4 epochs with the published evaluation schedule, evaluating in a background process and in the
 #      trainer (train.evaluate_in_background on / off: wall seconds), and 8 seeds in one process
-#      (`--seeds`), their steps/s added up,
+#      (`--seeds`, train.stack_seeds on and off), their steps/s added up,
 #   4. the other tests parametrised over devices, on cuda (resume = uninterrupted run, now with the graph;
 #      seeds in one process = separate runs),
 #   5. how many runs should share the GPU, each replaying its update as a graph: N processes against
@@ -62,8 +64,9 @@ EOF
   nproc
 } > "$out/machine.txt" 2>&1
 
-step test_cuda_graph 90 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py > "$out/pytest_cuda_graph.log" 2>&1
-step bench_train_graph 150 "$py" scripts/bench_train.py --device cuda --steps 400 --only cuda_graph > "$out/bench_train_graph.json"
+step test_cuda_graph 120 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py tests/test_stacked_learner.py \
+  > "$out/pytest_cuda_graph.log" 2>&1
+step bench_train_graph 200 "$py" scripts/bench_train.py --device cuda --steps 400 --only cuda_graph,stacked_seeds > "$out/bench_train_graph.json"
 
 if [ -n "$dataset" ]; then
   base=$(mktemp -d)
@@ -83,12 +86,15 @@ if [ -n "$dataset" ]; then
     "$py" -c "import json, sys; s = json.load(open(sys.argv[1])); print(json.dumps({k: s[k] for k in ('epochs', 'wall_seconds_this_session')}))" \
       "$base/eval_$mode/summary.json" > "$out/train_evaluation_$mode.json" 2>> "$out/train_evaluation_$mode.log"
   done
-  step train_8_seeds 150 "$py" -m morec.cli train --config $config --run-dir "$base/seeds" --dataset "$dataset" --no-progress \
-    "${sets[@]}" --seeds 0,1,2,3,4,5,6,7 > "$out/train_seeds.log" 2>&1
-  loop_speed "$base"/seeds/seed* > "$out/train_seeds_speed.json" 2>> "$out/train_seeds.log"
+  for mode in on off; do
+    step "train_8_seeds_stack_$mode" 150 "$py" -m morec.cli train --config $config --run-dir "$base/seeds_$mode" --dataset "$dataset" \
+      --no-progress "${sets[@]}" --seeds 0,1,2,3,4,5,6,7 --set "train.stack_seeds=$mode" > "$out/train_seeds_$mode.log" 2>&1
+    loop_speed "$base/seeds_$mode"/seed* > "$out/train_seeds_${mode}_speed.json" 2>> "$out/train_seeds_$mode.log"
+  done
 fi
 
-step pytest_cuda 150 "$py" -m pytest -q -p no:cacheprovider -k cuda tests --deselect tests/test_cuda_graph.py > "$out/pytest_cuda.log" 2>&1
+step pytest_cuda 150 "$py" -m pytest -q -p no:cacheprovider -k cuda tests --deselect tests/test_cuda_graph.py \
+  --deselect tests/test_stacked_learner.py > "$out/pytest_cuda.log" 2>&1
 step shared_device 170 "$py" scripts/bench_shared_device.py --device cuda --runs 1,8 --seconds 10 --cuda-graph --in-process \
   > "$out/shared_device_graph.json"
 step bench_rollout_cuda 40 "$py" scripts/bench_rollout.py --device cuda > "$out/bench_rollout_cuda.json"

@@ -116,6 +116,8 @@ def test_bad_seeds_get_a_clear_error(tmp_path, capsys):
         parse_seeds("0,x")
     with pytest.raises(ConfigError, match=r"--seeds: \[1\] given more than once"):
         parse_seeds("1,0,1")
+    with pytest.raises(ConfigError, match="train.stack_seeds must be 'auto', 'on' or 'off', got 'always'"):
+        load_config(None, ["train.stack_seeds=always"])
     from morec.cli import main
 
     assert main(["train", "--seeds", "0,0", "--run-dir", str(tmp_path / "runs")]) != 0

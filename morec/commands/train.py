@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", default=None, help="run directory (default: runs/<task>-<algorithm>[-morec]/seed<seed>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     p.add_argument("--seeds", default=None, metavar="N,N,...",
-                   help="train these seeds in lockstep in one process, each in <run-dir>/seed<N> exactly as a separate run "
+                   help="train these seeds together in one process, each in <run-dir>/seed<N> as a separate run would be; "
+                        "train.stack_seeds (auto: on CUDA) updates them as one stacked learner "
                         "(default run dir: runs/<task>-<algorithm>[-morec])")
     p.add_argument("--no-progress", action="store_true")
 
