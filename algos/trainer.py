@@ -231,7 +231,8 @@ class TrainingLoop:
         self.evaluator.close()
         self.run_directory.close()
 
-    # the loop in three parts, so that :func:`algos.seeds.train_seeds` can run several in lockstep
+    # the loop in parts (begin, step = before_update + update + after_update, finish), so that
+    # :func:`algos.seeds.train_seeds` can run several in lockstep or with one stacked update
     @property
     def done(self) -> bool:
         return self.epoch >= self.cfg.train.epochs
