@@ -80,7 +80,7 @@ class TrainSettings:
 
     def stacks_seeds(self, device: str) -> bool:
         """Whether ``--seeds`` updates the seeds as one stacked learner: ``auto`` does so on CUDA, where
-        a step waits on kernel launches; on one CPU thread it gained 1.1x for MOPO and nothing for MOBILE
+        a step waits on kernel launches; on one CPU thread it gained 1.2x for MOPO and nothing for MOBILE
         (docs/speed.md), and the seeds' runs then differ from separate runs in float rounding."""
         return _is_on(self.stack_seeds, device)
 
