@@ -160,6 +160,8 @@ def _train_stacked(cfg: TrainConfig, loops: Sequence[TrainingLoop], scopes: Sequ
             stats = stack.update(sampler, cfg.train.batch_size)
         if first.epoch_ends_after_update:
             stack.write_to_seeds()
+        elif first.logs_after_update:
+            stack.write_schedules_to_seeds()
         for index, (loop, scope) in enumerate(zip(loops, scopes)):
             with scope.entered():
                 loop.after_update(StackedSAC.seed_stats(stats, index))

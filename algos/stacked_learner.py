@@ -235,6 +235,12 @@ class StackedSAC(nn.Module):
                 for s, (optim, q) in enumerate(zip(seed_optims, seeds_of[id(p)])):
                     optim.state[q] = {key: value.detach().to("cpu", torch.float32).clone() if key == "step" else value[s].reshape(q.shape).clone()
                                       for key, value in state.items()}
+        self.write_schedules_to_seeds()
+
+    def write_schedules_to_seeds(self) -> None:
+        """Copy the learning rates and the schedule's state into the seeds' optimizers and schedulers
+        (what the trainer logs as ``train/actor_lr``)."""
+        for stacked_optim, seed_optims in self._optimizer_pairs():
             for optim in seed_optims:
                 optim.param_groups[0]["lr"] = float(stacked_optim.param_groups[0]["lr"])
         for learner in self.learners:

@@ -261,6 +261,11 @@ class TrainingLoop:
         return self.gradient_step % self.cfg.rollout.freq == 0
 
     @property
+    def logs_after_update(self) -> bool:
+        """Whether the next update's scalars are logged."""
+        return (self.gradient_step + 1) % self.cfg.train.log_every == 0
+
+    @property
     def epoch_ends_after_update(self) -> bool:
         """Whether the next update is the last of an epoch."""
         return (self.gradient_step + 1) % self.cfg.train.steps_per_epoch == 0

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from algos.config import ConfigError, load_config
 from algos.seeds import parse_seeds, train_seeds
@@ -79,6 +80,11 @@ def test_a_stacked_seed_is_its_separate_run_to_float_rounding(hopper_file, tmp_p
     for a, b in zip(separate["rollouts"], stacked["rollouts"]):
         assert a == pytest.approx(b, rel=1e-4)
     torch.testing.assert_close(final_state(tmp_path / "separate"), final_state(tmp_path / "stacked" / "seed3"), rtol=1e-3, atol=1e-5)
+    curves = [EventAccumulator(str(run / "tb")).Reload() for run in (tmp_path / "separate", tmp_path / "stacked" / "seed3")]
+    for tag in ("train/actor_lr", "train/critic_loss", "train/alpha"):
+        separate_curve, stacked_curve = ([(e.step, e.value) for e in c.Scalars(tag)] for c in curves)
+        assert [s for s, _ in separate_curve] == [s for s, _ in stacked_curve] == [10, 20, 30, 40]
+        assert [v for _, v in separate_curve] == pytest.approx([v for _, v in stacked_curve], rel=1e-4), tag
 
 
 @pytest.mark.parametrize("killed_after_seed", [1, 0])  # 1: every seed's checkpoint written; 0: seed 1's is an epoch behind
