@@ -230,12 +230,13 @@ def dynamics_epoch_seconds(kit_dynamics, epochs: int = 3, repeats: int = 2) -> d
             "epochs_per_run": epochs, "runs": repeats}
 
 
-def epochs_to_stop(kit_dir: str, hdf5: str, threads: int, libraries: tuple[str, ...] = ("morec", "offlinerl_kit")) -> dict:
+def epochs_to_stop(kit_dir: str, hdf5: str, threads: int, libraries: tuple[str, ...] = ("morec", "offlinerl_kit"), seed: int = 0) -> dict:
     """Each library's ensemble training run to its own early stop (5 epochs without a 1 % holdout
     gain, no epoch cap) on the same D4RL-format file: epochs, seconds, and each library's holdout MSE
     of its elites' means (raw targets: next-state deltas and reward; each on its own random 1,000
     held-out rows; morec's at each member's best epoch, the one it keeps, Kit's at its last epoch).
-    ``libraries``: which of the two to train, one after the other."""
+    ``libraries``: which of the two to train, one after the other; ``seed``: both libraries' seed
+    (initial weights, holdout rows, bootstrap and batch order)."""
     import numpy as np
     import torch
 
@@ -251,20 +252,21 @@ def epochs_to_stop(kit_dir: str, hdf5: str, threads: int, libraries: tuple[str, 
     data["rewards"] = data["rewards"].reshape(-1, 1)
     obs_dim, act_dim = data["observations"].shape[1], data["actions"].shape[1]
 
-    result = {"dataset": hdf5, "transitions": len(data["rewards"]), "threads": threads}
+    result = {"dataset": hdf5, "transitions": len(data["rewards"]), "threads": threads, "seed": seed}
     if "morec" in libraries:
         start = time.perf_counter()
-        report = fit_ensemble(EnsembleDynamics(TaskInfo(obs_dim, act_dim), EnsembleConfig(), seed=0), fit_view(data), show_progress=False)
+        report = fit_ensemble(EnsembleDynamics(TaskInfo(obs_dim, act_dim), EnsembleConfig(), seed=seed), fit_view(data), seed=seed,
+                              show_progress=False)
         result["morec"] = {"epochs": report.epochs, "seconds": round(time.perf_counter() - start, 1),
                            "elite_holdout_mse": round(report.elite_holdout_mse, 5)}
     if "offlinerl_kit" in libraries:
-        result["offlinerl_kit"] = kit_epochs_to_stop(data, obs_dim, act_dim)
+        result["offlinerl_kit"] = kit_epochs_to_stop(data, obs_dim, act_dim, seed)
     if {"morec", "offlinerl_kit"} <= set(libraries):
         result["seconds_per_epoch"] = {name: round(result[name]["seconds"] / result[name]["epochs"], 2) for name in libraries}
     return result
 
 
-def kit_epochs_to_stop(data: dict, obs_dim: int, act_dim: int) -> dict:
+def kit_epochs_to_stop(data: dict, obs_dim: int, act_dim: int, seed: int = 0) -> dict:
     """OfflineRL-Kit's ensemble (its MOBILE/MOPO launchers' sizes) trained to its own early stop."""
     import contextlib
     import csv
@@ -278,8 +280,8 @@ def kit_epochs_to_stop(data: dict, obs_dim: int, act_dim: int) -> dict:
     from offlinerlkit.utils.logger import Logger
     from offlinerlkit.utils.scaler import StandardScaler
 
-    torch.manual_seed(0)
-    np.random.seed(0)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
     model = EnsembleDynamicsModel(obs_dim=obs_dim, action_dim=act_dim, hidden_dims=[200] * 4, num_ensemble=7, num_elites=5,
                                   weight_decays=[2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4], device="cpu")
     kit = KitDynamics(model, torch.optim.Adam(model.parameters(), lr=1e-3), StandardScaler(),
@@ -306,6 +308,7 @@ def main() -> None:
     p.add_argument("--libraries", default="morec,offlinerl_kit",
                    help="with --epochs-to-stop: the libraries to train, one after the other (run one per process "
                         "to train them at the same time on two idle cores)")
+    p.add_argument("--seed", type=int, default=0, help="with --epochs-to-stop: both libraries' seed")
     p.add_argument("--child", choices=("default", "tuned"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.epochs_to_stop:
@@ -313,7 +316,7 @@ def main() -> None:
         if not libraries or set(libraries) - {"morec", "offlinerl_kit"}:
             p.error(f"--libraries: {args.libraries!r}; give morec, offlinerl_kit or both, comma-separated")
         sys.path.insert(0, args.kit_dir)
-        print(json.dumps(epochs_to_stop(args.kit_dir, args.epochs_to_stop, args.threads, libraries), indent=2))
+        print(json.dumps(epochs_to_stop(args.kit_dir, args.epochs_to_stop, args.threads, libraries, args.seed), indent=2))
         return
     if args.child:
         print(json.dumps(measure(args.kit_dir, args.steps, args.blocks, args.threads, args.child == "tuned")))
