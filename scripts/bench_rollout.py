@@ -17,7 +17,9 @@ no termination so every row runs the full horizon):
   transition relative to the unfiltered MOREC workload (issue target: at most 2);
 - ``reward_d``: r_D evaluations per second for 10 snapshots x 10 candidates x 2,000 states (one
   rollout step's scoring);
-- ``dynamics_epoch_seconds_100k``: one training epoch on 100,000 transitions.
+- ``dynamics_epoch_seconds_100k``: one training epoch on 100,000 transitions;
+- ``dynamics_layer_gflops``: GFLOP/s of one hidden layer's batched products in dynamics training
+  (forward, weight gradient, input gradient) and of one plain matrix product of the same size.
 """
 
 from __future__ import annotations
@@ -138,6 +140,28 @@ def time_training_epoch(device, n: int) -> float:
     return report.seconds / report.epochs
 
 
+def layer_product_rates(device, repeats: int = 200) -> dict[str, float]:
+    """GFLOP/s of one hidden layer's product of the 7-member ensemble in dynamics training (7 x 256
+    rows x 200 x 200, as a batched product: forward, weight gradient, input gradient) against one
+    plain matrix product of the same size: how close the ensemble's training runs to the rate the
+    core reaches at all."""
+    x, w = torch.randn(7, 256, 200, device=device), torch.randn(7, 200, 200, device=device)
+    flops = 2 * 7 * 256 * 200 * 200
+    products = {"forward": lambda: torch.bmm(x, w), "weight_gradient": lambda: torch.bmm(x.transpose(1, 2), x),
+                "input_gradient": lambda: torch.bmm(x, w.transpose(1, 2)), "one_plain_product": lambda: torch.mm(x.reshape(-1, 200), w[0])}
+    rates = {}
+    for name, product in products.items():
+        for _ in range(10):
+            product()
+        sync(device)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            product()
+        sync(device)
+        rates[name] = round(flops * repeats / (time.perf_counter() - t0) / 1e9, 1)
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -182,6 +206,7 @@ def main() -> None:
             "snapshot_evaluations_per_s": round(10 * 10 * morec_b / reward_seconds),
         },
         "dynamics_epoch_seconds_100k": round(time_training_epoch(args.device, 100_000 // scale) * scale, 2),
+        "dynamics_layer_gflops": layer_product_rates(args.device),
     }
     print(json.dumps(result, indent=2))
 
