@@ -29,6 +29,7 @@ from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 
 from morec.buffer import ModelBuffer, TransitionBatch
 
+from .cuda_graph import CapturedUpdate, replay_or_none
 from .networks import TwinCritic, sample_action
 
 
@@ -113,6 +114,8 @@ class ModelBasedStats(TrainingStats):
     penalty_mean: float = 0.0  # the algorithm's own penalty on model rows (MOBILE); 0 for MOPO
     extra: dict = field(default_factory=dict)
 
+    SCALARS = ("actor_loss", "critic_loss", "alpha", "alpha_loss", "q_mean", "target_mean", "penalty_mean")  # what the trainer logs
+
 
 def _portable(optimizer_state: dict[str, Any]) -> dict[str, Any]:
     """An optimizer's ``state_dict()`` as an eager optimizer holds it: float learning rates, not capturable."""
@@ -193,8 +196,6 @@ class ModelBasedSAC(torch.nn.Module):
         (:class:`algos.cuda_graph.CapturedUpdate`; the learner must be on a CUDA device). The same
         arithmetic as the eager step, in one launch instead of hundreds. ``eager_on_failure``: a step
         that cannot be captured warns once and runs eagerly from then on."""
-        from .cuda_graph import CapturedUpdate
-
         self.captured_update, self._eager_on_capture_failure = CapturedUpdate(self), eager_on_failure
 
     @property
@@ -226,8 +227,6 @@ class ModelBasedSAC(torch.nn.Module):
         every learning-rate scheduler. Must run inside tianshou's ``policy_within_training_step``."""
         if not self.policy.is_within_training_step:
             raise RuntimeError("update() outside a training step: wrap it in tianshou's policy_within_training_step")
-        from .cuda_graph import replay_or_none
-
         start = time.perf_counter()
         real_rows, model_rows = sampler.draw_rows(batch_size)
         stats = replay_or_none(self, sampler, real_rows, model_rows) if self.captured_update is not None else None

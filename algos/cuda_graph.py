@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from typing import TYPE_CHECKING
 
 import torch
 
 from morec.errors import UserError
 
-from .base import ModelBasedStats
+if TYPE_CHECKING:
+    from .base import ModelBasedStats
 
 
 class CapturedUpdate:

@@ -41,12 +41,10 @@ from .mobile import MOBILE
 from .mopo import MOPO
 from .networks import TwinCritic, tanh_gaussian_log_prob
 
-STATS = ("actor_loss", "critic_loss", "alpha", "alpha_loss", "q_mean", "target_mean", "penalty_mean")
 
-
-def _stacked(tensors: Sequence[torch.Tensor], shape: torch.Size | None = None) -> nn.Parameter:
-    stacked = torch.stack([t.detach() for t in tensors]).clone()
-    return nn.Parameter(stacked if shape is None else stacked.reshape(shape))
+def _stacked(tensors: Sequence[torch.Tensor]) -> nn.Parameter:
+    """The seeds' tensors as one parameter with a leading seed dimension (a copy)."""
+    return nn.Parameter(torch.stack([t.detach() for t in tensors]).clone())
 
 
 class StackedActor(nn.Module):
@@ -161,6 +159,8 @@ class StackedSAC(nn.Module):
         self.log_alpha.value.requires_grad_(self.config.auto_alpha)
         self.target_entropy = first.target_entropy
         self.mobile = first.mobile if isinstance(first, MOBILE) else None
+        self.backup_entropy, self.target_lower_bound = first.backup_entropy(), first.target_lower_bound()
+        self.actor_on_target_critics = first.actor_critic() is first.critic_target
         self._optimizers: list[Algorithm.Optimizer] = []
         self.actor_optim = self._optimizer(self.actor, self.config.actor_lr)
         self.lr_schedulers = [CosineAnnealingLR(self.actor_optim._optim, T_max=first.lr_schedulers[0].T_max)]
@@ -279,12 +279,12 @@ class StackedSAC(nn.Module):
         per_seed = [learner._update_with_batch(seed_sampler.gather(*seed_rows))
                     for learner, seed_sampler, seed_rows in zip(self.learners, sampler.samplers, rows)]
         self.read_from_seeds()
-        return ModelBasedStats(**{key: torch.stack([getattr(s, key) for s in per_seed]) for key in STATS})
+        return ModelBasedStats(**{key: torch.stack([getattr(s, key) for s in per_seed]) for key in ModelBasedStats.SCALARS})
 
     @staticmethod
     def seed_stats(stats: ModelBasedStats, seed_index: int) -> ModelBasedStats:
         """One seed's scalars (0-dim tensors) of a stacked update's ``[S]`` stats."""
-        return ModelBasedStats(**{key: getattr(stats, key)[seed_index] for key in STATS}, train_time=stats.train_time)
+        return ModelBasedStats(**{key: getattr(stats, key)[seed_index] for key in ModelBasedStats.SCALARS}, train_time=stats.train_time)
 
     @torch.no_grad()
     def bellman_uncertainty(self, tr: TransitionBatch) -> torch.Tensor:
@@ -312,19 +312,17 @@ class StackedSAC(nn.Module):
                 penalty[:, n_real:] = self.mobile.beta * self.bellman_uncertainty(model_rows)
             next_act, next_logp = self.actor.sample(tr.next_observations)
             next_q = self.critic_target(tr.next_observations, next_act).min(1).values  # [S, B]
-            if self.mobile is None or not self.mobile.deterministic_backup:
+            if self.backup_entropy:
                 next_q = next_q - alpha[:, None] * next_logp
             target = tr.rewards - penalty + cfg.gamma * (~tr.terminals).float() * next_q
-            bound = None if self.mobile is None else self.mobile.target_lower_bound
-            if bound is not None:
-                target = target.clamp_min(bound)
+            if self.target_lower_bound is not None:
+                target = target.clamp_min(self.target_lower_bound)
         q = self.critic(tr.observations, tr.actions)  # [S, C, B]
         critic_losses = (q - target[:, None]).pow(2).mean(2).sum(1)  # [S]
         self.critic_optim.step(critic_losses.sum())
 
         act, logp = self.actor.sample(tr.observations)
-        actor_critic = self.critic_target if self.mobile is not None and self.mobile.actor_on_target_critics else self.critic
-        q_pi = actor_critic(tr.observations, act).min(1).values
+        q_pi = (self.critic_target if self.actor_on_target_critics else self.critic)(tr.observations, act).min(1).values
         actor_losses = (alpha[:, None] * logp - q_pi).mean(1)
         self.actor_optim.step(actor_losses.sum())
 

@@ -314,7 +314,7 @@ class TrainingLoop:
         """The update's scalars (reading them waits for the device) and the steps/s since the last
         log: measured after that wait, so queued device work is counted where it runs ahead."""
         step = self.gradient_step
-        for key in ("actor_loss", "critic_loss", "alpha", "alpha_loss", "q_mean", "target_mean", "penalty_mean"):
+        for key in ModelBasedStats.SCALARS:
             self.writer.add_scalar(f"train/{key}", float(getattr(stats, key)), step)  # the only read of the device
         now = time.perf_counter()
         self.writer.add_scalar("perf/gradient_steps_per_s", self._window_steps / (now - self._window_start), step)

@@ -10,13 +10,14 @@ import torch
 from tianshou.utils.torch_utils import policy_within_training_step
 
 from algos import MOBILE, MOPO, MixedSampler, MobileConfig
+from algos.base import ModelBasedStats
 from algos.cuda_graph import CapturedUpdate
 from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo
 from morec import ModelBuffer, TransitionBatch
 from morec.errors import UserError
 from tests.test_algos import A, O, make_algo, real_batch
 
-STAT_FIELDS = ("actor_loss", "critic_loss", "alpha", "alpha_loss", "q_mean", "target_mean", "penalty_mean")
+STAT_FIELDS = ModelBasedStats.SCALARS
 
 
 class _Rerun:
