@@ -17,6 +17,17 @@ from morec.envs import make_env, record_episodes
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))]
 
 
+def assert_records_close(a: dict, b: dict, rel: float, abs: float = 0.0) -> None:
+    """Two records (e.g. a run's evaluation or rollout entries) alike: numbers to ``rel``/``abs``,
+    every other value (a text, a flag, a list) equal."""
+    assert a.keys() == b.keys()
+    for key, value in a.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            assert value == pytest.approx(b[key], rel=rel, abs=abs), key
+        else:
+            assert value == b[key], key
+
+
 def random_dataset(env_id: str = "Hopper-v4", steps: int = 2000, seed: int = 0) -> OfflineDataset:
     env = make_env(env_id, seed)
     rng = np.random.default_rng(seed)

@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from algos.config import ConfigError, load_config
 from algos.seeds import parse_seeds, train_seeds
 from algos.train import Trainer
-from tests.helpers import DEVICES
+from tests.helpers import DEVICES, assert_records_close
 from tests.test_algos import hopper_file, smoke  # noqa: F401  (hopper_file is a fixture)
 
 SAME_IN_BOTH = ("evaluations", "rollouts", "gradient_steps", "last_score", "seed", "models")
@@ -76,9 +76,9 @@ def test_a_stacked_seed_is_its_separate_run_to_float_rounding(hopper_file, tmp_p
     (stacked,) = train_seeds(cfg, tmp_path / "stacked", [3], show_progress=False)
     assert stacked["stacked_with_seeds"] == [3] and separate["stacked_with_seeds"] is None
     for a, b in zip(separate["evaluations"], stacked["evaluations"]):
-        assert a == pytest.approx(b, rel=1e-4)
+        assert_records_close(a, b, rel=1e-4)
     for a, b in zip(separate["rollouts"], stacked["rollouts"]):
-        assert a == pytest.approx(b, rel=1e-4)
+        assert_records_close(a, b, rel=1e-4)
     torch.testing.assert_close(final_state(tmp_path / "separate"), final_state(tmp_path / "stacked" / "seed3"), rtol=1e-3, atol=1e-5)
     curves = [EventAccumulator(str(run / "tb")).Reload() for run in (tmp_path / "separate", tmp_path / "stacked" / "seed3")]
     for tag in ("train/actor_lr", "train/critic_loss", "train/alpha"):

@@ -12,7 +12,7 @@ from tianshou.utils.torch_utils import policy_within_training_step
 from algos import MixedSampler
 from algos.stacked_learner import StackedSAC, StackedSampler
 from morec import ModelBuffer
-from tests.helpers import DEVICES
+from tests.helpers import DEVICES, assert_records_close
 from tests.test_algos import A, O, make_algo, real_batch
 from tests.test_cuda_graph import STAT_FIELDS, SimulatedCapture, assert_close_in_mean, learner, on
 
@@ -52,7 +52,7 @@ def test_a_stack_of_one_seed_is_the_plain_learner(cls, device):
     torch.manual_seed(4)
     got = stacked_history(stack, StackedSampler([sampler(3, device)]), 20)
     for a, b in zip(expected, got):
-        assert a == pytest.approx(b, rel=1e-4, abs=1e-5)
+        assert_records_close(a, b, rel=1e-4, abs=1e-5)
     stack.write_to_seeds()
     for (name, a), b in zip(plain.state_dict().items(), member.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
