@@ -19,9 +19,9 @@ setup(
         # ask for the CPU build). GPU users install their CUDA build of a compatible torch first
         # and pip keeps it.
         "torch>=2.4,<=2.13.0",
-        "numpy>=1.24",
+        "numpy>=1.24,<3",
         "gymnasium[mujoco]>=1.0,<2",
-        "mujoco>=3.0",
+        "mujoco>=3.0,<5",
         "tianshou>=2.0.1,<2.1",
         "tensorboard>=2.14",
         "h5py>=3.8",
@@ -33,8 +33,8 @@ setup(
         "minari": ["minari>=0.5,<0.6"],
         # suites on Ray (a local instance or a cluster) and Ray Tune sweeps; without it suites use a local pool
         "ray": ["ray[tune]>=2.40,<3"],
-        "test": ["pytest>=8", "ruff>=0.17,<0.18", "minari>=0.5,<0.6", "ray[tune]>=2.40,<3"],  # ruff: `make lint`, ruff.toml
-        "dev": ["pytest>=8", "ruff>=0.17,<0.18", "minari>=0.5,<0.6", "ray[tune]>=2.40,<3"],
+        "test": ["pytest>=8,<10", "ruff>=0.17,<0.18", "minari>=0.5,<0.6", "ray[tune]>=2.40,<3"],  # ruff: `make lint`, ruff.toml
+        "dev": ["pytest>=8,<10", "ruff>=0.17,<0.18", "minari>=0.5,<0.6", "ray[tune]>=2.40,<3"],
     },
     entry_points={"console_scripts": ["morec=morec.cli:main"]},
 )
