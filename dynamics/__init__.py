@@ -13,7 +13,7 @@ _LAZY = {  # name -> submodule
     **dict.fromkeys(["FitReport", "fit_ensemble"], ".training"),
 }
 
-__getattr__ = lazy_attributes(__name__, _LAZY)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

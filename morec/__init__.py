@@ -10,7 +10,7 @@ _LAZY = {  # name -> submodule; imported on first use, so `morec --help` does no
     "RolloutConfig": ".rollout_config",
 }
 
-__getattr__ = lazy_attributes(__name__, _LAZY)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 
 __version__ = "0.1.0"

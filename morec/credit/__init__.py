@@ -12,7 +12,7 @@ _LAZY = {  # name -> submodule; imported on first use, so `morec --help` does no
                      "hand_written_factors"], ".factors"),
 }
 
-__getattr__ = lazy_attributes(__name__, _LAZY)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [
