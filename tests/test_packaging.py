@@ -82,3 +82,12 @@ def test_an_installed_wheel_trains_a_bundled_config_from_any_directory(wheel, tm
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert (work / "run" / "summary.json").exists()
     assert "task: hopper-medium-v2" in (work / "run" / "config.yaml").read_text()
+
+
+def test_lazy_names_are_listed_for_tab_completion():
+    code = ("import sys, morec, morec.credit, dynamics; "
+            "assert {'RandomizedReturnDecomposition', 'LaReConfig', 'IRCR'} <= set(dir(morec.credit)), dir(morec.credit); "
+            "assert {'RolloutEngine', 'DynamicsReward', '__version__'} <= set(dir(morec)); "
+            "assert 'EnsembleDynamics' in dir(dynamics); "
+            "assert 'torch' not in sys.modules, 'dir() imported the lazy modules'")
+    subprocess.run([sys.executable, "-c", code], check=True)
