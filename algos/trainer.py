@@ -33,10 +33,10 @@ import torch
 import yaml
 from tianshou.utils.torch_utils import policy_within_training_step
 from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
 
 from dynamics import EnsembleDynamics
 from dynamics.io import atomic_write, plain
+from dynamics.progress import draws_bar, progress_bar
 from morec.buffer import ModelBuffer, TransitionBatch
 from morec.data import OfflineDataset
 from morec.locking import LockBusy, acquire
@@ -241,7 +241,8 @@ class TrainingLoop:
         """Start this session's clock, progress bar and throughput window."""
         self.session_start = time.perf_counter()
         total = self.cfg.train.epochs * self.cfg.train.steps_per_epoch
-        self.bar = tqdm(total=total, initial=self.gradient_step, desc=self.cfg.name, disable=not self.progress, position=bar_position)
+        self.bar = progress_bar(self.progress, total=total, initial=self.gradient_step, desc=self.cfg.name, unit="step", line_every=None,
+                                position=bar_position)
         self._window_start, self._window_steps = time.perf_counter(), 0
         if self.evaluation_to_redo is not None:  # the checkpoint's actor is the one it was of
             redo, self.evaluation_to_redo = self.evaluation_to_redo, None
@@ -338,7 +339,7 @@ class TrainingLoop:
             self.writer.add_scalar(f"eval/{key}", record[key], record["gradient_step"])
         self.writer.flush()
         self.bar.set_postfix(score=f"{record['normalized_score']:.1f}")
-        if not self.progress:  # a suite's stdout.log: one line per evaluation instead of a bar
+        if not draws_bar(self.progress):  # a log file: one line per evaluation instead of a bar
             self._print_evaluation(time.perf_counter() - self.session_start)
         return record
 

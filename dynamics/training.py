@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
 
 from .ensemble import EnsembleDynamics
+from .progress import progress_bar
 
 
 @dataclass
@@ -110,7 +110,7 @@ def fit_ensemble(
     best_mse = torch.full((E,), float("inf"), device=device)
     best_state = _member_snapshot(model)
     epochs_since_update, epoch, train_nll = 0, 0, float("nan")
-    bar = tqdm(desc="dynamics", unit="epoch", total=cfg.max_epochs, disable=not show_progress)
+    bar = progress_bar(show_progress, desc="dynamics", unit="epoch", total=cfg.max_epochs, line_every=1)
     model.train()
     while True:
         order = torch.argsort(torch.rand(E, n_train, device=device, generator=gen), dim=1)

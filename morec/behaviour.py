@@ -21,9 +21,9 @@ from tianshou.data import Batch, ReplayBuffer
 from tianshou.utils.net.common import Net
 from tianshou.utils.net.continuous import ContinuousCritic
 from tianshou.utils.torch_utils import policy_within_training_step
-from tqdm.auto import tqdm
 
 from dynamics.io import atomic_write
+from dynamics.progress import draws_bar, progress_bar
 
 from .actor import build_actor
 from .envs import TransitionLog, make_env, step_and_record
@@ -155,7 +155,7 @@ class BehaviourTrainer:
         policy = self.algo.policy
         sample_act = policy_act_fn(policy, deterministic=False)
         obs, _ = self.env.reset(seed=self.seed + self.step)
-        bar = tqdm(total=cfg.train_steps, initial=self.step, desc=f"SAC {self.env_id}", disable=not show_progress)
+        bar = progress_bar(show_progress, total=cfg.train_steps, initial=self.step, desc=f"SAC {self.env_id}", line_every=None)
         while self.step < cfg.train_steps:
             if self.step < cfg.warmup_steps:
                 low, high = self.env.action_space.low, self.env.action_space.high
@@ -177,7 +177,7 @@ class BehaviourTrainer:
             if self.step % cfg.eval_every == 0 or self.step == cfg.train_steps:
                 self._evaluate_and_checkpoint()
                 bar.set_postfix(eval_return=f"{self.evaluations[-1].mean_return:.0f}")
-                if not show_progress:  # a log file: one line per evaluation instead of a bar
+                if not draws_bar(show_progress):  # a log file: one line per evaluation instead of a bar
                     print(f"SAC {self.env_id} step {self.step}/{cfg.train_steps}: "
                           f"eval return {self.evaluations[-1].mean_return:.0f}", flush=True)
             bar.update(1)

@@ -3,7 +3,7 @@
 Parsing imports nothing heavy (torch and tianshou load inside the subcommands), so ``--help`` and
 argument errors answer at once. Mistakes in what the user gave (:class:`~morec.errors.UserError`,
 a missing file) print one ``morec: error:`` line and exit 2; ``--debug`` or ``MOREC_DEBUG=1``
-shows the traceback instead.
+shows the traceback instead. Warnings print as one ``morec: warning:`` line each.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ import argparse
 import os
 import sys
 import warnings
+from pathlib import Path
+
+from tqdm import tqdm
 
 from .allocator import keep_freed_memory
 from .commands import command_modules
@@ -42,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()  # training steps reuse their freed activations instead of faulting in fresh pages
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     with warnings.catch_warnings():
-        warnings.showwarning = _show_input_warning
+        warnings.showwarning = _show_warning
         try:
             return args.func(args)
         except (UserError, FileNotFoundError) as err:
@@ -60,15 +63,19 @@ def main(argv: list[str] | None = None) -> int:
             return 130
 
 
-_default_showwarning = warnings.showwarning
+OUR_PACKAGES = [Path(__file__).resolve().parents[1] / name for name in ("morec", "dynamics", "algos")]
 
 
-def _show_input_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """:class:`InputWarning` as one ``morec: warning:`` line; other warnings as Python shows them."""
-    if issubclass(category, InputWarning):
-        print(f"morec: warning: {message}", file=sys.stderr)
-    else:
-        _default_showwarning(message, category, filename, lineno, file, line)
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Every warning as one ``morec: warning:`` line, printed above a progress bar rather than
+    through it: morec's own as they are, another library's with its category and name."""
+    text = " ".join(str(message).split())
+    path = Path(filename).resolve()
+    if not (issubclass(category, InputWarning) or any(package in path.parents for package in OUR_PACKAGES)):
+        parts = path.parts
+        source = parts[parts.index("site-packages") + 1] if "site-packages" in parts[:-1] else path.name
+        text = f"{category.__name__} from {source}: {text}"
+    tqdm.write(f"morec: warning: {text}", file=sys.stderr)
 
 
 def _one_line(err: BaseException) -> str:

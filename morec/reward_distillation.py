@@ -22,7 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
+
+from dynamics.progress import progress_iter
 
 from .distillation_config import DistillationConfig
 from .dynamics_reward import Discriminator, DynamicsReward
@@ -120,7 +121,7 @@ def distil_reward(reward: DynamicsReward, dynamics, observations: np.ndarray, ac
     optim = torch.optim.Adam(student.parameters(), lr=config.lr)
     writer = SummaryWriter(log_dir) if log_dir else None
     start = time.time()
-    for update in tqdm(range(config.updates), desc="distil reward", disable=not show_progress):
+    for update in progress_iter(show_progress, range(config.updates), total=config.updates, desc="distil reward", unit="update"):
         with torch.no_grad():
             obs, act, next_obs, _ = train.draw(config.batch_size, update % (config.model_steps + 1))
             k = len(next_obs)

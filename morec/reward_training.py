@@ -42,9 +42,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
 
 from dynamics.ensemble import EnsembleDynamics
+from dynamics.progress import progress_iter
 from dynamics.training import training_arrays
 
 from .dynamics_reward import Discriminator, DynamicsReward
@@ -195,7 +195,7 @@ def fit_dynamics_reward(
     last = {"d_loss": float("nan"), "d_acc": float("nan"), "g_loss": None, "entropy": float("nan")}
 
     feats = reward.features
-    for update in tqdm(range(1, cfg.num_updates + 1), desc="dynamics reward", disable=not show_progress):
+    for update in progress_iter(show_progress, range(1, cfg.num_updates + 1), total=cfg.num_updates, desc="dynamics reward", unit="update"):
         rows = train[torch.randint(len(train), (cfg.batch_size,), device=device, generator=gen_rng)]
         o, a, n = obs[rows], act[rows], nxt[rows]
         real_x, fake_x = feats(o, a, n), feats(*negatives(gen, rows, gen_rng))

@@ -234,3 +234,23 @@ def test_collect_names_an_unknown_environment(tmp_path):
     assert proc.returncode == 2
     line = first_error_line(proc)
     assert line.startswith("morec: error: unknown task 'Ant-v4': use a D4RL name") and line.endswith("like 'Hopper-v4'")
+
+
+def test_a_redirected_log_gets_a_line_per_epoch_not_a_redrawn_bar(files, tmp_path):
+    proc = morec("train-dynamics", "--dataset", str(files["official"]), "--out", str(tmp_path / "dyn"), "--max-epochs", "3",
+                 "--eval-starts", "10", "--eval-horizon", "2")  # progress on, stderr a pipe (as in `> log 2>&1`)
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr
+    epochs = [line for line in proc.stderr.splitlines() if line.startswith("dynamics: ")]
+    assert [line.split()[1] for line in epochs] == ["1/3", "2/3", "3/3"] and "best_holdout_mse" in epochs[-1]
+
+
+def test_warnings_are_one_line_each(capsys):
+    from morec.cli import _show_warning
+
+    _show_warning(UserWarning("the filter cut\n  most rollouts"), UserWarning, str(Path(__file__).parents[1] / "algos" / "trainer.py"), 1)
+    _show_warning(DeprecationWarning("old call"), DeprecationWarning, "/venv/lib/python3.11/site-packages/torch/nn/x.py", 3)
+    assert capsys.readouterr().err.splitlines() == [
+        "morec: warning: the filter cut most rollouts",
+        "morec: warning: DeprecationWarning from torch: old call",
+    ]

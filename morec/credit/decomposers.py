@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from dynamics.io import atomic_torch_save
+from dynamics.progress import progress_iter
 
 from ..data import OfflineDataset
 from .configs import IRCRConfig, LaReConfig, RDConfig, RRDConfig
@@ -403,7 +403,7 @@ class _LearnedDecomposer(Decomposer):
             num_episodes = max(1, cfg.batch_size // self.subset_size)
 
         losses = []
-        for _ in tqdm(range(cfg.updates), desc=f"fit {self.method}", disable=not show_progress, leave=False):
+        for _ in progress_iter(show_progress, range(cfg.updates), total=cfg.updates, desc=f"fit {self.method}", unit="update", leave=False):
             batch = torch.randint(len(episodes), (num_episodes,), generator=sample_gen, device=self.device)
             rows, mask = sample_steps(episodes, batch, self.subset_size, sample_gen)
             pred = self.net(inputs[rows.reshape(-1)]).reshape(rows.shape)
