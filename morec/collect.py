@@ -13,40 +13,22 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from dynamics.io import atomic_write
+from dynamics.progress import progress_bar
 
-from .behaviour import BehaviourTrainer, Evaluation, SACConfig, evaluate, policy_act_fn
+from .behaviour import BehaviourTrainer, Evaluation, SACConfig, evaluate
+from .collect_config import CollectConfig
 from .data import OfflineDataset
-from .envs import TransitionLog, make_env, record_episodes
-from .tasks import D4RL_LEVELS, get_task
-
-
-@dataclass
-class CollectConfig:
-    env_id: str = "Hopper-v4"
-    out_dir: str = "data/hopper"
-    dataset_size: int = 20_000  # transitions in each of random, medium and expert
-    levels: tuple[str, ...] = D4RL_LEVELS
-    seed: int = 0
-    neorl: bool = False  # also write NeoRL-format npz files
-    device: str = "cpu"
-    sac: SACConfig = field(default_factory=SACConfig)
-
-    def __post_init__(self) -> None:
-        get_task(self.env_id)
-        unknown = [lvl for lvl in self.levels if lvl not in D4RL_LEVELS]
-        if unknown:
-            raise ValueError(f"unknown level(s) {unknown}: choose from {list(D4RL_LEVELS)}")
-        if self.dataset_size < 1:
-            raise ValueError(f"dataset_size must be positive, got {self.dataset_size}")
+from .envs import TransitionLog, make_env, record_episodes_batched
+from .episodes import policy_batch_act_fn
+from .tasks import get_task
 
 
 def pick_medium(evaluations: list[Evaluation], warmup_steps: int = 0) -> Evaluation:
@@ -91,15 +73,21 @@ def collect(cfg: CollectConfig, show_progress: bool = True) -> dict[str, Any]:
     needed = {lvl for lvl in cfg.levels if lvl in rollout_policies}
     if "medium-expert" in cfg.levels:
         needed |= {"medium", "expert"}
-    env = make_env(cfg.env_id, cfg.seed + 30_000)
+    envs = [make_env(cfg.env_id, cfg.seed + 30_000 + i) for i in range(cfg.recording_envs)]
+    record_seconds: dict[str, float] = {}
     for offset, level in enumerate(sorted(needed)):
         evaluation = rollout_policies[level]
         if evaluation is None:
-            act_fn = uniform_actions(env.action_space, np.random.default_rng(cfg.seed + 40_000))
+            act_fn = uniform_actions(envs[0].action_space, np.random.default_rng(cfg.seed + 40_000))
         else:
-            act_fn = policy_act_fn(trainer.load_policy(evaluation), deterministic=False)
-        with tqdm(total=cfg.dataset_size, desc=f"{level} data", disable=not show_progress) as bar:
-            log = record_episodes(env, act_fn, cfg.dataset_size, seed=cfg.seed + 50_000 + 1_000 * offset, progress=bar)
+            act_fn = policy_batch_act_fn(trainer.load_policy(evaluation), deterministic=False)
+        bar = progress_bar(show_progress, total=cfg.dataset_size, desc=f"{level} data", unit="step", line_every=max(1, cfg.dataset_size // 10))
+        started = time.perf_counter()
+        try:
+            log = record_episodes_batched(envs, act_fn, cfg.dataset_size, seed=cfg.seed + 50_000 + 1_000 * offset, progress=bar)
+        finally:
+            bar.close()
+        record_seconds[level] = round(time.perf_counter() - started, 1)
         recordings[level] = log.arrays()
     if "medium-replay" in cfg.levels:
         recordings["medium-replay"] = _replay_until(trainer.log, medium_eval.step)
@@ -132,6 +120,8 @@ def collect(cfg: CollectConfig, show_progress: bool = True) -> dict[str, Any]:
         "medium_policy": asdict(medium_eval),
         "expert_policy": asdict(expert_eval),
         "train_seconds": round(train_seconds, 1),
+        "recording_envs": cfg.recording_envs,
+        "record_seconds": record_seconds,
         "total_seconds": round(time.perf_counter() - start, 1),
         "datasets": files,
     }
@@ -140,8 +130,8 @@ def collect(cfg: CollectConfig, show_progress: bool = True) -> dict[str, Any]:
 
 
 def uniform_actions(space, rng: np.random.Generator):
-    """``obs -> action`` drawn uniformly from a Box action space (the ``random`` dataset)."""
-    return lambda obs: rng.uniform(space.low, space.high).astype(np.float32)
+    """``obs [N, O] -> actions [N, A]`` drawn uniformly from a Box action space (the ``random`` dataset)."""
+    return lambda obs: rng.uniform(space.low, space.high, (len(obs), *space.shape)).astype(np.float32)
 
 
 def _replay_until(log: TransitionLog, step: int) -> dict[str, np.ndarray]:

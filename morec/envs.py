@@ -55,6 +55,14 @@ class TransitionLog:
         return {k: v[:n].copy() for k, v in self._columns.items()}
 
     @staticmethod
+    def concatenate(logs: list[TransitionLog]) -> TransitionLog:
+        """One log holding ``logs``' rows one after another."""
+        if len(logs) == 1:
+            return logs[0]
+        columns = [log.arrays() for log in logs]
+        return TransitionLog.from_arrays({key: np.concatenate([c[key] for c in columns]) for key in columns[0]})
+
+    @staticmethod
     def from_arrays(arrays: dict[str, np.ndarray]) -> TransitionLog:
         log = TransitionLog()
         log._columns = {k: np.array(v) for k, v in arrays.items()}
@@ -86,15 +94,34 @@ def step_and_record(env: gym.Env, obs: np.ndarray, action: np.ndarray, log: Tran
 def record_episodes(
     env: gym.Env, act_fn: Callable[[np.ndarray], np.ndarray], num_steps: int, seed: int, progress=None
 ) -> TransitionLog:
-    """Run ``act_fn`` for exactly ``num_steps`` transitions (resetting after each episode). A last
-    episode cut by the step budget is marked as a timeout."""
-    log = TransitionLog()
-    obs, _ = env.reset(seed=seed)
-    for _ in range(num_steps):
-        obs_next, terminated, truncated = step_and_record(env, obs, act_fn(obs), log)
-        obs = env.reset()[0] if (terminated or truncated) else obs_next
+    """Run ``act_fn`` (``obs [O] -> action [A]``) for exactly ``num_steps`` transitions in one env:
+    :func:`record_episodes_batched` with one env."""
+    return record_episodes_batched([env], lambda obs: act_fn(obs[0])[None], num_steps, seed, progress)
+
+
+def record_episodes_batched(
+    envs: list[gym.Env], act_fn: Callable[[np.ndarray], np.ndarray], num_steps: int, seed: int, progress=None
+) -> TransitionLog:
+    """Exactly ``num_steps`` transitions from ``N = len(envs)`` envs stepped side by side, with one
+    call of ``act_fn`` (``obs [n, O] -> actions [n, A]``) per step for the ``n`` envs still running:
+    a policy's forward pass is batched, which is most of a step's cost.
+
+    Env ``i`` starts from ``reset(seed=seed + i)``, resets after each episode and records its share
+    of the budget (``num_steps / N``, the first envs one more); its last episode, cut by the budget,
+    is marked a timeout. The log holds env 0's episodes, then env 1's, and so on, so every episode
+    is contiguous. With one env this is a plain sequential recording."""
+    n = len(envs)
+    budgets = [num_steps // n + (i < num_steps % n) for i in range(n)]
+    logs = [TransitionLog() for _ in envs]
+    obs = [env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]
+    while active := [i for i in range(n) if len(logs[i]) < budgets[i]]:
+        actions = act_fn(np.stack([obs[i] for i in active]))
+        for i, action in zip(active, actions):
+            obs_next, terminated, truncated = step_and_record(envs[i], obs[i], action, logs[i])
+            obs[i] = envs[i].reset()[0] if (terminated or truncated) else obs_next
         if progress is not None:
-            progress.update(1)
-    if not log.last("terminals"):
-        log.set_last("timeouts", True)
-    return log
+            progress.update(len(active))
+    for log in logs:
+        if len(log) and not log.last("terminals"):
+            log.set_last("timeouts", True)
+    return TransitionLog.concatenate([log for log in logs if len(log)])

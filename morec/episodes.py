@@ -19,18 +19,24 @@ from tianshou.data import Batch
 from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
 
 
-def policy_act_fn(policy: SACPolicy, deterministic: bool) -> Callable[[np.ndarray], np.ndarray]:
-    """``obs [obs_dim] -> env action [act_dim]``: the SAC mode, or a sample from the policy."""
+def policy_batch_act_fn(policy: SACPolicy, deterministic: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """``obs [N, obs_dim] -> env actions [N, act_dim]``: the SAC mode, or a sample from the policy."""
     device = next(policy.parameters()).device
 
     @torch.no_grad()
     def act(obs: np.ndarray) -> np.ndarray:
         with torch_train_mode(policy, False), policy_within_training_step(policy, enabled=not deterministic):
-            obs_t = torch.as_tensor(obs[None], dtype=torch.float32, device=device)
+            obs_t = torch.as_tensor(obs, dtype=torch.float32, device=device)
             raw = policy(Batch(obs=obs_t, info={})).act
-        return policy.map_action(raw.cpu().numpy())[0].astype(np.float32)
+        return policy.map_action(raw.cpu().numpy()).astype(np.float32)
 
     return act
+
+
+def policy_act_fn(policy: SACPolicy, deterministic: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """``obs [obs_dim] -> env action [act_dim]``: :func:`policy_batch_act_fn` for one observation."""
+    act_batch = policy_batch_act_fn(policy, deterministic)
+    return lambda obs: act_batch(obs[None])[0]
 
 
 def evaluate(env: gym.Env, act_fn: Callable[[np.ndarray], np.ndarray], episodes: int, seed: int) -> np.ndarray:

@@ -23,7 +23,7 @@ import numpy as np
 
 from morec.collect import log_to_dataset, uniform_actions
 from morec.data.sources import d4rl_file_name
-from morec.envs import make_env, record_episodes
+from morec.envs import make_env, record_episodes_batched
 from morec.suite import SuiteConfig, run_suite
 
 TASKS = {"hopper-medium-v2": "Hopper-v4", "halfcheetah-medium-v2": "HalfCheetah-v4"}
@@ -32,7 +32,7 @@ TASKS = {"hopper-medium-v2": "Hopper-v4", "halfcheetah-medium-v2": "HalfCheetah-
 def write_random_datasets(folder: Path, steps: int) -> None:
     for seed, (task, env_id) in enumerate(TASKS.items()):
         env = make_env(env_id, seed)
-        log = record_episodes(env, uniform_actions(env.action_space, np.random.default_rng(seed)), steps, seed=seed)
+        log = record_episodes_batched([env], uniform_actions(env.action_space, np.random.default_rng(seed)), steps, seed=seed)
         log_to_dataset(log.arrays(), env_id, "d4rl", {"source": "bench_suite"}).save(folder / d4rl_file_name(task))
 
 

@@ -10,6 +10,7 @@ from morec.behaviour import BehaviourTrainer, SACConfig
 from morec.cli import main
 from morec.collect import CollectConfig, collect
 from morec.data import load_dataset
+from morec.envs import make_env, record_episodes, record_episodes_batched
 from morec.tasks import D4RL_LEVELS
 
 TINY_SAC = SACConfig(train_steps=600, warmup_steps=200, eval_every=200, eval_episodes=2, hidden_size=32, batch_size=64)
@@ -194,3 +195,35 @@ def test_generalisation_measures_the_filter_on_collected_data(collected, tmp_pat
     assert main(argv) == 0  # reuses the trained dynamics and reward
     assert (tmp_path / "gen" / "medium" / "reward_fixed" / "report.json").stat().st_mtime_ns == stamp
     assert json.loads(capsys.readouterr().out)["runs"]["medium"]["fixed"]["discrimination"] == run["fixed"]["discrimination"]
+
+
+def test_envs_side_by_side_record_contiguous_episodes_in_their_budget():
+    envs = [make_env("Hopper-v4", i) for i in range(3)]
+    rng = np.random.default_rng(0)
+    calls = []
+
+    def act(obs):
+        calls.append(len(obs))
+        return rng.uniform(-1, 1, (len(obs), 3)).astype(np.float32)
+
+    arrays = record_episodes_batched(envs, act, 1_001, seed=7).arrays()
+    assert len(arrays["actions"]) == 1_001 and max(calls) == 3 and sum(calls) == 1_001  # one batched call per step
+    # env shares 334, 334, 333, one after another; each share ends in a cut (timeout) or a real end
+    ends = np.flatnonzero(arrays["terminals"] | arrays["timeouts"])
+    assert {333, 667, 1_000} <= set(ends) and not (arrays["terminals"] & arrays["timeouts"]).any()
+    inside = np.setdiff1d(np.arange(1_000), ends)  # within an episode the next row continues this one
+    np.testing.assert_array_equal(arrays["next_observations"][inside], arrays["observations"][inside + 1])
+    # env 1's first episode starts from reset(seed=8), as a one-env recording with seed 8 does
+    alone = record_episodes(make_env("Hopper-v4", 1), lambda o: np.zeros(3, np.float32), 1, seed=8).arrays()
+    np.testing.assert_array_equal(arrays["observations"][334], alone["observations"][0])
+
+
+def test_collect_records_with_the_envs_it_is_given(tmp_path):
+    assert CollectConfig(dataset_size=20_000).recording_envs == 2 and CollectConfig(dataset_size=5_000).recording_envs == 1
+    assert CollectConfig(dataset_size=10**7).recording_envs == CollectConfig.MAX_AUTO_ENVS
+    summary = collect(tiny_config(tmp_path, num_envs=4, levels=("medium",)), show_progress=False)
+    medium = load_dataset(tmp_path / "hopper-medium.hdf5")
+    assert len(medium) == 300 and medium.timeouts.sum() + medium.terminals.sum() >= 4
+    assert summary["config"]["num_envs"] == 4 and summary["record_seconds"]["medium"] > 0
+    with pytest.raises(ValueError, match="num_envs must be between 1 and 1000"):
+        tiny_config(tmp_path, num_envs=0)

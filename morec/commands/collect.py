@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..collect_config import CollectConfig
 from ..errors import UserError, message_of
 from ..sac_config import SACConfig
 from ..tasks import D4RL_LEVELS
@@ -25,6 +26,9 @@ def add_collect_arguments(p: argparse.ArgumentParser, *, out_default: str, train
     p.add_argument("--warmup-steps", type=int, default=None, help=f"random-action steps first (default: min({sac.warmup_steps}, train-steps/5))")
     p.add_argument("--eval-every", type=int, default=None, help="steps between policy checkpoints (default: train-steps/12)")
     p.add_argument("--dataset-size", type=int, default=dataset_size, help="transitions in each of random, medium, expert")
+    p.add_argument("--envs", type=int, default=None,
+                   help="environments recorded side by side, one batched policy call per step (1: one at a time; default: "
+                        f"one per {CollectConfig.STEPS_PER_ENV:,} steps of --dataset-size, at most {CollectConfig.MAX_AUTO_ENVS})")
     p.add_argument("--levels", default=",".join(D4RL_LEVELS), help="comma-separated subset of " + ",".join(D4RL_LEVELS))
     p.add_argument("--hidden-size", type=int, default=sac.hidden_size)
     p.add_argument("--lr", type=float, default=sac.actor_lr,
@@ -39,8 +43,6 @@ def add_collect_arguments(p: argparse.ArgumentParser, *, out_default: str, train
 
 def collect_config(args: argparse.Namespace):
     """The :class:`~morec.collect.CollectConfig` that ``collect``/``quickstart`` arguments describe."""
-    from ..collect import CollectConfig
-
     warmup = args.warmup_steps if args.warmup_steps is not None else min(SACConfig.warmup_steps, args.train_steps // 5)
     eval_every = args.eval_every if args.eval_every is not None else max(1, args.train_steps // 12)
     sac = SACConfig(train_steps=args.train_steps, warmup_steps=warmup, eval_every=eval_every, hidden_size=args.hidden_size,
@@ -49,7 +51,7 @@ def collect_config(args: argparse.Namespace):
     try:
         return CollectConfig(
             env_id=args.env, out_dir=args.out, dataset_size=args.dataset_size, levels=levels,
-            seed=args.seed, neorl=args.neorl, device=args.device, sac=sac,
+            seed=args.seed, neorl=args.neorl, device=args.device, sac=sac, num_envs=args.envs,
         )
     except (KeyError, ValueError) as err:
         raise UserError(message_of(err)) from err
