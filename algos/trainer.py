@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -347,7 +348,7 @@ class TrainingLoop:
         record, best = self.evaluations[-1], max(e["normalized_score"] for e in self.evaluations)
         print(f"epoch {record['epoch']}/{self.cfg.train.epochs} (step {record['gradient_step']}): "
               f"score {record['normalized_score']:.1f} (best {best:.1f}), return {record['return_mean']:.1f}, "
-              f"{seconds:.0f} s this session", flush=True)
+              f"{seconds:.0f} s this session", file=sys.stderr, flush=True)
 
     def _summary(self, seconds: float) -> dict[str, Any]:
         scores = [e["normalized_score"] for e in self.evaluations]

@@ -8,6 +8,7 @@ _LAZY = {  # name -> submodule; imported on first use, so `morec --help` does no
     "MorecFilterConfig": ".filter", "MorecSelector": ".filter",
     **dict.fromkeys(["RandomEliteSelector", "RolloutEngine", "RolloutStats", "Selection"], ".rollout"),
     "RolloutConfig": ".rollout_config",
+    "train": ".training_api", "TrainResult": ".training_api",
 }
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
@@ -26,5 +27,7 @@ __all__ = [
     "RolloutEngine",
     "RolloutStats",
     "Selection",
+    "TrainResult",
     "TransitionBatch",
+    "train",
 ]

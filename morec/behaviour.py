@@ -8,6 +8,7 @@ evaluation; a killed run resumes from the last one.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -179,7 +180,7 @@ class BehaviourTrainer:
                 bar.set_postfix(eval_return=f"{self.evaluations[-1].mean_return:.0f}")
                 if not draws_bar(show_progress):  # a log file: one line per evaluation instead of a bar
                     print(f"SAC {self.env_id} step {self.step}/{cfg.train_steps}: "
-                          f"eval return {self.evaluations[-1].mean_return:.0f}", flush=True)
+                          f"eval return {self.evaluations[-1].mean_return:.0f}", file=sys.stderr, flush=True)
             bar.update(1)
         bar.close()
         return self.evaluations

@@ -103,6 +103,14 @@ def deterministic_row_policy(policy: TensorPolicy) -> RowPolicy:
 
 
 # ------------------------------------------------------------------ TorchScript policies
+def load_torchscript(path: str | Path, device: str | torch.device = "cpu") -> torch.jit.ScriptModule:
+    """``torch.jit.load`` in eval mode, without torch 2.13's deprecation warning for it (see
+    :func:`export_actor_mode`)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.load", category=DeprecationWarning)
+        return torch.jit.load(str(path), map_location=device).eval()
+
+
 def load_torchscript_policy(path: str | Path, obs_dim: int, act_dim: int, device: str | torch.device = "cpu") -> TensorPolicy:
     """A deterministic policy from a TorchScript file mapping observations ``[B, O]`` float32 to
     actions ``[B, A]`` (clipped to [-1, 1]). A missing file, a file that is not TorchScript and a
@@ -112,7 +120,7 @@ def load_torchscript_policy(path: str | Path, obs_dim: int, act_dim: int, device
         raise FileNotFoundError(f"policy file {path} does not exist; give the path of a TorchScript module "
                                 "(torch.jit.script(policy).save(path))")
     try:
-        module = torch.jit.load(str(path), map_location=device).eval()
+        module = load_torchscript(path, device)
     except (RuntimeError, ValueError) as err:
         raise ValueError(f"{path} is not a TorchScript module ({str(err).strip().splitlines()[0]}); save the policy "
                          "with torch.jit.script(policy).save(path) or torch.jit.trace(policy, example_obs).save(path)") from None

@@ -160,7 +160,8 @@ def eval_model(dataset: str, dynamics: str, *, env: str | None = None, reward: s
     calibration, real_source = setup.pop("calibration"), setup.pop("real_source")
     report = check_filter(**setup)
     first = next(iter(report["policies"].values()))
-    legacy = {k: first[k] for k in ("unfiltered", "filtered", "filtered_over_unfiltered_error", "reward_error_spearman") if k in first}
+    legacy = {k: first[k] for k in ("unfiltered", "filtered", "filtered_over_unfiltered_error", "reward_error_spearman",
+                                  "true_return_mean", "return_error_ratio") if k in first}
     out = {"dataset": str(dataset), "policy": policy, "horizon": check.horizon, "starts": len(setup["starts"]),
            **legacy, "threshold": setup["threshold"] if reward else None}
     if calibration is not None:

@@ -294,7 +294,7 @@ def test_smoke_run_writes_tensorboard_tags_and_summary(hopper_file, tmp_path, de
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", device=device))
     trainer = Trainer(cfg, tmp_path / "run", show_progress=False)
     summary = trainer.run()
-    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    printed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
     assert [line.split(":")[0] for line in printed] == ["epoch 1/2 (step 20)", "epoch 2/2 (step 40)"]
     assert trainer.dynamics.device.type == device and trainer.model_buffer.storage.observations.device.type == device
     assert all(p.device.type == device for p in trainer.algo.parameters())

@@ -149,7 +149,7 @@ def test_train_dynamics_reward_and_eval_model(workdir, capsys):
     for policy in (["--policy", "random"], ["--policy", "noisy-behaviour", "--policy-path", str(workdir / "sac" / "policy_40.pt")],
                    ["--policy", "checkpoint", "--policy-path", str(workdir / "sac" / "policy_40.pt")]):
         report = run(["eval-model", "--dataset", data, "--dynamics", dyn, "--reward", rew, "--horizon", "5",
-                      "--starts", "40", *policy], capsys)
+                      "--starts", "40", *policy, "--json"], capsys)
         assert report["unfiltered"]["transitions"] >= 40 and report["filtered"]["transitions"] >= 40
         ratio = report["filtered"]["error"] / report["unfiltered"]["error"]
         assert report["filtered_over_unfiltered_error"] == pytest.approx(ratio)
@@ -272,3 +272,12 @@ def test_relabel_episodic_data(workdir, tmp_path, capsys):
                   "--updates", "300", "--out", str(tmp_path / "lare.hdf5"), "--no-progress"], capsys)
     assert report["fit"]["encoder_source"] == "hand-written" and report["pearson_with_true_rewards"] > 0.8
     np.testing.assert_array_equal(load_dataset(tmp_path / "lare.hdf5").observations, original.observations)
+
+
+def test_eval_model_prints_a_summary_unless_asked_for_json(workdir, capsys):
+    data, dyn, rew = str(workdir / "hopper.hdf5"), str(workdir / "dyn"), str(workdir / "rew")
+    assert main(["eval-model", "--dataset", data, "--dynamics", dyn, "--reward", rew, "--horizon", "3", "--starts", "20"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"eval-model: 20 start states of {data}, horizon 3, filter threshold ")
+    assert lines[1].startswith("  policy random: unfiltered error ") and lines[2].startswith("    filtered: error ")
+    assert "step-matched error ratio" in lines[3] and lines[-1] == "  --json prints the whole report"

@@ -117,7 +117,7 @@ def test_interrupted_training_resumes_from_last_checkpoint(tmp_path, monkeypatch
     capsys.readouterr()
     evaluations = resumed.train(show_progress=False)
     assert [e.step for e in evaluations] == [100, 200, 300] and len(resumed.log) == 300
-    assert capsys.readouterr().out.startswith("SAC Hopper-v4 step 300/300: eval return ")  # a log line, not a bar
+    assert capsys.readouterr().err.startswith("SAC Hopper-v4 step 300/300: eval return ")  # a log line, not a bar
 
 
 def test_resume_refuses_another_config(tmp_path):

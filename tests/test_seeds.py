@@ -136,9 +136,9 @@ def test_cli_trains_seeds_into_their_own_run_directories(hopper_file, tmp_path, 
     from morec.cli import main
 
     sets = [arg for kv in smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=1) for arg in ("--set", kv)]
-    assert main(["train", *sets, "--set", "model_seed=0", "--seeds", "2,7", "--run-dir", str(tmp_path / "runs"), "--no-progress"]) == 0
-    printed = capsys.readouterr().out
-    summaries = json.loads(printed[printed.index("[\n"): printed.index("TensorBoard:")])  # after the evaluation lines
+    assert main(["train", *sets, "--set", "model_seed=0", "--seeds", "2,7", "--run-dir", str(tmp_path / "runs"), "--no-progress",
+                 "--json"]) == 0
+    summaries = json.loads(capsys.readouterr().out)  # the evaluation lines go to stderr
     assert [s["seed"] for s in summaries] == [2, 7]
     for seed in (2, 7):
         assert (tmp_path / "runs" / f"seed{seed}" / "summary.json").exists()

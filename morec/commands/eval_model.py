@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples-per-member", type=int, default=check.samples_per_member)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--json", action="store_true", help="print only the JSON report")
+    p.add_argument("--json", action="store_true", help="print the whole JSON report instead of the summary")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,5 +68,37 @@ def run(args: argparse.Namespace) -> int:
     report = eval_model(args.dataset, args.dynamics, env=args.env, reward=args.reward, policy=args.policy,
                         policy_paths=args.policy_path, policy_noise=args.policy_noise, starts=args.starts,
                         filter_config=filt, check=check, device=args.device)
-    print(json.dumps(report, indent=2))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_eval_summary(report)
     return 0
+
+
+def print_eval_summary(report: dict) -> None:
+    """The report's main numbers, a few lines per policy (``--json`` prints all of it)."""
+    threshold = report["threshold"]
+    filt = report.get("filter")
+    where = (f", filter threshold {threshold:.3f} ({filt['threshold']}), cuts written as {filt['truncate_as']}"
+             if filt else ", no dynamics reward (unfiltered rollouts only)")
+    print(f"eval-model: {report['starts']} start states of {report['dataset']}, horizon {report['horizon']}{where}")
+    for name, result in report["policies"].items():
+        unf = result["unfiltered"]
+        line = f"  policy {name}: unfiltered error {unf['error']:.3g} (first step {unf['error_first_step']:.3g}), length {unf['mean_length']:.1f}"
+        if "true_return_mean" in result:
+            line += f", return error {unf['return_abs_error']:.3g} (true return {result['true_return_mean']:.1f})"
+        print(line)
+        if "filtered" in result:
+            f = result["filtered"]
+            print(f"    filtered: error {f['error']:.3g}, length {f['mean_length']:.1f}, {f['truncated'] / report['starts']:.0%} "
+                  f"cut, fake terminals {f['fake_terminal_fraction']:.1%} of transitions"
+                  + (f", return error {f['return_abs_error']:.3g}" if "return_abs_error" in f else ""))
+            print(f"    step-matched error ratio {_num(result.get('step_matched_error_ratio'))} (filtered / unfiltered at the same "
+                  f"step), selection gain captured {_num(result.get('selection_gain_captured'))}")
+    if report.get("false_truncation_rate") is not None:
+        print(f"  false truncation: {report['false_truncation_rate']:.1%} of held-out real transitions fall below the threshold")
+    print("  --json prints the whole report")
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

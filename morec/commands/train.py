@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="train these seeds together in one process, each in <run-dir>/seed<N> as a separate run would be; "
                         "train.stack_seeds (auto: on CUDA) updates them as one stacked learner "
                         "(default run dir: runs/<task>-<algorithm>[-morec])")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar: one line per evaluation")
+    p.add_argument("--json", action="store_true", help="print only the JSON summary (as in summary.json, without the evaluations)")
 
 
 def training_config(config: str | list[str] | None, overrides: list[str], dataset: str | None = None) -> TrainConfig:
@@ -57,14 +58,49 @@ def run(args: argparse.Namespace) -> int:
     from algos.train import Trainer
 
     cfg = training_config(args.config, args.set, args.dataset)
+    say = (lambda *_: None) if args.json else print
     if args.seeds is not None:
+        seeds = parse_seeds(args.seeds)
         run_root = Path(args.run_dir or f"runs/{cfg.name}")
-        summaries = train_seeds(cfg, run_root, parse_seeds(args.seeds), resume=args.resume, show_progress=not args.no_progress)
-        print(json.dumps([{k: v for k, v in s.items() if k != "evaluations"} for s in summaries], indent=2))
-        print(f"TensorBoard: tensorboard --logdir {run_root}")
+        say(start_line(cfg, run_root, seeds))
+        summaries = train_seeds(cfg, run_root, seeds, resume=args.resume, show_progress=not args.no_progress)
+        runs = [run_root / f"seed{s['seed']}" for s in summaries]
+    else:
+        run_dir = Path(args.run_dir or f"runs/{cfg.name}/seed{cfg.seed}")
+        say(start_line(cfg, run_dir, None))
+        summaries = [Trainer(cfg, run_dir, resume=args.resume, show_progress=not args.no_progress).run()]
+        runs = [run_dir]
+    if args.json:
+        reports = [{k: v for k, v in s.items() if k != "evaluations"} for s in summaries]
+        print(json.dumps(reports if args.seeds is not None else reports[0], indent=2))
         return 0
-    run_dir = Path(args.run_dir or f"runs/{cfg.name}/seed{cfg.seed}")
-    summary = Trainer(cfg, run_dir, resume=args.resume, show_progress=not args.no_progress).run()
-    print(json.dumps({k: v for k, v in summary.items() if k != "evaluations"}, indent=2))
-    print(f"TensorBoard: tensorboard --logdir {run_dir / 'tb'}")
+    for summary, run in zip(summaries, runs):
+        print_training_summary(summary, run, cfg)
+    print(f"TensorBoard: tensorboard --logdir {runs[0].parent if args.seeds is not None else runs[0] / 'tb'}")
     return 0
+
+
+def start_line(cfg: TrainConfig, run_dir: Path, seeds: list[int] | None) -> str:
+    """What ``morec train`` is about to do, where, and its budget."""
+    t = cfg.train
+    what = f"{cfg.algorithm.upper()}{' + MOREC' if cfg.morec else ''} on {cfg.task}"
+    who = f"seeds {', '.join(map(str, seeds))}" if seeds is not None else f"seed {cfg.seed}"
+    source = cfg.dataset or f"the benchmark's {cfg.task} data"
+    return (f"train: {what} ({source}), {who}, {t.epochs} epochs x {t.steps_per_epoch:,} gradient steps "
+            f"= {t.epochs * t.steps_per_epoch:,} on {cfg.device}, into {run_dir}")
+
+
+def print_training_summary(summary: dict, run_dir: Path, cfg: TrainConfig) -> None:
+    """A finished run in a few lines: its scores, its model rollouts, where its files are."""
+    if summary["last_score"] is None:
+        print(f"seed {summary['seed']}: no evaluation yet ({summary['gradient_steps']:,} gradient steps); {run_dir}")
+        return
+    print(f"seed {summary['seed']}: normalised score {summary['last_score']:.1f} at the end (best {summary['best_score']:.1f}, "
+          f"last 10 evaluations {summary['last10_mean_score']:.1f}); return {summary['last_return']:.1f} against the data's "
+          f"{summary['dataset_mean_return']:.1f}; {summary['gradient_steps']:,} gradient steps, {summary['wall_seconds']:,.0f} s")
+    rollouts = summary["rollouts"]
+    if rollouts["count"]:
+        cut = f", {rollouts['truncation_rate']:.0%} cut by the MOREC filter" if cfg.morec else ""
+        print(f"  model rollouts: {rollouts['count']}, mean length {rollouts['mean_length']:.1f} of {cfg.rollout.horizon}{cut}; "
+              f"{rollouts['model_buffer_size']:,} model transitions held at the end")
+    print(f"  policy {run_dir / summary['policy']} (TorchScript: observations -> actions); summary {run_dir / 'summary.json'}")
