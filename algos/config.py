@@ -110,6 +110,10 @@ class TrainConfig:
     device: str = "cpu"
     dataset: str | None = None  # default: the benchmark dataset named by `task`
     cache_dir: str = "runs/cache"  # trained dynamics and dynamics rewards, shared across runs
+    # a trained model to use instead of training (or reusing from cache_dir) one: a `morec
+    # train-dynamics --out` / `train-reward --out` folder or a cache entry; checked against the data's task
+    dynamics_path: str | None = None
+    reward_path: str | None = None
     dynamics: EnsembleConfig = field(default_factory=EnsembleConfig)
     reward: DynamicsRewardConfig = field(default_factory=DynamicsRewardConfig)
     filter: MorecFilterConfig = field(default_factory=MorecFilterConfig)

@@ -28,7 +28,7 @@ from morec.reward_distillation import distil_reward
 from morec.reward_training import fit_dynamics_reward
 from morec.rollout_config import RolloutConfig
 
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 
 
 def dataset_fingerprint(ds: OfflineDataset) -> str:
@@ -50,32 +50,47 @@ def entry_dir(cfg: TrainConfig, kind: str, key: str) -> Path:
 
 
 def cached_dynamics(cfg: TrainConfig, ds: OfflineDataset, fingerprint: str, writer: SummaryWriter | None,
-                    progress: bool) -> tuple[EnsembleDynamics, str]:
-    """``(ensemble, its cache key)``: loaded from the cache, or trained on ``ds`` (logging to
-    ``writer``) and saved there."""
+                    progress: bool) -> tuple[EnsembleDynamics, str, Path]:
+    """``(ensemble, its cache key, its folder)``: the one ``cfg.dynamics_path`` names, or loaded from
+    the cache, or trained on ``ds`` (logging to ``writer``) and saved there."""
+    task = TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout"))
+    if cfg.dynamics_path is not None:
+        folder = Path(cfg.dynamics_path).resolve()
+        try:
+            return EnsembleDynamics.load(folder, cfg.device, expect=task), cache_key("named", str(folder)), folder
+        except (ValueError, FileNotFoundError) as err:
+            raise ConfigError(f"dynamics_path: {err}") from None
     key = cache_key("dynamics", fingerprint, asdict(cfg.dynamics), cfg.resolved_model_seed)
     folder = entry_dir(cfg, "dynamics", key)
-    task = TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout"))
     with exclusive_lock(folder.with_name(key + ".lock"), f"waiting for another process training dynamics {folder}"):
         if (folder / "dynamics.pt").exists():
             return EnsembleDynamics.load(folder, cfg.device, expect=task), key
         model = EnsembleDynamics(task, cfg.dynamics, seed=cfg.resolved_model_seed, device=cfg.device)
         fit_ensemble(model, ds, seed=cfg.resolved_model_seed, writer=writer, show_progress=progress)
         model.save(folder)
-    return model, key
+    return model, key, folder
 
 
 def cached_reward(cfg: TrainConfig, ds: OfflineDataset, dynamics: EnsembleDynamics, dynamics_key: str,
-                  progress: bool) -> tuple[DynamicsReward, str]:
-    """``(the dynamics reward of dynamics, its cache key)``: loaded, or trained and saved."""
+                  progress: bool) -> tuple[DynamicsReward, str, Path]:
+    """``(the dynamics reward of dynamics, its cache key, its folder)``: the one ``cfg.reward_path``
+    names, or loaded, or trained and saved."""
+    if cfg.reward_path is not None:
+        folder = Path(cfg.reward_path).resolve()
+        try:
+            reward = DynamicsReward.load(folder, cfg.device, obs_dim=ds.obs_dim, act_dim=ds.act_dim,
+                                         env_id=ds.metadata.get("env_id"), layout=ds.metadata.get("layout"))
+        except (ValueError, FileNotFoundError) as err:
+            raise ConfigError(f"reward_path: {err}") from None
+        return reward, cache_key("named", str(folder)), folder
     key = cache_key("reward", dynamics_key, asdict(cfg.reward), cfg.resolved_model_seed)
     folder = entry_dir(cfg, "reward", key)
     with exclusive_lock(folder.with_name(key + ".lock"), f"waiting for another process training the dynamics reward {folder}"):
         if (folder / "dynamics_reward.pt").exists():
-            return DynamicsReward.load(folder, cfg.device, obs_dim=ds.obs_dim, act_dim=ds.act_dim), key
+            return DynamicsReward.load(folder, cfg.device, obs_dim=ds.obs_dim, act_dim=ds.act_dim), key, folder
         reward, _ = fit_dynamics_reward(ds, dynamics, cfg.reward, seed=cfg.resolved_model_seed, log_dir=str(folder / "tb"), show_progress=progress)
         reward.save(folder)
-    return reward, key
+    return reward, key, folder
 
 
 def cached_distilled_reward(cfg: TrainConfig, ds: OfflineDataset, dynamics: EnsembleDynamics, teacher: DynamicsReward,

@@ -44,7 +44,7 @@ from .base import MixedSampler
 from .config import ConfigError, TrainConfig
 from .evaluation import Evaluator
 from .factory import build_algorithm
-from .model_cache import cached_distilled_reward, cached_dynamics, cached_reward, dataset_fingerprint, entry_dir
+from .model_cache import cached_distilled_reward, cached_dynamics, cached_reward, dataset_fingerprint
 from .trainer import RunDirectory, TrainingComponents, TrainingLoop
 
 __all__ = ["Trainer", "build_components", "build_reward_shaping", "build_rollout_engine", "build_selector",
@@ -118,8 +118,9 @@ def build_components(cfg: TrainConfig, tb_dir: str | Path, show_progress: bool =
     layout = dataset.metadata["layout"]
     writer = SummaryWriter(str(tb_dir))
     try:
-        dynamics, dynamics_key = cached_dynamics(cfg, dataset, dataset_fingerprint(dataset), writer, show_progress)
-        reward, reward_key = cached_reward(cfg, dataset, dynamics, dynamics_key, show_progress) if cfg.morec else (None, None)
+        dynamics, dynamics_key, dynamics_dir = cached_dynamics(cfg, dataset, dataset_fingerprint(dataset), writer, show_progress)
+        reward, reward_key, reward_dir = (cached_reward(cfg, dataset, dynamics, dynamics_key, show_progress) if cfg.morec
+                                          else (None, None, None))
         selector = build_selector(cfg, dataset, dynamics, reward, reward_key, writer, show_progress)
     finally:
         writer.close()
@@ -139,9 +140,7 @@ def build_components(cfg: TrainConfig, tb_dir: str | Path, show_progress: bool =
                                                   tuple(cfg.agent.hidden_sizes)))
     return TrainingComponents(dataset=dataset, real=real, dynamics=dynamics, engine=engine, model_buffer=model_buffer,
                               sample_generator=sample_generator, sampler=sampler, algorithm=algorithm, evaluator=evaluator,
-                              shaping=shaping, model_dirs={
-                                  "dynamics": str(entry_dir(cfg, "dynamics", dynamics_key)),
-                                  "reward": str(entry_dir(cfg, "reward", reward_key)) if reward_key else None})
+                              shaping=shaping, model_dirs={"dynamics": str(dynamics_dir), "reward": str(reward_dir) if reward_dir else None})
 
 
 class Trainer(TrainingLoop):

@@ -461,6 +461,25 @@ def test_model_seed_shares_the_dynamics_and_reward_across_seeds(hopper_file, tmp
     assert len(list((cache / "dynamics").glob("*/dynamics.pt"))) == 2
 
 
+def test_a_config_can_name_trained_models_instead_of_training_them(hopper_file, tmp_path):
+    """``dynamics_path`` and ``reward_path`` take the folders ``train-dynamics``/``train-reward``
+    (or another run's cache) wrote: nothing is trained, and the summary names those folders."""
+    first = Trainer(load_config(None, smoke(hopper_file, tmp_path / "cache", morec=True, epochs=1)), tmp_path / "first",
+                    show_progress=False).run()
+    named = [f"dynamics_path={first['models']['dynamics']}", f"reward_path={first['models']['reward']}"]
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "empty", morec=True, epochs=1) + named)
+    second = Trainer(cfg, tmp_path / "second", show_progress=False)
+    assert not (tmp_path / "empty").exists()  # no model trained or cached
+    second.run_directory.close()
+    assert second.components.model_dirs == first["models"]
+    walker = random_dataset_file(tmp_path / "walker.hdf5", env_id="Walker2d-v4", steps=300)
+    for key in ("dynamics_path", "reward_path"):
+        cfg = load_config(None, smoke(walker, tmp_path / "w", morec=True, epochs=1, task="Walker2d-v4")
+                          + [n for n in named if n.startswith(key)])
+        with pytest.raises(ConfigError, match=f"^{key}: .*(trained|expected|built) .*"):
+            Trainer(cfg, tmp_path / f"w-{key}", show_progress=False)
+
+
 def test_wrong_dataset_for_the_task_fails_before_training(hopper_file, tmp_path):
     from morec.data import DatasetError
 

@@ -176,6 +176,17 @@ def test_bad_suite_settings_are_named(tmp_path):
         SuiteConfig("d4rl", ["hopper-medium-v9"], ["mopo"], [0], results=tmp_path).check()
 
 
+def test_a_configs_tree_of_your_own_names_its_own_variants(tmp_path):
+    task = tmp_path / "configs" / "d4rl" / "hopper-medium-v2"
+    task.mkdir(parents=True)
+    (task / "mopo_longer.yaml").write_text("algorithm: mopo\n")
+    cfg = SuiteConfig("d4rl", ["hopper-medium-v2"], ["mopo_longer"], [0], results=tmp_path / "r", configs=tmp_path / "configs")
+    cfg.check()
+    assert cfg.config_path(plan_runs(cfg)[0]) == task / "mopo_longer.yaml"
+    with pytest.raises(ValueError, match=r"unknown variant\(s\) \['mopo'\]: choose from \['mopo_longer'\]"):
+        SuiteConfig("d4rl", ["hopper-medium-v2"], ["mopo"], [0], results=tmp_path / "r", configs=tmp_path / "configs")
+
+
 # ------------------------------------------------------------------------------------ locks
 def test_locks_exclude_other_holders(tmp_path):
     with exclusive_lock(tmp_path / "x.lock"), pytest.raises(LockBusy):

@@ -8,8 +8,9 @@ from pathlib import Path
 from morec.bundled_configs import configs_dir
 from morec.tasks import D4RL_LEVELS
 
-# variant name -> config file stem under configs/<benchmark>/<task>/[smoke/]; `_morec_matched`: MOREC's
-# rollout and filter with the host's learner settings (scripts/make_configs.py)
+# the shipped variants: config file stems under configs/<benchmark>/<task>/[smoke/]; `_morec_matched`: MOREC's
+# rollout and filter with the host's learner settings (scripts/make_configs.py). A configs tree of your
+# own (--configs) may name others.
 VARIANTS = ("mopo", "mopo_morec", "mopo_morec_matched", "mobile", "mobile_morec", "mobile_morec_matched")
 DEFAULT_VARIANTS = ("mopo", "mopo_morec", "mobile", "mobile_morec")  # a suite without --variants
 
@@ -57,13 +58,19 @@ class SuiteConfig:
 
     def __post_init__(self) -> None:
         self.results, self.configs = Path(self.results).resolve(), Path(self.configs).resolve()
-        unknown = sorted(set(self.variants) - set(VARIANTS))
+        known = self.known_variants()
+        unknown = sorted(set(self.variants) - set(known))
         if unknown:
-            raise ValueError(f"unknown variant(s) {unknown}: choose from {list(VARIANTS)}")
+            raise ValueError(f"unknown variant(s) {unknown}: choose from {known} (the configs in {self.configs / self.benchmark})")
         if self.dataset and Path(self.dataset).exists():
             self.dataset = str(Path(self.dataset).resolve())
         if self.retries < 0:
             raise ValueError(f"retries must be >= 0, got {self.retries}")
+
+    def known_variants(self) -> list[str]:
+        """The variants the configs tree has a file for (under any task): the shipped :data:`VARIANTS`,
+        or the names of a tree of your own (``--configs``)."""
+        return sorted({path.stem for path in (self.configs / self.benchmark).glob("*/*.yaml")})
 
     def config_path(self, run: RunSpec) -> Path:
         return self.configs / self.benchmark / run.task / ("smoke" if self.smoke else "") / f"{run.variant}.yaml"
