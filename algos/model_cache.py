@@ -66,7 +66,7 @@ def cached_dynamics(cfg: TrainConfig, ds: OfflineDataset, fingerprint: str, writ
         if (folder / "dynamics.pt").exists():
             return EnsembleDynamics.load(folder, cfg.device, expect=task), key
         model = EnsembleDynamics(task, cfg.dynamics, seed=cfg.resolved_model_seed, device=cfg.device)
-        fit_ensemble(model, ds, seed=cfg.resolved_model_seed, writer=writer, show_progress=progress)
+        fit_ensemble(model, ds, seed=cfg.resolved_model_seed, writer=writer, show_progress=progress, checkpoint=folder / "fit_checkpoint.pt")
         model.save(folder)
     return model, key, folder
 

@@ -11,18 +11,24 @@ after ``max_epochs_since_update`` epochs without any member improving (or at ``m
 once ``max_seconds`` of training have passed);
 every member is restored to its best weights and the elites are the members with the lowest
 holdout MSE.
+
+With ``checkpoint`` (a file path), the whole training state is written there atomically after
+every epoch and read back on the next call, so a killed training resumes where it stopped and
+ends as the uninterrupted one would; the file is removed when training ends.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from .ensemble import EnsembleDynamics
+from .io import atomic_torch_save
 from .progress import progress_bar
 
 
@@ -77,9 +83,11 @@ def fit_ensemble(
     log_dir: str | None = None,
     writer: SummaryWriter | None = None,
     show_progress: bool = True,
+    checkpoint: str | Path | None = None,
 ) -> FitReport:
     """Fit ``model`` on ``dataset`` (any object with ``observations, actions, rewards,
-    next_observations`` arrays). Scalars go to TensorBoard (``log_dir`` or ``writer``)."""
+    next_observations`` arrays). Scalars go to TensorBoard (``log_dir`` or ``writer``); with
+    ``checkpoint``, training resumes from that file and writes it after every epoch."""
     cfg, device = model.config, model.device
     start_time = time.perf_counter()
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -109,8 +117,19 @@ def fit_ensemble(
 
     best_mse = torch.full((E,), float("inf"), device=device)
     best_state = _member_snapshot(model)
-    epochs_since_update, epoch, train_nll = 0, 0, float("nan")
-    bar = progress_bar(show_progress, desc="dynamics", unit="epoch", total=cfg.max_epochs, line_every=1)
+    epochs_since_update, epoch, train_nll, seconds_before = 0, 0, float("nan"), 0.0
+    # what a checkpoint must have been written for: the same data, seed and settings
+    signature = {"rows": n, "seed": seed, "config": asdict(cfg)}
+    if checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state["signature"] != signature:
+            raise ValueError(f"{checkpoint} was written by a dynamics training with other data or settings; delete it to start over")
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        best_state, best_mse, member_rows = state["best_state"], state["best_mse"], state["member_rows"]
+        epochs_since_update, epoch, train_nll, seconds_before = (state[k] for k in ("since", "epoch", "train_nll", "seconds"))
+        gen.set_state(state["generator"])
+    bar = progress_bar(show_progress, desc="dynamics", unit="epoch", total=cfg.max_epochs, initial=epoch, line_every=1)
     model.train()
     while True:
         order = torch.argsort(torch.rand(E, n_train, device=device, generator=gen), dim=1)
@@ -151,10 +170,18 @@ def fit_ensemble(
         # how far early stopping is: epochs since any member improved, out of the patience
         bar.set_postfix(best_holdout_mse=f"{elite_mse:.4f}", since_best=f"{epochs_since_update}/{cfg.max_epochs_since_update}",
                         train_nll=f"{train_nll:.3f}")
-        stopped_by = stop_reason(cfg, epoch, epochs_since_update, time.perf_counter() - start_time)
+        seconds = seconds_before + time.perf_counter() - start_time
+        stopped_by = stop_reason(cfg, epoch, epochs_since_update, seconds)
         if stopped_by is not None:
             break
+        if checkpoint is not None:
+            atomic_torch_save({"signature": signature, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                               "best_state": best_state, "best_mse": best_mse, "member_rows": member_rows,
+                               "since": epochs_since_update, "epoch": epoch, "train_nll": train_nll, "seconds": seconds,
+                               "generator": gen.get_state()}, checkpoint)
     bar.close()
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
     model.load_state_dict(best_state)
     elites = torch.argsort(best_mse)[: cfg.num_elites].sort().values
     model.elites.copy_(elites)
@@ -170,7 +197,7 @@ def fit_ensemble(
         elites=elites.tolist(),
         elite_holdout_mse=float(best_mse[elites].mean()),
         train_nll=train_nll,
-        seconds=time.perf_counter() - start_time,
+        seconds=seconds_before + time.perf_counter() - start_time,
         train_size=n_train,
         holdout_size=n_hold,
         stopped_by=stopped_by,

@@ -55,7 +55,7 @@ def train_dynamics(ds: OfflineDataset, out: Path, config: EnsembleConfig, *, sou
 
     task = TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout"))
     model = EnsembleDynamics(task, config, seed=seed, device=device)
-    fit = fit_ensemble(model, ds, seed=seed, log_dir=str(out / "tb"), show_progress=show_progress)
+    fit = fit_ensemble(model, ds, seed=seed, log_dir=str(out / "tb"), show_progress=show_progress, checkpoint=out / "fit_checkpoint.pt")
     model.save(out)
     report = {"dataset": source, "transitions": len(ds), "fit": fit.__dict__}
     if ds.domain is not None and ds.metadata.get("layout") in ("d4rl", "neorl"):

@@ -141,6 +141,35 @@ def test_same_seed_same_model(device):
         torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
 
 
+def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_model(tmp_path, monkeypatch):
+    import dynamics.training as training
+
+    ds, ckpt = linear_system(n=1000), tmp_path / "fit.pt"
+    whole = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=5), seed=5)
+    report = fit_ensemble(whole, ds, seed=2, show_progress=False)
+    original = training.stop_reason
+
+    def killed_after_epoch_3(cfg, epoch, since, seconds):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return original(cfg, epoch, since, seconds)
+
+    monkeypatch.setattr(training, "stop_reason", killed_after_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        fit_ensemble(EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=5), seed=5), ds, seed=2, show_progress=False, checkpoint=ckpt)
+    assert torch.load(ckpt, weights_only=False)["epoch"] == 2  # written after every finished epoch
+    monkeypatch.setattr(training, "stop_reason", original)
+    resumed = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=5), seed=5)  # a new process: fresh weights
+    again = fit_ensemble(resumed, ds, seed=2, show_progress=False, checkpoint=ckpt)
+    assert (again.epochs, again.holdout_mse, again.elites) == (report.epochs, report.holdout_mse, report.elites)
+    for (k, va), vb in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
+    assert not ckpt.exists()  # removed once training ended
+    torch.save({"signature": {"rows": 1}}, ckpt)
+    with pytest.raises(ValueError, match="other data or settings; delete it"):
+        fit_ensemble(resumed, ds, seed=2, show_progress=False, checkpoint=ckpt)
+
+
 def test_save_load_roundtrip_and_mismatch(tmp_path):
     ds = linear_system(n=800)
     model = EnsembleDynamics(TaskInfo(4, 2, env_id="Custom-v0", layout=None), small_config(max_epochs=2))
