@@ -22,7 +22,8 @@ def _csv(text: str) -> list[str]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("benchmark", choices=sorted(BENCHMARK_TASKS), help="which configs/<benchmark>/ tree and default task list")
     p.add_argument("--tasks", default=None, help="comma-separated task names (default: the benchmark's suite)")
-    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"comma-separated config names under configs/<benchmark>/<task>/ (shipped: {','.join(VARIANTS)})")
+    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
+                   help=f"comma-separated config names under configs/<benchmark>/<task>/ (shipped: {','.join(VARIANTS)})")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     p.add_argument("--results", default=None, help="results root, local or a shared mount (default: runs/<benchmark>)")
     p.add_argument("--configs", default=str(DEFAULT_CONFIGS), help="the configs/ tree (default: the configs shipped with morec)")
