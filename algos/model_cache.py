@@ -64,7 +64,7 @@ def cached_dynamics(cfg: TrainConfig, ds: OfflineDataset, fingerprint: str, writ
     folder = entry_dir(cfg, "dynamics", key)
     with exclusive_lock(folder.with_name(key + ".lock"), f"waiting for another process training dynamics {folder}"):
         if (folder / "dynamics.pt").exists():
-            return EnsembleDynamics.load(folder, cfg.device, expect=task), key
+            return EnsembleDynamics.load(folder, cfg.device, expect=task), key, folder
         model = EnsembleDynamics(task, cfg.dynamics, seed=cfg.resolved_model_seed, device=cfg.device)
         fit_ensemble(model, ds, seed=cfg.resolved_model_seed, writer=writer, show_progress=progress, checkpoint=folder / "fit_checkpoint.pt")
         model.save(folder)

@@ -14,7 +14,6 @@ for the same data, and ``resume=True`` (or ``morec train --resume``) continues t
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,12 +88,6 @@ def store_dataset(dataset: OfflineDataset | Mapping[str, Any], cfg: TrainConfig)
     loaded = dataset if isinstance(dataset, OfflineDataset) else load_dataset(dict(dataset), env_id=cfg.task)
     path = Path(cfg.cache_dir) / "datasets" / f"{dataset_fingerprint(loaded)}.hdf5"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.stem}.{os.getpid()}.hdf5")
-        try:
-            loaded.save(partial)
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
+        loaded.save(path)  # atomic
     return path
 

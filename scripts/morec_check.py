@@ -46,9 +46,12 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "scratch-auto": (["--generator", "scratch", "--negative-steps", "1", "--contrastive-coef", "0"], ["--threshold", "auto", *R_D_PICK]),
     "scratch-auto-consensus-1": (["--generator", "scratch", "--negative-steps", "1", "--contrastive-coef", "0"],
                                  ["--threshold", "auto", "--consensus-weight", "1"]),
+    # the reference without a discriminator: the candidate nearest the elites' mean (a weight that
+    # swamps r_D's range of 1), never truncated (a threshold below r_D's floor of 0.313)
+    "consensus-only": (PAPER_REWARD, ["--threshold", "0", "--consensus-weight", "1000000"]),
 }
 # eval-model flags share one trained reward: variants naming the same train-reward flags reuse it
-POLICY_SETS = ("random", "noisy-behaviour", "off-behaviour")
+POLICY_SETS = ("random", "behaviour", "noisy-behaviour", "off-behaviour")
 
 
 def run(cmd: list[str], out: Path) -> dict:
@@ -76,6 +79,21 @@ def checkpoints(collect_dir: Path) -> tuple[str, Path, Path, Path]:
     return summary["env_id"], sac / medium["policy_path"], sac / earlier["policy_path"], sac / final["policy_path"]
 
 
+def episode_subset_file(dataset: Path, transitions: int, seed: int, out: Path) -> Path:
+    """``dataset``'s nested subset of whole episodes (:meth:`OfflineDataset.episode_subset`),
+    written once to ``out``; a size larger than the data stops the script with one line."""
+    from morec.data import DatasetError, load_dataset
+
+    path = out / f"{dataset.stem}-{transitions}-seed{seed}.hdf5"
+    if not path.exists():
+        try:
+            subset = load_dataset(dataset).episode_subset(transitions, seed)
+        except DatasetError as err:
+            raise SystemExit(f"morec_check: error: --transitions: {err}") from None
+        subset.save(path)  # atomic
+    return path
+
+
 def table_row(name: str, reward: dict | None, evals: dict[str, dict]) -> dict:
     def pol(policy_set: str, key: str, side: str | None = None):
         rep = evals.get(policy_set)
@@ -95,14 +113,17 @@ def table_row(name: str, reward: dict | None, evals: dict[str, dict]) -> dict:
         "auc_perturbed": disc.get("auc_real_vs_perturbed"),
         "threshold": first.get("threshold"),
         "false_truncation_rate": first.get("false_truncation_rate"),
+        "length_behaviour_filtered": pol("behaviour", "mean_rollout_length", "filtered"),
         "length_noisy_filtered": pol("noisy-behaviour", "mean_rollout_length", "filtered"),
         "length_noisy_unfiltered": pol("noisy-behaviour", "mean_rollout_length", "unfiltered"),
         "fake_terminal_noisy": pol("noisy-behaviour", "fake_terminal_fraction", "filtered"),
         "step_matched_random": pol("random", "step_matched_error_ratio"),
+        "step_matched_behaviour": pol("behaviour", "step_matched_error_ratio"),
         "step_matched_noisy": pol("noisy-behaviour", "step_matched_error_ratio"),
         "step_matched_off": pol("off-behaviour", "step_matched_error_ratio"),
         "return_error_ratio_off": pol("off-behaviour", "return_error_ratio"),
         "selection_gain_random": pol("random", "selection_gain_captured"),
+        "selection_gain_behaviour": pol("behaviour", "selection_gain_captured"),
         "selection_gain_noisy": pol("noisy-behaviour", "selection_gain_captured"),
         "ranking_spearman": (evals.get("off-behaviour") or {}).get("policy_ranking_spearman"),
     }
@@ -125,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--collect", required=True, help="a morec collect output directory")
     p.add_argument("--level", default="medium-replay")
+    p.add_argument("--transitions", type=int, default=None,
+                   help="check a subset of the level's data: whole episodes holding at most this many transitions "
+                        "(nested: for one --subset-seed a smaller subset lies inside a larger one)")
+    p.add_argument("--subset-seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}")
     p.add_argument("--horizon", type=int, default=100)
@@ -140,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     env_id, behaviour, earlier, final = checkpoints(collect_dir)
     dataset = collect_dir / dataset_file_name(env_id, args.level, "d4rl")
+    if args.transitions is not None:
+        dataset = episode_subset_file(dataset, args.transitions, args.subset_seed, out)
     base = ["--dataset", str(dataset)]
     dyn_cmd = ["morec", "train-dynamics", *base, "--out", str(out / "dynamics"), "--json", "--no-progress"]
     dyn = run(dyn_cmd + (["--max-epochs", str(args.max_epochs)] if args.max_epochs else []), out / "dynamics.json")
@@ -158,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         evals = {}
         for policy_set in POLICY_SETS:
             pol = {"random": ["--policy", "random"],
+                   "behaviour": ["--policy", "checkpoint", "--policy-path", str(behaviour)],
                    "noisy-behaviour": ["--policy", "noisy-behaviour", "--policy-path", str(behaviour)],
                    "off-behaviour": ["--policy", "torchscript", "--policy-path", *map(str, policies)]}[policy_set]
             evals[policy_set] = run(["morec", "eval-model", *base, "--dynamics", str(out / "dynamics"), "--reward",

@@ -579,3 +579,19 @@ def test_print_shows_one_screen_not_arrays():
     assert len(lines) <= 15 and max(map(len, lines)) <= 120 and "array(" not in text
     assert "  note: " + "x" * 67 + "..." in lines
     assert "observations [30000, 11] float32" in text and "environment unknown" in repr(episode_dataset())
+
+
+def test_episode_subsets_are_whole_episodes_nested_by_size():
+    from tests.helpers import random_dataset
+
+    ds = random_dataset(steps=3_000, seed=1)
+    small, large = ds.episode_subset(600, seed=4), ds.episode_subset(1_500, seed=4)
+    assert 0 < len(small) <= 600 and 600 < len(large) <= 1_500
+    as_rows = {tuple(o) for o in large.observations}
+    assert all(tuple(o) in as_rows for o in small.observations)  # nested: the small subset is inside the large one
+    assert small.episode_lengths().sum() == len(small) and len(small.episode_lengths()) < len(ds.episode_lengths())
+    whole = {tuple(ds.observations[s][0]) for s in ds.episodes()}  # every kept episode starts where one of ds's does
+    assert {tuple(small.observations[s][0]) for s in small.episodes()} <= whole
+    assert not np.array_equal(ds.episode_subset(600, seed=5).observations, small.observations)  # another seed, other episodes
+    with pytest.raises(DatasetError, match="a subset of 3,001 transitions was asked of a dataset of 3,000"):
+        ds.episode_subset(3_001)

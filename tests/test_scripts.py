@@ -74,3 +74,19 @@ def test_learning_reruns_behaviour_cloning_for_new_seeds(tmp_path):
     bc_file = tmp_path / "bc.json"
     bc_file.write_text(json.dumps({"runs": [{"seed": 1, "normalized_score": 5.0}, {"seed": 0, "normalized_score": 4.0}]}))
     assert learning.bc_seeds(bc_file) == [0, 1]  # the main loop reruns BC when these differ from --seeds
+
+
+def test_check_subsets_are_written_once_and_a_size_too_large_is_one_line(tmp_path):
+    import pytest
+
+    from morec.data import load_dataset
+    from tests.helpers import random_dataset_file
+
+    check = load_script("morec_check")
+    data = random_dataset_file(tmp_path / "hopper-medium.hdf5", steps=1_000)
+    path = check.episode_subset_file(data, 400, 0, tmp_path)
+    assert path.name == "hopper-medium-400-seed0.hdf5" and 0 < len(load_dataset(path)) <= 400
+    assert check.episode_subset_file(data, 400, 0, tmp_path) == path  # kept, not drawn again
+    with pytest.raises(SystemExit, match=r"^morec_check: error: --transitions: a subset of 5,000 transitions was asked of a "
+                                         r"dataset of 1,000; ask for at most 1,000$"):
+        check.episode_subset_file(data, 5_000, 0, tmp_path)

@@ -266,6 +266,21 @@ class OfflineDataset:
         perm = np.random.default_rng(seed).permutation(len(self))
         return self.take(np.sort(perm[n_hold:])), self.take(np.sort(perm[:n_hold]))
 
+    def episode_subset(self, transitions: int, seed: int = 0) -> OfflineDataset:
+        """Whole episodes, in recording order, holding at most ``transitions`` rows: the episodes are
+        taken in a random order fixed by ``seed`` while they fit, so for one seed a smaller subset
+        is always part of a larger one (nested subsets for data-size studies)."""
+        if transitions > len(self):
+            raise DatasetError(f"a subset of {transitions:,} transitions was asked of a dataset of {len(self):,}; "
+                               f"ask for at most {len(self):,}")
+        episodes = list(self.episodes())
+        order = np.random.default_rng(seed).permutation(len(episodes))
+        lengths = np.array([episodes[i].stop - episodes[i].start for i in order])
+        kept = order[: int(np.searchsorted(np.cumsum(lengths), transitions, side="right"))]
+        if not len(kept):
+            raise DatasetError(f"no whole episode fits in {transitions:,} transitions (the first drawn has {lengths[0]:,})")
+        return self.take(np.concatenate([np.arange(episodes[i].start, episodes[i].stop) for i in np.sort(kept)]))
+
     def sample(self, n: int, rng: np.random.Generator) -> OfflineDataset:
         """``n`` rows drawn uniformly with replacement."""
         return self.take(rng.integers(0, len(self), size=n))
