@@ -9,7 +9,8 @@ candidate k's next state to the consensus, the elites' mean prediction. ``consen
 the paper (r_D alone); the default adds the consensus term, a deviation from the paper chosen by
 measurement (``docs/morec_check``): the Gaussian draws' own noise is most of a candidate's error,
 and r_D alone hardly ranks it. The pick is the argmax or a sample of softmax(score / temperature);
-it supplies the next state and the model reward. When the picked candidate's r_D is below the
+it supplies the next state and the model reward (``mode="random"`` picks uniformly instead, to
+measure what the truncation alone does). When the picked candidate's r_D is below the
 threshold (after ``min_rollout_length`` steps) the transition is kept and that rollout ends: marked
 terminal (``truncate_as="terminal"``, the paper) or not (``truncate_as="stop"``, an ablation).
 ``threshold="auto"`` is resolved by :func:`morec.threshold.calibrate_threshold` from held-out real
@@ -58,7 +59,10 @@ class MorecSelector:
         return distance / distance.median(dim=0, keepdim=True).values.clamp_min(1e-12)
 
     def pick(self, scores: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Selection ``scores [K, B]`` -> index ``[B]`` of the kept candidate."""
+        """Selection ``scores [K, B]`` -> index ``[B]`` of the kept candidate (``mode="random"``:
+        uniform, whatever the scores: the ablation that keeps only the filter's truncation)."""
+        if self.config.mode == "random":
+            return torch.randint(scores.shape[0], (scores.shape[1],), device=scores.device, generator=generator)
         if self.config.mode == "argmax":
             return scores.argmax(dim=0)
         probs = torch.softmax(scores / self.config.temperature, dim=0).T  # [B, K]

@@ -14,7 +14,7 @@ AUTO = "auto"
 
 @dataclass
 class MorecFilterConfig:
-    mode: str = "softmax"  # "softmax" or "argmax"
+    mode: str = "softmax"  # "softmax" or "argmax" of the score; "random": a uniform pick (an ablation: truncation alone)
     temperature: float = 0.1
     consensus_weight: float = 1.0  # 0 = the paper (select by r_D alone); see morec.filter
     threshold: float | str = AUTO  # "auto" (see false_truncation_target) or a number (the paper: 0.6)
@@ -24,8 +24,8 @@ class MorecFilterConfig:
     min_rollout_length: int = 0
 
     def __post_init__(self) -> None:
-        if self.mode not in ("softmax", "argmax"):
-            raise ValueError(f"mode must be 'softmax' or 'argmax', got {self.mode!r}")
+        if self.mode not in ("softmax", "argmax", "random"):
+            raise ValueError(f"mode must be 'softmax', 'argmax' or 'random', got {self.mode!r}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
         if self.consensus_weight < 0:

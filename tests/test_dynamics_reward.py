@@ -105,6 +105,14 @@ def test_argmax_selector_picks_the_highest_reward_and_truncation_marks_terminal(
     assert not bool(late(torch.zeros(5, 2), torch.zeros(5, 1), cands, 2, torch.Generator(), cands.mean(0)).stop.any())
 
 
+def test_random_pick_ignores_the_scores_and_truncates_by_the_picked_candidates_reward():
+    sel = MorecSelector(FixedScores([0.4, 1.2, 0.9]), MorecFilterConfig(mode="random", threshold=0.6, consensus_weight=0))
+    out = sel(torch.zeros(30_000, 2), torch.zeros(30_000, 1), torch.zeros(3, 30_000, 3), 0, torch.Generator().manual_seed(0),
+              torch.zeros(30_000, 3))
+    torch.testing.assert_close(torch.bincount(out.index, minlength=3).float() / 30_000, torch.full((3,), 1 / 3), atol=0.01, rtol=0)
+    assert torch.equal(out.stop, out.index == 0)  # only candidate 0's r_D (0.4) is below the threshold
+
+
 def test_softmax_selector_is_sharp_at_low_temperature():
     sel = MorecSelector(FixedScores([0.4, 1.0, 0.9]), MorecFilterConfig(mode="softmax", temperature=0.1, threshold=0.6, consensus_weight=0))
     out = sel(torch.zeros(20_000, 2), torch.zeros(20_000, 1), torch.zeros(3, 20_000, 3), 0, torch.Generator().manual_seed(0),

@@ -37,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy-noise", type=float, default=0.3, help="extra action noise for noisy-behaviour")
     p.add_argument("--horizon", type=int, default=check.horizon)
     p.add_argument("--starts", type=int, default=500)
-    p.add_argument("--mode", choices=("softmax", "argmax"), default=filt.mode)
+    p.add_argument("--mode", choices=("softmax", "argmax", "random"), default=filt.mode,
+                   help="the pick among the candidates: by score (softmax or argmax) or uniform (random: truncation alone)")
     p.add_argument("--consensus-weight", type=float, default=filt.consensus_weight,
                    help="weight of the distance to the elites' mean prediction in the pick (0: the paper, r_D alone)")
     p.add_argument("--threshold", type=threshold_value, default=filt.threshold,
