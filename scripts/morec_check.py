@@ -54,6 +54,12 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
 POLICY_SETS = ("random", "behaviour", "noisy-behaviour", "off-behaviour")
 
 
+def reward_dir_name(train_flags: list[str]) -> str:
+    """The folder under ``<out>/rewards/`` of the reward ``train-reward`` makes with these flags
+    (variants with the same flags share it)."""
+    return "-".join(f.lstrip("-") for f in train_flags) or "default"
+
+
 def run(cmd: list[str], out: Path) -> dict:
     """Run a ``morec`` command that prints JSON; keep its output in ``out`` (skip if already there)."""
     if out.exists():
@@ -177,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.variants.split(","):
         train_flags, eval_flags = VARIANTS[name]
-        key = "-".join(f.lstrip("-") for f in train_flags) or "default"
+        key = reward_dir_name(train_flags)
         reward_dir = out / "rewards" / key
         updates = ["--updates", str(args.updates)] if args.updates else []
         reward = run(["morec", "train-reward", *base, "--dynamics", str(out / "dynamics"), "--out", str(reward_dir),

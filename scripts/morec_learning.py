@@ -44,13 +44,13 @@ LABELS = {"mopo": "MOPO", "mopo_morec_matched": "MOPO + MOREC (matched)", "mopo_
           "mobile": "MOBILE", "mobile_morec_matched": "MOBILE + MOREC (matched)", "mobile_morec": "MOBILE + MOREC (paper)"}
 
 
-def same_config_as(task: str, variants: list[str], overrides: list[str], smoke: bool) -> dict[str, str]:
+def same_config_as(task: str, variants: list[str], overrides: list[str], smoke: bool, configs: Path = ROOT / "configs") -> dict[str, str]:
     """``{variant: earlier variant}`` for each variant whose resolved config equals an earlier one's
     (MOREC's λ equals the host's on some tasks, so its paper config is its matched one there). Such a
     run would repeat the earlier one exactly, so it is not run and its row is the earlier one's."""
     from algos.config import load_config
 
-    folder = ROOT / "configs" / "d4rl" / task / ("smoke" if smoke else "")
+    folder = configs / "d4rl" / task / ("smoke" if smoke else "")
     resolved = {v: load_config(folder / f"{v}.yaml", overrides).to_dict() for v in variants}
     same: dict[str, str] = {}
     for i, variant in enumerate(variants):
@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--task", required=True, help="the task whose configs, normaliser and evaluation env are used")
     p.add_argument("--out", required=True)
     p.add_argument("--variants", default="mopo,mopo_morec_matched,mopo_morec")
+    p.add_argument("--configs", default=str(ROOT / "configs"), help="the configs/ tree the variants are read from")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=100, help="train.epochs (1,000 gradient steps each)")
     p.add_argument("--dynamics-max-epochs", type=int, default=None, help="dynamics.max_epochs (default: the configs')")
@@ -180,14 +181,15 @@ def main(argv: list[str] | None = None) -> int:
     variants, seeds = args.variants.split(","), [int(s) for s in args.seeds.split(",")]
     overrides = ["model_seed=0", *([] if args.smoke else [f"train.epochs={args.epochs}"]),
                  *([f"dynamics.max_epochs={args.dynamics_max_epochs}"] if args.dynamics_max_epochs else []), *args.set]
-    duplicates = same_config_as(args.task, variants, overrides, args.smoke)
+    duplicates = same_config_as(args.task, variants, overrides, args.smoke, Path(args.configs))
     meta = {"task": args.task, "dataset": dataset, "seeds": seeds, "overrides": overrides, "smoke": args.smoke,
             "same_config_as": duplicates, "eval_model": {"horizon": args.horizon, "starts": args.starts}}
     bc_file = out / "bc.json"
     if not args.table_only:
         to_run = [v for v in variants if v not in duplicates]
         suite = ["morec", "suite", "d4rl", "--tasks", args.task, "--dataset", dataset, "--variants", ",".join(to_run),
-                 "--seeds", args.seeds, "--results", str(out / "runs"), "--backend", "pool", "--max-parallel", str(args.max_parallel),
+                 "--seeds", args.seeds, "--results", str(out / "runs"), "--configs", args.configs, "--backend", "pool",
+                 "--max-parallel", str(args.max_parallel),
                  *(["--smoke"] if args.smoke else []), *[x for o in overrides for x in ("--set", o)]]
         print("+", " ".join(suite), flush=True)
         code = subprocess.run(suite).returncode

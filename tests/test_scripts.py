@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from argparse import Namespace
 from pathlib import Path
 
@@ -13,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def load_script(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -90,3 +92,26 @@ def test_check_subsets_are_written_once_and_a_size_too_large_is_one_line(tmp_pat
     with pytest.raises(SystemExit, match=r"^morec_check: error: --transitions: a subset of 5,000 transitions was asked of a "
                                          r"dataset of 1,000; ask for at most 1,000$"):
         check.episode_subset_file(data, 5_000, 0, tmp_path)
+
+
+def test_scale_plan_orders_its_jobs_and_knows_what_is_done(tmp_path, capsys):
+    import pytest
+
+    scale = load_script("morec_scale")
+    root = tmp_path / "scale"
+    assert scale.main(["--root", str(root), "--tasks", "hopper,walker2d", "--plan"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = [line.split()[1] for line in lines]
+    assert names[:2] == ["collect:hopper", "collect:walker2d"] and names[2:4] == ["check:hopper:1000000", "check:walker2d:1000000"]
+    assert names.index("learn:hopper:seeds1") < names.index("learn:walker2d:seeds1") < names.index("learn:hopper:seeds2")
+    assert all(line.startswith("todo") for line in lines)
+    # the confirming task trains MOPO, the paper's MOREC and (once chosen) the recommended variant only
+    assert sorted(p.stem for p in (root / "configs" / "d4rl" / "walker2d-medium-v2").glob("*.yaml")) == ["mopo", "mopo_morec_paper"]
+    assert "truncate_as: stop" in (root / "configs" / "d4rl" / "hopper-medium-v2" / "mopo_morec_stop.yaml").read_text()
+    table = tmp_path / "table.json"
+    table.write_text(json.dumps({"seeds": [0, 1], "rows": [{"partial": True}]}))
+    assert scale.learning_complete(table, 1) and not scale.learning_complete(table, 2)  # seed 1 still running
+    with pytest.raises(SystemExit, match="--only: no job named 'learn:hopper'"):
+        scale.main(["--root", str(root), "--tasks", "hopper", "--only", "learn:hopper"])
+    with pytest.raises(SystemExit, match="--tasks: unknown task 'ant'"):
+        scale.main(["--root", str(root), "--tasks", "ant", "--plan"])
