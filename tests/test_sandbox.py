@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import shutil
@@ -461,13 +462,83 @@ def test_the_jail_contains_code_that_passed_the_gate(unguarded, monkeypatch):
         assert escaped == [], f"the jailed child could {escaped}"
         uid, cpu_limit = res.factors[0, len(ATTACKS):]
         assert cpu_limit == 77
-        if os.geteuid() == 0:
-            assert uid == sandbox.jail.NOBODY
+        own_uid = sandbox.jail.CHILD_UID_BASE + worker._proc.pid  # as root: a uid of the child's own
+        assert uid == worker.jail["uid"] == (own_uid if os.geteuid() == 0 else os.geteuid())
         assert worker.jail["seccomp"] is True
-        assert worker.jail["uid"] == (sandbox.jail.NOBODY if os.geteuid() == 0 else os.geteuid())
         assert sorted(p.name for p in directory.iterdir()) == ["canary.txt"] and canary.read_text() == "canary"
     finally:
         shutil.rmtree(directory)
+
+
+# Calls the red team (issue 29) made from jailed code against other processes of the child's uid,
+# the parent and the kernel; each must answer EPERM (x86-64 syscall numbers).
+OTHER_PROCESS_ATTACKS = """
+import ctypes, os, struct
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+BUF = ctypes.create_string_buffer(4096)
+
+def errno_of(result):
+    return 0.0 if result not in (-1, ctypes.c_void_p(-1).value) else float(ctypes.get_errno())
+
+def call(nr, *args):
+    ctypes.set_errno(0)
+    return errno_of(libc.syscall(nr, *[ctypes.c_long(a) if isinstance(a, int) else a for a in args]))
+
+def compute_factors(obs, act):
+    ppid, flags = os.getppid(), libc.fcntl(0, 3)
+    out = [
+        call(72, 0, 8, ppid),                  # fcntl F_SETOWN: signals to the parent
+        call(72, 0, 10, 9),                    # fcntl F_SETSIG = SIGKILL
+        call(72, 0, 4, flags | 0o20000),       # fcntl F_SETFL | O_ASYNC
+        call(16, 0, 0x5452),                   # ioctl FIOASYNC
+        call(302, ppid, 0, 0, BUF),            # prlimit64 of the parent
+        call(141, 0, ppid, 19),                # setpriority of the parent
+        call(203, ppid, 128, BUF),             # sched_setaffinity of the parent
+        call(144, ppid, 5, BUF),               # sched_setscheduler(SCHED_IDLE) of the parent
+        call(251, 1, ppid, 7),                 # ioprio_set of the parent
+        call(274, ppid, BUF, BUF),             # get_robust_list of the parent
+        call(157, 1, 0, 0, 0, 0),              # prctl PR_SET_PDEATHSIG = 0: outlive the parent
+        call(70, 0, BUF, 64, 0, 0o4000),       # msgrcv
+        call(69, 0, BUF, 8, 0o4000),           # msgsnd
+        call(71, 0, 13, BUF),                  # msgctl MSG_STAT_ANY
+        call(65, 0, BUF, 1),                   # semop
+        call(66, 0, 0, 2, BUF),                # semctl
+        call(31, 0, 2, BUF),                   # shmctl
+        call(191, b"/", b"user.secret", BUF, 64),  # getxattr
+        call(194, b"/", BUF, 64),              # listxattr
+        call(139, 3),                          # sysfs
+        call(458, BUF, BUF, 8, 0),             # listmount
+        call(4, b"/", BUF),                    # stat
+        call(9, 0, 4096, 7, 0x22, -1, 0),      # mmap with PROT_EXEC
+    ]
+    allowed = [call(302, 0, 0, 0, BUF), call(72, 0, 4, flags), call(204, 0, 128, BUF)]  # the child itself, no O_ASYNC
+    return np.tile(np.array(out + allowed), (len(obs), 1))
+"""
+ATTACK_NAMES = ("F_SETOWN", "F_SETSIG", "O_ASYNC", "FIOASYNC", "prlimit64", "setpriority", "sched_setaffinity",
+                "sched_setscheduler", "ioprio_set", "get_robust_list", "PR_SET_PDEATHSIG", "msgrcv", "msgsnd", "msgctl",
+                "semop", "semctl", "shmctl", "getxattr", "listxattr", "sysfs", "listmount", "stat", "mmap PROT_EXEC")
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the attacks use x86-64 syscall numbers")
+def test_the_jail_keeps_the_child_away_from_other_processes_and_the_kernel(unguarded):
+    worker = unguarded(OTHER_PROCESS_ATTACKS, SandboxLimits(timeout_s=10.0, memory_mb=256))
+    res = worker.run(OBS[:2], ACT[:2])
+    assert res.ok, res.error
+    errnos = res.factors[0]
+    let_through = [name for name, err in zip(ATTACK_NAMES, errnos) if err != errno.EPERM]
+    assert let_through == [], f"the jail let these through: {let_through}"
+    assert list(errnos[len(ATTACK_NAMES):]) == [0, 0, 0]  # limits, flags and affinity of the child itself stay allowed
+    assert worker.run(OBS[:2], ACT[:2]).ok  # the parent is alive and the child still serves
+
+
+def test_each_child_has_a_uid_of_its_own_when_started_as_root(unguarded):
+    if os.geteuid() != 0:
+        pytest.skip("only root can give the child another uid")
+    code = "import os\ndef compute_factors(obs, act):\n    return obs[:, :1] * 0 + os.getuid()\n"
+    first, second = unguarded(code), unguarded(code)
+    uids = {int(first.run(OBS[:2], ACT[:2]).factors[0, 0]), int(second.run(OBS[:2], ACT[:2]).factors[0, 0])}
+    assert uids == {sandbox.jail.CHILD_UID_BASE + first._proc.pid, sandbox.jail.CHILD_UID_BASE + second._proc.pid}
 
 
 def test_an_unreadable_reply_header_is_a_crash_not_a_parser_error(unguarded):

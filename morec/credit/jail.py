@@ -9,18 +9,19 @@ untrusted code is read. In order:
    namespace (no interface but a downed loopback: nothing on the host, ``127.0.0.1`` included, is
    reachable) and a new IPC namespace (no System V shared memory of other processes). As root
    directly, otherwise inside a new user namespace.
-3. When started as root: supplementary groups cleared, gid and uid set to ``nobody`` (65534), so
-   every capability is gone and the parent's files and ``/proc/<pid>/environ`` are another user's.
+3. When started as root: supplementary groups cleared, gid and uid set to one of the child's own
+   (:data:`CHILD_UID_BASE` + its pid), so every capability is gone, the parent's files and
+   ``/proc/<pid>/environ`` are another user's, and no other process shares its uid.
 4. ``PR_SET_PDEATHSIG`` = SIGKILL (after the uid change, which would clear it): the child dies
    with the thread that started it, and exits at once if that parent is already gone.
-5. ``PR_SET_NO_NEW_PRIVS`` and a seccomp-BPF filter (:data:`DENIED_SYSCALLS` answer ``EPERM``;
-   a foreign architecture or x32 call kills the process). The filter refuses opening any path
-   (``open``, ``openat``, ``openat2``, ``creat``, handles, io_uring), every change to the
-   filesystem (mkdir, rename, link, unlink, truncate, chmod, chown, xattrs, times), ``execve``,
-   ``fork``/``clone``, sockets, signals to any process, ``ptrace`` and cross-process memory
-   access, mounts, namespaces, ``memfd``, ``bpf``, ``perf``, keys and kernel modules; syscalls
-   newer than the table (unknown to it) are refused too. File *metadata* (``stat``) stays visible;
-   file contents do not.
+5. ``PR_SET_NO_NEW_PRIVS`` and a seccomp-BPF allow-list (a foreign architecture or x32 call kills
+   the process; every syscall not listed answers ``EPERM``): :data:`ALLOWED_SYSCALLS` (pipe reads
+   and writes, memory, futexes, own signal handling, clocks, exit), :data:`SELF_ONLY_SYSCALLS`
+   (resource limits and scheduling of pid 0, the child itself), ``mmap``/``mprotect`` without
+   ``PROT_EXEC``, and ``fcntl`` reading or setting descriptor flags without ``O_ASYNC``. So no
+   path is opened or even looked up by ``stat``, no file changes, no program or process starts,
+   no socket, signal, ``prctl``, ``ioctl``, ptrace, System V IPC, xattr or mount call reaches the
+   kernel, and no other process's limits, priority or affinity can be changed.
 
 Required (the child reports failure and the parent refuses to run code otherwise): the seccomp
 filter, and the uid drop when running as root. Linux on x86-64 or AArch64 only: on any other
@@ -44,93 +45,65 @@ import sys
 import time
 from typing import Any
 
-NOBODY = 65534
+# As root, each child takes a uid of its own (this base plus its pid; no real account uses these),
+# so "a process with the same uid" is only the child itself.
+CHILD_UID_BASE = 0x40000000
 
-# Denied syscalls by name; numbers per architecture below (x86-64: asm/unistd_64.h, AArch64:
-# asm-generic/unistd.h, which lacks the legacy path calls such as open and mkdir).
-DENIED_SYSCALLS = (
-    # reading or creating files by path or handle
-    "open openat openat2 creat name_to_handle_at open_by_handle_at readlink readlinkat uselib "
-    # changing the filesystem
-    "mkdir mkdirat rmdir rename renameat renameat2 link linkat symlink symlinkat unlink unlinkat "
-    "truncate ftruncate chmod fchmod fchmodat fchmodat2 chown fchown lchown fchownat mknod mknodat "
-    "setxattr lsetxattr fsetxattr removexattr lremovexattr fremovexattr utime utimes utimensat futimesat "
-    # new programs and processes
-    "execve execveat fork vfork clone clone3 "
-    # network
-    "socket socketpair connect bind listen accept accept4 "
-    # other processes: signals, tracing, memory
-    "kill tkill tgkill rt_sigqueueinfo rt_tgsigqueueinfo pidfd_open pidfd_send_signal pidfd_getfd "
-    "ptrace process_vm_readv process_vm_writev process_madvise process_mrelease kcmp move_pages migrate_pages "
-    "shmget shmat msgget semget mq_open "
-    # mounts, namespaces, privileges
-    "mount umount2 pivot_root chroot unshare setns fsopen fsmount fsconfig move_mount open_tree fspick "
-    "mount_setattr setuid setgid setreuid setregid setresuid setresgid setgroups setfsuid setfsgid capset "
-    "personality "
-    # kernel interfaces with a history of escapes
-    "memfd_create memfd_secret userfaultfd bpf perf_event_open keyctl add_key request_key "
-    "io_uring_setup io_uring_enter io_uring_register fanotify_init inotify_init inotify_init1 "
-    "init_module finit_module delete_module kexec_load kexec_file_load reboot swapon swapoff "
-    "sethostname setdomainname acct quotactl quotactl_fd ioperm iopl"
+# The seccomp filter is an allow-list: the syscalls the child's loop (pipe reads and writes, numpy
+# arithmetic, memory, clocks, exit) needs, measured with strace on the sandbox's workload; every
+# other call answers EPERM, and a foreign architecture or an x32 call kills the process.
+ALLOWED_SYSCALLS = (
+    "read write readv writev close brk munmap mremap madvise mbind futex "
+    "rt_sigaction rt_sigprocmask rt_sigreturn sigaltstack restart_syscall exit exit_group "
+    "clock_gettime clock_getres clock_nanosleep nanosleep gettimeofday getrandom sched_yield "
+    "getpid gettid getppid getuid geteuid getgid getegid"
 ).split()
+# allowed only on the calling process itself (first argument, the pid, 0)
+SELF_ONLY_SYSCALLS = "prlimit64 sched_getaffinity sched_setaffinity sched_getparam sched_getscheduler".split()
+# allowed only without PROT_EXEC (third argument): no new executable memory
+NO_EXEC_SYSCALLS = "mmap mprotect".split()
+# fcntl: only reading and setting descriptor and status flags, and never O_ASYNC (which, with an
+# F_SETOWN the filter refuses, would send signals to another process)
+FCNTL_COMMANDS = {"F_GETFD": 1, "F_SETFD": 2, "F_GETFL": 3, "F_SETFL": 4}
+_O_ASYNC, _PROT_EXEC = 0o20000, 0x4
 
+# syscall numbers: x86-64 asm/unistd_64.h, AArch64 asm-generic/unistd.h
 _X86_64 = dict(
-    open=2, openat=257, openat2=437, creat=85, name_to_handle_at=303, open_by_handle_at=304,
-    readlink=89, readlinkat=267, uselib=134, mkdir=83, mkdirat=258, rmdir=84, rename=82,
-    renameat=264, renameat2=316, link=86, linkat=265, symlink=88, symlinkat=266, unlink=87,
-    unlinkat=263, truncate=76, ftruncate=77, chmod=90, fchmod=91, fchmodat=268, fchmodat2=452,
-    chown=92, fchown=93, lchown=94, fchownat=260, mknod=133, mknodat=259, setxattr=188,
-    lsetxattr=189, fsetxattr=190, removexattr=197, lremovexattr=198, fremovexattr=199, utime=132,
-    utimes=235, utimensat=280, futimesat=261, execve=59, execveat=322, fork=57, vfork=58, clone=56,
-    clone3=435, socket=41, socketpair=53, connect=42, bind=49, listen=50, accept=43, accept4=288,
-    kill=62, tkill=200, tgkill=234, rt_sigqueueinfo=129, rt_tgsigqueueinfo=297, pidfd_open=434,
-    pidfd_send_signal=424, pidfd_getfd=438, ptrace=101, process_vm_readv=310, process_vm_writev=311,
-    process_madvise=440, process_mrelease=448, kcmp=312, move_pages=279, migrate_pages=256,
-    shmget=29, shmat=30, msgget=68, semget=64, mq_open=240, mount=165, umount2=166, pivot_root=155,
-    chroot=161, unshare=272, setns=308, fsopen=430, fsmount=432, fsconfig=431, move_mount=429,
-    open_tree=428, fspick=433, mount_setattr=442, setuid=105, setgid=106, setreuid=113,
-    setregid=114, setresuid=117, setresgid=119, setgroups=116, setfsuid=122, setfsgid=123,
-    capset=126, personality=135, memfd_create=319, memfd_secret=447, userfaultfd=323, bpf=321,
-    perf_event_open=298, keyctl=250, add_key=248, request_key=249, io_uring_setup=425,
-    io_uring_enter=426, io_uring_register=427, fanotify_init=300, inotify_init=253,
-    inotify_init1=294, init_module=175, finit_module=313, delete_module=176, kexec_load=246,
-    kexec_file_load=320, reboot=169, swapon=167, swapoff=168, sethostname=170, setdomainname=171,
-    acct=163, quotactl=179, quotactl_fd=443, ioperm=173, iopl=172,
+    read=0, write=1, close=3, mmap=9, mprotect=10, munmap=11, brk=12, rt_sigaction=13, rt_sigprocmask=14,
+    rt_sigreturn=15, readv=19, writev=20, sched_yield=24, mremap=25, madvise=28, nanosleep=35, getpid=39,
+    exit=60, fcntl=72, gettimeofday=96, getuid=102, getgid=104, geteuid=107, getegid=108, getppid=110,
+    sigaltstack=131, sched_getparam=143, sched_getscheduler=145, gettid=186, futex=202, sched_setaffinity=203,
+    sched_getaffinity=204, restart_syscall=219, clock_gettime=228, clock_getres=229, clock_nanosleep=230,
+    exit_group=231, mbind=237, prlimit64=302, getrandom=318,
 )
 _AARCH64 = dict(
-    openat=56, openat2=437, name_to_handle_at=264, open_by_handle_at=265, readlinkat=78,
-    mkdirat=34, renameat=38, renameat2=276, linkat=37, symlinkat=36, unlinkat=35, truncate=45,
-    ftruncate=46, fchmod=52, fchmodat=53, fchmodat2=452, fchown=55, fchownat=54, mknodat=33,
-    setxattr=5, lsetxattr=6, fsetxattr=7, removexattr=14, lremovexattr=15, fremovexattr=16,
-    utimensat=88, execve=221, execveat=281, clone=220, clone3=435, socket=198, socketpair=199,
-    connect=203, bind=200, listen=201, accept=202, accept4=242, kill=129, tkill=130, tgkill=131,
-    rt_sigqueueinfo=138, rt_tgsigqueueinfo=240, pidfd_open=434, pidfd_send_signal=424,
-    pidfd_getfd=438, ptrace=117, process_vm_readv=270, process_vm_writev=271, process_madvise=440,
-    process_mrelease=448, kcmp=272, move_pages=239, migrate_pages=238, shmget=194, shmat=196,
-    msgget=186, semget=190, mq_open=180, mount=40, umount2=39, pivot_root=41, chroot=51,
-    unshare=97, setns=268, fsopen=430, fsmount=432, fsconfig=431, move_mount=429, open_tree=428,
-    fspick=433, mount_setattr=442, setuid=146, setgid=144, setreuid=145, setregid=143,
-    setresuid=147, setresgid=149, setgroups=159, setfsuid=151, setfsgid=152, capset=91,
-    personality=92, memfd_create=279, memfd_secret=447, userfaultfd=282, bpf=280,
-    perf_event_open=241, keyctl=219, add_key=217, request_key=218, io_uring_setup=425,
-    io_uring_enter=426, io_uring_register=427, fanotify_init=262, inotify_init1=26,
-    init_module=105, finit_module=273, delete_module=106, kexec_load=104, kexec_file_load=294,
-    reboot=142, swapon=224, swapoff=225, sethostname=161, setdomainname=162, acct=89,
-    quotactl=60, quotactl_fd=443,
+    fcntl=25, close=57, read=63, write=64, readv=65, writev=66, exit=93, exit_group=94, futex=98, nanosleep=101,
+    clock_gettime=113, clock_getres=114, clock_nanosleep=115, sched_getscheduler=120, sched_getparam=121,
+    sched_setaffinity=122, sched_getaffinity=123, sched_yield=124, restart_syscall=128, sigaltstack=132,
+    rt_sigaction=134, rt_sigprocmask=135, rt_sigreturn=139, gettimeofday=169, getpid=172, getppid=173,
+    getuid=174, geteuid=175, getgid=176, getegid=177, gettid=178, brk=214, munmap=215, mremap=216, mmap=222,
+    mprotect=226, madvise=233, mbind=235, prlimit64=261, getrandom=278,
 )
-# (audit architecture, syscall table, highest syscall number the table knows)
-_ARCHES: dict[str, tuple[int, dict[str, int], int]] = {
-    "x86_64": (0xC000003E, _X86_64, 462),
-    "aarch64": (0xC00000B7, _AARCH64, 462),
+# (audit architecture, syscall table)
+_ARCHES: dict[str, tuple[int, dict[str, int]]] = {
+    "x86_64": (0xC000003E, _X86_64),
+    "aarch64": (0xC00000B7, _AARCH64),
 }
 _X32_BIT = 0x40000000
 
-# prctl, seccomp and BPF constants (linux/prctl.h, linux/seccomp.h, linux/filter.h)
+# prctl, seccomp and BPF constants (linux/prctl.h, linux/seccomp.h, linux/filter.h); struct
+# seccomp_data: nr at 0, arch at 4, args at 16 + 8 i (the low 32 bits first on these little-endian CPUs)
 _PR_SET_PDEATHSIG, _PR_SET_SECCOMP, _PR_SET_NO_NEW_PRIVS = 1, 22, 38
 _SECCOMP_MODE_FILTER = 2
 _RET_ALLOW, _RET_ERRNO, _RET_KILL_PROCESS = 0x7FFF0000, 0x00050000, 0x80000000
-_LD_W_ABS, _JEQ_K, _JGE_K, _JGT_K, _RET_K = 0x20, 0x15, 0x35, 0x25, 0x06
+_LD_W_ABS, _JEQ_K, _JGE_K, _JSET_K, _RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
+_NR, _ARCH = 0, 4
 _CLONE_NEWIPC, _CLONE_NEWUSER, _CLONE_NEWNET = 0x08000000, 0x10000000, 0x40000000
+
+
+def _arg(i: int) -> int:
+    """Offset of the low 32 bits of syscall argument ``i`` in ``struct seccomp_data``."""
+    return 16 + 8 * i
 
 
 class JailError(RuntimeError):
@@ -147,30 +120,38 @@ def unsupported_reason() -> str | None:
 
 
 def seccomp_program(machine: str) -> bytes:
-    """The classic-BPF filter for ``machine`` as packed ``struct sock_filter`` entries."""
-    arch, table, highest = _ARCHES[machine]
-    numbers = sorted({table[name] for name in DENIED_SYSCALLS if name in table})
-    n = len(numbers)
-    # layout: 0 load arch | 1 arch check | 2 load nr | 3 x32 check | 4 unknown check |
-    #         5.. one compare per denied number | allow | errno | kill
-    allow = 5 + n
-    errno_at, kill = allow + 1, allow + 2
-
-    def jump(at: int, target: int) -> int:
-        offset = target - at - 1
-        assert 0 <= offset < 256, "BPF jump out of range"
-        return offset
-
-    prog = [
-        (_LD_W_ABS, 0, 0, 4),
-        (_JEQ_K, 0, jump(1, kill), arch),
-        (_LD_W_ABS, 0, 0, 0),
-        (_JGE_K, jump(3, kill), 0, _X32_BIT),
-        (_JGT_K, jump(4, errno_at), 0, highest),
+    """The classic-BPF filter for ``machine`` as packed ``struct sock_filter`` entries: the
+    allow-list above, with the argument checks of the self-only, no-exec and fcntl calls."""
+    arch, table = _ARCHES[machine]
+    # (code, jump if true, jump if false, k); jumps name labels, resolved to offsets below
+    prog: list[tuple[int, int | str, int | str, int]] = [
+        (_LD_W_ABS, 0, 0, _ARCH), (_JEQ_K, 0, "kill", arch),
+        (_LD_W_ABS, 0, 0, _NR), (_JGE_K, "kill", 0, _X32_BIT),
     ]
-    prog += [(_JEQ_K, jump(5 + i, errno_at), 0, nr) for i, nr in enumerate(numbers)]
-    prog += [(_RET_K, 0, 0, _RET_ALLOW), (_RET_K, 0, 0, _RET_ERRNO | errno.EPERM), (_RET_K, 0, 0, _RET_KILL_PROCESS)]
-    return b"".join(struct.pack("HBBI", *ins) for ins in prog)
+    prog += [(_JEQ_K, "allow", 0, table[name]) for name in ALLOWED_SYSCALLS]
+    prog += [(_JEQ_K, "self_only", 0, table[name]) for name in SELF_ONLY_SYSCALLS]
+    prog += [(_JEQ_K, "no_exec", 0, table[name]) for name in NO_EXEC_SYSCALLS]
+    prog += [(_JEQ_K, "fcntl", "deny", table["fcntl"])]
+    labels = {"self_only": len(prog)}
+    prog += [(_LD_W_ABS, 0, 0, _arg(0)), (_JEQ_K, "allow", "deny", 0)]
+    labels["no_exec"] = len(prog)
+    prog += [(_LD_W_ABS, 0, 0, _arg(2)), (_JSET_K, "deny", "allow", _PROT_EXEC)]
+    labels["fcntl"] = len(prog)
+    prog += [(_LD_W_ABS, 0, 0, _arg(1))]
+    prog += [(_JEQ_K, "allow", 0, FCNTL_COMMANDS[c]) for c in ("F_GETFD", "F_SETFD", "F_GETFL")]
+    prog += [(_JEQ_K, 0, "deny", FCNTL_COMMANDS["F_SETFL"]), (_LD_W_ABS, 0, 0, _arg(2)), (_JSET_K, "deny", "allow", _O_ASYNC)]
+    for label, ret in (("allow", _RET_ALLOW), ("deny", _RET_ERRNO | errno.EPERM), ("kill", _RET_KILL_PROCESS)):
+        labels[label] = len(prog)
+        prog.append((_RET_K, 0, 0, ret))
+
+    def offset(at: int, target: int | str) -> int:
+        if isinstance(target, int):
+            return target
+        jump = labels[target] - at - 1
+        assert 0 <= jump < 256, "BPF jump out of range"
+        return jump
+
+    return b"".join(struct.pack("HBBI", code, offset(i, jt), offset(i, jf), k) for i, (code, jt, jf, k) in enumerate(prog))
 
 
 def confine(memory_mb: int, cpu_s: int, parent_pid: int) -> dict[str, Any]:
@@ -189,12 +170,13 @@ def confine(memory_mb: int, cpu_s: int, parent_pid: int) -> dict[str, Any]:
     root = host_uid == 0
     namespaces = _new_namespaces(libc, root)
     if root:
+        own = CHILD_UID_BASE + os.getpid()  # unique among live processes: no other process has this uid
         os.setgroups([])
-        os.setresgid(NOBODY, NOBODY, NOBODY)
-        os.setresuid(NOBODY, NOBODY, NOBODY)
+        os.setresgid(own, own, own)
+        os.setresuid(own, own, own)
         if os.geteuid() == 0 or os.getegid() == 0:
-            raise JailError("could not drop root to the nobody user")
-        host_uid = NOBODY
+            raise JailError("could not drop root to a uid of the child's own")
+        host_uid = own
     _prctl(libc, _PR_SET_PDEATHSIG, signal.SIGKILL, "PR_SET_PDEATHSIG")  # after the uid change, which clears it
     if os.getppid() != parent_pid:  # the parent died before the line above took effect
         os._exit(0)
