@@ -135,7 +135,7 @@ def test_runtime_namespace_has_no_escape_routes():
     safe = _safe_numpy()
     for name in ("load", "save", "fromfile", "memmap", "ctypeslib", "lib", "random", "testing", "frombuffer"):
         assert not hasattr(safe, name)
-    assert safe.linalg.norm is np.linalg.norm and not hasattr(safe.linalg, "inv")
+    assert safe.linalg.norm(OBS) == np.linalg.norm(OBS) and not hasattr(safe.linalg, "inv")
 
 
 @pytest.mark.parametrize("body, kind, text", [
@@ -241,6 +241,79 @@ def test_raw_memory_and_object_dtype_routes_are_refused(name):
     with pytest.raises(SandboxError) as info:
         validate_source(DTYPE_ESCAPES[name])
     assert info.value.kind == "refused"
+
+
+# ---------------------------------------------------------------------------------- issue 29: the gate's dtype rule, bypassed
+STRING_CRASH = "t = np.array(['A' * 40, 'b' * 30, 'z' * 50], dtype=float)\nnp.add(t[::-1], t, out=t)\nreturn obs[:, 0]"
+GATE_BYPASSES = {
+    "assignment": fn("float = 'T'\n" + STRING_CRASH),
+    "module level": "float = 'V8'\ndef compute_factors(obs, act):\n    return obs[:, 0].astype(float)\n",
+    "parameter": "def helper(int):\n    return np.zeros(2, dtype=int)\ndef compute_factors(obs, act):\n    return helper('O')\n",
+    "lambda parameter": fn("make = lambda bool: np.zeros(2, dtype=bool)\nreturn make('O')"),
+    "for target": fn("for float in ['O']:\n    x = np.zeros(2, dtype=float)\nreturn obs"),
+    "comprehension target": fn("xs = [np.zeros(2, dtype=float) for float in ['O']]\nreturn obs"),
+    "walrus": fn("(float := 'T')\nreturn np.array(['a'], dtype=float)"),
+    "tuple unpacking": fn("float, y = 'O', 1\nreturn np.zeros(2, dtype=float)"),
+    "annotated assignment": fn("float: str = 'O'\nreturn np.zeros(2, dtype=float)"),
+    "except name": fn("try:\n    x = 1\nexcept ValueError as int:\n    pass\nreturn obs"),
+    "a builtin rebound": fn("len = 3\nreturn obs"),
+    "a nested function named like a builtin": fn("def abs(x):\n    return x\nreturn obs"),
+    "arange's fourth positional": fn("return np.arange(0, 3, 1, 'O')"),
+    "ufunc signature": fn("return np.add(obs, 1.0, signature=(None, None, 'O'))"),
+    "ufunc sig": fn("return np.add(obs, 1.0, sig='OO->O')"),
+    "ufunc dtype": fn("return np.add(obs, 1.0, dtype='T')"),
+    "fancy-index string assignment": fn("float = 'T'\na = np.array(['v0', 'v1', 'v2', 'v3'], dtype=float).reshape(2, 2)\n"
+                                        "a[[0, 1], [0, 1]] = np.array('Z' * 20, dtype=float)\nreturn obs"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GATE_BYPASSES))
+def test_the_gate_bypasses_of_the_red_team_are_refused(name):
+    with pytest.raises(SandboxError) as info:
+        validate_source(GATE_BYPASSES[name])
+    assert info.value.kind == "refused"
+
+
+def test_the_string_dtype_crash_is_refused_not_run():
+    res = run_untrusted(GATE_BYPASSES["assignment"], OBS, ACT, FAST)
+    assert res.error is not None and res.error.kind == "refused" and "cannot be rebound" in res.error.message
+
+
+@pytest.mark.parametrize("call", [
+    lambda np_: np_.array(["A" * 40, "b" * 30], dtype="T"),  # StringDType
+    lambda np_: np_.arange(0, 3, 1, "O"),  # the positional slot numpy's C code reads
+    lambda np_: np_.add(OBS, 1.0, signature=(None, None, "O")),
+    lambda np_: np_.add(OBS, 1.0, dtype="M8[s]"),
+    lambda np_: np_.zeros(2, dtype=[("a", "f8")]),
+    lambda np_: np_.array([len, None]),  # an object array made without naming a dtype
+    lambda np_: np_.full(3, "x"),
+    lambda np_: np_.concatenate([np.array(["x"]), np.array(["y"])]),  # a string array as input
+    lambda np_: np_.add(OBS, 1.0, out=np.zeros(OBS.shape, "U8")),
+])
+def test_the_runtime_numpy_refuses_what_the_gate_might_miss(call):
+    with pytest.raises(TypeError, match="allowed|numeric|positional"):
+        call(_safe_numpy())
+
+
+def test_the_runtime_numpy_keeps_numeric_work_as_it_was():
+    safe = _safe_numpy()
+    np.testing.assert_array_equal(safe.einsum("i,i", OBS[0], OBS[0]), np.einsum("i,i", OBS[0], OBS[0]))  # not a dtype
+    np.testing.assert_array_equal(safe.percentile(OBS, 75, axis=0, method="linear"), np.percentile(OBS, 75, axis=0))
+    np.testing.assert_array_equal(safe.arange(0, 3, 1, dtype="f8"), np.arange(3.0))
+    assert safe.add(OBS, 1, dtype=float).dtype == np.float64 and safe.sqrt.__name__ == "sqrt"
+
+
+def test_with_the_gate_off_the_facade_still_stops_the_string_dtype_crash(monkeypatch):
+    monkeypatch.setattr(sandbox, "validate_source", lambda source, entry_point=sandbox.ENTRY_POINT: None)
+
+    class Gateless(SandboxWorker):
+        def _child_argv(self) -> list[str]:
+            argv = super()._child_argv()
+            return [argv[0], "-I", str(Path(__file__).with_name("gateless_sandbox_child.py")), *argv[3:]]
+
+    with Gateless(GATE_BYPASSES["assignment"], FAST) as worker:
+        res = worker.run(OBS, ACT)
+    assert res.error is not None and res.error.kind == "exception" and "not allowed" in res.error.message, res.error
 
 
 def test_the_runtime_namespace_has_no_array_constructor():

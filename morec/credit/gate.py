@@ -43,6 +43,16 @@ NUMPY_FUNCTIONS = frozenset(
 NUMPY_NAMES = NUMPY_DTYPES | NUMPY_CONSTANTS | NUMPY_FUNCTIONS
 MATH_NAMES = frozenset(n for n in dir(math) if not n.startswith("_"))
 DTYPE_NAMES = frozenset({"float", "int", "bool"} | {f"np.{n}" for n in NUMPY_DTYPES})
+# the builtins the child gives the code (sandbox.py); with the dtype names and the modules, these
+# names can never be rebound, so `float` in a dtype slot is always the builtin
+SAFE_BUILTIN_NAMES = (
+    "abs all any bool dict divmod enumerate filter float int isinstance iter len list map max min next pow "
+    "range repr reversed round set slice sorted str sum tuple zip "
+    "ArithmeticError Exception FloatingPointError IndexError KeyError ValueError ZeroDivisionError"
+).split()
+PROTECTED_NAMES = frozenset(SAFE_BUILTIN_NAMES) | {n for n in DTYPE_NAMES if "." not in n} | {"np", "math"}
+# call keywords numpy reads as dtypes (ufuncs take a signature of dtypes)
+DTYPE_KEYWORDS = ("dtype", "signature", "sig")
 VALUE_PROPERTIES = frozenset("shape ndim size dtype T real imag flat".split())
 VALUE_METHODS = frozenset(
     """astype reshape ravel flatten squeeze transpose swapaxes copy clip round fill sum mean std var
@@ -73,15 +83,21 @@ def _numpy_object(path: str) -> Any:
     return obj
 
 
-def _dtype_slots() -> dict[str, int | None]:
+def _signatures() -> tuple[dict[str, int | None], dict[str, int | None]]:
     """For each allowed numpy function, the positional index of its ``dtype`` parameter (``None``
-    when dtype is keyword-only or absent). A function whose parameters cannot be read is left out
-    of the allow-list (fail closed)."""
+    when dtype is keyword-only or absent) and how many positional arguments its signature takes
+    (``None``: any number). A call passing more is refused: numpy's C code takes some keyword-only
+    parameters positionally (``np.arange(0, 3, 1, "O")``). A function whose parameters cannot be
+    read is left out of the allow-list (fail closed)."""
     slots: dict[str, int | None] = {}
+    counts: dict[str, int | None] = {}
     for path in sorted(NUMPY_FUNCTIONS):
         func = _numpy_object(path)
-        if isinstance(func, (np.ufunc, type)):  # ufuncs take dtype by keyword only; errstate has none
-            slots[path] = None
+        if isinstance(func, np.ufunc):  # inputs, then outputs; dtype and signature by keyword only
+            slots[path], counts[path] = None, func.nin + func.nout
+            continue
+        if isinstance(func, type):  # errstate: keywords only
+            slots[path], counts[path] = None, 0
             continue
         try:
             params = list(inspect.signature(func).parameters.values())
@@ -89,10 +105,11 @@ def _dtype_slots() -> dict[str, int | None]:
             continue
         positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         slots[path] = positional.index("dtype") if "dtype" in positional else None
-    return slots
+        counts[path] = None if any(p.kind == p.VAR_POSITIONAL for p in params) else len(positional)
+    return slots, counts
 
 
-NUMPY_DTYPE_SLOTS = _dtype_slots()
+NUMPY_DTYPE_SLOTS, NUMPY_POSITIONAL_COUNTS = _signatures()
 
 
 
@@ -214,19 +231,23 @@ class _Checker(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Name(self, node: ast.Name) -> None:
+        if not isinstance(node.ctx, ast.Load):  # assignment, for/comprehension target, walrus, unpacking
+            self._check_binding(node, node.id)
         self._check_name(node, node.id)
         if node.id in _MODULES:
-            if not isinstance(node.ctx, ast.Load):
-                _refuse(node, f"`{node.id}` cannot be rebound")
             _refuse(node, f"`{node.id}` may only be used as `{node.id}.<function>`")
 
     def visit_Call(self, node: ast.Call) -> None:
         if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
             _refuse(node, "`*args` and `**kwargs` in calls are not allowed; pass arguments one by one")
         slot = self._dtype_slot(node.func)
-        dtypes = [k.value for k in node.keywords if k.arg == "dtype"]
+        dtypes = [k.value for k in node.keywords if k.arg in DTYPE_KEYWORDS]
         if slot is not None and slot < len(node.args):
             dtypes.append(node.args[slot])
+        module = _module_path(node.func)
+        most = NUMPY_POSITIONAL_COUNTS.get(module[1]) if module is not None and module[0] == "np" else None
+        if most is not None and len(node.args) > most:
+            _refuse(node, f"`np.{module[1]}` takes at most {most} positional argument(s); pass the others by keyword")
         for dtype in dtypes:
             if not _is_numeric_dtype(dtype):
                 _refuse(dtype, f"dtype must be one of {', '.join(sorted(DTYPE_NAMES))} or a numeric dtype string such as "
@@ -274,9 +295,10 @@ class _Checker(ast.NodeVisitor):
         self.visit(node.value)
 
     def _check_binding(self, node: ast.AST, name: str) -> None:
+        """Any binding of ``name``: a def, a parameter, an assignment target, an ``except ... as``."""
         self._check_name(node, name)
-        if name in _MODULES:
-            _refuse(node, f"`{name}` cannot be rebound")
+        if name in PROTECTED_NAMES:
+            _refuse(node, f"`{name}` cannot be rebound (builtins, dtype names and modules keep their meaning)")
 
     @staticmethod
     def _check_name(node: ast.AST, name: str) -> None:

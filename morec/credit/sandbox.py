@@ -97,11 +97,7 @@ ENTRY_POINT, ERROR_KINDS, NUMPY_NAMES = gate.ENTRY_POINT, gate.ERROR_KINDS, gate
 SandboxError, validate_source = gate.SandboxError, gate.validate_source
 
 MAX_COLUMNS = 1024  # hard cap on K in a reply; callers apply their own, smaller range
-SAFE_BUILTIN_NAMES = (
-    "abs all any bool dict divmod enumerate filter float int isinstance iter len list map max min next pow "
-    "range repr reversed round set slice sorted str sum tuple zip "
-    "ArithmeticError Exception FloatingPointError IndexError KeyError ValueError ZeroDivisionError"
-).split()
+SAFE_BUILTIN_NAMES = gate.SAFE_BUILTIN_NAMES
 
 
 @dataclass(frozen=True)
@@ -429,11 +425,68 @@ class SandboxedEncoder:
 
 # ---------------------------------------------------------------------------------- child side
 def _safe_numpy() -> Any:
+    """The code's ``np``: the names of :data:`NUMPY_NAMES`, every function wrapped by
+    :func:`_numbers_only`, so that what the gate may miss cannot reach numpy's object, string or
+    structured machinery at run time either."""
     import types
 
-    ns = types.SimpleNamespace(**{n: getattr(np, n) for n in NUMPY_NAMES if "." not in n})
-    ns.linalg = types.SimpleNamespace(norm=np.linalg.norm)
+    def entry(path: str) -> Any:
+        value = gate._numpy_object(path)
+        return _numbers_only(path, value) if path in gate.NUMPY_FUNCTIONS and not isinstance(value, type) else value
+
+    ns = types.SimpleNamespace(**{n: entry(n) for n in NUMPY_NAMES if "." not in n})
+    ns.linalg = types.SimpleNamespace(norm=entry("linalg.norm"))
     return ns
+
+
+def _refuse_dtype(value: Any, where: str) -> None:
+    """Raise ``TypeError`` unless ``value`` names a plain bool, integer or float dtype (or is None)."""
+    if value is None:
+        return
+    try:
+        dtype = np.dtype(value)
+    except (TypeError, ValueError, SyntaxError):
+        raise TypeError(f"{where}: {value!r} is not a numeric dtype; only bool, integer and float dtypes are allowed") from None
+    if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+        raise TypeError(f"{where}: dtype {dtype} is not allowed; only bool, integer and float dtypes")
+
+
+def _refuse_non_numeric_arrays(value: Any, where: str, depth: int = 1) -> None:
+    """Raise ``TypeError`` if ``value`` is (or, one level down, a list or tuple holds) an array or
+    numpy scalar whose dtype is not bool, integer or float (object, string, void, datetime ...)."""
+    if isinstance(value, np.ndarray | np.generic):
+        kind = value.dtype.kind
+        if kind not in "biuf" or value.dtype.fields is not None:
+            raise TypeError(f"{where}: arrays of dtype {value.dtype} are not allowed; only bool, integer and float")
+    elif depth and isinstance(value, list | tuple):
+        for item in value:
+            _refuse_non_numeric_arrays(item, where, depth - 1)
+
+
+def _numbers_only(path: str, func: Any) -> Any:
+    """``func`` (``np.<path>``) refusing, before it runs, a dtype argument, a positional argument
+    past its signature or an input array that is not bool/int/float, and after it runs such a result."""
+    slot, most = gate.NUMPY_DTYPE_SLOTS.get(path), gate.NUMPY_POSITIONAL_COUNTS.get(path)
+    where = f"np.{path}"
+
+    def numbers_only(*args: Any, **kwargs: Any) -> Any:
+        if most is not None and len(args) > most:
+            raise TypeError(f"{where} takes at most {most} positional argument(s)")
+        if slot is not None and slot < len(args):
+            _refuse_dtype(args[slot], where)
+        for key in gate.DTYPE_KEYWORDS:
+            if key in kwargs:
+                value = kwargs[key]
+                for item in value if isinstance(value, tuple) else (value,):
+                    _refuse_dtype(item, f"{where}({key}=...)")
+        for value in (*args, *kwargs.values()):
+            _refuse_non_numeric_arrays(value, where)
+        result = func(*args, **kwargs)
+        _refuse_non_numeric_arrays(result, f"the result of {where}")
+        return result
+
+    numbers_only.__name__ = numbers_only.__qualname__ = path.rsplit(".", 1)[-1]
+    return numbers_only
 
 
 def _numpy_only_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
