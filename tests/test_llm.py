@@ -472,3 +472,17 @@ def test_allowing_unjailed_relaxes_both_limits_and_nothing_else():
     assert config.limits.allow_unjailed and config.encode_limits.allow_unjailed
     assert replace(config.limits, allow_unjailed=False) == FactorSearchConfig().limits
     assert not FactorSearchConfig().limits.allow_unjailed  # refusing is the default
+
+
+def test_extracting_code_takes_linear_time_on_a_hostile_answer():
+    import time
+
+    from morec.credit.llm import MAX_ANSWER_CHARS
+
+    for hostile in ("```\n" + "\n" * (MAX_ANSWER_CHARS - 10) + "```", "```python\n" * (MAX_ANSWER_CHARS // 10)):
+        start = time.perf_counter()
+        with pytest.raises(ValueError):
+            extract_code(hostile)
+        assert time.perf_counter() - start < 1.0  # was 51 s for the first (a quadratic regex)
+    fenced = "Here:\n```python\ndef helper(x):\n    return x\n\n  def compute_factors(obs, act):\n    return obs\n```\nand ```text\nnot code\n```"
+    assert extract_code(fenced).startswith("def helper(x):") and "compute_factors" in extract_code(fenced)

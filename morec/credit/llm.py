@@ -45,7 +45,7 @@ from .llm_backends import (
     ReplayCache,
     ScriptedBackend,
 )
-from .redaction import redact
+from .redaction import clean_untrusted_text
 from .sandbox import (
     ENTRY_POINT,
     SandboxedEncoder,
@@ -209,14 +209,27 @@ def feedback_message(error: str, n_probes: int) -> Message:
         f"Fix it and reply with exactly one python code block defining `{ENTRY_POINT}(obs, act)`.")}
 
 
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\r?\n(.*?)```", re.DOTALL)
+_LANGUAGE = re.compile(r"[ \t]*([A-Za-z0-9_+-]*)[ \t]*\r?")
+_DEFINES_ENTRY = re.compile(rf"^[ \t]*def[ \t]+{ENTRY_POINT}[ \t]*\(", re.MULTILINE)  # [ \t], not \s: linear time
+
+
+def fenced_blocks(answer: str) -> list[tuple[str, str]]:
+    """``(language, body)`` of each closed ``` fence in ``answer``, in one pass (a regex with a lazy
+    body re-scanned the rest of the answer from every opening fence)."""
+    blocks = []
+    for inside in answer.split("```")[1:-1:2]:  # the odd pieces lie between an opening and a closing fence
+        first, newline, body = inside.partition("\n")
+        language = _LANGUAGE.fullmatch(first)
+        if newline and language:
+            blocks.append((language.group(1), body))
+    return blocks
 
 
 def extract_code(answer: str) -> str:
     """The single fenced code block of ``answer`` that defines the entry point; ``ValueError``
     saying what is wrong otherwise."""
-    blocks = [body for lang, body in _FENCE.findall(answer) if lang.lower() in ("", "python", "py", "python3")]
-    defining = [b for b in blocks if re.search(rf"^\s*def\s+{ENTRY_POINT}\s*\(", b, re.MULTILINE)]
+    blocks = [body for lang, body in fenced_blocks(answer) if lang.lower() in ("", "python", "py", "python3")]
+    defining = [b for b in blocks if _DEFINES_ENTRY.search(b)]
     if not blocks:
         raise ValueError("the answer contains no ```python code block")
     if not defining:
@@ -312,8 +325,8 @@ def check_answer(answer: str, obs: np.ndarray, act: np.ndarray, config: FactorSe
         report = CheckReport(False, "run", f"{err.kind}: {err.message}")
     except Exception as err:  # noqa: BLE001  # one candidate's failure must not end the search
         report = CheckReport(False, "run", f"checking the code failed: {type(err).__name__}: {err}")
-    if report.error is not None:
-        report.error = redact(report.error)
+    if report.error is not None:  # the sandbox cleaned the child's text; this covers the checks' own
+        report.error = clean_untrusted_text(report.error)
     return code, report
 
 

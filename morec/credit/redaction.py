@@ -17,6 +17,20 @@ _PATH = re.compile(r"(?<![\w.)\]])(?:~|\.{1,2})?/(?:[\w.@+-]+/?)+")
 _MIN_ENV_VALUE = 6  # shorter values ("1", "C", "true") are everywhere in ordinary text
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but tab and newline, DEL, C1: terminal escapes
+_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")  # heap and code addresses in reprs
+
+
+def clean_untrusted_text(text: str) -> str:
+    """Text written by untrusted code (the sandbox child's error messages), made safe to log, store
+    and send: control characters (terminal escapes) and memory addresses removed, then secret
+    shapes and paths redacted as :func:`redact` does. Environment values are *not* matched: the
+    child never sees this process's environment, so one in its text was guessed by its author,
+    and redacting it would tell the author the guess was right."""
+    text = _ADDRESS.sub("<address>", _CONTROL.sub("", text))
+    return redact(text, environ={})
+
+
 def redact(text: str, environ: dict[str, str] | None = None) -> str:
     """``text`` with values of ``environ`` (default: this process's environment) of at least six
     characters, secret-shaped tokens and file paths replaced by ``<redacted>`` / ``<path>``."""

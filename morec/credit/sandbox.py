@@ -44,7 +44,8 @@ contains whatever the gate misses.
    The parent bounds every write and read with the timeout and kills the child's process group
    when it expires; it never unpickles anything from the child, parses its replies defensively,
    checks the announced shape before reading any payload (so a lying reply costs no memory) and
-   re-checks every value. Error text from the child is redacted before anyone sees it.
+   re-checks every value. Error text from the child is cleaned (control characters, addresses,
+   secret shapes, paths) before anyone sees it.
 
 Failures come back as :class:`SandboxError` with ``kind`` one of :data:`ERROR_KINDS`:
 ``refused`` (validation), ``unjailed`` (no jail on this system, see below), ``timeout``,
@@ -80,7 +81,7 @@ import numpy as np
 
 if __package__:
     from . import gate, jail
-    from .redaction import redact
+    from .redaction import clean_untrusted_text
 else:  # the child runs this file by path: `python -I` puts no package on the path
     import importlib.util
 
@@ -262,7 +263,7 @@ class SandboxWorker:
         fd, view = proc.stdin.fileno(), memoryview(message)
         while view:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([], [fd], [], left)[1]:
+            if left <= 0 or not _ready(fd, select.POLLOUT, left):
                 raise SandboxError("timeout", f"the sandbox did not take its input within {self.limits.timeout_s:g} s; "
                                               "the code was stopped")
             try:
@@ -288,7 +289,7 @@ class SandboxWorker:
             if reply["payload"]:
                 raise SandboxError("crashed", "the sandbox broke the protocol (an error with a payload)")
             self._in_sync = True
-            raise SandboxError(kind, redact(str(reply.get("message", "no message"))[:2000]))
+            raise SandboxError(kind, clean_untrusted_text(str(reply.get("message", "no message"))[:2000]))
         return reply
 
     def _read(self, proc: subprocess.Popen, n: int, deadline: float) -> bytes:
@@ -297,7 +298,7 @@ class SandboxWorker:
         chunks, got = [], 0
         while got < n:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if left <= 0 or not _ready(fd, select.POLLIN, left):
                 raise SandboxError("timeout", f"no answer within {self.limits.timeout_s:g} s; the code was stopped "
                                               "(avoid unbounded loops and per-row Python loops over large batches)")
             chunk = os.read(fd, min(n - got, 1 << 20))
@@ -338,6 +339,14 @@ class SandboxWorker:
                     stream.close()
             except OSError:
                 pass
+
+
+def _ready(fd: int, event: int, seconds: float) -> bool:
+    """Whether ``fd`` is ready for ``event`` (or closed) within ``seconds``: ``poll``, which takes
+    descriptors of any number (``select`` fails above 1,024)."""
+    poller = select.poll()
+    poller.register(fd, event)
+    return bool(poller.poll(max(1, math.ceil(seconds * 1000))))
 
 
 def _require_jail(limits: SandboxLimits) -> None:
@@ -499,13 +508,19 @@ def _numpy_only_import(name: str, globals: Any = None, locals: Any = None, froml
 
 
 def _describe(err: BaseException) -> str:
+    """``Type (line n): text`` of an error the code raised; just the type when its text cannot
+    be formed (a 5,000-digit int, a list nested 100,000 deep)."""
     tb, line = err.__traceback__, None
     while tb is not None:
         if tb.tb_frame.f_code.co_filename == "<llm-factors>":
             line = tb.tb_lineno
         tb = tb.tb_next
     where = f" (line {line})" if line else ""
-    return f"{type(err).__name__}{where}: {err}"[:1000]
+    try:
+        text = str(err)[:1000]
+    except BaseException:  # noqa: BLE001  # whatever formatting the code's value raises
+        text = "(its message could not be formatted)"
+    return f"{type(err).__name__}{where}: {text}"[:1000]
 
 
 def _as_factor_matrix(out: Any, n: int) -> np.ndarray:
