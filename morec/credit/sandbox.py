@@ -38,9 +38,10 @@ contains whatever the gate misses.
 2. :class:`SandboxWorker` (at run time): the code is compiled and executed in a fresh
    ``python -I`` child with an empty environment except single-threaded BLAS, working directory
    ``/`` and stderr discarded. The child loads numpy, then jails itself (death with its parent,
-   resource limits, network and IPC namespaces, uid ``nobody`` when started as root, a seccomp
-   filter refusing files, processes, sockets and signals), then reads the code: builtins reduced to
-   :data:`SAFE_BUILTIN_NAMES` plus a no-op ``print``, ``np`` a namespace of :data:`NUMPY_NAMES`.
+   resource limits, network and IPC namespaces, a uid of its own when started as root, a seccomp
+   allow-list refusing files, processes, sockets, signals and other processes' settings), then reads
+   the code: builtins reduced to :data:`SAFE_BUILTIN_NAMES` plus a no-op ``print``, ``np`` a
+   namespace of :data:`NUMPY_NAMES` whose functions refuse non-numeric dtypes (:func:`_numbers_only`).
    The parent bounds every write and read with the timeout and kills the child's process group
    when it expires; it never unpickles anything from the child, parses its replies defensively,
    checks the announced shape before reading any payload (so a lying reply costs no memory) and
