@@ -18,11 +18,11 @@ import copy
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from tianshou.algorithm.algorithm_base import Algorithm, TrainingStats
+from tianshou.algorithm.algorithm_base import Algorithm
 from tianshou.algorithm.modelfree.sac import SACPolicy
 from tianshou.algorithm.optim import AdamOptimizerFactory, LRSchedulerFactory, OptimizerFactory
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
@@ -31,6 +31,7 @@ from morec.buffer import ModelBuffer, TransitionBatch
 
 from .cuda_graph import CapturedUpdate, replay_or_none
 from .networks import TwinCritic, sample_action
+from .sac_step import LogAlpha, MixedBatch, ModelBasedStats, NextStateSampler, SACNetworks, StepSettings, sac_step
 
 
 @dataclass
@@ -62,14 +63,6 @@ class CosineLRFactory(LRSchedulerFactory):
         return CosineAnnealingLR(optim, T_max=self.total_steps)
 
 
-@dataclass
-class MixedBatch:
-    """A training batch: ``transitions`` ``[B, ...]``, real rows first, then ``n_model`` model rows."""
-
-    transitions: TransitionBatch
-    n_model: int
-
-
 class MixedSampler:
     """Draws ``int(n * real_ratio)`` real rows and the rest from the model buffer (all real when
     the model buffer is empty)."""
@@ -99,24 +92,6 @@ class MixedSampler:
         return MixedBatch(batch, 0 if model_rows is None else len(model_rows))
 
 
-@dataclass(kw_only=True)
-class ModelBasedStats(TrainingStats):
-    """One update's scalars as 0-dim tensors on the algorithm's device (``float()`` reads one and
-    waits for the device; the trainer does so only when it logs). With a CUDA graph they are the
-    graph's output tensors: read them before the next update, which overwrites them."""
-
-    actor_loss: float = 0.0
-    critic_loss: float = 0.0
-    alpha: float = 0.0
-    alpha_loss: float = 0.0
-    q_mean: float = 0.0
-    target_mean: float = 0.0
-    penalty_mean: float = 0.0  # the algorithm's own penalty on model rows (MOBILE); 0 for MOPO
-    extra: dict = field(default_factory=dict)
-
-    SCALARS = ("actor_loss", "critic_loss", "alpha", "alpha_loss", "q_mean", "target_mean", "penalty_mean")  # what the trainer logs
-
-
 def _portable(optimizer_state: dict[str, Any]) -> dict[str, Any]:
     """An optimizer's ``state_dict()`` as an eager optimizer holds it: float learning rates, not capturable."""
     for group in optimizer_state["param_groups"]:
@@ -124,12 +99,6 @@ def _portable(optimizer_state: dict[str, Any]) -> dict[str, Any]:
         if "capturable" in group:
             group["capturable"] = False
     return optimizer_state
-
-
-class _LogAlpha(torch.nn.Module):
-    def __init__(self, value: float, trainable: bool):
-        super().__init__()
-        self.value = torch.nn.Parameter(torch.tensor(value), requires_grad=trainable)
 
 
 class ModelBasedSAC(torch.nn.Module):
@@ -145,6 +114,7 @@ class ModelBasedSAC(torch.nn.Module):
         self.policy = policy
         self.lr_schedulers: list[LRScheduler] = []
         self._optimizers: list[Algorithm.Optimizer] = []
+        self.torch_optimizers: list[torch.optim.Optimizer] = []  # the torch optimizers inside _optimizers, in order
         self.config = config
         self.critic = critic
         self.critic_target = copy.deepcopy(critic).requires_grad_(False)
@@ -152,7 +122,7 @@ class ModelBasedSAC(torch.nn.Module):
             policy.actor, AdamOptimizerFactory(lr=config.actor_lr).with_lr_scheduler_factory(CosineLRFactory(total_steps))
         )
         self.critic_optim = self._create_optimizer(critic, AdamOptimizerFactory(lr=config.critic_lr))
-        self.log_alpha = _LogAlpha(0.0 if config.auto_alpha else math.log(config.alpha), config.auto_alpha)
+        self.log_alpha = LogAlpha(0.0 if config.auto_alpha else math.log(config.alpha), config.auto_alpha)
         if config.auto_alpha:
             self.alpha_optim = self._create_optimizer(self.log_alpha, AdamOptimizerFactory(lr=config.alpha_lr))
         self.target_entropy = config.target_entropy if config.target_entropy is not None else -float(act_dim)
@@ -165,6 +135,7 @@ class ModelBasedSAC(torch.nn.Module):
             self.lr_schedulers.append(scheduler)
         optim = Algorithm.Optimizer(optimizer, module)
         self._optimizers.append(optim)
+        self.torch_optimizers.append(optimizer)
         return optim
 
     def training_state(self) -> dict[str, Any]:
@@ -207,9 +178,15 @@ class ModelBasedSAC(torch.nn.Module):
         return self.log_alpha.value.exp().detach()
 
     # ------------------------------------------------------------------ hooks for subclasses
-    def model_penalty(self, batch: TransitionBatch) -> torch.Tensor:
-        """``[B]`` penalty subtracted from the critic target of model rows (none by default)."""
-        return torch.zeros_like(batch.rewards)
+    def model_penalty(self, rows: TransitionBatch, nets: SACNetworks, sample_next: NextStateSampler | None) -> torch.Tensor:
+        """``[..., n]`` penalty subtracted from the critic target of model ``rows`` ``[..., n, ...]``
+        (none by default), from the networks ``nets`` and the ``sample_next`` of
+        :meth:`next_state_sampler` it is given: with a seed dimension when the learner is stacked."""
+        return torch.zeros_like(rows.rewards)
+
+    def next_state_sampler(self) -> NextStateSampler | None:
+        """What :meth:`model_penalty` samples next states from (``None``: it needs none)."""
+        return None
 
     def backup_entropy(self) -> bool:
         return True
@@ -222,6 +199,20 @@ class ModelBasedSAC(torch.nn.Module):
         return self.critic
 
     # ------------------------------------------------------------------ the update
+    def networks(self) -> SACNetworks:
+        """This learner's networks and optimizers, as :func:`~algos.sac_step.sac_step` reads them."""
+        return SACNetworks(actor_sample=lambda obs: sample_action(self.actor, obs), critic=self.critic,
+                           critic_target=self.critic_target, actor_critic=self.actor_critic(), log_alpha=self.log_alpha,
+                           critic_optim=self.critic_optim, actor_optim=self.actor_optim,
+                           alpha_optim=self.alpha_optim if self.config.auto_alpha else None)
+
+    def step_settings(self, sample_next: NextStateSampler | None) -> StepSettings:
+        """This algorithm's settings and hooks for :func:`~algos.sac_step.sac_step`, its penalty
+        sampling next states with ``sample_next``."""
+        return StepSettings(gamma=self.config.gamma, tau=self.config.tau, target_entropy=self.target_entropy,
+                            penalty=lambda rows, nets: self.model_penalty(rows, nets, sample_next),
+                            backup_entropy=self.backup_entropy(), target_lower_bound=self.target_lower_bound())
+
     def update(self, sampler: MixedSampler, batch_size: int) -> ModelBasedStats:
         """One gradient step on a batch of ``batch_size`` rows drawn by ``sampler``, then one step of
         every learning-rate scheduler. Must run inside tianshou's ``policy_within_training_step``."""
@@ -231,49 +222,12 @@ class ModelBasedSAC(torch.nn.Module):
         real_rows, model_rows = sampler.draw_rows(batch_size)
         stats = replay_or_none(self, sampler, real_rows, model_rows) if self.captured_update is not None else None
         if stats is None:
-            stats = self._update_with_batch(sampler.gather(real_rows, model_rows))
+            stats = self.update_with_batch(sampler.gather(real_rows, model_rows))
         for scheduler in self.lr_schedulers:
             scheduler.step()
         stats.train_time = time.perf_counter() - start
         return stats
 
-    def _update_with_batch(self, batch: MixedBatch) -> ModelBasedStats:
-        cfg, tr = self.config, batch.transitions
-        alpha = self.alpha
-        with torch.no_grad():
-            penalty = torch.zeros_like(tr.rewards)
-            n_real = len(tr.rewards) - batch.n_model
-            if n_real < len(tr.rewards):  # the penalty is only needed on model rows (the last ones)
-                penalty[n_real:] = self.model_penalty(TransitionBatch(*(getattr(tr, f)[n_real:] for f in ModelBuffer.FIELDS)))
-            next_act, next_logp = sample_action(self.actor, tr.next_observations)
-            next_q = self.critic_target(tr.next_observations, next_act).min(0).values
-            if self.backup_entropy():
-                next_q = next_q - alpha * next_logp
-            target = tr.rewards - penalty + cfg.gamma * (~tr.terminals).float() * next_q
-            bound = self.target_lower_bound()
-            if bound is not None:
-                target = target.clamp_min(bound)
-        q = self.critic(tr.observations, tr.actions)  # [C, B]
-        critic_loss = (q - target).pow(2).mean(1).sum()
-        self.critic_optim.step(critic_loss)
-
-        act, logp = sample_action(self.actor, tr.observations)
-        q_pi = self.actor_critic()(tr.observations, act).min(0).values
-        actor_loss = (alpha * logp - q_pi).mean()
-        self.actor_optim.step(actor_loss)
-
-        alpha_loss = torch.zeros((), device=logp.device)
-        if cfg.auto_alpha:
-            alpha_loss = -(self.log_alpha.value * (logp.detach() + self.target_entropy)).mean()
-            self.alpha_optim.step(alpha_loss)
-            with torch.no_grad():
-                self.log_alpha.value.clamp_(max=0.0)  # alpha <= 1, as OfflineRL-Kit
-        with torch.no_grad():
-            for p, tp in zip(self.critic.parameters(), self.critic_target.parameters()):
-                tp.lerp_(p, cfg.tau)
-        # 0-dim tensors, not floats: reading a value waits for the device, so only the logger does it
-        return ModelBasedStats(
-            actor_loss=actor_loss.detach(), critic_loss=critic_loss.detach(), alpha=alpha, alpha_loss=alpha_loss.detach(),
-            q_mean=q.detach().mean(), target_mean=target.mean(),
-            penalty_mean=penalty[n_real:].mean() if batch.n_model else torch.zeros((), device=penalty.device),
-        )
+    def update_with_batch(self, batch: MixedBatch) -> ModelBasedStats:
+        """One gradient step on ``batch`` (no scheduler step): :func:`~algos.sac_step.sac_step`."""
+        return sac_step(self.networks(), batch, self.step_settings(self.next_state_sampler()))

@@ -29,7 +29,7 @@ import torch
 from morec.errors import UserError
 
 if TYPE_CHECKING:
-    from .base import ModelBasedStats
+    from .sac_step import ModelBasedStats
 
 
 class CapturedUpdate:
@@ -71,7 +71,7 @@ class CapturedUpdate:
         self.graph = None  # frees the old graph's memory pool before the new one takes its own
         self._make_optimizers_capturable()
         saved = self._snapshot()
-        step = lambda: self.algo._update_with_batch(sampler.gather(self.real_rows, self.model_rows))  # noqa: E731
+        step = lambda: self.algo.update_with_batch(sampler.gather(self.real_rows, self.model_rows))  # noqa: E731
         try:
             self._warm_up(step)
             graph, self.stats = self._record(step)
@@ -96,8 +96,7 @@ class CapturedUpdate:
     def _make_optimizers_capturable(self) -> None:
         """Adam keeps its step count on the device and reads its learning rate from a device tensor
         (a graph would freeze a Python float); the schedulers then write into that tensor."""
-        for optim in self.algo._optimizers:
-            torch_optim = optim._optim
+        for torch_optim in self.algo.torch_optimizers:
             for group in torch_optim.param_groups:
                 group["capturable"] = True
                 if not isinstance(group["lr"], torch.Tensor):
@@ -108,7 +107,7 @@ class CapturedUpdate:
                         state["step"] = state["step"].to(device=self.device, dtype=torch.float32)
 
     def _snapshot(self) -> dict:
-        optim_states = [{p: {k: v.clone() for k, v in s.items()} for p, s in o._optim.state.items()} for o in self.algo._optimizers]
+        optim_states = [{p: {k: v.clone() for k, v in s.items()} for p, s in o.state.items()} for o in self.algo.torch_optimizers]
         return {
             "tensors": [t.detach().clone() for t in self.algo.state_dict().values()],
             "optimizers": optim_states,
@@ -120,8 +119,8 @@ class CapturedUpdate:
         with torch.no_grad():
             for tensor, value in zip(self.algo.state_dict().values(), saved["tensors"], strict=True):
                 tensor.copy_(value)
-            for optim, before in zip(self.algo._optimizers, saved["optimizers"], strict=True):
-                for p, state in optim._optim.state.items():
+            for optim, before in zip(self.algo.torch_optimizers, saved["optimizers"], strict=True):
+                for p, state in optim.state.items():
                     for key, value in state.items():  # a moment that did not exist before: Adam's fresh zeros
                         value.copy_(before[p][key]) if p in before else value.zero_()
         self._set_rng_state(saved["rng"])

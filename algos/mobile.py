@@ -16,7 +16,8 @@ import torch
 from morec.buffer import TransitionBatch
 
 from .base import ModelBasedSAC
-from .networks import TwinCritic, sample_action
+from .networks import TwinCritic
+from .sac_step import ActorSample, NextStateSampler, SACNetworks
 
 
 @dataclass
@@ -36,6 +37,20 @@ class MobileConfig:
             raise ValueError(f"penalty_dtype must be 'float32' or 'bfloat16', got {self.penalty_dtype!r}")
 
 
+def bellman_uncertainty(obs: torch.Tensor, act: torch.Tensor, sample_next: NextStateSampler, actor_sample: ActorSample,
+                        critic_target: torch.nn.Module, num_samples: int, dtype: str = "float32") -> torch.Tensor:
+    """``u(s, a)`` ``[..., B]`` of ``obs [..., B, O]``, ``act [..., B, A]``: the standard deviation
+    over the elites of the mean over ``num_samples`` next states (from ``sample_next``) of
+    ``min_k Q_target(s', a')`` with ``a'`` from ``actor_sample``; the passes in ``dtype``."""
+    next_obs = sample_next(obs, act, num_samples)[..., :-1]  # [..., N, E, B, O]
+    lead = obs.shape[:-2]
+    flat = next_obs.reshape(*lead, -1, next_obs.shape[-1])  # [..., N * E * B, O]
+    with torch.autocast(obs.device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
+        next_act, _ = actor_sample(flat)
+        q = critic_target(flat, next_act).min(-2).values  # [..., N * E * B]
+    return q.float().reshape(next_obs.shape[:-1]).mean(-3).std(-2)  # unbiased over elites, as torch.std in the released code
+
+
 class MOBILE(ModelBasedSAC):
     def __init__(self, *, dynamics, mobile: MobileConfig, **kwargs):
         super().__init__(**kwargs)
@@ -43,15 +58,16 @@ class MOBILE(ModelBasedSAC):
 
     @torch.no_grad()
     def bellman_uncertainty(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """``u(s, a) [B]``: std over elites of the per-elite mean target value of sampled next states."""
-        next_obs = self.dynamics.sample(obs, act, num_samples=self.mobile.num_samples)[..., :-1]  # [N, E, B, O]
-        with torch.autocast(obs.device.type, dtype=torch.bfloat16, enabled=self.mobile.penalty_dtype == "bfloat16"):
-            next_act, _ = sample_action(self.actor, next_obs)
-            q = self.critic_target(next_obs, next_act).min(0).values  # [N, E, B]
-        return q.float().mean(0).std(0)  # unbiased over elites, as torch.std in the released code
+        """``u(s, a) [B]`` with this learner's dynamics, actor and target critics (see :func:`bellman_uncertainty`)."""
+        return bellman_uncertainty(obs, act, self.dynamics.sample, self.networks().actor_sample, self.critic_target,
+                                   self.mobile.num_samples, self.mobile.penalty_dtype)
 
-    def model_penalty(self, batch: TransitionBatch) -> torch.Tensor:
-        return self.mobile.beta * self.bellman_uncertainty(batch.observations, batch.actions)
+    def model_penalty(self, rows: TransitionBatch, nets: SACNetworks, sample_next: NextStateSampler | None) -> torch.Tensor:
+        return self.mobile.beta * bellman_uncertainty(rows.observations, rows.actions, sample_next, nets.actor_sample,
+                                                      nets.critic_target, self.mobile.num_samples, self.mobile.penalty_dtype)
+
+    def next_state_sampler(self) -> NextStateSampler:
+        return lambda obs, act, n: self.dynamics.sample(obs, act, num_samples=n)
 
     def backup_entropy(self) -> bool:
         return not self.mobile.deterministic_backup

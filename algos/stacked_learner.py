@@ -5,7 +5,9 @@ seed dimension, and one gradient step updates all seeds with one batched product
 (``torch.baddbmm`` over ``[S, N, in] @ [S, in, out]``) instead of S steps of small products. The
 seeds stay independent: each draws its own batch from its own data and model buffer, the loss is
 the sum of the seeds' losses (so each seed's gradient is its own loss's), and Adam works element by
-element. A MOBILE penalty samples each seed's next states from that seed's dynamics.
+element. The step itself is :func:`~algos.sac_step.sac_step`, the plain learner's, with a seed
+dimension in front, and the algorithm's hooks are the first seed's learner's: a penalty that
+samples next states (MOBILE's) gets each seed's samples from that seed's own sampler.
 
 The seeds' own learners (:class:`~algos.base.ModelBasedSAC`) remain what the rest of a run reads:
 :meth:`StackedSAC.write_to_seeds` copies the stacked parameters and optimizer moments into them
@@ -35,11 +37,10 @@ from torch.optim.lr_scheduler import CosineAnnealingLR
 
 from morec.buffer import ModelBuffer, TransitionBatch
 
-from .base import MixedBatch, MixedSampler, ModelBasedSAC, ModelBasedStats, _LogAlpha
+from .base import MixedSampler, ModelBasedSAC
 from .cuda_graph import replay_or_none
-from .mobile import MOBILE
-from .mopo import MOPO
 from .networks import TwinCritic, tanh_gaussian_log_prob
+from .sac_step import LogAlpha, MixedBatch, ModelBasedStats, NextStateSampler, SACNetworks, sac_step
 
 
 def _stacked(tensors: Sequence[torch.Tensor]) -> nn.Parameter:
@@ -136,7 +137,7 @@ class StackedSampler:
 
 
 class StackedSAC(nn.Module):
-    """One gradient step for all ``learners`` (MOPO or MOBILE, one per seed, one config) at once.
+    """One gradient step for all ``learners`` (one per seed, of one class and config) at once.
 
     ``update(sampler, batch_size)`` has :meth:`ModelBasedSAC.update`'s contract with a
     :class:`StackedSampler`, and returns :class:`ModelBasedStats` of ``[S]`` tensors
@@ -147,23 +148,19 @@ class StackedSAC(nn.Module):
         super().__init__()
         first = learners[0]
         kinds = {type(learner) for learner in learners}
-        if len(kinds) != 1 or not kinds <= {MOPO, MOBILE}:
-            raise ValueError(f"train.stack_seeds stacks MOPO or MOBILE learners of one class, got {sorted(k.__name__ for k in kinds)}")
+        if len(kinds) != 1:
+            raise ValueError(f"train.stack_seeds stacks learners of one class, got {sorted(k.__name__ for k in kinds)}")
         self.learners = list(learners)  # a plain list: their parameters are not this module's
         self.config = first.config
         self.actor = StackedActor([learner.actor for learner in learners])
         self.critic = StackedCritic([learner.critic for learner in learners])
         self.critic_target = StackedCritic([learner.critic_target for learner in learners]).requires_grad_(False)
-        self.log_alpha = _LogAlpha(0.0, self.config.auto_alpha)
-        self.log_alpha.value = _stacked([learner.log_alpha.value for learner in learners])
-        self.log_alpha.value.requires_grad_(self.config.auto_alpha)
-        self.target_entropy = first.target_entropy
-        self.mobile = first.mobile if isinstance(first, MOBILE) else None
-        self.backup_entropy, self.target_lower_bound = first.backup_entropy(), first.target_lower_bound()
+        self.log_alpha = LogAlpha(torch.stack([learner.log_alpha.value.detach() for learner in learners]), self.config.auto_alpha)
         self.actor_on_target_critics = first.actor_critic() is first.critic_target
         self._optimizers: list[Algorithm.Optimizer] = []
+        self.torch_optimizers: list[torch.optim.Optimizer] = []
         self.actor_optim = self._optimizer(self.actor, self.config.actor_lr)
-        self.lr_schedulers = [CosineAnnealingLR(self.actor_optim._optim, T_max=first.lr_schedulers[0].T_max)]
+        self.lr_schedulers = [CosineAnnealingLR(self.torch_optimizers[0], T_max=first.lr_schedulers[0].T_max)]
         self.critic_optim = self._optimizer(self.critic, self.config.critic_lr)
         if self.config.auto_alpha:
             self.alpha_optim = self._optimizer(self.log_alpha, self.config.alpha_lr)
@@ -176,6 +173,7 @@ class StackedSAC(nn.Module):
         optimizer, _ = AdamOptimizerFactory(lr=lr).create_instances(module)
         optim = Algorithm.Optimizer(optimizer, module)
         self._optimizers.append(optim)
+        self.torch_optimizers.append(optimizer)
         return optim
 
     # ------------------------------------------------------------------ the seeds' learners
@@ -187,9 +185,9 @@ class StackedSAC(nn.Module):
         return [(pairs[0][0], [seed[i][1] for seed in per_seed]) for i, pairs in enumerate(zip(*per_seed))]
 
     def _optimizer_pairs(self):
-        """``(stacked torch optimizer, the seeds' torch optimizers)`` in the learners' order."""
-        names = ["actor_optim", "critic_optim"] + (["alpha_optim"] if self.config.auto_alpha else [])
-        return [(getattr(self, n)._optim, [getattr(learner, n)._optim for learner in self.learners]) for n in names]
+        """``(stacked torch optimizer, the seeds' torch optimizers)`` in the learners' order (actor,
+        critics, entropy weight)."""
+        return [(optim, [learner.torch_optimizers[i] for learner in self.learners]) for i, optim in enumerate(self.torch_optimizers)]
 
     @torch.no_grad()
     def read_from_seeds(self) -> None:
@@ -264,7 +262,7 @@ class StackedSAC(nn.Module):
             model_rows = None if rows[0][1] is None else torch.stack([model for _, model in rows])
             stats = replay_or_none(self, sampler, real_rows, model_rows) if self.captured_update is not None else None
             if stats is None:
-                stats = self._update_with_batch(sampler.gather(real_rows, model_rows))
+                stats = self.update_with_batch(sampler.gather(real_rows, model_rows))
         else:  # a seed whose model buffer is still empty trains on real rows only: step the seeds one by one
             stats = self._update_each_seed(sampler, rows)
         with warnings.catch_warnings():  # after a step of the seeds' own optimizers, the stack's did not step
@@ -276,7 +274,7 @@ class StackedSAC(nn.Module):
 
     def _update_each_seed(self, sampler: StackedSampler, rows) -> ModelBasedStats:
         self.write_to_seeds()
-        per_seed = [learner._update_with_batch(seed_sampler.gather(*seed_rows))
+        per_seed = [learner.update_with_batch(seed_sampler.gather(*seed_rows))
                     for learner, seed_sampler, seed_rows in zip(self.learners, sampler.samplers, rows)]
         self.read_from_seeds()
         return ModelBasedStats(**{key: torch.stack([getattr(s, key) for s in per_seed]) for key in ModelBasedStats.SCALARS})
@@ -286,57 +284,22 @@ class StackedSAC(nn.Module):
         """One seed's scalars (0-dim tensors) of a stacked update's ``[S]`` stats."""
         return ModelBasedStats(**{key: getattr(stats, key)[seed_index] for key in ModelBasedStats.SCALARS}, train_time=stats.train_time)
 
-    @torch.no_grad()
-    def bellman_uncertainty(self, tr: TransitionBatch) -> torch.Tensor:
-        """MOBILE's ``u(s, a)`` ``[S, B]`` of model rows ``[S, B, ...]``: each seed's next states from its
-        own dynamics, the actors and target critics stacked (see :meth:`algos.mobile.MOBILE.bellman_uncertainty`)."""
-        samples = [learner.dynamics.sample(obs, act, num_samples=self.mobile.num_samples)[..., :-1]
-                   for learner, obs, act in zip(self.learners, tr.observations, tr.actions)]
-        next_obs = torch.stack(samples)  # [S, N, E, B, O]
-        seeds, shape = next_obs.shape[0], next_obs.shape[1:-1]
-        flat = next_obs.reshape(seeds, -1, next_obs.shape[-1])
-        with torch.autocast(flat.device.type, dtype=torch.bfloat16, enabled=self.mobile.penalty_dtype == "bfloat16"):
-            next_act, _ = self.actor.sample(flat)
-            q = self.critic_target(flat, next_act).min(1).values  # [S, N * E * B]
-        return q.float().reshape(seeds, *shape).mean(1).std(1)
+    def networks(self) -> SACNetworks:
+        """The stacked networks and optimizers, as :func:`~algos.sac_step.sac_step` reads them."""
+        return SACNetworks(actor_sample=self.actor.sample, critic=self.critic, critic_target=self.critic_target,
+                           actor_critic=self.critic_target if self.actor_on_target_critics else self.critic,
+                           log_alpha=self.log_alpha, critic_optim=self.critic_optim, actor_optim=self.actor_optim,
+                           alpha_optim=self.alpha_optim if self.config.auto_alpha else None)
 
-    def _update_with_batch(self, batch: MixedBatch) -> ModelBasedStats:
-        """:meth:`ModelBasedSAC._update_with_batch` with a seed dimension in front: fields ``[S, B, ...]``."""
-        cfg, tr = self.config, batch.transitions
-        alpha = self.log_alpha.value.exp().detach()  # [S]
-        n_real = tr.rewards.shape[1] - batch.n_model
-        with torch.no_grad():
-            penalty = torch.zeros_like(tr.rewards)
-            if batch.n_model and self.mobile is not None:
-                model_rows = TransitionBatch(*(getattr(tr, f)[:, n_real:] for f in ModelBuffer.FIELDS))
-                penalty[:, n_real:] = self.mobile.beta * self.bellman_uncertainty(model_rows)
-            next_act, next_logp = self.actor.sample(tr.next_observations)
-            next_q = self.critic_target(tr.next_observations, next_act).min(1).values  # [S, B]
-            if self.backup_entropy:
-                next_q = next_q - alpha[:, None] * next_logp
-            target = tr.rewards - penalty + cfg.gamma * (~tr.terminals).float() * next_q
-            if self.target_lower_bound is not None:
-                target = target.clamp_min(self.target_lower_bound)
-        q = self.critic(tr.observations, tr.actions)  # [S, C, B]
-        critic_losses = (q - target[:, None]).pow(2).mean(2).sum(1)  # [S]
-        self.critic_optim.step(critic_losses.sum())
+    def next_state_sampler(self) -> NextStateSampler | None:
+        """The seeds' next-state samplers as one: ``[S, B, O]`` -> ``[S, n, E, B, O + 1]``, each seed's
+        rows from its own (``None`` when the algorithm samples none)."""
+        samplers = [learner.next_state_sampler() for learner in self.learners]
+        if samplers[0] is None:
+            return None
+        return lambda obs, act, n: torch.stack([sample(o, a, n) for sample, o, a in zip(samplers, obs, act, strict=True)])
 
-        act, logp = self.actor.sample(tr.observations)
-        q_pi = (self.critic_target if self.actor_on_target_critics else self.critic)(tr.observations, act).min(1).values
-        actor_losses = (alpha[:, None] * logp - q_pi).mean(1)
-        self.actor_optim.step(actor_losses.sum())
-
-        alpha_losses = torch.zeros_like(alpha)
-        if cfg.auto_alpha:
-            alpha_losses = -(self.log_alpha.value[:, None] * (logp.detach() + self.target_entropy)).mean(1)
-            self.alpha_optim.step(alpha_losses.sum())
-            with torch.no_grad():
-                self.log_alpha.value.clamp_(max=0.0)
-        with torch.no_grad():
-            for p, tp in zip(self.critic.parameters(), self.critic_target.parameters()):
-                tp.lerp_(p, cfg.tau)
-        return ModelBasedStats(
-            actor_loss=actor_losses.detach(), critic_loss=critic_losses.detach(), alpha=alpha,
-            alpha_loss=alpha_losses.detach(), q_mean=q.detach().mean((1, 2)), target_mean=target.mean(1),
-            penalty_mean=penalty[:, n_real:].mean(1) if batch.n_model else torch.zeros_like(alpha),
-        )
+    def update_with_batch(self, batch: MixedBatch) -> ModelBasedStats:
+        """One gradient step of every seed on ``batch`` (fields ``[S, B, ...]``): the plain learner's
+        :func:`~algos.sac_step.sac_step` with the first seed's hooks."""
+        return sac_step(self.networks(), batch, self.learners[0].step_settings(self.next_state_sampler()))

@@ -94,7 +94,7 @@ def test_mobile_penalty_matches_a_hand_computation():
     batch = real_batch(6)
     batch.observations, batch.actions = obs, act
     torch.manual_seed(123)
-    torch.testing.assert_close(algo.model_penalty(batch), 2.0 * expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(algo.model_penalty(batch, algo.networks(), algo.next_state_sampler()), 2.0 * expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("hidden", [(32, 32), (16,), (8, 8, 8)])
@@ -152,9 +152,9 @@ def test_mobile_penalises_only_the_model_rows(monkeypatch):
     seen = []
     real_penalty = algo.model_penalty
 
-    def spy(batch):
+    def spy(batch, nets, sample_next):
         seen.append(batch.observations)
-        return real_penalty(batch)
+        return real_penalty(batch, nets, sample_next)
 
     monkeypatch.setattr(algo, "model_penalty", spy)
     with policy_within_training_step(algo.policy):

@@ -104,8 +104,8 @@ def test_replayed_steps_equal_eager_steps_bit_for_bit(cls):
 
 def test_checkpoints_hold_float_learning_rates_and_a_failed_capture_runs_eagerly():
     algo = learner("MOBILE")
-    for optim in algo._optimizers:  # what a captured run's optimizers hold
-        for group in optim._optim.param_groups:
+    for optim in algo.torch_optimizers:  # what a captured run's optimizers hold
+        for group in optim.param_groups:
             group["lr"], group["capturable"] = torch.tensor(group["lr"]), True
     for state in algo.training_state()["_optimizers"]:
         assert all(type(g["lr"]) is float and g["capturable"] is False for g in state["param_groups"])
