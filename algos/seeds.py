@@ -40,9 +40,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from tianshou.utils.torch_utils import policy_within_training_step
 
 from .config import ConfigError, TrainConfig
-from .trainer import TrainingLoop
+from .sac_step import ModelBasedStats
+from .trainer import TrainingLoop, UpdateRequest
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -83,86 +85,97 @@ class RunScope:
             self.state = self._read()
 
 
+class SeedRun:
+    """One seed's run driven from outside: its :meth:`TrainingLoop.steps` advanced inside its own
+    random state (:class:`RunScope`) from one update request to the next."""
+
+    def __init__(self, loop: TrainingLoop, scope: RunScope):
+        self.loop, self.scope, self._steps = loop, scope, loop.steps()
+        self.request: UpdateRequest | None = None  # the step the run waits for; None once it has ended
+        self.summary: dict[str, Any] | None = None
+
+    def advance(self, stats: ModelBasedStats | None = None) -> None:
+        """Send the last update's ``stats`` (``None`` to start) and run to the next request or the end."""
+        with self.scope.entered():
+            try:
+                self.request = self._steps.send(stats)
+            except StopIteration as finished:
+                self.request, self.summary = None, finished.value
+
+    def update_alone(self) -> None:
+        """Perform the requested step with this run's own learner, then advance."""
+        with self.scope.entered(), policy_within_training_step(self.loop.algo.policy):
+            stats = self.loop.algo.update(self.request.sampler, self.request.batch_size)
+        self.advance(stats)
+
+
 def train_seeds(cfg: TrainConfig, run_root: str | Path, seeds: Sequence[int], resume: bool = False,
                 show_progress: bool = True) -> list[dict[str, Any]]:
     """Train ``cfg`` once per seed in ``run_root/seed<N>``, in lockstep in this process; return the
     summaries in the order of ``seeds``. ``resume=True`` continues each seed from its checkpoint; a
     seed stopped before its first checkpoint starts again. Where ``train.stack_seeds`` says, the
     seeds' updates run as one :class:`~algos.stacked_learner.StackedSAC`."""
-    from .train import Trainer
+    from .train import start_run
 
-    loops, scopes = [], []
+    runs: list[SeedRun] = []
     try:
-        for seed in seeds:  # built one after another: each build seeds the global generators with its seed
+        for position, seed in enumerate(seeds):  # started one after another: each seeds the global generators with its seed
             run_dir = Path(run_root) / f"seed{seed}"
             own_resume = resume and (run_dir / "checkpoint.pt").exists()
-            loops.append(Trainer(replace(cfg, seed=seed), run_dir, resume=own_resume, show_progress=show_progress))
-            scopes.append(RunScope(cfg.device))
-        for position, (loop, scope) in enumerate(zip(loops, scopes)):
-            with scope.entered():
-                loop.begin(bar_position=position)
+            loop = start_run(replace(cfg, seed=seed), run_dir, resume=own_resume, show_progress=show_progress)
+            loop.bar_position = position
+            runs.append(SeedRun(loop, RunScope(cfg.device)))
+        for run in runs:
+            run.advance()
         if cfg.train.stacks_seeds(cfg.device):
-            _catch_up(loops, scopes)
-            _train_stacked(cfg, loops, scopes, list(seeds))
-        while not all(loop.done for loop in loops):
-            for loop, scope in zip(loops, scopes):
-                if not loop.done:
-                    with scope.entered():
-                        loop.step()
-        summaries = []
-        for loop, scope in zip(loops, scopes):
-            with scope.entered():
-                summaries.append(loop.finish())
-        return summaries
+            _catch_up(runs)
+            _train_stacked(cfg, runs, list(seeds))
+        while any(run.request is not None for run in runs):
+            for run in runs:
+                if run.request is not None:
+                    run.update_alone()
+        return [run.summary for run in runs]
     finally:
-        for loop in loops:
-            loop.close()
+        for run in runs:
+            run.loop.close()
 
 
-def _catch_up(loops: Sequence[TrainingLoop], scopes: Sequence[RunScope]) -> None:
+def _catch_up(runs: Sequence[SeedRun]) -> None:
     """Bring seeds whose checkpoints are behind the others' (a run killed between the seeds'
     checkpoints) to the same gradient step, each on its own, so that the stack starts together."""
-    target = max(loop.gradient_step for loop in loops)
-    behind = [(loop, scope) for loop, scope in zip(loops, scopes) if loop.gradient_step < target]
+    target = max(run.loop.gradient_step for run in runs)
+    behind = [run for run in runs if run.loop.gradient_step < target]
     if not behind:
         return
-    names = ", ".join(str(loop.cfg.seed) for loop, _ in behind)
+    names = ", ".join(str(run.loop.cfg.seed) for run in behind)
     warnings.warn(f"seeds {names} resume behind the others (the run stopped between the seeds' checkpoints); they train "
                   f"on their own to step {target} before the stack resumes, so these seeds' runs differ from an "
                   "uninterrupted stacked run", stacklevel=3)
-    for loop, scope in behind:
-        with scope.entered():
-            while loop.gradient_step < target:
-                loop.step()
+    for run in behind:
+        while run.loop.gradient_step < target:
+            run.update_alone()
 
 
-def _train_stacked(cfg: TrainConfig, loops: Sequence[TrainingLoop], scopes: Sequence[RunScope], seeds: list[int]) -> None:
-    """Train all ``loops`` (at one gradient step) to the end with one stacked update per step. The
+def _train_stacked(cfg: TrainConfig, runs: Sequence[SeedRun], seeds: list[int]) -> None:
+    """Train all ``runs`` (at one gradient step) to the end with one stacked update per step. The
     update draws its noise in the first seed's scope (so a stack of one seed is that seed's run);
-    rollouts, evaluations and checkpoints stay each seed's own, and read the seeds' own learners,
-    which the stack writes into first."""
+    rollouts, evaluations and checkpoints stay each seed's own and read the seeds' own learners,
+    into which the stack writes what the request says they read."""
     from .stacked_learner import StackedSAC, StackedSampler
 
-    stack = StackedSAC([loop.algo for loop in loops])
-    sampler = StackedSampler([loop.sampler for loop in loops])
+    stack = StackedSAC([run.loop.algo for run in runs])
+    sampler = StackedSampler([run.request.sampler for run in runs])
     if cfg.train.compiles(cfg.device) and torch.device(cfg.device).type == "cuda":
         stack.capture_cuda_graph(eager_on_failure=cfg.train.compile == "auto")
-    for loop in loops:
-        loop.stacked_with_seeds = seeds
-    first = loops[0]
-    while not first.done:
-        if first.rollout_due:
-            stack.write_to_seeds()
-        for loop, scope in zip(loops, scopes):
-            with scope.entered():
-                loop.before_update()
-        with scopes[0].entered():
+    for run in runs:
+        run.loop.stacked_with_seeds = seeds
+    while runs[0].request is not None:
+        with runs[0].scope.entered():
             stats = stack.update(sampler, cfg.train.batch_size)
-        if first.epoch_ends_after_update:
+        reads = runs[0].request.reads
+        if reads == "learner":
             stack.write_to_seeds()
-        elif first.logs_after_update:
+        elif reads == "schedule":
             stack.write_schedules_to_seeds()
-        for index, (loop, scope) in enumerate(zip(loops, scopes)):
-            with scope.entered():
-                loop.after_update(StackedSAC.seed_stats(stats, index))
-    stack.write_to_seeds()
+        for index, run in enumerate(runs):
+            run.advance(StackedSAC.seed_stats(stats, index))

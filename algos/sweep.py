@@ -66,12 +66,11 @@ def train_trial(params: dict[str, Any], base_config: str | None, overrides: list
     """One Tune trial: a `morec train` run in ``runs_root/<trial id>`` (resumed after a restore)."""
     from ray import tune
 
-    from .train import Trainer
+    from .train import run_training
 
     cfg = trial_config(base_config, overrides, dataset, params)
     run_dir = Path(runs_root) / tune.get_context().get_trial_id()
-    trainer = Trainer(cfg, run_dir, resume=(run_dir / "checkpoint.pt").exists(), show_progress=False)
-    trainer.run(on_evaluation=lambda record: tune.report(
+    run_training(cfg, run_dir, resume=(run_dir / "checkpoint.pt").exists(), show_progress=False, on_evaluation=lambda record: tune.report(
         {"normalized_score": record["normalized_score"], "return_mean": record["return_mean"],
          "gradient_step": record["gradient_step"], "epoch": record["epoch"]}))
 

@@ -15,8 +15,9 @@ Each part is built elsewhere and only put together here:
 :func:`build_components` builds everything the loop needs (the steps, in order, are the places
 to extend: the training data in :func:`load_training_dataset`, its shaping for the learner in
 :func:`build_reward_shaping`, the model rollouts and their rewards in :func:`build_rollout_engine`).
-:class:`Trainer` ``(cfg, run_dir, resume=..., show_progress=...)`` opens the run directory, builds
-the components and is the loop over them; :func:`run_training` runs it to the end.
+:func:`start_run` ``(cfg, run_dir, resume=..., show_progress=...)`` opens the run directory and
+builds the components (training or loading the models) into a :class:`~algos.trainer.TrainingLoop`;
+:func:`run_training` runs it to the end.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ from .factory import build_algorithm
 from .model_cache import cached_distilled_reward, cached_dynamics, cached_reward, dataset_fingerprint
 from .trainer import RunDirectory, TrainingComponents, TrainingLoop
 
-__all__ = ["Trainer", "build_components", "build_reward_shaping", "build_rollout_engine", "build_selector",
-           "default_dataset_source", "load_training_dataset", "run_training"]
+__all__ = ["build_components", "build_reward_shaping", "build_rollout_engine", "build_selector",
+           "default_dataset_source", "load_training_dataset", "run_training", "start_run"]
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -143,19 +144,17 @@ def build_components(cfg: TrainConfig, tb_dir: str | Path, show_progress: bool =
                               shaping=shaping, model_dirs={"dynamics": str(dynamics_dir), "reward": str(reward_dir) if reward_dir else None})
 
 
-class Trainer(TrainingLoop):
-    """One training run from its config: locks and checks ``run_dir`` (see
-    :class:`~algos.trainer.RunDirectory`), builds the components, and is the loop over them.
-    ``resume=True`` continues from the run's checkpoint."""
-
-    def __init__(self, cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool = True):
-        run = RunDirectory.open(cfg, run_dir, resume)
-        with run.released_on_error():
-            components = build_components(cfg, run.tb, show_progress)
-            super().__init__(cfg, run, components, resume=resume, show_progress=show_progress)
+def start_run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool = True) -> TrainingLoop:
+    """A run ready to train: ``run_dir`` opened and locked (see :class:`~algos.trainer.RunDirectory`;
+    ``resume=True`` continues from its checkpoint), the run's models trained or loaded from the cache
+    and the components built. Nothing of the policy is trained until the loop runs."""
+    run = RunDirectory.open(cfg, run_dir, resume)
+    with run.released_on_error():
+        components = build_components(cfg, run.tb, show_progress)
+        return TrainingLoop(cfg, run, components, resume=resume, show_progress=show_progress)
 
 
 def run_training(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool = True,
                  on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Train ``cfg`` in ``run_dir`` to the end and return the summary (see :meth:`TrainingLoop.run`)."""
-    return Trainer(cfg, run_dir, resume=resume, show_progress=show_progress).run(on_evaluation)
+    """Train ``cfg`` in ``run_dir`` to the end and return the summary (see :meth:`TrainingLoop.steps`)."""
+    return start_run(cfg, run_dir, resume=resume, show_progress=show_progress).run(on_evaluation)

@@ -23,7 +23,7 @@ import shutil
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +105,19 @@ class RunDirectory:
 
 
 @dataclass
+class UpdateRequest:
+    """A gradient step a run's :meth:`TrainingLoop.steps` asks for: ``batch_size`` rows from
+    ``sampler``. ``reads`` says what the run reads of its learner before its next request: its
+    weights (``"learner"``: a rollout or the epoch's end), its learning-rate schedule
+    (``"schedule"``: a logged step), or nothing (``None``); a driver that updates a stack of runs'
+    learners at once writes that much back into each run's own learner before sending the stats."""
+
+    sampler: MixedSampler
+    batch_size: int
+    reads: str | None
+
+
+@dataclass
 class TrainingComponents:
     """What the loop runs on, built by :func:`algos.train.build_components`."""
 
@@ -140,6 +153,7 @@ class TrainingLoop:
         self.seconds_before_session = 0.0  # training time of earlier sessions of a resumed run
         self.rollouts: list[dict[str, float]] = []  # per model rollout: its statistics (for the summary)
         self.stacked_with_seeds: list[int] | None = None  # set by algos.seeds when its updates are stacked with other seeds'
+        self.bar_position = 0  # the progress bar's line (algos.seeds gives each seed its own)
         if resume:
             self._load_checkpoint()
         # a resumed run drops events logged after its checkpoint (they are about to be written again)
@@ -216,14 +230,44 @@ class TrainingLoop:
             "if the learner stalls, try filter.threshold=auto (it keeps held-out real transitions) or filter.truncate_as=stop",
             stacklevel=2)
 
+    def steps(self, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> Generator[UpdateRequest, ModelBasedStats, dict]:
+        """The run, top to bottom: epochs of gradient steps, a model rollout every ``rollout.freq``
+        steps, scalars every ``train.log_every``, and per epoch the evaluation (when due) and the
+        checkpoint. It yields an :class:`UpdateRequest` where a gradient step is due, is sent that
+        step's stats back, and returns the summary. :meth:`run` performs the steps with the run's
+        own learner; :func:`algos.seeds.train_seeds` drives several runs' steps in lockstep, one
+        stacked update for all of them if it likes. ``on_evaluation(record)`` is called after each
+        evaluation once a checkpoint holding it is written (a sweep reports the score there)."""
+        cfg, steps_per_epoch = self.cfg.train, self.cfg.train.steps_per_epoch
+        self._start_session()
+        while self.epoch < cfg.epochs:
+            for _ in range(steps_per_epoch):
+                if self.gradient_step % self.cfg.rollout.freq == 0:
+                    self.rollout()
+                after = self.gradient_step + 1  # what the run reads of its learner before its next request:
+                reads = ("learner" if after % steps_per_epoch == 0 or after % self.cfg.rollout.freq == 0  # epoch end, rollout
+                         else "schedule" if after % cfg.log_every == 0 else None)  # a logged learning rate
+                stats = yield UpdateRequest(self.sampler, cfg.batch_size, reads)
+                self.gradient_step = after
+                self._window_steps += 1
+                self.bar.update(1)
+                if after % cfg.log_every == 0:
+                    self._log_training(stats)
+            self._end_epoch(on_evaluation)
+        return self._finish(on_evaluation)
+
     def run(self, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-        """Train to the end; ``on_evaluation(record)`` is called after each evaluation once a
-        checkpoint holding it is written (a sweep reports the score there). Releases the run directory."""
+        """Train to the end with this run's learner and return the summary (see :meth:`steps`).
+        Releases the run directory."""
         try:
-            self.begin()
-            while not self.done:
-                self.step(on_evaluation)
-            return self.finish(on_evaluation)
+            steps = self.steps(on_evaluation)
+            request = next(steps)
+            while True:
+                with policy_within_training_step(self.algo.policy):
+                    stats = self.algo.update(request.sampler, request.batch_size)
+                request = steps.send(stats)
+        except StopIteration as finished:
+            return finished.value
         finally:
             self.close()
 
@@ -232,61 +276,17 @@ class TrainingLoop:
         self.evaluator.close()
         self.run_directory.close()
 
-    # the loop in parts (begin, step = before_update + update + after_update, finish), so that
-    # :func:`algos.seeds.train_seeds` can run several in lockstep or with one stacked update
-    @property
-    def done(self) -> bool:
-        return self.epoch >= self.cfg.train.epochs
-
-    def begin(self, bar_position: int = 0) -> None:
-        """Start this session's clock, progress bar and throughput window."""
+    def _start_session(self) -> None:
+        """This session's clock, progress bar and throughput window; an evaluation a resumed
+        checkpoint had in flight started again (its actor is the checkpoint's)."""
         self.session_start = time.perf_counter()
         total = self.cfg.train.epochs * self.cfg.train.steps_per_epoch
         self.bar = progress_bar(self.progress, total=total, initial=self.gradient_step, desc=self.cfg.name, unit="step", line_every=None,
-                                position=bar_position)
+                                position=self.bar_position)
         self._window_start, self._window_steps = time.perf_counter(), 0
-        if self.evaluation_to_redo is not None:  # the checkpoint's actor is the one it was of
+        if self.evaluation_to_redo is not None:
             redo, self.evaluation_to_redo = self.evaluation_to_redo, None
             self._start_evaluation(redo)
-
-    def step(self, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> None:
-        """One gradient step (a model rollout first when one is due) and its logging; at the end of
-        an epoch, the evaluation (when due) and the checkpoint."""
-        self.before_update()
-        with policy_within_training_step(self.algo.policy):
-            stats = self.algo.update(self.sampler, self.cfg.train.batch_size)
-        self.after_update(stats, on_evaluation)
-
-    @property
-    def rollout_due(self) -> bool:
-        """Whether the next step begins with a model rollout."""
-        return self.gradient_step % self.cfg.rollout.freq == 0
-
-    @property
-    def logs_after_update(self) -> bool:
-        """Whether the next update's scalars are logged."""
-        return (self.gradient_step + 1) % self.cfg.train.log_every == 0
-
-    @property
-    def epoch_ends_after_update(self) -> bool:
-        """Whether the next update is the last of an epoch."""
-        return (self.gradient_step + 1) % self.cfg.train.steps_per_epoch == 0
-
-    def before_update(self) -> None:
-        """The model rollout, when one is due."""
-        if self.rollout_due:
-            self.rollout()
-
-    def after_update(self, stats: ModelBasedStats, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> None:
-        """Count the update, log it, and end the epoch when it was its last."""
-        cfg = self.cfg.train
-        self.gradient_step += 1
-        self._window_steps += 1
-        self.bar.update(1)
-        if self.gradient_step % cfg.log_every == 0:
-            self._log_training(stats)
-        if self.gradient_step % cfg.steps_per_epoch == 0:
-            self._end_epoch(on_evaluation)
 
     def _end_epoch(self, on_evaluation: Callable[[dict[str, Any]], None] | None) -> None:
         self.epoch += 1
@@ -300,7 +300,7 @@ class TrainingLoop:
             on_evaluation(recorded)
         self._window_start, self._window_steps = time.perf_counter(), 0  # evaluations are not training time
 
-    def finish(self, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    def _finish(self, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Record the last evaluation, write the summary and the final policy; return the summary."""
         recorded = self._record_evaluation_in_flight()
         if recorded is not None and on_evaluation is not None:

@@ -14,7 +14,8 @@ from tianshou.utils.torch_utils import policy_within_training_step
 
 from algos import MOBILE, MOPO, AgentConfig, MixedSampler, MobileConfig, TwinCritic, build_actor
 from algos.config import ConfigError, config_from_dict, load_config
-from algos.train import Trainer
+from algos.train import start_run
+from algos.trainer import TrainingLoop
 from dynamics import TaskInfo
 from morec import ModelBuffer, TransitionBatch
 from morec.dynamics_reward_config import FewSnapshotsWarning
@@ -292,7 +293,7 @@ def test_smoke_run_writes_tensorboard_tags_and_summary(hopper_file, tmp_path, de
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", device=device))
-    trainer = Trainer(cfg, tmp_path / "run", show_progress=False)
+    trainer = start_run(cfg, tmp_path / "run", show_progress=False)
     summary = trainer.run()
     printed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
     assert [line.split(":")[0] for line in printed] == ["epoch 1/2 (step 20)", "epoch 2/2 (step 40)"]
@@ -323,7 +324,7 @@ def test_smoke_run_writes_tensorboard_tags_and_summary(hopper_file, tmp_path, de
         (mu, _), _ = trainer.algo.actor(obs.to(device))
     torch.testing.assert_close(policy(obs), torch.tanh(mu).cpu().clamp(-1, 1))  # the final policy's mode
     with pytest.raises(ConfigError, match="already holds a run"):
-        Trainer(cfg, tmp_path / "run", show_progress=False)
+        start_run(cfg, tmp_path / "run", show_progress=False)
 
 
 def test_auto_threshold_truncate_as_stop_and_candidate_clip_train(hopper_file, tmp_path):
@@ -331,7 +332,7 @@ def test_auto_threshold_truncate_as_stop_and_candidate_clip_train(hopper_file, t
 
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", epochs=1, **{
         "filter.threshold": "auto", "filter.truncate_as": "stop", "rollout.candidate_clip": 25}))
-    trainer = Trainer(cfg, tmp_path / "run", show_progress=False)
+    trainer = start_run(cfg, tmp_path / "run", show_progress=False)
     assert trainer.engine.selector.threshold < 1.4 and trainer.engine.config.candidate_clip == 25
     trainer.run()
     model = trainer.model_buffer.all()
@@ -351,13 +352,13 @@ def test_distilled_filter_trains_and_scores_with_one_network(hopper_file, tmp_pa
     monkeypatch.setattr(algos.model_cache, "DistillationConfig",
                         functools.partial(DistillationConfig, updates=40, batch_size=32, hidden_sizes=(32,), model_steps=1))
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", epochs=1, **{"filter.distilled": True, "filter.threshold": "auto"}))
-    trainer = Trainer(cfg, tmp_path / "run", show_progress=False)
+    trainer = start_run(cfg, tmp_path / "run", show_progress=False)
     reward = trainer.engine.selector.reward
     assert reward.num_snapshots == 1 and reward.distilled_from is not None and reward.distilled_from >= 1
     trainer.run()
     events = EventAccumulator(str(tmp_path / "run" / "tb")).Reload()
     assert 0 <= events.Scalars("reward/distil_truncation_agreement")[0].value <= 1
-    again = Trainer(cfg, tmp_path / "run2", show_progress=False)  # loaded from the cache, the same network
+    again = start_run(cfg, tmp_path / "run2", show_progress=False)  # loaded from the cache, the same network
     x = [torch.zeros(3, n) for n in (reward.obs_dim, reward.act_dim, reward.obs_dim)]
     torch.testing.assert_close(again.engine.selector.reward(*x), reward(*x), rtol=0, atol=0)
 
@@ -367,27 +368,27 @@ def test_a_filter_that_cuts_almost_every_rollout_is_said_once(tmp_path):
     sets = smoke(cheetah_file, tmp_path / "cache", algorithm="mopo", **{"filter.threshold": 1e6})
     cfg = load_config(None, [s.replace("task=Hopper-v4", "task=HalfCheetah-v4") for s in sets])
     with pytest.warns(UserWarning, match=r"cut 100% of the first rollout's start states short .* marked each cut a terminal") as caught:
-        Trainer(cfg, tmp_path / "run", show_progress=False).run()
+        start_run(cfg, tmp_path / "run", show_progress=False).run()
     assert sum("MOREC filter" in str(w.message) for w in caught) == 1  # two rollouts, one warning
 
 
 def assert_resume_reproduces_the_uninterrupted_run(cfg, tmp_path, monkeypatch) -> None:
     """Train ``cfg`` to the end; train it again killed after epoch 1 and resumed: the same
     evaluations, rollout statistics and final networks."""
-    full = Trainer(cfg, tmp_path / "full", show_progress=False)
+    full = start_run(cfg, tmp_path / "full", show_progress=False)
     full_summary = full.run()
-    original = Trainer._save_checkpoint
+    original = TrainingLoop._save_checkpoint
 
     def crash_after_first(self):
         original(self)
         if self.epoch == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(Trainer, "_save_checkpoint", crash_after_first)
+    monkeypatch.setattr(TrainingLoop, "_save_checkpoint", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(cfg, tmp_path / "killed", show_progress=False).run()
-    monkeypatch.setattr(Trainer, "_save_checkpoint", original)
-    resumed = Trainer(cfg, tmp_path / "killed", resume=True, show_progress=False)
+        start_run(cfg, tmp_path / "killed", show_progress=False).run()
+    monkeypatch.setattr(TrainingLoop, "_save_checkpoint", original)
+    resumed = start_run(cfg, tmp_path / "killed", resume=True, show_progress=False)
     assert resumed.epoch == 1 and resumed.gradient_step == cfg.train.steps_per_epoch
     first_session = resumed.seconds_before_session
     resumed_summary = resumed.run()
@@ -405,7 +406,7 @@ def test_resume_reproduces_the_uninterrupted_run(hopper_file, tmp_path, monkeypa
     assert_resume_reproduces_the_uninterrupted_run(cfg, tmp_path, monkeypatch)
     other = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=True, epochs=4, device=device))
     with pytest.raises(ConfigError, match=r"another config \(differs in \['train.epochs'\]\)"):
-        Trainer(other, tmp_path / "killed", resume=True, show_progress=False)
+        start_run(other, tmp_path / "killed", resume=True, show_progress=False)
 
 
 def test_bfloat16_penalty_trains_and_resumes_like_the_uninterrupted_run(hopper_file, tmp_path, monkeypatch):
@@ -421,7 +422,7 @@ def test_penalty_precision_script_compares_bfloat16_with_the_penalty_noise(hoppe
     from pathlib import Path
 
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=1))
-    Trainer(cfg, tmp_path / "run", show_progress=False).run()
+    start_run(cfg, tmp_path / "run", show_progress=False).run()
     script = Path(__file__).resolve().parents[1] / "scripts" / "penalty_precision.py"
     done = subprocess.run([sys.executable, str(script), str(tmp_path / "run"), "--rows", "64"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -435,7 +436,7 @@ def test_penalty_precision_script_compares_bfloat16_with_the_penalty_noise(hoppe
 
 def test_compiled_networks_train_and_resume_like_the_uninterrupted_compiled_run(hopper_file, tmp_path, monkeypatch):
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=False, epochs=2) + ["train.compile=on"])
-    probe = Trainer(cfg, tmp_path / "probe", show_progress=False)
+    probe = start_run(cfg, tmp_path / "probe", show_progress=False)
     assert probe.algo.critic._compiled_call_impl is not None and probe.algo.actor._compiled_call_impl is not None
     probe.run_directory.close()
     assert_resume_reproduces_the_uninterrupted_run(cfg, tmp_path, monkeypatch)
@@ -448,7 +449,7 @@ def test_model_seed_shares_the_dynamics_and_reward_across_seeds(hopper_file, tmp
     """Seeds 0 and 1 with ``model_seed=0`` train one dynamics model and one dynamics reward, and
     differ in the learner; without it each seed trains its own."""
     cache = tmp_path / "cache"
-    runs = [Trainer(load_config(None, smoke(hopper_file, cache, morec=True, epochs=1) + [f"seed={seed}", "model_seed=0"]),
+    runs = [start_run(load_config(None, smoke(hopper_file, cache, morec=True, epochs=1) + [f"seed={seed}", "model_seed=0"]),
                     tmp_path / f"run{seed}", show_progress=False) for seed in (0, 1)]
     assert len(list((cache / "dynamics").glob("*/dynamics.pt"))) == 1
     assert len(list((cache / "reward").glob("*/dynamics_reward.pt"))) == 1
@@ -456,7 +457,7 @@ def test_model_seed_shares_the_dynamics_and_reward_across_seeds(hopper_file, tmp
     assert not torch.equal(next(runs[0].algo.actor.parameters()), next(runs[1].algo.actor.parameters()))
     for run in runs:
         run.run_directory.close()
-    own = Trainer(load_config(None, smoke(hopper_file, cache, morec=True, epochs=1) + ["seed=1"]), tmp_path / "own", show_progress=False)
+    own = start_run(load_config(None, smoke(hopper_file, cache, morec=True, epochs=1) + ["seed=1"]), tmp_path / "own", show_progress=False)
     own.run_directory.close()
     assert len(list((cache / "dynamics").glob("*/dynamics.pt"))) == 2
 
@@ -464,11 +465,11 @@ def test_model_seed_shares_the_dynamics_and_reward_across_seeds(hopper_file, tmp
 def test_a_config_can_name_trained_models_instead_of_training_them(hopper_file, tmp_path):
     """``dynamics_path`` and ``reward_path`` take the folders ``train-dynamics``/``train-reward``
     (or another run's cache) wrote: nothing is trained, and the summary names those folders."""
-    first = Trainer(load_config(None, smoke(hopper_file, tmp_path / "cache", morec=True, epochs=1)), tmp_path / "first",
+    first = start_run(load_config(None, smoke(hopper_file, tmp_path / "cache", morec=True, epochs=1)), tmp_path / "first",
                     show_progress=False).run()
     named = [f"dynamics_path={first['models']['dynamics']}", f"reward_path={first['models']['reward']}"]
     cfg = load_config(None, smoke(hopper_file, tmp_path / "empty", morec=True, epochs=1) + named)
-    second = Trainer(cfg, tmp_path / "second", show_progress=False)
+    second = start_run(cfg, tmp_path / "second", show_progress=False)
     assert not (tmp_path / "empty").exists()  # no model trained or cached
     second.run_directory.close()
     assert second.components.model_dirs == first["models"]
@@ -477,7 +478,7 @@ def test_a_config_can_name_trained_models_instead_of_training_them(hopper_file, 
         cfg = load_config(None, smoke(walker, tmp_path / "w", morec=True, epochs=1, task="Walker2d-v4")
                           + [n for n in named if n.startswith(key)])
         with pytest.raises(ConfigError, match=f"^{key}: .*(trained|expected|built) .*"):
-            Trainer(cfg, tmp_path / f"w-{key}", show_progress=False)
+            start_run(cfg, tmp_path / f"w-{key}", show_progress=False)
 
 
 def test_wrong_dataset_for_the_task_fails_before_training(hopper_file, tmp_path):
@@ -485,7 +486,7 @@ def test_wrong_dataset_for_the_task_fails_before_training(hopper_file, tmp_path)
 
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", task="Walker2d-v4"))
     with pytest.raises(DatasetError, match="has 11 columns but Walker2d-v4"):
-        Trainer(cfg, tmp_path / "run", show_progress=False)
+        start_run(cfg, tmp_path / "run", show_progress=False)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 

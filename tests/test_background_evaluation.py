@@ -11,7 +11,8 @@ from tianshou.algorithm.modelfree.sac import SACPolicy
 from algos.background_evaluation import ActorSpec, BackgroundEvaluator, EvaluationFailed
 from algos.config import ConfigError, load_config
 from algos.evaluation import Evaluator
-from algos.train import Trainer
+from algos.train import start_run
+from algos.trainer import TrainingLoop
 from morec.actor import build_actor
 from tests.test_algos import assert_resume_reproduces_the_uninterrupted_run, hopper_file, smoke  # noqa: F401
 
@@ -62,11 +63,11 @@ def test_background_run_records_what_the_in_process_run_records(hopper_file, tmp
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     sets = smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3, **{"train.eval_every": 1})
-    inline = Trainer(load_config(None, sets + ["train.evaluate_in_background=off"]), tmp_path / "inline", show_progress=False)
+    inline = start_run(load_config(None, sets + ["train.evaluate_in_background=off"]), tmp_path / "inline", show_progress=False)
     assert not inline.evaluator.in_background
     inline_summary = inline.run()  # built and run one after the other: the runs draw from torch's global generator
     seen: list[dict] = []
-    background = Trainer(load_config(None, sets + ["train.evaluate_in_background=on"]), tmp_path / "background", show_progress=False)
+    background = start_run(load_config(None, sets + ["train.evaluate_in_background=on"]), tmp_path / "background", show_progress=False)
     assert background.evaluator.in_background
     background_summary = background.run(on_evaluation=seen.append)
     assert background_summary["evaluations"] == inline_summary["evaluations"]
@@ -78,9 +79,9 @@ def test_background_run_records_what_the_in_process_run_records(hopper_file, tmp
 def test_resume_re_evaluates_the_evaluation_in_flight(hopper_file, tmp_path, monkeypatch):  # noqa: F811
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3)
                       + ["train.evaluate_in_background=on"])
-    original = Trainer._save_checkpoint
+    original = TrainingLoop._save_checkpoint
     in_flight = []
-    monkeypatch.setattr(Trainer, "_save_checkpoint", lambda self: (in_flight.append(self.evaluator.pending), original(self)))
+    monkeypatch.setattr(TrainingLoop, "_save_checkpoint", lambda self: (in_flight.append(self.evaluator.pending), original(self)))
     assert_resume_reproduces_the_uninterrupted_run(cfg, tmp_path, monkeypatch)
     assert in_flight[0] == {"epoch": 1, "gradient_step": 20}  # the killed run's checkpoint held one in flight
 

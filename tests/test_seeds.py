@@ -14,7 +14,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from algos.config import ConfigError, load_config
 from algos.seeds import parse_seeds, train_seeds
-from algos.train import Trainer
+from algos.train import start_run
+from algos.trainer import TrainingLoop
 from tests.helpers import DEVICES, assert_records_close
 from tests.test_algos import hopper_file, smoke  # noqa: F401  (hopper_file is a fixture)
 
@@ -37,7 +38,7 @@ def assert_same_runs(separate_dir, batched_dir, separate: dict, batched: dict) -
 def test_seeds_in_one_process_equal_separate_runs(hopper_file, tmp_path, device):  # noqa: F811
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=True, epochs=2, device=device)
                       + ["model_seed=0", "train.stack_seeds=off"])  # the seeds share one ensemble and dynamics reward, trained by the first run
-    separate = {s: Trainer(replace(cfg, seed=s), tmp_path / "separate" / f"seed{s}", show_progress=False).run() for s in (3, 5)}
+    separate = {s: start_run(replace(cfg, seed=s), tmp_path / "separate" / f"seed{s}", show_progress=False).run() for s in (3, 5)}
     batched = train_seeds(cfg, tmp_path / "batched", [3, 5], show_progress=False)
     assert [s["seed"] for s in batched] == [3, 5]
     assert separate[3]["evaluations"] != separate[5]["evaluations"]  # two different runs
@@ -51,17 +52,17 @@ def test_seeds_resume_like_the_uninterrupted_runs(hopper_file, tmp_path, monkeyp
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3)
                       + ["model_seed=0", "train.stack_seeds=off"])
     full = train_seeds(cfg, tmp_path / "full", [0, 1], show_progress=False)
-    original = Trainer._save_checkpoint
+    original = TrainingLoop._save_checkpoint
 
     def crash_when_seed_0_ends_the_epoch(self):
         original(self)
         if self.cfg.seed == 0 and self.epoch == killed_at_epoch:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(Trainer, "_save_checkpoint", crash_when_seed_0_ends_the_epoch)
+    monkeypatch.setattr(TrainingLoop, "_save_checkpoint", crash_when_seed_0_ends_the_epoch)
     with pytest.raises(KeyboardInterrupt):
         train_seeds(cfg, tmp_path / "killed", [0, 1], show_progress=False)
-    monkeypatch.setattr(Trainer, "_save_checkpoint", original)
+    monkeypatch.setattr(TrainingLoop, "_save_checkpoint", original)
     assert (tmp_path / "killed" / "seed1" / "checkpoint.pt").exists() == (killed_at_epoch > 1)
     resumed = train_seeds(cfg, tmp_path / "killed", [0, 1], resume=True, show_progress=False)
     for seed, a, b in zip((0, 1), full, resumed):
@@ -72,7 +73,7 @@ def test_seeds_resume_like_the_uninterrupted_runs(hopper_file, tmp_path, monkeyp
 def test_a_stacked_seed_is_its_separate_run_to_float_rounding(hopper_file, tmp_path):  # noqa: F811
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=True, epochs=2)
                       + ["model_seed=0", "train.stack_seeds=on"])
-    separate = Trainer(replace(cfg, seed=3), tmp_path / "separate", show_progress=False).run()
+    separate = start_run(replace(cfg, seed=3), tmp_path / "separate", show_progress=False).run()
     (stacked,) = train_seeds(cfg, tmp_path / "stacked", [3], show_progress=False)
     assert stacked["stacked_with_seeds"] == [3] and separate["stacked_with_seeds"] is None
     for a, b in zip(separate["evaluations"], stacked["evaluations"]):
@@ -93,17 +94,17 @@ def test_stacked_seeds_resume_like_the_uninterrupted_stacked_run(hopper_file, tm
     full = train_seeds(cfg, tmp_path / "full", [0, 1], show_progress=False)
     assert [s["stacked_with_seeds"] for s in full] == [[0, 1], [0, 1]]
     assert full[0]["evaluations"] != full[1]["evaluations"]
-    original = Trainer._save_checkpoint
+    original = TrainingLoop._save_checkpoint
 
     def crash_at_epoch_2(self):
         original(self)
         if self.cfg.seed == killed_after_seed and self.epoch == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(Trainer, "_save_checkpoint", crash_at_epoch_2)
+    monkeypatch.setattr(TrainingLoop, "_save_checkpoint", crash_at_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         train_seeds(cfg, tmp_path / "killed", [0, 1], show_progress=False)
-    monkeypatch.setattr(Trainer, "_save_checkpoint", original)
+    monkeypatch.setattr(TrainingLoop, "_save_checkpoint", original)
     if killed_after_seed == 1:
         resumed = train_seeds(cfg, tmp_path / "killed", [0, 1], resume=True, show_progress=False)
         for seed, a, b in zip((0, 1), full, resumed):

@@ -12,7 +12,8 @@ import torch
 import yaml
 
 from algos.config import ConfigError, config_differences, config_from_dict, load_config
-from algos.train import Trainer
+from algos.train import start_run
+from algos.trainer import TrainingLoop
 from morec.cli import build_parser, main
 from morec.data import OfflineDataset, load_dataset
 from morec.shaping_config import PARAMETERS, TRANSFORMS, ShapingConfig
@@ -49,16 +50,13 @@ def test_default_is_no_shaping_and_overlays_merge():
 def test_train_lays_later_config_files_over_the_first(monkeypatch, tmp_path, capsys):
     built = []
 
-    class NoRun:  # `morec train` up to the Trainer: the config it resolves
-        def __init__(self, cfg, run_dir, **_):
-            built.append(cfg)
+    def no_run(cfg, run_dir, **_):  # `morec train` up to the training: the config it resolves
+        built.append(cfg)
+        return {}
 
-        def run(self):
-            return {}
-
-    monkeypatch.setattr("algos.train.Trainer", NoRun)
+    monkeypatch.setattr("algos.train.run_training", no_run)
     task = CONFIGS / "d4rl" / "hopper-medium-replay-v2" / "mopo.yaml"
-    argv = ["train", "--config", str(task), "--config", str(CLIP), "--set", "shaping.high=5", "--run-dir", str(tmp_path)]
+    argv = ["train", "--config", str(task), "--config", str(CLIP), "--set", "shaping.high=5", "--run-dir", str(tmp_path), "--json"]
     assert main(argv) == 0
     assert built == [load_config(task, ["shaping.high=5"], overlays=[CLIP])] and built[0].shaping.high == 5.0
     assert main(["train", "--config", str(task), "--config", str(tmp_path / "nope.yaml")]) == 2
@@ -172,9 +170,9 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("shaping_cache")  # the dynamics are shared: shaping does not change them
 
 
-def train(config: Path, sets: list[str], run_dir: Path) -> tuple[Trainer, dict]:
+def train(config: Path, sets: list[str], run_dir: Path) -> tuple[TrainingLoop, dict]:
     cfg = load_config(config, sets)
-    trainer = Trainer(cfg, run_dir, show_progress=False)
+    trainer = start_run(cfg, run_dir, show_progress=False)
     summary = trainer.run()
     assert json.loads((run_dir / "summary.json").read_text())["shaping"] == json.loads(json.dumps(summary["shaping"]))
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["shaping"] == cfg.to_dict()["shaping"]
@@ -199,7 +197,7 @@ def test_training_with_the_clip_config(hopper_file, cache, tmp_path):
     # another shaping is another config: resuming this run with it is refused
     other = load_config(CLIP, sets[:-3] + ["shaping.high=2"])
     with pytest.raises(ConfigError, match=r"differs in \['shaping.apply_to', 'shaping.high', 'shaping.low'\]"):
-        Trainer(other, tmp_path / "run", resume=True, show_progress=False)
+        start_run(other, tmp_path / "run", resume=True, show_progress=False)
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from algos.config import ConfigError, load_config
-from algos.train import Trainer
+from algos.train import start_run
 from morec.locking import LockBusy, acquire, exclusive_lock
 from morec.suite import RunSpec, SuiteConfig, plan_runs
 from morec.suite.worker import execute_run, train_command
@@ -197,7 +197,7 @@ def test_locks_exclude_other_holders(tmp_path):
 def test_trainer_refuses_a_run_directory_in_use(tmp_path):
     holder = acquire(tmp_path / "run" / ".lock")
     with pytest.raises(ConfigError, match="in use by another running process"):
-        Trainer(load_config(None, ["task=hopper-medium-v2"]), tmp_path / "run")
+        start_run(load_config(None, ["task=hopper-medium-v2"]), tmp_path / "run")
     holder.close()
 
 

@@ -111,7 +111,7 @@ def _train_or_reuse(cfg, run_dir: Path, root: Path, args: argparse.Namespace) ->
     import yaml
 
     from algos.config import config_differences
-    from algos.train import Trainer
+    from algos.train import run_training
 
     if (run_dir / "summary.json").exists():
         print(f"reused the finished run in {run_dir} (same config); delete that folder to train it again")
@@ -124,7 +124,7 @@ def _train_or_reuse(cfg, run_dir: Path, root: Path, args: argparse.Namespace) ->
             changed = [f"{key} {a} -> {b}" for key, (a, b) in config_differences(yaml.safe_load(other.read_text()), cfg.to_dict()).items()]
             print(f"a fresh run: the config differs from {other.parent.name} in {', '.join(changed[:4])}"
                   f"{' ...' if len(changed) > 4 else ''}")
-    return Trainer(cfg, run_dir, resume=resume, show_progress=not args.no_progress).run()
+    return run_training(cfg, run_dir, resume=resume, show_progress=not args.no_progress)
 
 
 def _print_result(result: dict[str, Any], cfg, run_dir: Path, root: Path, collected: dict[str, Any], seconds: float) -> None:

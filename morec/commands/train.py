@@ -55,7 +55,7 @@ def training_config(config: str | list[str] | None, overrides: list[str], datase
 
 def run(args: argparse.Namespace) -> int:
     from algos.seeds import parse_seeds, train_seeds
-    from algos.train import Trainer
+    from algos.train import run_training
 
     cfg = training_config(args.config, args.set, args.dataset)
     say = (lambda *_: None) if args.json else print
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         run_dir = Path(args.run_dir or f"runs/{cfg.name}/seed{cfg.seed}")
         say(start_line(cfg, run_dir, None))
-        summaries = [Trainer(cfg, run_dir, resume=args.resume, show_progress=not args.no_progress).run()]
+        summaries = [run_training(cfg, run_dir, resume=args.resume, show_progress=not args.no_progress)]
         runs = [run_dir]
     if args.json:
         reports = [{k: v for k, v in s.items() if k != "evaluations"} for s in summaries]
