@@ -22,10 +22,9 @@ from typing import Any
 import torch
 from tianshou.algorithm.modelfree.sac import SACPolicy
 
+from algos.evaluation import Evaluator
 from morec.actor import build_actor
 from morec.errors import UserError
-
-from .evaluation import Evaluator
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,10 @@ from tianshou.algorithm.modelfree.sac import SACPolicy
 from tianshou.algorithm.optim import AdamOptimizerFactory, LRSchedulerFactory, OptimizerFactory
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 
+from algos.cuda_graph import CapturedUpdate, replay_or_none
+from algos.networks import TwinCritic, sample_action
+from algos.sac_step import LogAlpha, MixedBatch, ModelBasedStats, NextStateSampler, SACNetworks, StepSettings, sac_step
 from morec.buffer import ModelBuffer, TransitionBatch
-
-from .cuda_graph import CapturedUpdate, replay_or_none
-from .networks import TwinCritic, sample_action
-from .sac_step import LogAlpha, MixedBatch, ModelBasedStats, NextStateSampler, SACNetworks, StepSettings, sac_step
 
 
 @dataclass

@@ -9,7 +9,7 @@ import gymnasium as gym
 import torch
 from tianshou.algorithm.modelfree.sac import SACPolicy
 
-from .networks import build_actor, tanh_gaussian_log_prob
+from algos.networks import build_actor, tanh_gaussian_log_prob
 
 ACTION_EPS = 1e-4  # keeps atanh finite for actions at exactly +-1
 

@@ -31,8 +31,8 @@ from morec.rollout_config import RolloutConfig
 from morec.shaping_config import ShapingConfig
 from morec.tasks import get_task
 
-from .base import AgentConfig
-from .mobile import MobileConfig
+from algos.base import AgentConfig
+from algos.mobile import MobileConfig
 
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"  # the shipped configs/ tree

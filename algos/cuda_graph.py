@@ -29,7 +29,7 @@ import torch
 from morec.errors import UserError
 
 if TYPE_CHECKING:
-    from .sac_step import ModelBasedStats
+    from algos.sac_step import ModelBasedStats
 
 
 class CapturedUpdate:

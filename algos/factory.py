@@ -6,11 +6,11 @@ import gymnasium as gym
 import torch
 from tianshou.algorithm.modelfree.sac import SACPolicy
 
-from .base import ModelBasedSAC
-from .config import TrainConfig
-from .mobile import MOBILE
-from .mopo import MOPO
-from .networks import TwinCritic, build_actor
+from algos.base import ModelBasedSAC
+from algos.config import TrainConfig
+from algos.mobile import MOBILE
+from algos.mopo import MOPO
+from algos.networks import TwinCritic, build_actor
 
 
 def build_algorithm(cfg: TrainConfig, obs_dim: int, act_dim: int, action_space: gym.spaces.Box, dynamics) -> ModelBasedSAC:

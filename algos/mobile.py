@@ -13,11 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
+from algos.base import ModelBasedSAC
+from algos.networks import TwinCritic
+from algos.sac_step import ActorSample, NextStateSampler, SACNetworks
 from morec.buffer import TransitionBatch
-
-from .base import ModelBasedSAC
-from .networks import TwinCritic
-from .sac_step import ActorSample, NextStateSampler, SACNetworks
 
 
 @dataclass

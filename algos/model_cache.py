@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from torch.utils.tensorboard import SummaryWriter
 
+from algos.config import ConfigError, TrainConfig
 from dynamics import EnsembleDynamics, TaskInfo, fit_ensemble
 from dynamics.io import atomic_write
 from morec.data import OfflineDataset
@@ -27,8 +28,6 @@ from morec.locking import exclusive_lock
 from morec.reward_distillation import distil_reward
 from morec.reward_training import fit_dynamics_reward
 from morec.rollout_config import RolloutConfig
-
-from .config import ConfigError, TrainConfig
 
 
 def dataset_fingerprint(ds: OfflineDataset) -> str:

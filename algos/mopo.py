@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from .base import ModelBasedSAC
+from algos.base import ModelBasedSAC
 
 
 class MOPO(ModelBasedSAC):

@@ -42,9 +42,9 @@ import numpy as np
 import torch
 from tianshou.utils.torch_utils import policy_within_training_step
 
-from .config import ConfigError, TrainConfig
-from .sac_step import ModelBasedStats
-from .trainer import TrainingLoop, UpdateRequest
+from algos.config import ConfigError, TrainConfig
+from algos.sac_step import ModelBasedStats
+from algos.trainer import TrainingLoop, UpdateRequest
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -115,7 +115,7 @@ def train_seeds(cfg: TrainConfig, run_root: str | Path, seeds: Sequence[int], re
     summaries in the order of ``seeds``. ``resume=True`` continues each seed from its checkpoint; a
     seed stopped before its first checkpoint starts again. Where ``train.stack_seeds`` says, the
     seeds' updates run as one :class:`~algos.stacked_learner.StackedSAC`."""
-    from .train import start_run
+    from algos.train import start_run
 
     runs: list[SeedRun] = []
     try:
@@ -161,7 +161,7 @@ def _train_stacked(cfg: TrainConfig, runs: Sequence[SeedRun], seeds: list[int]) 
     update draws its noise in the first seed's scope (so a stack of one seed is that seed's run);
     rollouts, evaluations and checkpoints stay each seed's own and read the seeds' own learners,
     into which the stack writes what the request says they read."""
-    from .stacked_learner import StackedSAC, StackedSampler
+    from algos.stacked_learner import StackedSAC, StackedSampler
 
     stack = StackedSAC([run.loop.algo for run in runs])
     sampler = StackedSampler([run.request.sampler for run in runs])

@@ -35,12 +35,11 @@ from tianshou.utils.net.continuous import SIGMA_MAX, SIGMA_MIN
 from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR
 
+from algos.base import MixedSampler, ModelBasedSAC
+from algos.cuda_graph import replay_or_none
+from algos.networks import TwinCritic, tanh_gaussian_log_prob
+from algos.sac_step import LogAlpha, MixedBatch, ModelBasedStats, NextStateSampler, SACNetworks, sac_step
 from morec.buffer import ModelBuffer, TransitionBatch
-
-from .base import MixedSampler, ModelBasedSAC
-from .cuda_graph import replay_or_none
-from .networks import TwinCritic, tanh_gaussian_log_prob
-from .sac_step import LogAlpha, MixedBatch, ModelBasedStats, NextStateSampler, SACNetworks, sac_step
 
 
 def _stacked(tensors: Sequence[torch.Tensor]) -> nn.Parameter:
@@ -248,7 +247,7 @@ class StackedSAC(nn.Module):
     # ------------------------------------------------------------------ the update
     def capture_cuda_graph(self, eager_on_failure: bool = False) -> None:
         """Replay every later update as one CUDA graph (see :class:`algos.cuda_graph.CapturedUpdate`)."""
-        from .cuda_graph import CapturedUpdate
+        from algos.cuda_graph import CapturedUpdate
 
         self.captured_update, self._eager_on_capture_failure = CapturedUpdate(self), eager_on_failure
 

@@ -18,11 +18,10 @@ from typing import Any
 
 import yaml
 
+from algos.config import ConfigError, TrainConfig, load_config
 from morec.errors import UserError
 from morec.suite.report import write_rows
 from morec.suite.runner import gpu_share
-
-from .config import ConfigError, TrainConfig, load_config
 
 DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint")
 
@@ -66,7 +65,7 @@ def train_trial(params: dict[str, Any], base_config: str | None, overrides: list
     """One Tune trial: a `morec train` run in ``runs_root/<trial id>`` (resumed after a restore)."""
     from ray import tune
 
-    from .train import run_training
+    from algos.train import run_training
 
     cfg = trial_config(base_config, overrides, dataset, params)
     run_dir = Path(runs_root) / tune.get_context().get_trial_id()

@@ -40,13 +40,13 @@ from morec.shaping_setup import RewardShaping, build_shaping
 from morec.tasks import get_task
 from morec.threshold import resolve_threshold
 
-from .background_evaluation import ActorSpec, BackgroundEvaluator
-from .base import MixedSampler
-from .config import ConfigError, TrainConfig
-from .evaluation import Evaluator
-from .factory import build_algorithm
-from .model_cache import cached_distilled_reward, cached_dynamics, cached_reward, dataset_fingerprint
-from .trainer import RunDirectory, TrainingComponents, TrainingLoop
+from algos.background_evaluation import ActorSpec, BackgroundEvaluator
+from algos.base import MixedSampler
+from algos.config import ConfigError, TrainConfig
+from algos.evaluation import Evaluator
+from algos.factory import build_algorithm
+from algos.model_cache import cached_distilled_reward, cached_dynamics, cached_reward, dataset_fingerprint
+from algos.trainer import RunDirectory, TrainingComponents, TrainingLoop
 
 __all__ = ["build_components", "build_reward_shaping", "build_rollout_engine", "build_selector",
            "default_dataset_source", "load_training_dataset", "run_training", "start_run"]

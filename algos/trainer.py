@@ -35,6 +35,11 @@ import yaml
 from tianshou.utils.torch_utils import policy_within_training_step
 from torch.utils.tensorboard import SummaryWriter
 
+from algos.background_evaluation import BackgroundEvaluator
+from algos.base import MixedSampler, ModelBasedSAC, ModelBasedStats
+from algos.config import ConfigError, TrainConfig, config_differences, config_from_dict
+from algos.evaluation import Evaluator
+from algos.networks import sample_action
 from dynamics import EnsembleDynamics
 from dynamics.io import atomic_write, plain
 from dynamics.progress import draws_bar, progress_bar
@@ -44,12 +49,6 @@ from morec.locking import LockBusy, acquire
 from morec.policies import export_actor_mode
 from morec.rollout import RolloutEngine
 from morec.shaping_setup import RewardShaping
-
-from .background_evaluation import BackgroundEvaluator
-from .base import MixedSampler, ModelBasedSAC, ModelBasedStats
-from .config import ConfigError, TrainConfig, config_differences, config_from_dict
-from .evaluation import Evaluator
-from .networks import sample_action
 
 
 class RunDirectory:

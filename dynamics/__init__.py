@@ -4,7 +4,7 @@
 Names load on first use, so torch-free modules (``dynamics.tasks``, ``dynamics.io``) can be
 imported without torch, as the command line's argument parsing does."""
 
-from .lazy import lazy_attributes
+from dynamics.lazy import lazy_attributes
 
 _LAZY = {  # name -> submodule
     **dict.fromkeys(["EnsembleConfig", "EnsembleDynamics", "TaskInfo"], ".ensemble"),

@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .io import atomic_torch_save
-from .layers import ACTIVATIONS, EnsembleLinear, soft_clamp
+from dynamics.io import atomic_torch_save
+from dynamics.layers import ACTIVATIONS, EnsembleLinear, soft_clamp
 
 CHECKPOINT_FILE = "dynamics.pt"
 
@@ -147,7 +147,7 @@ class EnsembleDynamics(nn.Module):
     def fit(self, dataset, **kwargs):
         """Train on ``dataset`` (``observations, actions, rewards, next_observations``); see
         :func:`dynamics.training.fit_ensemble` for the arguments. Returns its report."""
-        from .training import fit_ensemble
+        from dynamics.training import fit_ensemble
 
         return fit_ensemble(self, dataset, **kwargs)
 

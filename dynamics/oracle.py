@@ -6,7 +6,7 @@ import mujoco
 import numpy as np
 import torch
 
-from .tasks import make_gym_env
+from dynamics.tasks import make_gym_env
 
 Array = np.ndarray | torch.Tensor
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import torch
 
-from .tasks import DOMAINS, LAYOUTS, check_layout, domain_of
+from dynamics.tasks import DOMAINS, LAYOUTS, check_layout, domain_of
 
 TerminationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 

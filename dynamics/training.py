@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-from .ensemble import EnsembleDynamics
-from .io import atomic_torch_save
-from .progress import progress_bar
+from dynamics.ensemble import EnsembleDynamics
+from dynamics.io import atomic_torch_save
+from dynamics.progress import progress_bar
 
 
 @dataclass

@@ -25,12 +25,11 @@ from tianshou.utils.torch_utils import policy_within_training_step
 
 from dynamics.io import atomic_write
 from dynamics.progress import draws_bar, progress_bar
-
-from .actor import build_actor
-from .envs import TransitionLog, make_env, step_and_record
-from .episodes import evaluate, policy_act_fn
-from .errors import UserError
-from .sac_config import SACConfig
+from morec.actor import build_actor
+from morec.envs import TransitionLog, make_env, step_and_record
+from morec.episodes import evaluate, policy_act_fn
+from morec.errors import UserError
+from morec.sac_config import SACConfig
 
 
 @dataclass

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .allocator import keep_freed_memory
-from .commands import command_modules
-from .errors import InputWarning, UserError
+from morec.allocator import keep_freed_memory
+from morec.commands import command_modules
+from morec.errors import InputWarning, UserError
 
 DEBUG_ENV = "MOREC_DEBUG"
 SCRIPTS = ("In a source checkout, scripts/ adds tools that are no subcommands: bc_baseline.py (behaviour-cloning reference), "

@@ -22,13 +22,12 @@ import torch
 
 from dynamics.io import atomic_write
 from dynamics.progress import progress_bar
-
-from .behaviour import BehaviourTrainer, Evaluation, SACConfig, evaluate
-from .collect_config import CollectConfig
-from .data import OfflineDataset
-from .envs import TransitionLog, make_env, record_episodes_batched
-from .episodes import policy_batch_act_fn
-from .tasks import get_task
+from morec.behaviour import BehaviourTrainer, Evaluation, SACConfig, evaluate
+from morec.collect_config import CollectConfig
+from morec.data import OfflineDataset
+from morec.envs import TransitionLog, make_env, record_episodes_batched
+from morec.episodes import policy_batch_act_fn
+from morec.tasks import get_task
 
 
 def pick_medium(evaluations: list[Evaluation], warmup_steps: int = 0) -> Evaluation:

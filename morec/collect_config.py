@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .sac_config import SACConfig
-from .tasks import D4RL_LEVELS, get_task
+from morec.sac_config import SACConfig
+from morec.tasks import D4RL_LEVELS, get_task
 
 
 @dataclass

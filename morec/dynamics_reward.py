@@ -25,8 +25,7 @@ from torch import nn
 
 from dynamics.io import atomic_torch_save
 from dynamics.layers import EnsembleLinear
-
-from .dynamics_reward_config import DynamicsRewardConfig
+from morec.dynamics_reward_config import DynamicsRewardConfig
 
 CHECKPOINT_FILE = "dynamics_reward.pt"
 OBS_RANGE = 0.8  # observations are scaled to [-0.8, 0.8], as in the released MOREC code

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
-from .tasks import get_task, make_gym_env
+from morec.tasks import get_task, make_gym_env
 
 
 def make_env(env_id: str, seed: int | None = None) -> gym.Env:

@@ -14,9 +14,8 @@ import numpy as np
 import torch
 
 from dynamics.termination import TerminationFn, get_termination_fn
-
-from .buffer import ModelBuffer
-from .rollout import Policy, RolloutConfig, RolloutEngine, RolloutStats, Selector, StepRecord
+from morec.buffer import ModelBuffer
+from morec.rollout import Policy, RolloutConfig, RolloutEngine, RolloutStats, Selector, StepRecord
 
 
 @dataclass
@@ -171,7 +170,7 @@ def oracle_report(model, ds, starts: int, horizon: int, seed: int) -> dict:
 def discrimination_report(reward, dynamics, ds, seed: int, n: int = 5000, noise_scale: float = 0.1) -> dict:
     """AUC of r_D: held-out-like real transitions against (a) MLE-ensemble samples and (b) real
     transitions whose s' is perturbed by ``noise_scale`` x the per-dimension std of s' - s."""
-    from .reward_training import sample_elite_next_obs
+    from morec.reward_training import sample_elite_next_obs
 
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(ds), size=min(n, len(ds)), replace=False)

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import torch
 
-from .dynamics_reward import DynamicsReward
-from .filter_config import AUTO, MorecFilterConfig
-from .rollout import Selection
+from morec.dynamics_reward import DynamicsReward
+from morec.filter_config import AUTO, MorecFilterConfig
+from morec.rollout import Selection
 
 
 class MorecSelector:

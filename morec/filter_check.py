@@ -26,13 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .buffer import ModelBuffer
-from .dynamics_reward import DynamicsReward
-from .evaluation import normalised_error, spearman
-from .filter import MorecFilterConfig, MorecSelector
-from .filter_config import FilterCheckConfig
-from .policies import RowPolicy
-from .rollout import RolloutEngine, RolloutStats, StepRecord
+from morec.buffer import ModelBuffer
+from morec.dynamics_reward import DynamicsReward
+from morec.evaluation import normalised_error, spearman
+from morec.filter import MorecFilterConfig, MorecSelector
+from morec.filter_config import FilterCheckConfig
+from morec.policies import RowPolicy
+from morec.rollout import RolloutEngine, RolloutStats, StepRecord
 
 
 @dataclass

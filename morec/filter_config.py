@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .rollout import RolloutConfig
+    from morec.rollout import RolloutConfig
 
 AUTO = "auto"
 
@@ -47,6 +47,6 @@ class FilterCheckConfig:
     seed: int = 0
 
     def rollout(self) -> RolloutConfig:
-        from .rollout import RolloutConfig
+        from morec.rollout import RolloutConfig
 
         return RolloutConfig(horizon=self.horizon, samples_per_member=self.samples_per_member, candidate_clip=self.candidate_clip)

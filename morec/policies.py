@@ -10,9 +10,8 @@ from pathlib import Path
 import torch
 
 from dynamics.io import atomic_write
-
-from .behaviour import SACConfig, build_sac
-from .envs import make_env
+from morec.behaviour import SACConfig, build_sac
+from morec.envs import make_env
 
 TensorPolicy = Callable[[torch.Tensor], torch.Tensor]
 

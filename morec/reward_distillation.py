@@ -24,13 +24,12 @@ import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 
 from dynamics.progress import progress_iter
-
-from .distillation_config import DistillationConfig
-from .dynamics_reward import Discriminator, DynamicsReward
-from .evaluation import spearman
-from .filter import MorecSelector
-from .filter_config import MorecFilterConfig
-from .rollout import RolloutConfig, RolloutEngine
+from morec.distillation_config import DistillationConfig
+from morec.dynamics_reward import Discriminator, DynamicsReward
+from morec.evaluation import spearman
+from morec.filter import MorecSelector
+from morec.filter_config import MorecFilterConfig
+from morec.rollout import RolloutConfig, RolloutEngine
 
 
 @dataclass

@@ -47,8 +47,8 @@ from dynamics.ensemble import EnsembleDynamics
 from dynamics.progress import progress_iter
 from dynamics.training import training_arrays
 
-from .dynamics_reward import Discriminator, DynamicsReward
-from .dynamics_reward_config import MIN_SNAPSHOTS, DynamicsRewardConfig, FewSnapshotsWarning
+from morec.dynamics_reward import Discriminator, DynamicsReward
+from morec.dynamics_reward_config import MIN_SNAPSHOTS, DynamicsRewardConfig, FewSnapshotsWarning
 
 
 def snapshot_warning(used: int, taken: int, cfg: DynamicsRewardConfig) -> str:

@@ -28,9 +28,8 @@ from typing import Callable, Protocol
 import torch
 
 from dynamics.termination import TerminationFn
-
-from .buffer import ModelBuffer, TransitionBatch
-from .rollout_config import RolloutConfig
+from morec.buffer import ModelBuffer, TransitionBatch
+from morec.rollout_config import RolloutConfig
 
 Policy = Callable[[torch.Tensor], torch.Tensor]  # obs [B, O] -> act [B, A]
 TruncationFn = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (step, obs, act, next_obs) -> bool [B]

@@ -32,8 +32,7 @@ import torch
 
 from dynamics.io import plain
 from dynamics.termination import TerminationFn
-
-from .data import OfflineDataset
+from morec.data import OfflineDataset
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 Potential = Callable[[Any], Any]  # observations [T, O] -> potentials [T] (or [T, 1]), same backend

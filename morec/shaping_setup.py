@@ -16,10 +16,9 @@ import numpy as np
 import torch
 
 from dynamics.termination import TerminationFn
-
-from .data import OfflineDataset
-from .errors import UserError
-from .shaping import (
+from morec.data import OfflineDataset
+from morec.errors import UserError
+from morec.shaping import (
     Clip,
     ClipDelta,
     Delta,
@@ -32,7 +31,7 @@ from .shaping import (
     apply_per_episode,
     describe,
 )
-from .shaping_config import ShapingConfig
+from morec.shaping_config import ShapingConfig
 
 
 # ---------------------------------------------------------------------------------------- potentials

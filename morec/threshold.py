@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .dynamics_reward import DynamicsReward
-from .filter import AUTO, MorecFilterConfig, MorecSelector
-from .rollout import RolloutConfig, RolloutEngine
+from morec.dynamics_reward import DynamicsReward
+from morec.filter import AUTO, MorecFilterConfig, MorecSelector
+from morec.rollout import RolloutConfig, RolloutEngine
 
 
 @dataclass

@@ -23,8 +23,7 @@ if TYPE_CHECKING:
     import torch
 
     from algos.config import TrainConfig
-
-    from .data import OfflineDataset
+    from morec.data import OfflineDataset
 
 
 @dataclass
@@ -55,9 +54,8 @@ def train(config: TrainConfig | str | Path | list[str | Path] | None = None, *,
     subclasses with the message ``morec train`` prints."""
     from algos.config import TrainConfig, config_from_dict, set_dotted
     from algos.train import run_training
-
-    from .commands.train import training_config
-    from .policies import load_torchscript
+    from morec.commands.train import training_config
+    from morec.policies import load_torchscript
 
     assignments = [f"{key}={json.dumps(value)}" for key, value in (overrides or {}).items()]
     if seed is not None:
@@ -82,8 +80,7 @@ def store_dataset(dataset: OfflineDataset | Mapping[str, Any], cfg: TrainConfig)
     """``dataset`` (validated; arrays as ``load_dataset`` takes them, for ``cfg.task``'s environment)
     as ``<cache_dir>/datasets/<fingerprint>.hdf5``, written once and atomically."""
     from algos.model_cache import dataset_fingerprint
-
-    from .data import OfflineDataset, load_dataset
+    from morec.data import OfflineDataset, load_dataset
 
     loaded = dataset if isinstance(dataset, OfflineDataset) else load_dataset(dict(dataset), env_id=cfg.task)
     path = Path(cfg.cache_dir) / "datasets" / f"{dataset_fingerprint(loaded)}.hdf5"

@@ -17,17 +17,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import UserError, as_user_error
-from .filter_config import FilterCheckConfig, MorecFilterConfig
+from morec.errors import UserError, as_user_error
+from morec.filter_config import FilterCheckConfig, MorecFilterConfig
 
 if TYPE_CHECKING:  # torch and the models load inside the functions, so importing this module stays cheap
     from dynamics import EnsembleConfig, EnsembleDynamics
-
-    from .data import OfflineDataset
-    from .distillation_config import DistillationConfig
-    from .dynamics_reward import DynamicsReward
-    from .dynamics_reward_config import DynamicsRewardConfig
-    from .filter_check import CheckedPolicy
+    from morec.data import OfflineDataset
+    from morec.distillation_config import DistillationConfig
+    from morec.dynamics_reward import DynamicsReward
+    from morec.dynamics_reward_config import DynamicsRewardConfig
+    from morec.filter_check import CheckedPolicy
 
 POLICY_KINDS = ("random", "noisy-behaviour", "checkpoint", "torchscript")
 
@@ -50,8 +49,7 @@ def train_dynamics(ds: OfflineDataset, out: Path, config: EnsembleConfig, *, sou
     model rollouts against the MuJoCo simulator. Returns ``(model, fit, report)``; ``source`` is
     the dataset as the user named it (recorded in the report)."""
     from dynamics import EnsembleDynamics, TaskInfo, fit_ensemble
-
-    from .evaluation import oracle_report
+    from morec.evaluation import oracle_report
 
     task = TaskInfo(ds.obs_dim, ds.act_dim, ds.metadata.get("env_id"), ds.metadata.get("layout"))
     model = EnsembleDynamics(task, config, seed=seed, device=device)
@@ -70,8 +68,8 @@ def train_reward(ds: OfflineDataset, dynamics: EnsembleDynamics, config: Dynamic
     """Learn the MOREC dynamics reward on 90% of ``ds``, save it to ``out`` and write
     ``report.json`` with the ROC AUC on the 10% held out. Returns ``(reward, fit, report)``.
     Too few snapshots warn (:class:`~morec.dynamics_reward_config.FewSnapshotsWarning`)."""
-    from .evaluation import discrimination_report
-    from .reward_training import fit_dynamics_reward
+    from morec.evaluation import discrimination_report
+    from morec.reward_training import fit_dynamics_reward
 
     train, test = ds.split(0.1, seed=seed)  # the discrimination report scores transitions never trained on
     reward, fit = fit_dynamics_reward(train, dynamics, config, seed=seed, log_dir=str(out / "tb"), show_progress=show_progress)
@@ -88,8 +86,8 @@ def distil_reward_to(ds: OfflineDataset, dynamics: EnsembleDynamics, teacher: Dy
     """Distil ``teacher`` into one network (:mod:`morec.reward_distillation`), save it to ``out``
     and write ``report.json`` with its agreement with the teacher, measured at the teacher's
     threshold under ``filter_config`` (``auto`` resolved from the teacher's held-out data)."""
-    from .reward_distillation import distil_reward
-    from .threshold import resolve_threshold
+    from morec.reward_distillation import distil_reward
+    from morec.threshold import resolve_threshold
 
     filter_config = filter_config or MorecFilterConfig()
     rollout = FilterCheckConfig().rollout()
@@ -108,8 +106,14 @@ def checked_policies(kind: str, paths: Sequence[str], ds: OfflineDataset, device
                      horizon: int, noise: float = 0.3) -> list[CheckedPolicy]:
     """The policies to check, each with noise fixed per (start row, step) from ``seed``: ``kind``
     is one of :data:`POLICY_KINDS`; ``paths`` the policy files (none for ``random``)."""
-    from .filter_check import CheckedPolicy
-    from .policies import actor_row_policy, deterministic_row_policy, load_sac_actor, load_torchscript_policy, random_row_policy
+    from morec.filter_check import CheckedPolicy
+    from morec.policies import (
+        actor_row_policy,
+        deterministic_row_policy,
+        load_sac_actor,
+        load_torchscript_policy,
+        random_row_policy,
+    )
 
     if kind not in POLICY_KINDS:
         raise ValueError(f"unknown policy kind {kind!r}: choose from {', '.join(POLICY_KINDS)}")
@@ -148,7 +152,7 @@ def eval_model(dataset: str, dynamics: str, *, env: str | None = None, reward: s
     with the first policy's summary at the top level. ``check.seed`` fixes the start states, the
     policy noise and the threshold calibration. Bad input (files, policies, another task's
     models) raises :class:`~morec.errors.UserError`."""
-    from .filter_check import check_filter
+    from morec.filter_check import check_filter
 
     filter_config = filter_config or MorecFilterConfig()
     check = check or FilterCheckConfig()
@@ -178,11 +182,10 @@ def _eval_setup(dataset: str, dynamics: str, env: str | None, reward: str | None
     import torch
 
     from dynamics import MujocoOracle, get_termination_fn
-
-    from .data import UnknownEnvironmentWarning, load_dataset
-    from .dynamics_reward import DynamicsReward
-    from .evaluation import observation_std
-    from .threshold import resolve_threshold
+    from morec.data import UnknownEnvironmentWarning, load_dataset
+    from morec.dynamics_reward import DynamicsReward
+    from morec.evaluation import observation_std
+    from morec.threshold import resolve_threshold
 
     seed = check.seed
     with warnings.catch_warnings():  # an unknown environment stops this command below, in one line

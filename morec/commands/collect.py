@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..collect_config import CollectConfig
-from ..errors import UserError, message_of
-from ..sac_config import SACConfig
-from ..tasks import D4RL_LEVELS
+from morec.collect_config import CollectConfig
+from morec.errors import UserError, message_of
+from morec.sac_config import SACConfig
+from morec.tasks import D4RL_LEVELS
 
 NAME = "collect"
 HELP = "train a behaviour SAC online and write D4RL-recipe datasets"
@@ -58,7 +58,7 @@ def collect_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..collect import collect
+    from morec.collect import collect
 
     summary = collect(collect_config(args), show_progress=not args.no_progress)
     print_collect_summary(summary)

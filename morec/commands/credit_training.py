@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..experiments.credit_training import LABELLINGS
+from morec.experiments.credit_training import LABELLINGS
 
 NAME = "credit-training"
 HELP = "relabel a dense dataset six ways (dense, episodic, IRCR, RRD, LaRe) and train on each: one table"
@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experiments.credit_training import credit_training
+    from morec.experiments.credit_training import credit_training
 
     suite_args = list(args.suite_args)
     if suite_args[:1] == ["--"]:

@@ -7,8 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ..distillation_config import DistillationConfig
-from ..errors import as_user_error
+from morec.distillation_config import DistillationConfig
+from morec.errors import as_user_error
 
 NAME = "distil-reward"
 HELP = "distil a dynamics reward's snapshots into one network (a cheaper filter)"
@@ -42,9 +42,9 @@ def hidden_sizes(text: str) -> tuple[int, ...]:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..data import load_dataset
-    from ..dynamics_reward import DynamicsReward
-    from ..workflows import distil_reward_to, load_dynamics
+    from morec.data import load_dataset
+    from morec.dynamics_reward import DynamicsReward
+    from morec.workflows import distil_reward_to, load_dynamics
 
     torch.set_num_threads(1)
     with as_user_error(ValueError, FileNotFoundError):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import as_user_error
-from ..filter_config import AUTO, FilterCheckConfig, MorecFilterConfig
-from ..workflows import POLICY_KINDS
+from morec.errors import as_user_error
+from morec.filter_config import AUTO, FilterCheckConfig, MorecFilterConfig
+from morec.workflows import POLICY_KINDS
 
 NAME = "eval-model"
 HELP = "oracle error of model rollouts, with and without the MOREC filter"
@@ -58,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..workflows import eval_model
+    from morec.workflows import eval_model
 
     torch.set_num_threads(1)
     with as_user_error(ValueError):  # bad settings: one line naming the fix, exit 2

@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..experiments.generalisation import generalisation
+    from morec.experiments.generalisation import generalisation
 
     torch.set_num_threads(1)
     results = generalisation(args.collect_dir, args.out, levels=_csv(args.levels), generators=_csv(args.generators),

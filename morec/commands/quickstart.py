@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .collect import add_collect_arguments, collect_config, print_collect_summary
+from morec.commands.collect import add_collect_arguments, collect_config, print_collect_summary
 
 if TYPE_CHECKING:
     from algos.config import TrainConfig
@@ -62,7 +62,7 @@ def training_config(dataset: Path, root: Path, seed: int, device: str, overrides
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..collect import dataset_file_name
+    from morec.collect import dataset_file_name
 
     start = time.perf_counter()
     root = Path(args.out).parent
@@ -94,7 +94,7 @@ def _print_overview(args: argparse.Namespace, cfg, root: Path) -> None:
 
 
 def _collect_or_reuse(cfg, args: argparse.Namespace) -> dict[str, Any]:
-    from ..collect import collect
+    from morec.collect import collect
 
     path = Path(cfg.out_dir) / "collect_summary.json"
     if path.exists():
@@ -128,7 +128,7 @@ def _train_or_reuse(cfg, run_dir: Path, root: Path, args: argparse.Namespace) ->
 
 
 def _print_result(result: dict[str, Any], cfg, run_dir: Path, root: Path, collected: dict[str, Any], seconds: float) -> None:
-    from ..data import normalized_score
+    from morec.data import normalized_score
 
     steps = result["gradient_steps"]
     data_score = float(normalized_score(cfg.task, result["dataset_mean_return"]))

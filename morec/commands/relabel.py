@@ -7,10 +7,10 @@ import argparse
 import json
 from pathlib import Path
 
-from ..bundled_configs import find_config
-from ..credit.configs import RDConfig
-from ..credit.relabel import FACTORS, METHODS
-from ..errors import UserError
+from morec.bundled_configs import find_config
+from morec.credit.configs import RDConfig
+from morec.credit.relabel import FACTORS, METHODS
+from morec.errors import UserError
 
 NAME = "relabel"
 HELP = "dense per-step rewards for episodic data (IRCR, RD, RRD, LaRe with hand-written/identity/LLM factors) and/or reward shaping"
@@ -39,9 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..credit.decomposers import episodic
-    from ..credit.relabel import relabel
-    from ..data import load_dataset
+    from morec.credit.decomposers import episodic
+    from morec.credit.relabel import relabel
+    from morec.data import load_dataset
 
     if args.method == "none" and not args.shaping:
         raise UserError("--method none relabels nothing by itself; pass --shaping CONFIG or choose a method")

@@ -8,8 +8,8 @@ import importlib.util
 import os
 import sys
 
-from ..suite.plan import BENCHMARK_TASKS, DATASET_ENV_VARS, DEFAULT_CONFIGS, DEFAULT_VARIANTS, VARIANTS, SuiteConfig
-from ..suite.runner import DEFAULT_GPUS_PER_RUN, run_suite
+from morec.suite.plan import BENCHMARK_TASKS, DATASET_ENV_VARS, DEFAULT_CONFIGS, DEFAULT_VARIANTS, VARIANTS, SuiteConfig
+from morec.suite.runner import DEFAULT_GPUS_PER_RUN, run_suite
 
 NAME = "suite"
 HELP = "a benchmark suite (tasks x variants x seeds) on Ray or a local pool, then one table"

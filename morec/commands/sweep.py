@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..bundled_configs import find_config
-from ..suite.runner import DEFAULT_GPUS_PER_RUN
-from .train import dataset_source
+from morec.bundled_configs import find_config
+from morec.commands.train import dataset_source
+from morec.suite.runner import DEFAULT_GPUS_PER_RUN
 
 NAME = "sweep"
 HELP = "a Ray Tune search over training config keys; ASHA stops bad trials early; one table and the best config"

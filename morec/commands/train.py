@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..bundled_configs import find_config
+from morec.bundled_configs import find_config
 
 if TYPE_CHECKING:
     from algos.config import TrainConfig

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import as_user_error
+from morec.errors import as_user_error
 
 NAME = "train-dynamics"
 HELP = "fit the ensemble dynamics on a dataset and report holdout and oracle error"
@@ -31,9 +31,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from dynamics import EnsembleConfig
-
-    from ..data import load_dataset
-    from ..workflows import train_dynamics
+    from morec.data import load_dataset
+    from morec.workflows import train_dynamics
 
     torch.set_num_threads(1)
     ds = load_dataset(args.dataset, env_id=args.env)

@@ -9,8 +9,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..dynamics_reward_config import GENERATORS, MIN_SNAPSHOTS, DynamicsRewardConfig, FewSnapshotsWarning
-from ..errors import as_user_error
+from morec.dynamics_reward_config import GENERATORS, MIN_SNAPSHOTS, DynamicsRewardConfig, FewSnapshotsWarning
+from morec.errors import as_user_error
 
 NAME = "train-reward"
 HELP = "learn the MOREC dynamics reward (adversarial discriminator snapshots)"
@@ -49,9 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..data import load_dataset
-    from ..reward_training import snapshot_warning
-    from ..workflows import load_dynamics, train_reward
+    from morec.data import load_dataset
+    from morec.reward_training import snapshot_warning
+    from morec.workflows import load_dynamics, train_reward
 
     torch.set_num_threads(1)
     ds = load_dataset(args.dataset, env_id=args.env)

@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..tasks import DOMAINS, Domain
+from morec.tasks import DOMAINS, Domain
 
 HAND_WRITTEN = "hand-written"
 

@@ -25,11 +25,8 @@ from typing import Any
 import numpy as np
 
 from dynamics.io import atomic_write
-
-from ..data import OfflineDataset
-from ..tasks import check_layout, get_task
-from .factors import IdentityFactors
-from .llm_backends import (
+from morec.credit.factors import IdentityFactors
+from morec.credit.llm_backends import (
     ENV_API_KEY,
     ENV_BASE_URL,
     ENV_MODEL,
@@ -45,8 +42,8 @@ from .llm_backends import (
     ReplayCache,
     ScriptedBackend,
 )
-from .redaction import clean_untrusted_text
-from .sandbox import (
+from morec.credit.redaction import clean_untrusted_text
+from morec.credit.sandbox import (
     ENTRY_POINT,
     SandboxedEncoder,
     SandboxError,
@@ -55,6 +52,8 @@ from .sandbox import (
     code_digest,
     validate_source,
 )
+from morec.data import OfflineDataset
+from morec.tasks import check_layout, get_task
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dynamics.io import atomic_write
-
-from ..errors import UserError
+from morec.errors import UserError
 
 logger = logging.getLogger(__name__)
 

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import UserError
-from .configs import IRCRConfig, LaReConfig, RDConfig, RRDConfig
+from morec.credit.configs import IRCRConfig, LaReConfig, RDConfig, RRDConfig
+from morec.errors import UserError
 
 if TYPE_CHECKING:
-    from ..data import OfflineDataset
-    from ..shaping_config import ShapingConfig
+    from morec.data import OfflineDataset
+    from morec.shaping_config import ShapingConfig
 
 METHODS = ("ircr", "rd", "rrd", "rrd-unbiased", "lare")
 FACTORS = ("hand-written", "identity", "llm")
@@ -23,8 +23,8 @@ def make_decomposer(method: str, ds: OfflineDataset, out: Path, *, factors: str 
                     device: str = "cpu", replay_cache: str | None = None, allow_unjailed_llm_code: bool = False):
     """``(decomposer, search)``: the unfitted decomposer ``method`` (one of :data:`METHODS`) and,
     for LaRe with LLM factors, the factor search (its files go beside ``out``), else ``None``."""
-    from .decomposers import IRCR, LatentRewardDecoder, RandomizedReturnDecomposition, ReturnDecomposition
-    from .factors import IdentityFactors, hand_written_factors
+    from morec.credit.decomposers import IRCR, LatentRewardDecoder, RandomizedReturnDecomposition, ReturnDecomposition
+    from morec.credit.factors import IdentityFactors, hand_written_factors
 
     if method not in METHODS:
         raise UserError(f"unknown relabelling method {method!r}: choose from {', '.join(METHODS)}")
@@ -43,7 +43,7 @@ def make_decomposer(method: str, ds: OfflineDataset, out: Path, *, factors: str 
     elif factors == "identity":
         encoder = IdentityFactors()
     elif factors == "llm":
-        from .llm import (
+        from morec.credit.llm import (
             FactorSearchConfig,
             HTTPChatBackend,
             HTTPChatConfig,
@@ -73,8 +73,8 @@ def relabel(ds: OfflineDataset, out: Path, method: str, *, source: str, factors:
     LLM code that is refused or fails raises :class:`~morec.errors.UserError`."""
     import json
 
-    from ..errors import as_user_error
-    from .gate import SandboxError
+    from morec.credit.gate import SandboxError
+    from morec.errors import as_user_error
 
     if method == "none" and shaping is None:
         raise UserError("--method none relabels nothing by itself; pass --shaping CONFIG or choose a method")
@@ -88,7 +88,7 @@ def relabel(ds: OfflineDataset, out: Path, method: str, *, source: str, factors:
             relabelled = decomposer.relabel(ds)
         report["fit"] = fit.to_dict()
     if shaping is not None:
-        from ..shaping_setup import shape_dataset
+        from morec.shaping_setup import shape_dataset
 
         relabelled, report["shaping"] = shape_dataset(shaping[0], relabelled, gamma=shaping[1], seed=seed)
     relabelled.save(out)

@@ -81,8 +81,8 @@ from typing import Any, Self
 import numpy as np
 
 if __package__:
-    from . import gate, jail
-    from .redaction import clean_untrusted_text
+    from morec.credit import gate, jail
+    from morec.credit.redaction import clean_untrusted_text
 else:  # the child runs this file by path: `python -I` puts no package on the path
     import importlib.util
 

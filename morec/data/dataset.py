@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from ..tasks import DOMAINS, get_task
-from . import validation as V
-from .errors import DatasetError
+from morec.data import validation as V
+from morec.data.errors import DatasetError
+from morec.tasks import DOMAINS, get_task
 
 DISCONTINUITY_TOL = 1e-5  # relative tolerance when comparing next_observations[i] with observations[i + 1]
 
@@ -301,7 +301,7 @@ class OfflineDataset:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write in D4RL hdf5 format (``.hdf5``/``.h5``) or NeoRL npz format (``.npz``)."""
-        from .formats import save_d4rl_hdf5, save_neorl_npz
+        from morec.data.formats import save_d4rl_hdf5, save_neorl_npz
 
         path = Path(path)
         if path.suffix in (".hdf5", ".h5"):

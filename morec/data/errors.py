@@ -1,6 +1,6 @@
 """The one exception the dataset layer raises for bad input, and its one warning."""
 
-from ..errors import InputWarning, UserError
+from morec.errors import InputWarning, UserError
 
 
 class DatasetError(UserError, ValueError):

@@ -16,10 +16,9 @@ import h5py
 import numpy as np
 
 from dynamics.io import atomic_write
-
-from . import validation as V
-from .dataset import OfflineDataset
-from .errors import DatasetError
+from morec.data import validation as V
+from morec.data.dataset import OfflineDataset
+from morec.data.errors import DatasetError
 
 METADATA_ATTR = "morec_metadata"  # JSON of OfflineDataset.metadata, stored as a file attribute
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tasks import get_task
+from morec.tasks import get_task
 
 
 def reference_returns(task: str) -> tuple[float, float]:

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..tasks import get_task, task_from_file_name
-from . import formats
-from . import validation as V
-from .dataset import OfflineDataset
-from .errors import DatasetError, UnknownEnvironmentWarning
+from morec.data import formats
+from morec.data import validation as V
+from morec.data.dataset import OfflineDataset
+from morec.data.errors import DatasetError, UnknownEnvironmentWarning
+from morec.tasks import get_task, task_from_file_name
 
 D4RL_URL = "http://rail.eecs.berkeley.edu/datasets/offline_rl/gym_mujoco_v2/{file}"
 NEORL_URL = "http://datasets.polixir.site/v2/{task}/{file}"

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DatasetError
+from morec.data.errors import DatasetError
 
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
 OPTIONAL_KEYS = ("timeouts", "next_observations")

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from ..suite.report import write_rows
+from morec.errors import UserError
+from morec.suite.report import write_rows
 
 # labelling -> `morec relabel --episodic` settings (None: built here)
 LABELLINGS = {
@@ -46,9 +46,9 @@ MORECLI = [sys.executable, "-m", "morec.cli"]
 
 def build_dataset(label: str, source: Path, path: Path) -> None:
     """Write ``path``, the ``label`` view of ``source`` (skipped when it exists)."""
-    from ..credit import episodic
-    from ..credit.relabel import relabel
-    from ..data import load_dataset
+    from morec.credit import episodic
+    from morec.credit.relabel import relabel
+    from morec.data import load_dataset
 
     if path.exists():
         return
@@ -65,7 +65,7 @@ def build_dataset(label: str, source: Path, path: Path) -> None:
 
 
 def pearson(path: Path, truth: np.ndarray) -> float:
-    from ..data import load_dataset
+    from morec.data import load_dataset
 
     rewards = load_dataset(str(path)).rewards
     if len(rewards) != len(truth):
@@ -116,7 +116,7 @@ def credit_training(dataset: Path, task: str, out: Path, *, labels: Sequence[str
     """Build the ``labels`` views of ``dataset`` under ``out/data``, train ``variants`` x ``seeds``
     of ``task``'s configs on each (``out/results/<label>``) and combine them into ``out/table.md``.
     Returns ``(the table, the worst suite exit code)``; ``table_only`` only combines what is there."""
-    from ..data import load_dataset
+    from morec.data import load_dataset
 
     unknown = sorted(set(labels) - set(LABELLINGS))
     if unknown:

@@ -23,11 +23,10 @@ def generalisation(collect_dir: Path, out: Path, *, levels: Sequence[str] = ("me
     and, per reward generator, its discrimination report and the filtered-vs-unfiltered oracle
     errors under a random, a noisy medium and the expert policy. Trained models under ``out`` are reused."""
     from dynamics import EnsembleConfig
-
-    from ..data import load_dataset
-    from ..dynamics_reward_config import DynamicsRewardConfig
-    from ..filter_config import FilterCheckConfig
-    from ..workflows import eval_model, load_dynamics, train_dynamics, train_reward
+    from morec.data import load_dataset
+    from morec.dynamics_reward_config import DynamicsRewardConfig
+    from morec.filter_config import FilterCheckConfig
+    from morec.workflows import eval_model, load_dynamics, train_dynamics, train_reward
 
     summary = json.loads((collect_dir / "collect_summary.json").read_text())
     policies = collect_dir / "behaviour_sac"

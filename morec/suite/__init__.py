@@ -7,10 +7,10 @@ one table of normalised scores and learning-curve PNGs.
     morec suite d4rl --backend pool --max-parallel 2   # no Ray
 """
 
-from .plan import BENCHMARK_TASKS, VARIANTS, RunSpec, SuiteConfig, plan_runs
-from .report import write_curves, write_table
-from .runner import run_suite
-from .worker import RunOutcome, execute_run, is_finished
+from morec.suite.plan import BENCHMARK_TASKS, VARIANTS, RunSpec, SuiteConfig, plan_runs
+from morec.suite.report import write_curves, write_table
+from morec.suite.runner import run_suite
+from morec.suite.worker import RunOutcome, execute_run, is_finished
 
 __all__ = [
     "BENCHMARK_TASKS", "VARIANTS", "RunOutcome", "RunSpec", "SuiteConfig", "execute_run", "is_finished",

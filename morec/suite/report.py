@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .plan import RunSpec
-from .worker import RunOutcome, read_summary
+from morec.suite.plan import RunSpec
+from morec.suite.worker import RunOutcome, read_summary
 
 
 def _mean_std(values: list[float]) -> str:

@@ -26,10 +26,9 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from dynamics.io import atomic_write, plain
-
-from .plan import RunSpec, SuiteConfig, plan_runs
-from .report import write_curves, write_table
-from .worker import RunOutcome, allow_children, execute_run, is_finished, stop_children
+from morec.suite.plan import RunSpec, SuiteConfig, plan_runs
+from morec.suite.report import write_curves, write_table
+from morec.suite.worker import RunOutcome, allow_children, execute_run, is_finished, stop_children
 
 # Ray's GPU share for one run where the cluster has GPUs: 8 runs per GPU. On an H100, 8 concurrent
 # MOBILE processes gave 3.1x the gradient steps/s of one, 4 gave 2.1x, 12 gave 3.3x

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .plan import RunSpec, SuiteConfig
+from morec.suite.plan import RunSpec, SuiteConfig
 
 ERROR_TAIL_LINES = 20
 
