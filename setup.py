@@ -1,4 +1,4 @@
-"""One distribution: the `morec`, `dynamics` and `algos` packages, the bundled configs and the `morec` command."""
+"""One distribution: the `morec` package, its bundled configs and the `morec` command."""
 
 from setuptools import find_packages, setup
 
@@ -9,7 +9,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["morec", "morec.*", "dynamics", "dynamics.*", "algos", "algos.*"]) + ["morec.configs"],
+    packages=find_packages(include=["morec", "morec.*"]) + ["morec.configs"],
     # the per-task training configs: configs/ in a checkout, morec/configs/ once installed (morec/bundled_configs.py)
     package_dir={"morec.configs": "configs"},
     package_data={"morec.configs": ["**/*.yaml"]},

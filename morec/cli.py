@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             return 130
 
 
-OUR_PACKAGES = [Path(__file__).resolve().parents[1] / name for name in ("morec", "dynamics", "algos")]
+PACKAGE = Path(__file__).resolve().parent  # morec/
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -71,7 +71,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     through it: morec's own as they are, another library's with its category and name."""
     text = " ".join(str(message).split())
     path = Path(filename).resolve()
-    if not (issubclass(category, InputWarning) or any(package in path.parents for package in OUR_PACKAGES)):
+    if not (issubclass(category, InputWarning) or PACKAGE in path.parents):
         parts = path.parts
         source = parts[parts.index("site-packages") + 1] if "site-packages" in parts[:-1] else path.name
         text = f"{category.__name__} from {source}: {text}"

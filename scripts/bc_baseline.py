@@ -15,11 +15,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from algos.bc import BCConfig, train_bc  # noqa: E402
-from algos.evaluation import evaluate_policy as evaluate  # noqa: E402
-from algos.evaluation import make_eval_env  # noqa: E402
 from morec.data import load_dataset, normalized_score  # noqa: E402
+from morec.learners.bc import BCConfig, train_bc  # noqa: E402
 from morec.tasks import get_task  # noqa: E402
+from morec.training.evaluation import evaluate_policy as evaluate  # noqa: E402
+from morec.training.evaluation import make_eval_env  # noqa: E402
 
 
 def main() -> None:

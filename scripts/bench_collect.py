@@ -3,7 +3,7 @@
     python scripts/bench_collect.py [--env Hopper-v4] [--steps 20000] [--envs 1,4,16,64] [--rounds 3]
 
 A behaviour policy (an untrained 256x256 SAC actor, sampling as ``collect`` does) recorded for
-``--steps`` transitions with ``N`` envs side by side (:func:`morec.envs.record_episodes_batched`:
+``--steps`` transitions with ``N`` envs side by side (:func:`morec.collect.envs.record_episodes_batched`:
 one batched policy call per step), for each ``N`` in ``--envs``, in alternating rounds on one
 torch thread. ``speedup_vs_1`` is each ``N``'s median rate over the one-env rate.
 """
@@ -22,10 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from morec.behaviour import build_sac  # noqa: E402
-from morec.envs import make_env, record_episodes_batched  # noqa: E402
-from morec.episodes import policy_batch_act_fn  # noqa: E402
-from morec.sac_config import SACConfig  # noqa: E402
+from morec.collect.behaviour import build_sac  # noqa: E402
+from morec.collect.config import SACConfig  # noqa: E402
+from morec.collect.envs import make_env, record_episodes_batched  # noqa: E402
+from morec.collect.episodes import policy_batch_act_fn  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:

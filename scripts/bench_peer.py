@@ -42,7 +42,7 @@ def morec_steppers(device: str):
     sys.path.insert(0, str(ROOT / "scripts"))
     from bench_train import data, make  # the same construction bench_train.py times
 
-    from algos import MOBILE, MOPO, MixedSampler
+    from morec.learners import MOBILE, MOPO, MixedSampler
 
     steppers = {}
     for name, cls, penalty_dtype in (("mobile", MOBILE, "float32"), ("mobile_bfloat16_penalty", MOBILE, "bfloat16"),
@@ -166,9 +166,9 @@ def rollout_throughput(kit_mopo, batch: int = 50_000, horizon: int = 5, repeats:
     from bench_rollout import never
     from bench_train import make
 
-    from algos import MOPO, sample_action
-    from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo
     from morec import ModelBuffer, RolloutConfig, RolloutEngine
+    from morec.dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo
+    from morec.learners import MOPO, sample_action
 
     actor = make(MOPO, "cpu").actor
     engine = RolloutEngine(EnsembleDynamics(TaskInfo(OBS, ACT), EnsembleConfig(), seed=0).eval(), never, RolloutConfig(horizon=horizon), seed=0)
@@ -204,7 +204,7 @@ def dynamics_epoch_seconds(kit_dynamics, epochs: int = 3, repeats: int = 2) -> d
     import numpy as np
     from offlinerlkit.utils.logger import Logger
 
-    from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble
+    from morec.dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble
 
     rng = np.random.default_rng(1)
     obs = rng.normal(size=(N_DATA, OBS)).astype(np.float32)
@@ -241,9 +241,9 @@ def epochs_to_stop(kit_dir: str, hdf5: str, threads: int, libraries: tuple[str, 
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble
     from morec.allocator import keep_freed_memory
     from morec.data.formats import read_d4rl_hdf5
+    from morec.dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble
 
     torch.set_num_threads(threads)
     keep_freed_memory()

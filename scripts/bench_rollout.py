@@ -36,12 +36,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble  # noqa: E402
 from morec import ModelBuffer, RolloutConfig, RolloutEngine  # noqa: E402
 from morec.allocator import keep_freed_memory  # noqa: E402
-from morec.distillation_config import DistillationConfig  # noqa: E402
-from morec.dynamics_reward import Discriminator, DynamicsReward, DynamicsRewardConfig  # noqa: E402
-from morec.filter import MorecFilterConfig, MorecSelector  # noqa: E402
+from morec.dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble  # noqa: E402
+from morec.dynamics_reward.config import DistillationConfig  # noqa: E402
+from morec.dynamics_reward.filter import MorecFilterConfig, MorecSelector  # noqa: E402
+from morec.dynamics_reward.model import Discriminator, DynamicsReward, DynamicsRewardConfig  # noqa: E402
 
 OBS, ACT = 11, 3
 

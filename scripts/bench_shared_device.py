@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_train import data, make, sync  # noqa: E402
 
-from algos import MOBILE, MixedSampler  # noqa: E402
-from algos.seeds import RunScope  # noqa: E402
+from morec.learners import MOBILE, MixedSampler  # noqa: E402
+from morec.training.seeds import RunScope  # noqa: E402
 
 WARMUP_S = 25.0  # every process is set up within this; the common window starts after it
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from morec.collect import log_to_dataset, uniform_actions
+from morec.collect.envs import make_env, record_episodes_batched
+from morec.collect.recipe import log_to_dataset, uniform_actions
 from morec.data.sources import d4rl_file_name
-from morec.envs import make_env, record_episodes_batched
-from morec.suite import SuiteConfig, run_suite
+from morec.runs.suite import SuiteConfig, run_suite
 
 TASKS = {"hopper-medium-v2": "Hopper-v4", "halfcheetah-medium-v2": "HalfCheetah-v4"}
 

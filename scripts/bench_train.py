@@ -35,13 +35,13 @@ from tianshou.utils.torch_utils import policy_within_training_step
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from algos import MOBILE, MOPO, AgentConfig, MixedSampler, MobileConfig, TwinCritic, build_actor  # noqa: E402
-from algos.background_evaluation import ActorSpec, BackgroundEvaluator  # noqa: E402
-from algos.evaluation import MAX_ENVS, evaluate_policy, make_eval_env  # noqa: E402
-from algos.stacked_learner import StackedSAC, StackedSampler  # noqa: E402
-from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo  # noqa: E402
 from morec import ModelBuffer, TransitionBatch  # noqa: E402
 from morec.allocator import keep_freed_memory  # noqa: E402
+from morec.dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo  # noqa: E402
+from morec.learners import MOBILE, MOPO, AgentConfig, MixedSampler, MobileConfig, TwinCritic, build_actor  # noqa: E402
+from morec.learners.stacked import StackedSAC, StackedSampler  # noqa: E402
+from morec.training.background_evaluation import ActorSpec, BackgroundEvaluator  # noqa: E402
+from morec.training.evaluation import MAX_ENVS, evaluate_policy, make_eval_env  # noqa: E402
 
 OBS, ACT = 11, 3
 

@@ -7,7 +7,7 @@ unless a variant says otherwise:
 2. per reward variant, ``morec train-reward`` and ``morec eval-model --horizon H --json`` with
    three policy sets: ``random``; ``noisy-behaviour`` (the behaviour checkpoint plus 0.3 action
    noise); and two off-behaviour deterministic TorchScript policies in one call (an earlier SAC
-   checkpoint and the final one, exported with :func:`morec.policies.export_sac_actor`);
+   checkpoint and the final one, exported with :func:`morec.rollout.policies.export_sac_actor`);
 3. writes ``table.md`` and ``table.json`` under ``--out`` after every finished step, rows not yet
    complete marked ``partial``.
 
@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dynamics.io import atomic_write
+from morec.io import atomic_write
 
 # name -> (train-reward flags, eval-model flags). "default" uses every command's defaults.
 PAPER_REWARD = ["--generator", "adversarial", "--negative-steps", "1", "--contrastive-coef", "0"]
@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--updates", type=int, default=None, help="train-reward --updates (default: its own)")
     args = p.parse_args(argv)
 
-    from morec.collect import dataset_file_name
-    from morec.policies import export_sac_actor
+    from morec.collect.recipe import dataset_file_name
+    from morec.rollout.policies import export_sac_actor
 
     collect_dir, out = Path(args.collect), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

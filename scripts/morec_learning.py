@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from morec_check import run  # noqa: E402  # a morec command's JSON, kept in a file and read back on a rerun
 
-from dynamics.io import atomic_write  # noqa: E402
-from morec.suite.worker import read_summary  # noqa: E402
+from morec.io import atomic_write  # noqa: E402
+from morec.runs.suite.worker import read_summary  # noqa: E402
 
 LABELS = {"mopo": "MOPO", "mopo_morec_matched": "MOPO + MOREC (matched)", "mopo_morec": "MOPO + MOREC (paper)",
           "mobile": "MOBILE", "mobile_morec_matched": "MOBILE + MOREC (matched)", "mobile_morec": "MOBILE + MOREC (paper)"}
@@ -48,7 +48,7 @@ def same_config_as(task: str, variants: list[str], overrides: list[str], smoke: 
     """``{variant: earlier variant}`` for each variant whose resolved config equals an earlier one's
     (MOREC's λ equals the host's on some tasks, so its paper config is its matched one there). Such a
     run would repeat the earlier one exactly, so it is not run and its row is the earlier one's."""
-    from algos.config import load_config
+    from morec.training.config import load_config
 
     folder = configs / "d4rl" / task / ("smoke" if smoke else "")
     resolved = {v: load_config(folder / f"{v}.yaml", overrides).to_dict() for v in variants}

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from morec_check import VARIANTS, reward_dir_name  # noqa: E402
 
-from dynamics.io import atomic_write  # noqa: E402
+from morec.io import atomic_write  # noqa: E402
 
 MEDIUM_SIZE = 1_000_000
 # morec collect flags per task: the behaviour SACs of docs/morec_learning (Hopper and Walker2d learn
@@ -115,8 +115,8 @@ def learning_complete(table: Path, seeds: int) -> bool:
 def write_candidate_configs(root: Path, task: str, variants: dict[str, tuple[str, list[str]]]) -> Path:
     """Each variant's config, resolved from the shipped one and its overrides, as
     ``<root>/configs/d4rl/<task>-medium-v2/<variant>.yaml``; returns that configs tree."""
-    from algos.config import load_config
-    from dynamics.io import plain
+    from morec.io import plain
+    from morec.training.config import load_config
 
     tree = root / "configs"
     for variant, (base, overrides) in variants.items():

@@ -19,12 +19,12 @@ from gymnasium.spaces import Box
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from algos.config import load_config  # noqa: E402
-from algos.factory import build_algorithm  # noqa: E402
-from algos.train import load_training_dataset  # noqa: E402
-from dynamics import EnsembleDynamics  # noqa: E402
+from morec.dynamics import EnsembleDynamics  # noqa: E402
 from morec.errors import UserError  # noqa: E402
-from morec.suite.worker import read_summary  # noqa: E402
+from morec.runs.suite.worker import read_summary  # noqa: E402
+from morec.training.config import load_config  # noqa: E402
+from morec.training.factory import build_algorithm  # noqa: E402
+from morec.training.pipeline import load_training_dataset  # noqa: E402
 
 
 def penalties(algo, obs: torch.Tensor, act: torch.Tensor, dtype: str, seed: int) -> torch.Tensor:

@@ -10,7 +10,7 @@ Several results folders share each task's plot, their variants named by ``--labe
 import argparse
 from pathlib import Path
 
-from morec.suite import write_curves
+from morec.runs.suite import write_curves
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from morec.collect import log_to_dataset
+from morec.collect.envs import make_env, record_episodes
+from morec.collect.recipe import log_to_dataset
 from morec.data import OfflineDataset
-from morec.envs import make_env, record_episodes
 
 # tests that must also pass on a GPU take ``device`` from this list; CI has no GPU, so "cuda" is
 # skipped there and runs wherever CUDA is available (select them with ``-k cuda``)

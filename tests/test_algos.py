@@ -12,13 +12,13 @@ import torch
 from tianshou.algorithm.modelfree.sac import SACPolicy
 from tianshou.utils.torch_utils import policy_within_training_step
 
-from algos import MOBILE, MOPO, AgentConfig, MixedSampler, MobileConfig, TwinCritic, build_actor
-from algos.config import ConfigError, config_from_dict, load_config
-from algos.train import start_run
-from algos.trainer import TrainingLoop
-from dynamics import TaskInfo
 from morec import ModelBuffer, TransitionBatch
-from morec.dynamics_reward_config import FewSnapshotsWarning
+from morec.dynamics import TaskInfo
+from morec.dynamics_reward.config import FewSnapshotsWarning
+from morec.learners import MOBILE, MOPO, AgentConfig, MixedSampler, MobileConfig, TwinCritic, build_actor
+from morec.training.config import ConfigError, config_from_dict, load_config
+from morec.training.loop import TrainingLoop
+from morec.training.pipeline import start_run
 from tests.helpers import DEVICES, random_dataset_file
 
 O, A = 4, 2
@@ -221,7 +221,7 @@ def test_matched_morec_configs_change_only_the_rollout(algorithm):
     """``<algo>_morec_matched``: the paper's MOREC rollout, filter and reward, every other key the host's."""
     from pathlib import Path
 
-    from algos.config import config_differences
+    from morec.training.config import config_differences
 
     root = Path(__file__).resolve().parents[1] / "configs"
     for folder in sorted(p for p in root.glob("*/*") if (p / f"{algorithm}.yaml").exists()):
@@ -235,7 +235,7 @@ def test_matched_morec_configs_change_only_the_rollout(algorithm):
 def test_smoke_configs_are_the_full_configs_under_the_smoke_overlay(tmp_path):
     from pathlib import Path
 
-    from algos.config import SMOKE_OVERLAY
+    from morec.training.config import SMOKE_OVERLAY
 
     smoke_files = sorted(Path(__file__).resolve().parents[1].glob("configs/*/*/smoke/*.yaml"))
     assert len(smoke_files) == 21 * 6
@@ -256,7 +256,7 @@ def test_smoke_configs_are_the_full_configs_under_the_smoke_overlay(tmp_path):
 
 
 def test_filter_options_and_a_warning_for_too_few_snapshots():
-    from morec.dynamics_reward_config import FewSnapshotsWarning
+    from morec.dynamics_reward.config import FewSnapshotsWarning
 
     cfg = load_config(None, ["filter.threshold=auto", "filter.truncate_as=stop", "rollout.candidate_clip=25"])
     assert cfg.filter.threshold == "auto" and cfg.filter.truncate_as == "stop" and cfg.rollout.candidate_clip == 25.0
@@ -316,7 +316,7 @@ def test_smoke_run_writes_tensorboard_tags_and_summary(hopper_file, tmp_path, de
     rollouts = summary["rollouts"]  # rollouts at steps 0 and 20 of 40
     assert rollouts["count"] == 2 and rollouts["model_buffer_size"] == len(trainer.model_buffer) > 0
     assert 0 < rollouts["mean_length"] <= 5 and 0 <= rollouts["truncation_rate"] <= 1
-    from morec.policies import load_torchscript_policy
+    from morec.rollout.policies import load_torchscript_policy
 
     policy = load_torchscript_policy(tmp_path / "run" / summary["policy"], O_HOPPER, A_HOPPER)
     obs = trainer.real.observations[:7].cpu()
@@ -346,10 +346,10 @@ def test_distilled_filter_trains_and_scores_with_one_network(hopper_file, tmp_pa
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    import algos.model_cache
-    from morec.distillation_config import DistillationConfig
+    import morec.training.model_cache
+    from morec.dynamics_reward.config import DistillationConfig
 
-    monkeypatch.setattr(algos.model_cache, "DistillationConfig",
+    monkeypatch.setattr(morec.training.model_cache, "DistillationConfig",
                         functools.partial(DistillationConfig, updates=40, batch_size=32, hidden_sizes=(32,), model_steps=1))
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", epochs=1, **{"filter.distilled": True, "filter.threshold": "auto"}))
     trainer = start_run(cfg, tmp_path / "run", show_progress=False)
@@ -491,8 +491,8 @@ def test_wrong_dataset_for_the_task_fails_before_training(hopper_file, tmp_path)
 
 
 def test_behaviour_cloning_fits_the_dataset_actions(hopper_file):
-    from algos.bc import BCConfig, log_likelihood, train_bc
     from morec.data import load_dataset
+    from morec.learners.bc import BCConfig, log_likelihood, train_bc
 
     ds = load_dataset(hopper_file)
     policy, losses = train_bc(ds, gym.spaces.Box(-1, 1, (3,)), BCConfig(hidden_sizes=(32, 32), lr=1e-3, steps=300), seed=0)

@@ -8,12 +8,12 @@ import pytest
 import torch
 from tianshou.algorithm.modelfree.sac import SACPolicy
 
-from algos.background_evaluation import ActorSpec, BackgroundEvaluator, EvaluationFailed
-from algos.config import ConfigError, load_config
-from algos.evaluation import Evaluator
-from algos.train import start_run
-from algos.trainer import TrainingLoop
 from morec.actor import build_actor
+from morec.training.background_evaluation import ActorSpec, BackgroundEvaluator, EvaluationFailed
+from morec.training.config import ConfigError, load_config
+from morec.training.evaluation import Evaluator
+from morec.training.loop import TrainingLoop
+from morec.training.pipeline import start_run
 from tests.test_algos import assert_resume_reproduces_the_uninterrupted_run, hopper_file, smoke  # noqa: F401
 
 SPEC = ActorSpec("hopper-medium-v2", "Hopper-v4", "d4rl", obs_dim=11, act_dim=3, hidden_sizes=(32, 32))

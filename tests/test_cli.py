@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from morec.behaviour import BehaviourTrainer, SACConfig
 from morec.cli import main
-from morec.evaluation import auc, spearman
+from morec.collect.behaviour import BehaviourTrainer, SACConfig
+from morec.metrics import auc, spearman
 from tests.helpers import random_dataset_file
 from tests.test_filter_check import Linear
 
@@ -49,10 +49,10 @@ def test_auc_and_spearman():
 def discrimination_from_files(data: str, dyn: str, rew: str, seed: int) -> dict:
     """The train-reward report's discrimination numbers recomputed from the files it saved: the
     reward and dynamics, the same 10% held-out split and samples, AUC by pairs."""
-    from dynamics import EnsembleDynamics
     from morec.data import load_dataset
-    from morec.dynamics_reward import DynamicsReward
-    from morec.reward_training import sample_elite_next_obs
+    from morec.dynamics import EnsembleDynamics
+    from morec.dynamics_reward.model import DynamicsReward
+    from morec.dynamics_reward.training import sample_elite_next_obs
 
     _, test = load_dataset(data).split(0.1, seed=seed)
     reward, dynamics = DynamicsReward.load(rew), EnsembleDynamics.load(dyn)
@@ -70,7 +70,7 @@ def discrimination_from_files(data: str, dyn: str, rew: str, seed: int) -> dict:
 
 def held_out_rewards(rew: str) -> np.ndarray:
     """r_D of the odd rows of the reward's held-out transitions: the half that measures false truncation."""
-    from morec.dynamics_reward import DynamicsReward
+    from morec.dynamics_reward.model import DynamicsReward
 
     reward = DynamicsReward.load(rew)
     odd = [t[1::2] for t in reward.heldout]
@@ -81,13 +81,13 @@ def held_out_rewards(rew: str) -> np.ndarray:
 def first_step_spearman(data: str, dyn: str, rew: str, starts: int, horizon: int, seed: int = 0) -> float:
     """eval-model's reward_error_spearman for the random policy, from the files: r_D of every
     step-1 candidate against its oracle error, from the same start states and policy noise."""
-    from dynamics import EnsembleDynamics, MujocoOracle
     from morec.data import load_dataset
-    from morec.dynamics_reward import DynamicsReward
-    from morec.evaluation import normalised_error, observation_std
-    from morec.filter_config import FilterCheckConfig
-    from morec.policies import random_row_policy
-    from morec.rollout import RolloutEngine
+    from morec.dynamics import EnsembleDynamics, MujocoOracle
+    from morec.dynamics_reward.config import FilterCheckConfig
+    from morec.dynamics_reward.model import DynamicsReward
+    from morec.rollout.engine import RolloutEngine
+    from morec.rollout.model_error import normalised_error, observation_std
+    from morec.rollout.policies import random_row_policy
 
     ds = load_dataset(data)
     reward, dynamics = DynamicsReward.load(rew), EnsembleDynamics.load(dyn)
@@ -216,7 +216,7 @@ def test_bad_input_is_one_line_and_exit_2(workdir, tmp_path):
     assert main(["train-dynamics", "--dataset", str(data), "--out", str(dyn), "--max-epochs", "1", "--eval-starts", "5",
                  "--eval-horizon", "1", "--no-progress"]) == 0
     old_reward, walker_reward = tmp_path / "old", tmp_path / "walker"
-    from morec.dynamics_reward import DynamicsReward
+    from morec.dynamics_reward.model import DynamicsReward
     DynamicsReward(11, 3).save(old_reward)  # no held-out data, no task: as an older morec wrote it
     other = DynamicsReward(11, 3)
     other.env_id = "Walker2d-v4"

@@ -128,16 +128,16 @@ def test_train_dataset_named_2024_is_a_path_not_an_integer(files, tmp_path):
 @pytest.mark.parametrize("dataset", ["null", "my runs #2/h.hdf5", "2024", "~/d.hdf5", "d4rl:hopper-medium-v2"])
 def test_typed_dataset_reaches_the_config_unchanged(dataset):
     from morec.commands.quickstart import training_config as quickstart_config
-    from morec.commands.train import training_config
+    from morec.training.config import resolve_config
 
-    assert training_config(None, ["seed=3"], dataset).dataset == dataset
+    assert resolve_config(None, ["seed=3"], dataset).dataset == dataset
     root = Path("my runs #2")
     cfg = quickstart_config(root / "data" / dataset, root, 1, "cpu", [])
     assert (cfg.dataset, cfg.cache_dir, cfg.seed) == (str(root / "data" / dataset), "my runs #2/cache", 1)
 
 
 def test_sweep_passes_its_dataset_to_every_trial_unchanged():
-    from algos.sweep import check_config, trial_config
+    from morec.runs.sweep import check_config, trial_config
 
     assert trial_config(None, [], "my runs #2/h.hdf5", {"mobile.beta": 2.0}).dataset == "my runs #2/h.hdf5"
     assert check_config(None, [], [("mobile.beta", "grid", [0.5, 1.0])], "null").dataset == "null"
@@ -248,7 +248,7 @@ def test_a_redirected_log_gets_a_line_per_epoch_not_a_redrawn_bar(files, tmp_pat
 def test_warnings_are_one_line_each(capsys):
     from morec.cli import _show_warning
 
-    _show_warning(UserWarning("the filter cut\n  most rollouts"), UserWarning, str(Path(__file__).parents[1] / "algos" / "trainer.py"), 1)
+    _show_warning(UserWarning("the filter cut\n  most rollouts"), UserWarning, str(Path(__file__).parents[1] / "morec" / "training" / "loop.py"), 1)
     _show_warning(DeprecationWarning("old call"), DeprecationWarning, "/venv/lib/python3.11/site-packages/torch/nn/x.py", 3)
     assert capsys.readouterr().err.splitlines() == [
         "morec: warning: the filter cut most rollouts",

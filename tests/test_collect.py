@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from morec.behaviour import BehaviourTrainer, SACConfig
 from morec.cli import main
-from morec.collect import CollectConfig, collect
+from morec.collect.behaviour import BehaviourTrainer, SACConfig
+from morec.collect.envs import make_env, record_episodes, record_episodes_batched
+from morec.collect.recipe import CollectConfig, collect
 from morec.data import load_dataset
-from morec.envs import make_env, record_episodes, record_episodes_batched
 from morec.tasks import D4RL_LEVELS
 
 TINY_SAC = SACConfig(train_steps=600, warmup_steps=200, eval_every=200, eval_episodes=2, hidden_size=32, batch_size=64)
@@ -159,7 +159,7 @@ def test_cli_quickstart_default(tmp_path, capsys):
 def test_exported_sac_policy_is_the_actors_mode_and_loads_as_torchscript(collected, tmp_path):
     import torch
 
-    from morec.policies import export_sac_actor, load_sac_actor, load_torchscript_policy
+    from morec.rollout.policies import export_sac_actor, load_sac_actor, load_torchscript_policy
 
     out, summary = collected
     checkpoint = out / "behaviour_sac" / summary["expert_policy"]["policy_path"]

@@ -9,12 +9,12 @@ import pytest
 import torch
 from tianshou.utils.torch_utils import policy_within_training_step
 
-from algos import MOBILE, MOPO, MixedSampler, MobileConfig
-from algos.base import ModelBasedStats
-from algos.cuda_graph import CapturedUpdate
-from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo
 from morec import ModelBuffer, TransitionBatch
+from morec.dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo
 from morec.errors import UserError
+from morec.learners import MOBILE, MOPO, MixedSampler, MobileConfig
+from morec.learners.cuda_graph import CapturedUpdate
+from morec.learners.sac import ModelBasedStats
 from tests.test_algos import A, O, make_algo, real_batch
 
 STAT_FIELDS = ModelBasedStats.SCALARS

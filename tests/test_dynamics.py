@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from dynamics.ensemble import EnsembleConfig, EnsembleDynamics, TaskInfo
-from dynamics.layers import EnsembleLinear, soft_clamp
-from dynamics.training import fit_ensemble
 from morec.data import OfflineDataset
+from morec.dynamics.ensemble import EnsembleConfig, EnsembleDynamics, TaskInfo
+from morec.dynamics.layers import EnsembleLinear, soft_clamp
+from morec.dynamics.training import fit_ensemble
 from tests.helpers import DEVICES
 
 
@@ -142,7 +142,7 @@ def test_same_seed_same_model(device):
 
 
 def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_model(tmp_path, monkeypatch):
-    import dynamics.training as training
+    import morec.dynamics.training as training
 
     ds, ckpt = linear_system(n=1000), tmp_path / "fit.pt"
     whole = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=5), seed=5)

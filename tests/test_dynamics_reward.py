@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble
 from morec import ModelBuffer, RolloutConfig, RolloutEngine
-from morec.dynamics_reward import Discriminator, DynamicsReward, DynamicsRewardConfig
-from morec.filter import MorecFilterConfig, MorecSelector
-from morec.reward_training import fit_dynamics_reward
+from morec.dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble
+from morec.dynamics_reward.filter import MorecFilterConfig, MorecSelector
+from morec.dynamics_reward.model import Discriminator, DynamicsReward, DynamicsRewardConfig
+from morec.dynamics_reward.training import fit_dynamics_reward
 from tests.helpers import DEVICES
 from tests.test_dynamics import linear_system
 
@@ -189,7 +189,7 @@ def test_small_fit_separates_real_from_perturbed(trained, generator, tmp_path):
 
 
 def test_scratch_generator_shares_no_weights_with_the_rollout_ensemble(trained, tmp_path):
-    from morec.reward_training import fresh_generator
+    from morec.dynamics_reward.training import fresh_generator
 
     ds, dyn = trained
     gen = fresh_generator(dyn, seed=0)
@@ -248,7 +248,7 @@ class ShiftModel:
 
 def test_trajectory_room_counts_rows_to_the_episode_end():
     from morec.data import OfflineDataset
-    from morec.reward_training import trajectory_room
+    from morec.dynamics_reward.training import trajectory_room
 
     n = 7
     obs = np.arange(n, dtype=np.float32)[:, None]
@@ -259,7 +259,7 @@ def test_trajectory_room_counts_rows_to_the_episode_end():
 
 def test_multi_step_negatives_roll_the_generator_along_dataset_actions_within_an_episode():
     from morec.data import OfflineDataset
-    from morec.reward_training import NegativeSampler
+    from morec.dynamics_reward.training import NegativeSampler
 
     n = 6  # one episode of 4 rows, then one of 2; actions 10, 20, ...
     obs = np.zeros((n, 1), np.float32)

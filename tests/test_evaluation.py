@@ -11,8 +11,8 @@ from tianshou.algorithm.modelfree.sac import SACPolicy
 from tianshou.data import Batch, Collector, CollectStats
 from tianshou.env import DummyVectorEnv
 
-from algos.evaluation import MAX_ENVS, Evaluator, evaluate_policy, make_eval_env, policy_mode
 from morec.actor import build_actor
+from morec.training.evaluation import MAX_ENVS, Evaluator, evaluate_policy, make_eval_env, policy_mode
 
 ENV, LAYOUT = "Hopper-v4", "d4rl"
 

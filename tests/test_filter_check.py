@@ -10,11 +10,19 @@ import pytest
 import torch
 
 from morec import RolloutConfig
-from morec.dynamics_reward import DynamicsReward
-from morec.filter import MorecFilterConfig, MorecSelector
-from morec.filter_check import CheckedPolicy, FilterCheckConfig, check_filter, check_policy, real_reward_summary, selection_gain, step_matched_errors
-from morec.policies import deterministic_row_policy, load_torchscript_policy, random_row_policy
-from morec.threshold import calibrate_threshold
+from morec.dynamics_reward.check import (
+    CheckedPolicy,
+    FilterCheckConfig,
+    check_filter,
+    check_policy,
+    real_reward_summary,
+    selection_gain,
+    step_matched_errors,
+)
+from morec.dynamics_reward.filter import MorecFilterConfig, MorecSelector
+from morec.dynamics_reward.model import DynamicsReward
+from morec.dynamics_reward.threshold import calibrate_threshold
+from morec.rollout.policies import deterministic_row_policy, load_torchscript_policy, random_row_policy
 from tests.test_dynamics_reward import FixedScores
 from tests.test_rollout import ShiftDynamics, never
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from dynamics.oracle import MujocoOracle
+from morec.dynamics.oracle import MujocoOracle
 
 ENVS = [
     (env_id, layout)

@@ -17,7 +17,7 @@ from morec.bundled_configs import configs_dir, find_config
 from tests.helpers import random_dataset_file
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("setup.py", "README.md", "morec", "dynamics", "algos", "configs")
+SOURCES = ("setup.py", "README.md", "morec", "configs")
 
 
 def build_wheel(tmp_path: Path) -> Path:
@@ -46,7 +46,8 @@ def test_the_wheel_holds_every_config(wheel):
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
     assert {f"morec/configs/{p}" for p in shipped} <= names
-    assert "morec/bundled_configs.py" in names and "algos/sweep.py" in names and "morec/commands/train.py" in names
+    assert {"morec/bundled_configs.py", "morec/runs/sweep.py", "morec/learners/sac_step.py", "morec/commands/train.py"} <= names
+    assert {name.split("/")[0] for name in names} == {"morec", "morec-0.1.0.dist-info"}  # one top-level package
 
 
 def test_bundled_configs_are_found_by_their_path_under_configs(tmp_path, monkeypatch):
@@ -85,7 +86,7 @@ def test_an_installed_wheel_trains_a_bundled_config_from_any_directory(wheel, tm
 
 
 def test_lazy_names_are_listed_for_tab_completion():
-    code = ("import sys, morec, morec.credit, dynamics; "
+    code = ("import sys, morec, morec.credit, morec.dynamics as dynamics; "
             "assert {'RandomizedReturnDecomposition', 'LaReConfig', 'IRCR'} <= set(dir(morec.credit)), dir(morec.credit); "
             "assert {'RolloutEngine', 'DynamicsReward', '__version__'} <= set(dir(morec)); "
             "assert 'EnsembleDynamics' in dir(dynamics); "

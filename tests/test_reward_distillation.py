@@ -7,11 +7,17 @@ import copy
 import pytest
 import torch
 
-from morec.distillation_config import DistillationConfig
-from morec.dynamics_reward import Discriminator, DynamicsReward, DynamicsRewardConfig
-from morec.filter_config import MorecFilterConfig
-from morec.reward_distillation import _Rows, _split, distil_reward, distillation_agreement, reward_from_logit, teacher_logit
-from morec.rollout import RolloutConfig
+from morec.dynamics_reward.config import DistillationConfig, MorecFilterConfig
+from morec.dynamics_reward.distillation import (
+    _Rows,
+    _split,
+    distil_reward,
+    distillation_agreement,
+    reward_from_logit,
+    teacher_logit,
+)
+from morec.dynamics_reward.model import Discriminator, DynamicsReward, DynamicsRewardConfig
+from morec.rollout.engine import RolloutConfig
 from tests.helpers import DEVICES
 from tests.test_dynamics_reward import trained  # noqa: F401  (the module fixture)
 

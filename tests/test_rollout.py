@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from dynamics import EnsembleConfig, EnsembleDynamics, MujocoOracle, TaskInfo, fit_ensemble, get_termination_fn
 from morec import ModelBuffer, RolloutConfig, RolloutEngine, Selection, TransitionBatch
-from morec.evaluation import model_error, normalised_error, observation_std, open_loop_error
+from morec.dynamics import EnsembleConfig, EnsembleDynamics, MujocoOracle, TaskInfo, fit_ensemble, get_termination_fn
+from morec.rollout.model_error import model_error, normalised_error, observation_std, open_loop_error
 from tests.helpers import DEVICES, random_dataset
 
 

@@ -1,4 +1,4 @@
-"""RolloutEngine's reward_transform hook with morec.shaping's StepAdapter."""
+"""RolloutEngine's reward_transform hook with morec.shaping.transforms's StepAdapter."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from morec import ModelBuffer, RolloutConfig, RolloutEngine
-from morec.shaping import Clip, Compose, Delta, FlipNoise, PotentialShaping, StepAdapter
+from morec.shaping.transforms import Clip, Compose, Delta, FlipNoise, PotentialShaping, StepAdapter
 
 
 class StepDynamics:

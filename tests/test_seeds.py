@@ -12,10 +12,10 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from algos.config import ConfigError, load_config
-from algos.seeds import parse_seeds, train_seeds
-from algos.train import start_run
-from algos.trainer import TrainingLoop
+from morec.training.config import ConfigError, load_config
+from morec.training.loop import TrainingLoop
+from morec.training.pipeline import start_run
+from morec.training.seeds import parse_seeds, train_seeds
 from tests.helpers import DEVICES, assert_records_close
 from tests.test_algos import hopper_file, smoke  # noqa: F401  (hopper_file is a fixture)
 

@@ -1,4 +1,4 @@
-"""morec.shaping: hand-computed values, numpy/torch parity, devices, noise statistics, errors,
+"""morec.shaping.transforms: hand-computed values, numpy/torch parity, devices, noise statistics, errors,
 and per-episode relabelling of an OfflineDataset."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from morec.data import OfflineDataset
-from morec.shaping import (
+from morec.shaping.transforms import (
     Clip,
     ClipDelta,
     Compose,

@@ -11,19 +11,19 @@ import pytest
 import torch
 import yaml
 
-from algos.config import ConfigError, config_differences, config_from_dict, load_config
-from algos.train import start_run
-from algos.trainer import TrainingLoop
 from morec.cli import build_parser, main
 from morec.data import OfflineDataset, load_dataset
-from morec.shaping_config import PARAMETERS, TRANSFORMS, ShapingConfig
-from morec.shaping_setup import (
+from morec.shaping.config import PARAMETERS, TRANSFORMS, ShapingConfig
+from morec.shaping.setup import (
     LinearPotential,
     build_shaping,
     discounted_returns_to_go,
     fit_value_potential,
     shape_dataset,
 )
+from morec.training.config import ConfigError, config_differences, config_from_dict, load_config
+from morec.training.loop import TrainingLoop
+from morec.training.pipeline import start_run
 from tests.helpers import DEVICES, random_dataset_file
 from tests.test_algos import smoke
 
@@ -54,7 +54,7 @@ def test_train_lays_later_config_files_over_the_first(monkeypatch, tmp_path, cap
         built.append(cfg)
         return {}
 
-    monkeypatch.setattr("algos.train.run_training", no_run)
+    monkeypatch.setattr("morec.training.pipeline.run_training", no_run)
     task = CONFIGS / "d4rl" / "hopper-medium-replay-v2" / "mopo.yaml"
     argv = ["train", "--config", str(task), "--config", str(CLIP), "--set", "shaping.high=5", "--run-dir", str(tmp_path), "--json"]
     assert main(argv) == 0

@@ -9,9 +9,9 @@ import pytest
 import torch
 from tianshou.utils.torch_utils import policy_within_training_step
 
-from algos import MixedSampler
-from algos.stacked_learner import StackedSAC, StackedSampler
 from morec import ModelBuffer
+from morec.learners import MixedSampler
+from morec.learners.stacked import StackedSAC, StackedSampler
 from tests.helpers import DEVICES, assert_records_close
 from tests.test_algos import A, O, make_algo, real_batch
 from tests.test_cuda_graph import STAT_FIELDS, SimulatedCapture, assert_close_in_mean, learner, on
@@ -137,7 +137,7 @@ def test_replayed_stacked_steps_equal_eager_ones_bit_for_bit(cls):
 def test_learners_of_one_class_stack_whatever_the_class():
     with pytest.raises(ValueError, match=r"stacks learners of one class, got \['MOBILE', 'MOPO'\]"):
         StackedSAC([learner("MOPO"), learner("MOBILE")])
-    from algos.base import ModelBasedSAC
+    from morec.learners.sac import ModelBasedSAC
 
     class ShiftedReward(ModelBasedSAC):
         """A new algorithm written once: its penalty uses the networks it is given, so the stack needs no code of its own."""

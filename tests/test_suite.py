@@ -11,16 +11,17 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
-from algos.config import ConfigError, load_config
-from algos.train import start_run
 from morec.locking import LockBusy, acquire, exclusive_lock
-from morec.suite import RunSpec, SuiteConfig, plan_runs
-from morec.suite.worker import execute_run, train_command
+from morec.runs.suite import RunSpec, SuiteConfig, plan_runs
+from morec.runs.suite.worker import execute_run, train_command
+from morec.training.config import ConfigError, load_config
+from morec.training.pipeline import start_run
 from tests.helpers import random_dataset_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +58,7 @@ def training_processes(results: Path) -> list[str]:
             cmdline = proc.read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if "morec.cli train" in cmdline and str(results) in cmdline:
+        if "morec.runs.suite.worker" in cmdline and str(results) in cmdline:
             found.append(cmdline)
     return found
 
@@ -138,16 +139,21 @@ def test_failing_run_is_retried_then_reported_with_its_error(backend, d4rl_dir, 
 
 
 # ------------------------------------------------------------------------------------ planning
-def test_plan_is_variant_major_and_commands_resume(tmp_path):
-    cfg = SuiteConfig("d4rl", ["hopper-medium-v2", "walker2d-medium-v2"], ["mopo", "mobile"], [0, 1], results=tmp_path, overrides=["a.b=1"])
+def test_plan_is_variant_major_and_a_run_gets_its_resolved_config_as_a_file(tmp_path):
+    results = tmp_path / "my runs #2"  # a folder name YAML would cut at the '#'
+    cfg = SuiteConfig("d4rl", ["hopper-medium-v2", "walker2d-medium-v2"], ["mopo", "mobile"], [0, 1], results=results,
+                      overrides=["train.epochs=7"], dataset="data/my set #1.hdf5")
     runs = plan_runs(cfg)
     assert [r.variant for r in runs[:4]] == ["mopo"] * 4 and len({(r.task, r.seed) for r in runs[:4]}) == 4
     run = RunSpec("hopper-medium-v2", "mopo", 1)
     cmd = train_command(run, cfg)
-    assert cmd[cmd.index("--run-dir") + 1] == str(tmp_path / "hopper-medium-v2" / "mopo" / "seed1")
-    assert cmd[-2:] == ["--set", "a.b=1"] and f"cache_dir={tmp_path / 'cache'}" in cmd and "--resume" not in cmd
-    (run.run_dir(tmp_path)).mkdir(parents=True)
-    (run.run_dir(tmp_path) / "checkpoint.pt").write_bytes(b"")
+    run_dir = results / "hopper-medium-v2" / "mopo" / "seed1"
+    assert cmd[1:] == ["-m", "morec.runs.suite.worker", str(run_dir / "requested_config.yaml"), str(run_dir)]  # no CLI text
+    requested = load_config(run_dir / "requested_config.yaml")
+    assert (requested.seed, requested.train.epochs, requested.cache_dir) == (1, 7, str(results / "cache"))
+    assert requested.dataset == "data/my set #1.hdf5" and requested == replace(
+        load_config(cfg.config_path(run), ["train.epochs=7"]), seed=1, cache_dir=str(results / "cache"), dataset="data/my set #1.hdf5")
+    (run_dir / "checkpoint.pt").write_bytes(b"")
     assert train_command(run, cfg)[-1] == "--resume"
 
 
@@ -162,7 +168,7 @@ def test_a_run_finished_meanwhile_is_not_started_again(tmp_path):
 
 
 def test_gpu_share_defaults_only_where_the_cluster_has_gpus():
-    from morec.suite.runner import DEFAULT_GPUS_PER_RUN, gpu_share
+    from morec.runs.suite.runner import DEFAULT_GPUS_PER_RUN, gpu_share
 
     assert gpu_share(None, 0, ["a=1"]) == (0.0, ["a=1"])
     assert gpu_share(None, 2, ["a=1"]) == (DEFAULT_GPUS_PER_RUN, ["device=cuda", "a=1"])
@@ -257,8 +263,8 @@ def test_curves_of_several_results_folders_share_a_task_plot(tmp_path, monkeypat
     import matplotlib.axes
     from torch.utils.tensorboard import SummaryWriter
 
-    from morec.suite import write_curves
-    from morec.suite.report import read_curve
+    from morec.runs.suite import write_curves
+    from morec.runs.suite.report import read_curve
 
     for root, variant, scores in (("main", "mopo", [1.0, 2.0]), ("ablation", "mopo_morec_matched", [3.0, 5.0])):
         for seed in (0, 1):

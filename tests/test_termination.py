@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from dynamics.termination import get_termination_fn, parse_domain, resolve_termination_fn
+from morec.dynamics.termination import get_termination_fn, parse_domain, resolve_termination_fn
 
 ENVS = [
     (env_id, layout)

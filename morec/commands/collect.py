@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from morec.collect_config import CollectConfig
+from morec.collect.config import CollectConfig, SACConfig
 from morec.errors import UserError, message_of
-from morec.sac_config import SACConfig
 from morec.tasks import D4RL_LEVELS
 
 NAME = "collect"
@@ -42,7 +41,7 @@ def add_collect_arguments(p: argparse.ArgumentParser, *, out_default: str, train
 
 
 def collect_config(args: argparse.Namespace):
-    """The :class:`~morec.collect.CollectConfig` that ``collect``/``quickstart`` arguments describe."""
+    """The :class:`~morec.collect.recipe.CollectConfig` that ``collect``/``quickstart`` arguments describe."""
     warmup = args.warmup_steps if args.warmup_steps is not None else min(SACConfig.warmup_steps, args.train_steps // 5)
     eval_every = args.eval_every if args.eval_every is not None else max(1, args.train_steps // 12)
     sac = SACConfig(train_steps=args.train_steps, warmup_steps=warmup, eval_every=eval_every, hidden_size=args.hidden_size,
@@ -58,7 +57,7 @@ def collect_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from morec.collect import collect
+    from morec.collect.recipe import collect
 
     summary = collect(collect_config(args), show_progress=not args.no_progress)
     print_collect_summary(summary)

@@ -1,5 +1,5 @@
 """``morec credit-training``: does relabelling episodic rewards pay off in training? Six reward
-labellings of one dense dataset, a suite on each, one table (see :mod:`morec.experiments.credit_training`).
+labellings of one dense dataset, a suite on each, one table (see :mod:`morec.runs.credit_training`).
 
     morec credit-training --dataset data/collect/hopper-medium.hdf5 --task hopper-medium-v2 \\
         --out runs/credit --lanes 2 -- --set train.epochs=4 --set mobile.num_samples=5
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from morec.experiments.credit_training import LABELLINGS
+from morec.runs.credit_training import LABELLINGS
 
 NAME = "credit-training"
 HELP = "relabel a dense dataset six ways (dense, episodic, IRCR, RRD, LaRe) and train on each: one table"
@@ -30,14 +30,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from morec.experiments.credit_training import credit_training
+    from morec.runs.credit_training import credit_training
+
+    from . import suite
 
     suite_args = list(args.suite_args)
     if suite_args[:1] == ["--"]:
         suite_args = suite_args[1:]
+    parser = argparse.ArgumentParser(prog="morec credit-training ... --", add_help=False)
+    suite.add_arguments(parser)  # the suite's own options, read once: every labelling's suite gets them
+    suite_template, options = suite.suite_from_args(parser.parse_args(["d4rl", "--tasks", args.task, "--variants", args.variants,
+                                                                      "--seeds", args.seeds, *suite_args]), "d4rl")
     labels = [x.strip() for x in args.labels.split(",") if x.strip()]
-    table, code = credit_training(args.dataset, args.task, args.out, labels=labels, variants=args.variants, seeds=args.seeds,
-                                  lanes=args.lanes, table_only=args.table_only, suite_args=suite_args,
-                                  say=lambda line: print(line, flush=True))
+    table, code = credit_training(args.dataset, args.task, args.out, labels=labels, lanes=args.lanes, table_only=args.table_only,
+                                  suite=suite_template, suite_options=options, say=lambda line: print(line, flush=True))
     print(table, end="")
     return code

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from morec.distillation_config import DistillationConfig
+from morec.dynamics_reward.config import DistillationConfig
 from morec.errors import as_user_error
 
 NAME = "distil-reward"
@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from morec.data import load_dataset
-    from morec.dynamics_reward import DynamicsReward
-    from morec.workflows import distil_reward_to, load_dynamics
+    from morec.dynamics_reward.model import DynamicsReward
+    from morec.runs.jobs import distil_reward_to, load_dynamics
 
     torch.set_num_threads(1)
     with as_user_error(ValueError, FileNotFoundError):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from morec.dynamics_reward.config import AUTO, FilterCheckConfig, MorecFilterConfig
 from morec.errors import as_user_error
-from morec.filter_config import AUTO, FilterCheckConfig, MorecFilterConfig
-from morec.workflows import POLICY_KINDS
+from morec.runs.jobs import POLICY_KINDS
 
 NAME = "eval-model"
 HELP = "oracle error of model rollouts, with and without the MOREC filter"
@@ -58,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from morec.workflows import eval_model
+    from morec.runs.jobs import eval_model
 
     torch.set_num_threads(1)
     with as_user_error(ValueError):  # bad settings: one line naming the fix, exit 2

@@ -1,5 +1,5 @@
 """``morec generalisation``: MOREC's claim measured with the MuJoCo oracle on the datasets of
-``morec collect`` (see :mod:`morec.experiments.generalisation`).
+``morec collect`` (see :mod:`morec.runs.generalisation`).
 
     morec generalisation --collect-dir data/hopper --levels medium-replay,medium --out runs/generalisation/hopper
 """
@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from morec.experiments.generalisation import generalisation
+    from morec.runs.generalisation import generalisation
 
     torch.set_num_threads(1)
     results = generalisation(args.collect_dir, args.out, levels=_csv(args.levels), generators=_csv(args.generators),

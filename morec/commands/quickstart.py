@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from morec.commands.collect import add_collect_arguments, collect_config, print_collect_summary
 
 if TYPE_CHECKING:
-    from algos.config import TrainConfig
+    from morec.training.config import TrainConfig
 
 NAME = "quickstart"
 HELP = "the main job on built-in data: collect a hopper dataset, train MOBILE+MOREC on it"
@@ -53,7 +53,7 @@ def run_key(config: dict[str, Any]) -> str:
 def training_config(dataset: Path, root: Path, seed: int, device: str, overrides: list[str]) -> TrainConfig:
     """:data:`TRAINING` on ``dataset``, its cache under ``root``, then ``overrides`` (``--set``).
     Paths and typed values go in as they are (never as YAML text, which would cut a path at ``#``)."""
-    from algos.config import config_from_dict, set_dotted
+    from morec.training.config import config_from_dict, set_dotted
 
     values: dict[str, Any] = {"dataset": str(dataset), "seed": seed, "device": device, "cache_dir": str(root / "cache")}
     for assignment in TRAINING + list(overrides):
@@ -62,7 +62,7 @@ def training_config(dataset: Path, root: Path, seed: int, device: str, overrides
 
 
 def run(args: argparse.Namespace) -> int:
-    from morec.collect import dataset_file_name
+    from morec.collect.recipe import dataset_file_name
 
     start = time.perf_counter()
     root = Path(args.out).parent
@@ -94,7 +94,7 @@ def _print_overview(args: argparse.Namespace, cfg, root: Path) -> None:
 
 
 def _collect_or_reuse(cfg, args: argparse.Namespace) -> dict[str, Any]:
-    from morec.collect import collect
+    from morec.collect.recipe import collect
 
     path = Path(cfg.out_dir) / "collect_summary.json"
     if path.exists():
@@ -110,8 +110,8 @@ def _collect_or_reuse(cfg, args: argparse.Namespace) -> dict[str, Any]:
 def _train_or_reuse(cfg, run_dir: Path, root: Path, args: argparse.Namespace) -> dict[str, Any]:
     import yaml
 
-    from algos.config import config_differences
-    from algos.train import run_training
+    from morec.training.config import config_differences
+    from morec.training.pipeline import run_training
 
     if (run_dir / "summary.json").exists():
         print(f"reused the finished run in {run_dir} (same config); delete that folder to train it again")

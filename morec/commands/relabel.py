@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 def shaping_config(path: str):
     """``(ShapingConfig, discount)`` from a YAML file's ``shaping:`` section, checked like `morec train`
     checks it (the discount: the file's ``agent.gamma``, for ``gamma: null``)."""
-    from algos.config import load_config
+    from morec.training.config import load_config
 
     cfg = load_config(find_config(path))
     if not cfg.shaping.enabled:

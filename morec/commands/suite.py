@@ -1,5 +1,5 @@
 """``morec suite d4rl|neorl ...``: a benchmark suite (tasks x variants x seeds) on Ray or a local
-pool, then one table (see :mod:`morec.suite`)."""
+pool, then one table (see :mod:`morec.runs.suite`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,15 @@ import importlib.util
 import os
 import sys
 
-from morec.suite.plan import BENCHMARK_TASKS, DATASET_ENV_VARS, DEFAULT_CONFIGS, DEFAULT_VARIANTS, VARIANTS, SuiteConfig
-from morec.suite.runner import DEFAULT_GPUS_PER_RUN, run_suite
+from morec.runs.suite.plan import (
+    BENCHMARK_TASKS,
+    DATASET_ENV_VARS,
+    DEFAULT_CONFIGS,
+    DEFAULT_VARIANTS,
+    VARIANTS,
+    SuiteConfig,
+)
+from morec.runs.suite.runner import DEFAULT_GPUS_PER_RUN, run_suite
 
 NAME = "suite"
 HELP = "a benchmark suite (tasks x variants x seeds) on Ray or a local pool, then one table"
@@ -59,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-def _run(args: argparse.Namespace, benchmark: str) -> int:
+def suite_from_args(args: argparse.Namespace, benchmark: str) -> tuple[SuiteConfig, dict]:
+    """The :class:`SuiteConfig` and the keyword arguments of :func:`run_suite` that ``morec suite``'s
+    arguments ``args`` describe."""
     cfg = SuiteConfig(
         benchmark=benchmark,
         tasks=_csv(args.tasks) if args.tasks else BENCHMARK_TASKS[benchmark],
@@ -74,10 +83,14 @@ def _run(args: argparse.Namespace, benchmark: str) -> int:
         env={k: os.environ[k] for k in DATASET_ENV_VARS if k in os.environ},
     )
     backend = "pool" if args.table_only else resolve_backend(args.backend, args.address)
+    return cfg, {"backend": backend, "max_parallel": args.max_parallel, "address": args.address, "cpus_per_run": args.cpus_per_run,
+                 "gpus_per_run": args.gpus_per_run, "table_only": args.table_only}
+
+
+def _run(args: argparse.Namespace, benchmark: str) -> int:
+    cfg, options = suite_from_args(args, benchmark)
     try:
-        failed = run_suite(cfg, backend=backend, max_parallel=args.max_parallel, address=args.address,
-                           cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run, table_only=args.table_only)
+        failed = run_suite(cfg, **options)
     except KeyboardInterrupt:
         return 130
     return 1 if failed else 0
-

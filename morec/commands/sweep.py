@@ -1,4 +1,4 @@
-"""``morec sweep``: a Ray Tune search over any ``morec train`` config keys (see :mod:`algos.sweep`).
+"""``morec sweep``: a Ray Tune search over any ``morec train`` config keys (see :mod:`morec.runs.sweep`).
 
     morec sweep --config configs/d4rl/hopper-medium-replay-v2/mobile_morec.yaml \\
         --param mobile.beta=grid:0.5,1.0,2.0 --param filter.threshold=uniform:0.5,0.8 --num-samples 2
@@ -12,7 +12,7 @@ import argparse
 
 from morec.bundled_configs import find_config
 from morec.commands.train import dataset_source
-from morec.suite.runner import DEFAULT_GPUS_PER_RUN
+from morec.runs.suite.runner import DEFAULT_GPUS_PER_RUN
 
 NAME = "sweep"
 HELP = "a Ray Tune search over training config keys; ASHA stops bad trials early; one table and the best config"
@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from algos.sweep import run_sweep
+    from morec.runs.sweep import run_sweep
 
     return run_sweep(args.param, config=find_config(args.config), dataset=args.dataset, overrides=args.set,
                      results=args.results, resume=args.resume, num_samples=args.num_samples, scheduler=args.scheduler,

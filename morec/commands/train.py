@@ -7,10 +7,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from morec.bundled_configs import find_config
-
 if TYPE_CHECKING:
-    from algos.config import TrainConfig
+    from morec.training.config import TrainConfig
 
 NAME = "train"
 HELP = "train MOPO or MOBILE (MOREC on or off) from a YAML config"
@@ -40,24 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print only the JSON summary (as in summary.json, without the evaluations)")
 
 
-def training_config(config: str | list[str] | None, overrides: list[str], dataset: str | None = None) -> TrainConfig:
-    """``config`` (a file or a bundled config, ``None``: the defaults; a list: later files laid over
-    the first) with the ``overrides`` (``KEY=VALUE``, values in YAML), then ``dataset`` as it is: a
-    path is never parsed as YAML."""
-    from algos.config import load_config
-
-    first, *later = [config] if isinstance(config, str) else (config or [None])
-    cfg = load_config(find_config(first), overrides, overlays=[find_config(c) for c in later])
-    if dataset is not None:
-        cfg.dataset = dataset
-    return cfg
-
-
 def run(args: argparse.Namespace) -> int:
-    from algos.seeds import parse_seeds, train_seeds
-    from algos.train import run_training
+    from morec.training.config import resolve_config
+    from morec.training.pipeline import run_training
+    from morec.training.seeds import parse_seeds, train_seeds
 
-    cfg = training_config(args.config, args.set, args.dataset)
+    cfg = resolve_config(args.config, args.set, args.dataset)
     say = (lambda *_: None) if args.json else print
     if args.seeds is not None:
         seeds = parse_seeds(args.seeds)

@@ -30,9 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from dynamics import EnsembleConfig
     from morec.data import load_dataset
-    from morec.workflows import train_dynamics
+    from morec.dynamics import EnsembleConfig
+    from morec.runs.jobs import train_dynamics
 
     torch.set_num_threads(1)
     ds = load_dataset(args.dataset, env_id=args.env)
@@ -47,15 +47,16 @@ def run(args: argparse.Namespace) -> int:
     say(f"  {cfg.num_members} members, {cfg.num_elites} elites; stops after {cfg.max_epochs_since_update} epochs "
         f"without a holdout improvement ({stop})")
     say(f"  TensorBoard: tensorboard --logdir {out / 'tb'}")
-    _, fit, report = train_dynamics(ds, out, cfg, source=str(args.dataset), seed=args.seed, device=args.device,
+    _, report = train_dynamics(ds, out, cfg, source=str(args.dataset), seed=args.seed, device=args.device,
                                     eval_starts=args.eval_starts, eval_horizon=args.eval_horizon,
                                     show_progress=not args.no_progress)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     print(f"saved to {out / 'dynamics.pt'} (report: {out / 'report.json'})")
-    print(f"  {fit.epochs} epochs in {fit.seconds:.0f} s (stopped by {fit.stopped_by}) on {fit.train_size:,} transitions; holdout MSE of the "
-          f"{len(fit.elites)} elites {fit.elite_holdout_mse:.4g} on {fit.holdout_size:,} held-out transitions")
+    fit = report["fit"]
+    print(f"  {fit['epochs']} epochs in {fit['seconds']:.0f} s (stopped by {fit['stopped_by']}) on {fit['train_size']:,} transitions; "
+          f"holdout MSE of the {len(fit['elites'])} elites {fit['elite_holdout_mse']:.4g} on {fit['holdout_size']:,} held-out transitions")
     if "oracle" in report:
         closed, steps = report["oracle"]["random_policy_model_error"], report["oracle"]["open_loop_error_per_step"]
         print(f"  error against the MuJoCo simulator (RMS over dimensions, in data standard deviations): random-policy "

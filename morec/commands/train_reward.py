@@ -9,7 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from morec.dynamics_reward_config import GENERATORS, MIN_SNAPSHOTS, DynamicsRewardConfig, FewSnapshotsWarning
+from morec.dynamics_reward.config import GENERATORS, MIN_SNAPSHOTS, DynamicsRewardConfig, FewSnapshotsWarning
 from morec.errors import as_user_error
 
 NAME = "train-reward"
@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from morec.data import load_dataset
-    from morec.reward_training import snapshot_warning
-    from morec.workflows import load_dynamics, train_reward
+    from morec.dynamics_reward.training import snapshot_warning
+    from morec.runs.jobs import load_dynamics, train_reward
 
     torch.set_num_threads(1)
     ds = load_dataset(args.dataset, env_id=args.env)
@@ -69,17 +69,18 @@ def run(args: argparse.Namespace) -> int:
     say(f"  TensorBoard: tensorboard --logdir {out / 'tb'}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FewSnapshotsWarning)  # said below, as one line
-        _, fit, report = train_reward(ds, dyn, cfg, out, seed=args.seed, show_progress=not args.no_progress)
-    if fit.snapshots_used < MIN_SNAPSHOTS:
-        print(f"warning: {snapshot_warning(fit.snapshots_used, fit.snapshots_taken, cfg)}", file=sys.stderr)
+        _, report = train_reward(ds, dyn, cfg, out, seed=args.seed, show_progress=not args.no_progress)
+    fit = report["fit"]
+    if fit["snapshots_used"] < MIN_SNAPSHOTS:
+        print(f"morec: warning: {snapshot_warning(fit['snapshots_used'], fit['snapshots_taken'], cfg)}", file=sys.stderr)
     if args.json:
-        print(f"dynamics reward: {fit.snapshots_used} discriminator snapshots used (of {fit.snapshots_taken} taken)", file=sys.stderr)
+        print(f"dynamics reward: {fit['snapshots_used']} discriminator snapshots used (of {fit['snapshots_taken']} taken)", file=sys.stderr)
         print(json.dumps(report, indent=2))
         return 0
     disc = report["discrimination"]
     print(f"saved to {out} (report: {out / 'report.json'})")
-    print(f"  {fit.updates} updates in {fit.seconds:.0f} s; the reward stacks {fit.snapshots_used} of "
-          f"{fit.snapshots_taken} discriminator snapshots")
+    print(f"  {fit['updates']} updates in {fit['seconds']:.0f} s; the reward stacks {fit['snapshots_used']} of "
+          f"{fit['snapshots_taken']} discriminator snapshots")
     print(f"  ROC AUC on {disc['transitions']:,} held-out transitions (0.5 = chance, 1 = perfect): real vs model samples "
           f"{disc['auc_real_vs_model_samples']:.3f}, real vs perturbed {disc['auc_real_vs_perturbed']:.3f}")
     print(f"  TensorBoard: tensorboard --logdir {out / 'tb'}")

@@ -1,7 +1,7 @@
 """Episodic credit assignment: return decomposition and LLM-written latent reward factors."""
 
-from dynamics.lazy import lazy_attributes
 from morec.credit.configs import IRCRConfig, LaReConfig, RDConfig, RRDConfig
+from morec.lazy import lazy_attributes
 
 _LAZY = {  # name -> submodule; imported on first use, so `morec --help` does not load torch
     **dict.fromkeys(["IRCR", "Decomposer", "FitReport", "LatentRewardDecoder", "RandomizedReturnDecomposition",

@@ -31,11 +31,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from dynamics.io import atomic_torch_save
-from dynamics.progress import progress_iter
 from morec.credit.configs import IRCRConfig, LaReConfig, RDConfig, RRDConfig
 from morec.credit.factors import FactorEncoder, IdentityFactors, check_inputs, encoder_by_name
 from morec.data import OfflineDataset
+from morec.io import atomic_torch_save
+from morec.progress import progress_iter
 
 EPISODIC_KEY = "episodic_rewards"  # metadata entry of an episodic view
 TRUE_REWARDS = "true_rewards"  # infos key holding the original per-step rewards

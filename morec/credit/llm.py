@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from dynamics.io import atomic_write
 from morec.credit.factors import IdentityFactors
 from morec.credit.llm_backends import (
     ENV_API_KEY,
@@ -53,6 +52,7 @@ from morec.credit.sandbox import (
     validate_source,
 )
 from morec.data import OfflineDataset
+from morec.io import atomic_write
 from morec.tasks import check_layout, get_task
 
 logger = logging.getLogger(__name__)

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from dynamics.io import atomic_write
 from morec.errors import UserError
+from morec.io import atomic_write
 
 logger = logging.getLogger(__name__)
 

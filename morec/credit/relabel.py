@@ -13,7 +13,7 @@ from morec.errors import UserError
 
 if TYPE_CHECKING:
     from morec.data import OfflineDataset
-    from morec.shaping_config import ShapingConfig
+    from morec.shaping.config import ShapingConfig
 
 METHODS = ("ircr", "rd", "rrd", "rrd-unbiased", "lare")
 FACTORS = ("hand-written", "identity", "llm")
@@ -88,7 +88,7 @@ def relabel(ds: OfflineDataset, out: Path, method: str, *, source: str, factors:
             relabelled = decomposer.relabel(ds)
         report["fit"] = fit.to_dict()
     if shaping is not None:
-        from morec.shaping_setup import shape_dataset
+        from morec.shaping.setup import shape_dataset
 
         relabelled, report["shaping"] = shape_dataset(shaping[0], relabelled, gamma=shaping[1], seed=seed)
     relabelled.save(out)

@@ -10,15 +10,17 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
 
-from dynamics.io import atomic_write
 from morec.data import validation as V
-from morec.data.dataset import OfflineDataset
 from morec.data.errors import DatasetError
+from morec.io import atomic_write
+
+if TYPE_CHECKING:  # only annotations: the dataset module calls the writers
+    from morec.data.dataset import OfflineDataset
 
 METADATA_ATTR = "morec_metadata"  # JSON of OfflineDataset.metadata, stored as a file attribute
 
