@@ -24,16 +24,17 @@ install-run: $(NEW_VENV)
 	$(PIP_INSTALL) torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PIP_INSTALL) -e .
 
-# everything the tests need as well (pytest, ruff, Ray, Minari)
+# everything the tests need as well (pytest, ruff, mypy, Ray, Minari)
 install: install-run
 	$(PIP_INSTALL) -e ".[test]"
 
 quickstart: install-run
 	$(PYTHON) -m morec quickstart
 
-# ruff with the rules in ruff.toml
+# ruff with the rules in ruff.toml, then the type checker (mypy.ini says on what)
 lint: install
 	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy
 
 # lint, then the suite; pytest exits 5 when it collects no test, which is not a failure of the suite.
 test: lint

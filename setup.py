@@ -33,8 +33,8 @@ setup(
         "minari": ["minari>=0.5,<0.6"],
         # suites on Ray (a local instance or a cluster) and Ray Tune sweeps; without it suites use a local pool
         "ray": ["ray[tune]>=2.40,<3"],
-        "test": ["pytest>=8,<10", "ruff>=0.17,<0.18", "minari>=0.5,<0.6", "ray[tune]>=2.40,<3"],  # ruff: `make lint`, ruff.toml
-        "dev": ["pytest>=8,<10", "ruff>=0.17,<0.18", "minari>=0.5,<0.6", "ray[tune]>=2.40,<3"],
+        # `make test`: ruff (ruff.toml) and mypy (mypy.ini) lint first
+        "test": ["pytest>=8,<10", "ruff>=0.17,<0.18", "mypy>=1.15,<2", "minari>=0.5,<0.6", "ray[tune]>=2.40,<3"],
     },
     entry_points={"console_scripts": ["morec=morec.cli:main"]},
 )

@@ -3,8 +3,7 @@
 glibc serves each allocation of 128 KiB or more with a fresh ``mmap`` and returns it with ``munmap``
 when freed. A MOBILE step allocates and frees tens of MB of activations ([12,800, 256] per layer
 for its penalty), so every step pays page faults on fresh pages. Raising the mmap and trim
-thresholds lets freed blocks be reused. Measured on one CPU thread: MOBILE 152 -> 110 ms per step
-(``docs/speed.md``).
+thresholds lets freed blocks be reused (what that gains: ``docs/speed.md``).
 """
 
 from __future__ import annotations

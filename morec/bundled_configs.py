@@ -1,4 +1,5 @@
-"""The per-task training configs shipped with morec (``configs/<benchmark>/<task>/[smoke/]<variant>.yaml``).
+"""The per-task training configs shipped with morec (``configs/<benchmark>/<task>/[paper/]<variant>.yaml``,
+the ``configs/smoke.yaml`` budget and the ``configs/shaping/`` overlays).
 
 A source checkout keeps them in ``configs/`` beside the packages; an installed morec (a wheel,
 ``pip install .``) carries the same tree as ``morec/configs/``. So ``morec train --config

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--horizon", type=int, default=100)
     p.add_argument("--starts", type=int, default=500)
     p.add_argument("--max-epochs", type=int, default=None, help="cap on dynamics training epochs")
-    p.add_argument("--updates", type=int, default=None, help="train-reward --updates (default: its own)")
+    p.add_argument("--num-updates", type=int, default=None, help="train-reward --num-updates (default: its own)")
     args = p.parse_args(argv)
 
     from morec.collect.recipe import dataset_file_name
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         train_flags, eval_flags = VARIANTS[name]
         key = reward_dir_name(train_flags)
         reward_dir = out / "rewards" / key
-        updates = ["--updates", str(args.updates)] if args.updates else []
+        updates = ["--num-updates", str(args.num_updates)] if args.num_updates else []
         reward = run(["morec", "train-reward", *base, "--dynamics", str(out / "dynamics"), "--out", str(reward_dir),
                       "--json", "--no-progress", *updates, *train_flags], out / "rewards" / f"{key}.json")
         evals = {}

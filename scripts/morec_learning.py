@@ -40,8 +40,9 @@ from morec_check import run  # noqa: E402  # a morec command's JSON, kept in a f
 from morec.io import atomic_write  # noqa: E402
 from morec.runs.suite.worker import read_summary  # noqa: E402
 
-LABELS = {"mopo": "MOPO", "mopo_morec_matched": "MOPO + MOREC (matched)", "mopo_morec": "MOPO + MOREC (paper)",
-          "mobile": "MOBILE", "mobile_morec_matched": "MOBILE + MOREC (matched)", "mobile_morec": "MOBILE + MOREC (paper)"}
+LABELS = {"mopo": "MOPO", "mopo_morec_matched": "MOPO + MOREC (matched)", "paper/mopo_morec": "MOPO + MOREC (paper)",
+          "mopo_morec": "MOPO + MOREC (recommended)", "mobile": "MOBILE", "mobile_morec_matched": "MOBILE + MOREC (matched)",
+          "paper/mobile_morec": "MOBILE + MOREC (paper)", "mobile_morec": "MOBILE + MOREC (recommended)"}
 
 
 def same_config_as(task: str, variants: list[str], overrides: list[str], smoke: bool, configs: Path = ROOT / "configs") -> dict[str, str]:
@@ -50,8 +51,8 @@ def same_config_as(task: str, variants: list[str], overrides: list[str], smoke: 
     run would repeat the earlier one exactly, so it is not run and its row is the earlier one's."""
     from morec.training.config import load_config
 
-    folder = configs / "d4rl" / task / ("smoke" if smoke else "")
-    resolved = {v: load_config(folder / f"{v}.yaml", overrides).to_dict() for v in variants}
+    folder, overlays = configs / "d4rl" / task, [configs / "smoke.yaml"] if smoke else []
+    resolved = {v: load_config(folder / f"{v}.yaml", overrides, overlays=overlays).to_dict() for v in variants}
     same: dict[str, str] = {}
     for i, variant in enumerate(variants):
         earlier = [u for u in variants[:i] if u not in same and resolved[u] == resolved[variant]]
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", required=True, help="a D4RL-format file, e.g. from morec collect")
     p.add_argument("--task", required=True, help="the task whose configs, normaliser and evaluation env are used")
     p.add_argument("--out", required=True)
-    p.add_argument("--variants", default="mopo,mopo_morec_matched,mopo_morec")
+    p.add_argument("--variants", default="mopo,mopo_morec_matched,paper/mopo_morec")
     p.add_argument("--configs", default=str(ROOT / "configs"), help="the configs/ tree the variants are read from")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=100, help="train.epochs (1,000 gradient steps each)")
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-parallel", type=int, default=2)
     p.add_argument("--horizon", type=int, default=100, help="eval-model horizon")
     p.add_argument("--starts", type=int, default=500, help="eval-model start states")
-    p.add_argument("--smoke", action="store_true", help="the configs' smoke variants (checks the pipeline in minutes)")
+    p.add_argument("--smoke", action="store_true", help="lay the smoke budget over every config (checks the pipeline in minutes)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more config overrides for every run")
     p.add_argument("--table-only", action="store_true", help="only evaluate finished runs and write the table")
     args = p.parse_args(argv)

@@ -64,7 +64,7 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "mopo_morec_paper": ("mopo_morec_matched", []),  # the paper's filter as published: every cut a terminal
     "mopo_morec_auto_stop": ("mopo_morec_matched", ["filter.threshold=auto", *STOP]),
     "mopo_morec_auto_consensus_stop": ("mopo_morec_matched", ["filter.threshold=auto", "filter.consensus_weight=1", *STOP]),
-    "mopo_morec_stop_paper_lambda": ("mopo_morec", STOP),  # with MOREC's own λ for its long rollouts
+    "mopo_morec_stop_paper_lambda": ("paper/mopo_morec", STOP),  # with MOREC's own λ for its long rollouts
 }
 # the attribution ablation (one task, the same truncation as mopo_morec_stop): what picks the candidate
 ABLATION_TASK = "hopper"

@@ -4,52 +4,29 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from tianshou.algorithm.modelfree.sac import SACPolicy
 from tianshou.utils.torch_utils import policy_within_training_step
 
-from morec import ModelBuffer, TransitionBatch
-from morec.dynamics import TaskInfo
+from morec import ModelBuffer
 from morec.dynamics_reward.config import FewSnapshotsWarning
-from morec.learners import MOBILE, MOPO, AgentConfig, MixedSampler, MobileConfig, TwinCritic, build_actor
+from morec.learners import MOBILE, MOPO, MixedSampler, MobileConfig, TwinCritic
 from morec.training.config import ConfigError, config_from_dict, load_config
-from morec.training.loop import TrainingLoop
 from morec.training.pipeline import start_run
-from tests.helpers import DEVICES, random_dataset_file
+from tests.helpers import DEVICES, random_dataset_file, smoke
+from tests.learner_harness import A, O, TinyEnsemble, assert_resume_reproduces_the_uninterrupted_run, make_algo, real_batch
 
-O, A = 4, 2
 O_HOPPER, A_HOPPER = 11, 3
 
 
-def real_batch(n=300, seed=0) -> TransitionBatch:
-    g = torch.Generator().manual_seed(seed)
-    return TransitionBatch(torch.randn(n, O, generator=g), torch.rand(n, A, generator=g) * 2 - 1, torch.randn(n, generator=g),
-                           torch.randn(n, O, generator=g), torch.rand(n, generator=g) < 0.05)
 
 
-class TinyEnsemble:
-    """Elites 0 and 1 predict next state obs + e (exactly: tiny std) and reward 0."""
-
-    def __init__(self):
-        self.device = torch.device("cpu")
-        self.elites = torch.tensor([0, 1])
-        self.task = TaskInfo(O, A)
-
-    def sample(self, obs, act, num_samples=1):
-        shift = torch.tensor([0.0, 1.0], device=obs.device).view(1, 2, 1, 1)
-        nxt = obs.expand(num_samples, 2, *obs.shape) + shift
-        return torch.cat([nxt, torch.zeros(*nxt.shape[:-1], 1, device=obs.device)], -1)
 
 
-def make_algo(cls, **kw):
-    torch.manual_seed(0)
-    policy = SACPolicy(actor=build_actor(O, A, (32, 32)), action_space=gym.spaces.Box(-1, 1, (A,)))
-    return cls(policy=policy, critic=TwinCritic(O, A, (32, 32)), config=AgentConfig(hidden_sizes=(32, 32)), act_dim=A,
-               total_steps=10, **kw)
 
 
 @pytest.mark.parametrize("cls", [MOPO, MOBILE])
@@ -205,9 +182,9 @@ def test_every_shipped_config_loads():
     from pathlib import Path
 
     files = sorted(Path(__file__).resolve().parents[1].glob("configs/**/*.yaml"))
-    assert len(files) >= 6 * 21 * 2  # 21 tasks x {mopo, mobile} x {no MOREC, MOREC, MOREC matched} x {full, smoke}
+    assert len(files) >= 8 * 21  # 21 tasks x {mopo, mobile} x {no MOREC, MOREC recommended, matched, the paper's}
     for path in files:
-        if path.parent.name == "smoke" or path.name == "smoke.yaml":
+        if path.name == "smoke.yaml" or path.parent.name == "shaping":
             load_config(path)
             continue
         with warnings.catch_warnings():
@@ -217,32 +194,34 @@ def test_every_shipped_config_loads():
 
 
 @pytest.mark.parametrize("algorithm", ["mopo", "mobile"])
-def test_matched_morec_configs_change_only_the_rollout(algorithm):
-    """``<algo>_morec_matched``: the paper's MOREC rollout, filter and reward, every other key the host's."""
+def test_matched_morec_configs_change_only_the_rollout_and_the_recommended_one_only_the_cuts(algorithm):
+    """``<algo>_morec_matched``: the paper's MOREC rollout, filter and reward (``paper/<algo>_morec``),
+    every other key the host's; ``<algo>_morec`` (recommended): the matched config with cuts that
+    end a rollout without a terminal flag."""
     from pathlib import Path
 
     from morec.training.config import config_differences
 
     root = Path(__file__).resolve().parents[1] / "configs"
     for folder in sorted(p for p in root.glob("*/*") if (p / f"{algorithm}.yaml").exists()):
-        host, paper, matched = (load_config(folder / f"{algorithm}{s}.yaml").to_dict() for s in ("", "_morec", "_morec_matched"))
+        host, paper, matched, recommended = (load_config(folder / f"{name}.yaml").to_dict() for name in (
+            algorithm, f"paper/{algorithm}_morec", f"{algorithm}_morec_matched", f"{algorithm}_morec"))
         changed = config_differences(host, matched)
         assert {k.split(".")[0] for k in changed} <= {"rollout", "filter", "reward", "morec"}, folder
         assert "rollout.penalty_coef" not in changed and changed["morec"] == (False, True)
         assert not {k for k in config_differences(paper, matched) if k.split(".")[0] in ("rollout", "filter", "reward")} - {"rollout.penalty_coef"}
+        assert dict(config_differences(matched, recommended)) == {"filter.truncate_as": ("terminal", "stop")}, folder
 
 
-def test_smoke_configs_are_the_full_configs_under_the_smoke_overlay(tmp_path):
+def test_the_smoke_overlay_lays_the_smoke_budget_over_any_config(tmp_path):
     from pathlib import Path
 
-    from morec.training.config import SMOKE_OVERLAY
+    from morec.training.config import SMOKE_OVERLAY, resolve_config
 
-    smoke_files = sorted(Path(__file__).resolve().parents[1].glob("configs/*/*/smoke/*.yaml"))
-    assert len(smoke_files) == 21 * 6
-    for path in smoke_files[::10]:
-        smoke = load_config(path)
-        assert smoke == load_config(path.parent.parent / path.name, overlays=[SMOKE_OVERLAY])
-        assert smoke.train.epochs == 2 and smoke.rollout.batch_size == 100
+    for path in sorted(Path(__file__).resolve().parents[1].glob("configs/*/*/*.yaml"))[::17]:
+        smoke = resolve_config([str(path), "smoke.yaml"])  # what `--config X --config smoke.yaml` trains
+        assert smoke == load_config(path, overlays=[SMOKE_OVERLAY])
+        assert smoke.train.epochs == 2 and smoke.rollout.batch_size == 100 and smoke.task == load_config(path).task
     (tmp_path / "a.yaml").write_text("overlay: b.yaml\ntrain:\n  epochs: 7\n  batch_size: 32\n")
     (tmp_path / "b.yaml").write_text("train:\n  epochs: 3\n")
     cfg = load_config(tmp_path / "a.yaml", ["train.log_every=5"])
@@ -269,23 +248,8 @@ def test_filter_options_and_a_warning_for_too_few_snapshots():
     assert load_config(None, []).reward.planned_snapshots == 10  # the defaults (and train-reward's) use 10
 
 
-# ------------------------------------------------------------------------------------ pipeline
-@pytest.fixture(scope="module")
-def hopper_file(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    return random_dataset_file(root / "hopper.hdf5")
 
 
-def smoke(path, cache, algorithm="mobile", morec=True, epochs=2, **extra) -> list[str]:
-    sets = ["task=Hopper-v4", f"algorithm={algorithm}", f"morec={str(morec).lower()}", f"dataset={path}", f"cache_dir={cache}",
-            "dynamics.max_epochs=2", "dynamics.hidden_sizes=[32, 32]", "dynamics.weight_decays=[2.5e-5, 5e-5, 1e-4]",
-            "reward.num_updates=100", "reward.snapshot_interval=50", "reward.hidden_sizes=[32]",
-            "rollout.horizon=5", "rollout.batch_size=50", "rollout.freq=20", "rollout.samples_per_member=2",
-            "agent.hidden_sizes=[32, 32]", "mobile.num_samples=2",
-            f"train.epochs={epochs}", "train.steps_per_epoch=20", "train.eval_episodes=1", "train.log_every=10"]
-    if algorithm == "mopo":
-        sets.append("rollout.penalty_coef=1.0")
-    return sets + [f"{k}={v}" for k, v in extra.items()]
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -370,34 +334,12 @@ def test_a_filter_that_cuts_almost_every_rollout_is_said_once(tmp_path):
     with pytest.warns(UserWarning, match=r"cut 100% of the first rollout's start states short .* marked each cut a terminal") as caught:
         start_run(cfg, tmp_path / "run", show_progress=False).run()
     assert sum("MOREC filter" in str(w.message) for w in caught) == 1  # two rollouts, one warning
+    with warnings.catch_warnings(record=True) as quiet:  # cuts that write no terminal are what the recommended configs do
+        warnings.simplefilter("always")
+        start_run(replace(cfg, filter=replace(cfg.filter, truncate_as="stop")), tmp_path / "stop", show_progress=False).run()
+    assert not any("MOREC filter" in str(w.message) for w in quiet)
 
 
-def assert_resume_reproduces_the_uninterrupted_run(cfg, tmp_path, monkeypatch) -> None:
-    """Train ``cfg`` to the end; train it again killed after epoch 1 and resumed: the same
-    evaluations, rollout statistics and final networks."""
-    full = start_run(cfg, tmp_path / "full", show_progress=False)
-    full_summary = full.run()
-    original = TrainingLoop._save_checkpoint
-
-    def crash_after_first(self):
-        original(self)
-        if self.epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(TrainingLoop, "_save_checkpoint", crash_after_first)
-    with pytest.raises(KeyboardInterrupt):
-        start_run(cfg, tmp_path / "killed", show_progress=False).run()
-    monkeypatch.setattr(TrainingLoop, "_save_checkpoint", original)
-    resumed = start_run(cfg, tmp_path / "killed", resume=True, show_progress=False)
-    assert resumed.epoch == 1 and resumed.gradient_step == cfg.train.steps_per_epoch
-    first_session = resumed.seconds_before_session
-    resumed_summary = resumed.run()
-    assert first_session > 0 and resumed_summary["wall_seconds"] >= first_session + resumed_summary["wall_seconds_this_session"] - 0.1
-    assert resumed_summary["evaluations"] == full_summary["evaluations"]
-    assert resumed_summary["rollouts"] == full_summary["rollouts"]
-    for (k, a), b in zip(full.algo.state_dict().items(), resumed.algo.state_dict().values()):
-        if isinstance(a, torch.Tensor):
-            torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -503,3 +445,25 @@ def test_behaviour_cloning_fits_the_dataset_actions(hopper_file):
     again, _ = train_bc(ds, gym.spaces.Box(-1, 1, (3,)), BCConfig(hidden_sizes=(32, 32), lr=1e-3, steps=300), seed=0)
     for a, b in zip(policy.state_dict().values(), again.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_a_run_written_before_the_config_named_models_resumes(hopper_file, tmp_path):
+    """Older morec wrote config.yaml without ``dynamics_path``/``reward_path``; such a run resumes."""
+    import yaml
+
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=2))
+    first = start_run(cfg, tmp_path / "run", show_progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        original = first._end_epoch
+
+        def stop_after_the_first_epoch(on_evaluation):
+            original(on_evaluation)
+            raise KeyboardInterrupt
+
+        first._end_epoch = stop_after_the_first_epoch
+        first.run()
+    written = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    del written["dynamics_path"], written["reward_path"]
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(written, sort_keys=False))
+    resumed = start_run(cfg, tmp_path / "run", resume=True, show_progress=False)
+    assert resumed.epoch == 1 and resumed.run()["epochs"] == 2

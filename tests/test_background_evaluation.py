@@ -14,7 +14,8 @@ from morec.training.config import ConfigError, load_config
 from morec.training.evaluation import Evaluator
 from morec.training.loop import TrainingLoop
 from morec.training.pipeline import start_run
-from tests.test_algos import assert_resume_reproduces_the_uninterrupted_run, hopper_file, smoke  # noqa: F401
+from tests.helpers import smoke
+from tests.learner_harness import assert_resume_reproduces_the_uninterrupted_run
 
 SPEC = ActorSpec("hopper-medium-v2", "Hopper-v4", "d4rl", obs_dim=11, act_dim=3, hidden_sizes=(32, 32))
 

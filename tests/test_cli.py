@@ -13,8 +13,8 @@ import torch
 from morec.cli import main
 from morec.collect.behaviour import BehaviourTrainer, SACConfig
 from morec.metrics import auc, spearman
+from tests.fakes import Linear
 from tests.helpers import random_dataset_file
-from tests.test_filter_check import Linear
 
 
 def pairwise_auc(positive, negative) -> float:
@@ -129,7 +129,7 @@ def test_train_dynamics_reward_and_eval_model(workdir, capsys):
     assert (workdir / "dyn" / "dynamics.pt").exists() and list((workdir / "dyn" / "tb").glob("events.*"))
 
     assert main(["train-reward", "--dataset", data, "--dynamics", dyn, "--out", rew, "--generator", "fixed",
-                 "--updates", "200", "--snapshot-interval", "50", "--snapshot-stride", "2", "--no-progress"]) == 0
+                 "--num-updates", "200", "--snapshot-interval", "50", "--snapshot-stride", "2", "--no-progress"]) == 0
     printed = capsys.readouterr()
     text = printed.out.splitlines()  # for people: a start line, where it went, AUC and snapshots
     assert text[0] == f"train-reward: 3,000 transitions from {data}, dynamics from {dyn} -> {rew}"

@@ -9,67 +9,11 @@ import pytest
 import torch
 from tianshou.utils.torch_utils import policy_within_training_step
 
-from morec import ModelBuffer, TransitionBatch
-from morec.dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo
+from morec import ModelBuffer
 from morec.errors import UserError
-from morec.learners import MOBILE, MOPO, MixedSampler, MobileConfig
+from morec.learners import MixedSampler
 from morec.learners.cuda_graph import CapturedUpdate
-from morec.learners.sac import ModelBasedStats
-from tests.test_algos import A, O, make_algo, real_batch
-
-STAT_FIELDS = ModelBasedStats.SCALARS
-
-
-class _Rerun:
-    """A stand-in graph: ``replay()`` reruns the step and writes its outputs into the recorded ones."""
-
-    def __init__(self, step, stats):
-        self.step, self.stats = step, stats
-
-    def replay(self) -> None:
-        new = self.step()
-        for name in STAT_FIELDS:
-            getattr(self.stats, name).copy_(getattr(new, name))
-
-
-class SimulatedCapture(CapturedUpdate):
-    """:class:`CapturedUpdate`'s bookkeeping on the CPU."""
-
-    DEVICE_TYPE = "cpu"
-
-    def __init__(self, algo):
-        super().__init__(algo)
-        self.captures = 0
-
-    def _warm_up(self, step) -> None:
-        for _ in range(self.WARMUP_STEPS):
-            step()
-
-    def _record(self, step):
-        self.captures += 1
-        stats = step()
-        return _Rerun(step, stats), stats
-
-    def _make_optimizers_capturable(self) -> None:
-        """Nothing to do: capturable Adam needs a GPU, and the stand-in keeps the eager optimizers."""
-
-    def _rng_state(self) -> torch.Tensor:
-        return torch.get_rng_state()
-
-    def _set_rng_state(self, state: torch.Tensor) -> None:
-        torch.set_rng_state(state)
-
-
-def learner(name: str, device: str = "cpu"):
-    """A small MOPO or MOBILE learner (MOBILE's penalty from a small random ensemble) on ``device``."""
-    if name == "MOPO":
-        return make_algo(MOPO).to(device)
-    dynamics = EnsembleDynamics(TaskInfo(O, A), EnsembleConfig(hidden_sizes=(32, 32), weight_decays=(0.0, 0.0, 0.0)), device=device)
-    return make_algo(MOBILE, dynamics=dynamics.eval(), mobile=MobileConfig(num_samples=3)).to(device)
-
-
-def on(device: str, batch: TransitionBatch) -> TransitionBatch:
-    return TransitionBatch(*(getattr(batch, f).to(device) for f in ModelBuffer.FIELDS))
+from tests.learner_harness import STAT_FIELDS, SimulatedCapture, assert_close_in_mean, learner, on, real_batch
 
 
 def run(algo, steps: int, device: str = "cpu", model_from: int = 2) -> list[dict[str, float]]:
@@ -144,9 +88,3 @@ def test_cuda_graph_same_seed_same_result_and_close_to_eager(cls):
     assert_close_in_mean(first, eager)
 
 
-def assert_close_in_mean(graphed: list[dict[str, float]], eager: list[dict[str, float]]) -> None:
-    """The same arithmetic, but random draws may differ in a graph: the losses and Q agree on average."""
-    for name in ("critic_loss", "q_mean"):
-        graphed_mean = sum(h[name] for h in graphed[2:]) / len(graphed[2:])
-        eager_mean = sum(h[name] for h in eager[2:]) / len(eager[2:])
-        assert abs(graphed_mean - eager_mean) <= 0.5 * abs(eager_mean) + 0.5, (name, graphed_mean, eager_mean)

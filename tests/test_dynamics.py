@@ -6,23 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from morec.data import OfflineDataset
 from morec.dynamics.ensemble import EnsembleConfig, EnsembleDynamics, TaskInfo
 from morec.dynamics.layers import EnsembleLinear, soft_clamp
 from morec.dynamics.training import fit_ensemble
+from tests.fakes import linear_system
 from tests.helpers import DEVICES
-
-
-def linear_system(n: int = 3000, obs_dim: int = 4, act_dim: int = 2, noise: float = 0.01, seed: int = 0) -> OfflineDataset:
-    """s' = s + 0.1 * (A s + B a) + noise, r = sum(a) - |s|^2: learnable and known."""
-    rng = np.random.default_rng(seed)
-    A = rng.normal(size=(obs_dim, obs_dim)) * 0.3
-    B = rng.normal(size=(obs_dim, act_dim))
-    obs = rng.normal(size=(n, obs_dim)).astype(np.float32)
-    act = rng.uniform(-1, 1, size=(n, act_dim)).astype(np.float32)
-    nxt = obs + 0.1 * (obs @ A.T + act @ B.T) + noise * rng.normal(size=(n, obs_dim))
-    rew = act.sum(1) - (obs**2).sum(1) * 0.1
-    return OfflineDataset.from_arrays(obs, act, rew, np.zeros(n, bool), np.ones(n, bool), nxt)
 
 
 def small_config(**kw) -> EnsembleConfig:

@@ -10,12 +10,11 @@ import pytest
 import torch
 
 from morec import ModelBuffer, RolloutConfig, RolloutEngine
-from morec.dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble
 from morec.dynamics_reward.filter import MorecFilterConfig, MorecSelector
 from morec.dynamics_reward.model import Discriminator, DynamicsReward, DynamicsRewardConfig
 from morec.dynamics_reward.training import fit_dynamics_reward
+from tests.fakes import FixedScores
 from tests.helpers import DEVICES
-from tests.test_dynamics import linear_system
 
 # r_D = -log(1 - sigmoid(x)) = softplus(x) = log(1 + e^x) of the calibrated logit x in [-1, 1]
 R_MIN = math.log1p(math.exp(-1.0))  # x = -1 (generated-data level): 0.3133
@@ -82,15 +81,6 @@ def test_features_are_min_max_scaled():
     torch.testing.assert_close(f, torch.tensor([[0.8, -0.8, 1.0, -1.6, 1.6]]))
 
 
-class FixedScores:
-    """A stand-in reward: candidate k scores scores[k] for every row (observations in [0, 1])."""
-
-    def __init__(self, scores):
-        self.scores = torch.tensor(scores)
-        self.obs_low, self.obs_high = torch.zeros(()), torch.ones(())
-
-    def __call__(self, obs, act, next_obs):
-        return self.scores[:, None].expand(next_obs.shape[0], obs.shape[0]).clone()
 
 
 def test_argmax_selector_picks_the_highest_reward_and_truncation_marks_terminal():
@@ -139,7 +129,7 @@ def test_consensus_weight_prefers_the_candidate_nearest_the_elites_mean_and_trun
 
 def test_filter_in_the_engine_keeps_truncated_transitions_as_terminal():
     dyn_scores = FixedScores([0.3, 0.5])  # every pick is below 0.6: each rollout stops after one step
-    from tests.test_rollout import ShiftDynamics, never, zero_policy
+    from tests.fakes import ShiftDynamics, never, zero_policy
 
     selector = MorecSelector(dyn_scores, MorecFilterConfig(mode="argmax", threshold=0.6, consensus_weight=0))
     engine = RolloutEngine(ShiftDynamics(), never, RolloutConfig(horizon=10), selector=selector)
@@ -152,16 +142,6 @@ def test_filter_in_the_engine_keeps_truncated_transitions_as_terminal():
     assert stats.selector["reward_d"] == pytest.approx(0.5) and stats.selector["truncated"] == 1.0
 
 
-@pytest.fixture(scope="module")
-def trained():
-    """A deliberately under-trained ensemble (3 epochs): its samples are visibly off, so there is
-    something to discriminate. (Against a near-perfect generator the discriminator sees no
-    difference and learns nothing about gross errors either; see the issue-4 note.)"""
-    ds = linear_system(n=3000, noise=0.01)
-    dyn = EnsembleDynamics(TaskInfo(4, 2), EnsembleConfig(num_members=3, num_elites=2, hidden_sizes=(32, 32),
-                                                          weight_decays=(1e-5,) * 3, max_epochs=3), seed=0)
-    fit_ensemble(dyn, ds, show_progress=False)
-    return ds, dyn
 
 
 @pytest.mark.parametrize("generator", ["fixed", "adversarial"])

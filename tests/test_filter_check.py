@@ -23,8 +23,7 @@ from morec.dynamics_reward.filter import MorecFilterConfig, MorecSelector
 from morec.dynamics_reward.model import DynamicsReward
 from morec.dynamics_reward.threshold import calibrate_threshold
 from morec.rollout.policies import deterministic_row_policy, load_torchscript_policy, random_row_policy
-from tests.test_dynamics_reward import FixedScores
-from tests.test_rollout import ShiftDynamics, never
+from tests.fakes import FixedScores, Linear, ShiftDynamics, never
 
 
 def test_selection_gain_from_known_errors():
@@ -168,15 +167,6 @@ def test_held_out_data_and_task_survive_save_and_load(tmp_path):
         DynamicsReward.load(tmp_path, obs_dim=2, act_dim=1, env_id="HalfCheetah-v4")
 
 
-# ---------------------------------------------------------------------------- TorchScript policies
-class Linear(torch.nn.Module):
-    def __init__(self, obs_dim: int, act_dim: int, scale: float = 1.0):
-        super().__init__()
-        self.net = torch.nn.Linear(obs_dim, act_dim)
-        self.scale = scale
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.scale * torch.tanh(self.net(obs))
 
 
 def test_torchscript_policy_loads_and_clips(tmp_path):

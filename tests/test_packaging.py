@@ -42,7 +42,7 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_the_wheel_holds_every_config(wheel):
     shipped = {p.relative_to(ROOT / "configs").as_posix() for p in (ROOT / "configs").rglob("*.yaml")}
-    assert len(shipped) == 252 + 3  # 21 tasks x 6 variants, each with a smoke variant; the smoke overlay; clip and potential shaping
+    assert len(shipped) == 21 * 8 + 3  # 21 tasks x {mopo, mobile} x 4 variants; the smoke overlay; clip and potential shaping
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
     assert {f"morec/configs/{p}" for p in shipped} <= names
@@ -77,7 +77,8 @@ def test_an_installed_wheel_trains_a_bundled_config_from_any_directory(wheel, tm
                            cwd=work, env=env, capture_output=True, text=True, timeout=120)
     assert where.returncode == 0 and where.stdout.count(str(env_dir)) == 2, where.stdout + where.stderr  # not this checkout
     sets = ["train.epochs=1", "train.steps_per_epoch=10", "train.eval_episodes=1", "rollout.freq=10", "dynamics.max_epochs=1"]
-    done = subprocess.run([bin_dir / "morec", "train", "--config", "d4rl/hopper-medium-v2/smoke/mopo.yaml", "--dataset", str(data),
+    done = subprocess.run([bin_dir / "morec", "train", "--config", "d4rl/hopper-medium-v2/mopo.yaml", "--config", "smoke.yaml",
+                           "--dataset", str(data),
                            "--run-dir", "run", "--no-progress", *[x for s in sets for x in ("--set", s)]],
                           cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

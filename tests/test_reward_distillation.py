@@ -19,7 +19,6 @@ from morec.dynamics_reward.distillation import (
 from morec.dynamics_reward.model import Discriminator, DynamicsReward, DynamicsRewardConfig
 from morec.rollout.engine import RolloutConfig
 from tests.helpers import DEVICES
-from tests.test_dynamics_reward import trained  # noqa: F401  (the module fixture)
 
 
 def teacher_for(ds, snapshots: int = 4) -> DynamicsReward:

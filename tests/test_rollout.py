@@ -9,6 +9,7 @@ import torch
 from morec import ModelBuffer, RolloutConfig, RolloutEngine, Selection, TransitionBatch
 from morec.dynamics import EnsembleConfig, EnsembleDynamics, MujocoOracle, TaskInfo, fit_ensemble, get_termination_fn
 from morec.rollout.model_error import model_error, normalised_error, observation_std, open_loop_error
+from tests.fakes import ShiftDynamics, never, zero_policy
 from tests.helpers import DEVICES, random_dataset
 
 
@@ -49,28 +50,8 @@ def test_buffer_sample_and_state_roundtrip():
         ModelBuffer(4, 3, 1).load_state_dict(buf.state_dict())
 
 
-# ---------------------------------------------------------------------------- RolloutEngine
-class ShiftDynamics:
-    """Member e predicts s' = s + e (all dims) and reward e, with a tiny fixed std; elites 1..3."""
-
-    def __init__(self, members: int = 5, obs_dim: int = 2, logvar: float = -40.0, device: str = "cpu"):
-        self.device = torch.device(device)
-        self.elites = torch.tensor([1, 2, 3], device=self.device)
-        self.members, self.obs_dim, self.logvar = members, obs_dim, logvar
-        self.task = TaskInfo(obs_dim, 1)
-
-    def predict(self, obs, act, members=None):
-        shift = torch.arange(self.members, dtype=torch.float32, device=obs.device).view(-1, 1, 1)
-        nxt = obs.unsqueeze(0) + shift
-        rew = shift.expand(-1, len(obs), 1)
-        mean = torch.cat([nxt, rew], dim=-1)
-        logvar = torch.full_like(mean, self.logvar)
-        logvar[0] = self.logvar + 2  # member 0 (not an elite) has the widest std
-        return (mean, logvar) if members is None else (mean[members], logvar[members])
 
 
-def never(obs, act, next_obs):
-    return torch.zeros(len(obs), dtype=torch.bool, device=obs.device)
 
 
 def test_candidates_come_with_the_elites_mean_prediction_clipped_like_them():
@@ -82,8 +63,6 @@ def test_candidates_come_with_the_elites_mean_prediction_clipped_like_them():
     assert float(cands.max()) <= 1.5 and torch.allclose(consensus, torch.full((4, 3), 1.5))
 
 
-def zero_policy(obs):
-    return torch.zeros(len(obs), 1, device=obs.device)
 
 
 def test_random_elite_selection_only_uses_elites_and_fills_the_buffer():

@@ -8,6 +8,7 @@ import torch
 
 from morec import ModelBuffer, RolloutConfig, RolloutEngine
 from morec.shaping.transforms import Clip, Compose, Delta, FlipNoise, PotentialShaping, StepAdapter
+from tests.fakes import never, zero_policy
 
 
 class StepDynamics:
@@ -23,12 +24,8 @@ class StepDynamics:
         return mean, torch.full_like(mean, self.logvar)
 
 
-def never(obs, act, next_obs):
-    return torch.zeros(len(obs), dtype=torch.bool, device=obs.device)
 
 
-def zero_policy(obs):
-    return torch.zeros(len(obs), 1, device=obs.device)
 
 
 def run(transform, horizon: int = 3, termination=never, penalty: float = 0.0, logvar: float = -40.0, device: str = "cpu"):

@@ -16,8 +16,7 @@ from morec.training.config import ConfigError, load_config
 from morec.training.loop import TrainingLoop
 from morec.training.pipeline import start_run
 from morec.training.seeds import parse_seeds, train_seeds
-from tests.helpers import DEVICES, assert_records_close
-from tests.test_algos import hopper_file, smoke  # noqa: F401  (hopper_file is a fixture)
+from tests.helpers import DEVICES, assert_records_close, smoke
 
 SAME_IN_BOTH = ("evaluations", "rollouts", "gradient_steps", "last_score", "seed", "models")
 

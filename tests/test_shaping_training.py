@@ -24,8 +24,7 @@ from morec.shaping.setup import (
 from morec.training.config import ConfigError, config_differences, config_from_dict, load_config
 from morec.training.loop import TrainingLoop
 from morec.training.pipeline import start_run
-from tests.helpers import DEVICES, random_dataset_file
-from tests.test_algos import smoke
+from tests.helpers import DEVICES, random_dataset_file, smoke
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 CLIP, POTENTIAL = CONFIGS / "shaping" / "clip.yaml", CONFIGS / "shaping" / "potential.yaml"

@@ -13,8 +13,7 @@ from morec import ModelBuffer
 from morec.learners import MixedSampler
 from morec.learners.stacked import StackedSAC, StackedSampler
 from tests.helpers import DEVICES, assert_records_close
-from tests.test_algos import A, O, make_algo, real_batch
-from tests.test_cuda_graph import STAT_FIELDS, SimulatedCapture, assert_close_in_mean, learner, on
+from tests.learner_harness import STAT_FIELDS, A, O, SimulatedCapture, assert_close_in_mean, learner, make_algo, on, real_batch
 
 
 def sampler(seed: int, device: str = "cpu", model_rows: bool = True) -> MixedSampler:

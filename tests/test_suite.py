@@ -210,8 +210,8 @@ def test_trainer_refuses_a_run_directory_in_use(tmp_path):
 @pytest.mark.slow  # long end-to-end; `make test-all` runs it
 def test_concurrent_runs_train_a_shared_dynamics_model_once(tmp_path):
     data = random_dataset_file(tmp_path / "hopper.hdf5", steps=1500)
-    config = ROOT / "configs" / "d4rl" / "hopper-medium-v2" / "smoke" / "mopo.yaml"
-    procs = [subprocess.Popen([sys.executable, "-m", "morec.cli", "train", "--config", str(config), "--dataset", str(data),
+    config = ROOT / "configs" / "d4rl" / "hopper-medium-v2" / "mopo.yaml"
+    procs = [subprocess.Popen([sys.executable, "-m", "morec.cli", "train", "--config", str(config), "--config", "smoke.yaml", "--dataset", str(data),
                                "--run-dir", str(tmp_path / f"run{k}"), "--no-progress", "--set", f"cache_dir={tmp_path / 'cache'}",
                                "--set", "dynamics.max_epochs=30", "--set", f"rollout.penalty_coef={k + 1}", *TINY],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -226,7 +226,7 @@ def test_concurrent_runs_train_a_shared_dynamics_model_once(tmp_path):
 
 # ------------------------------------------------------------------------------------ sweeps
 def sweep_argv(results: Path, data: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "morec.cli", "sweep", "--config", str(ROOT / "configs/d4rl/hopper-medium-v2/smoke/mopo.yaml"),
+    return [sys.executable, "-m", "morec.cli", "sweep", "--config", str(ROOT / "configs/d4rl/hopper-medium-v2/mopo.yaml"), "--config", "smoke.yaml",
             "--dataset", str(data), "--results", str(results), *TINY, "--set", "train.epochs=3", *extra]
 
 

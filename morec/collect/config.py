@@ -59,7 +59,7 @@ class CollectConfig:
             raise ValueError(f"num_envs must be between 1 and 1000, got {self.num_envs} (--envs)")
 
     STEPS_PER_ENV = 10_000  # auto: at least this many steps per env (about ten Hopper episodes)
-    MAX_AUTO_ENVS = 64  # auto: at most this many (64 record about 5x as fast as one; more add little)
+    MAX_AUTO_ENVS = 64  # auto: at most this many (more add little: scripts/bench_collect.py)
 
     @property
     def recording_envs(self) -> int:

@@ -30,9 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from morec.commands import suite
     from morec.runs.credit_training import credit_training
-
-    from . import suite
 
     suite_args = list(args.suite_args)
     if suite_args[:1] == ["--"]:

@@ -27,8 +27,9 @@ HELP = "the main job on built-in data: collect a hopper dataset, train MOBILE+MO
 # MOBILE + MOREC at a budget 2 CPU cores finish in a few minutes
 TRAINING = [
     "task=Hopper-v4", "algorithm=mobile", "morec=true",
-    "filter.threshold=0.6",  # the paper's, as in the shipped MOREC configs (the library default is auto)
-    "filter.consensus_weight=0",  # the paper's pick by r_D alone, as in the shipped MOREC configs
+    "filter.threshold=0.6",  # the paper's, as in the recommended MOREC configs (the library default is auto)
+    "filter.consensus_weight=0",  # the paper's pick by r_D alone, as in the recommended MOREC configs
+    "filter.truncate_as=stop",  # a cut ends the rollout without a fake terminal, as in the recommended MOREC configs
     "dynamics.max_epochs=30",
     "reward.num_updates=1000", "reward.snapshot_interval=50", "reward.snapshot_stride=2",
     "rollout.horizon=50", "rollout.batch_size=500", "rollout.freq=500", "rollout.samples_per_member=2",

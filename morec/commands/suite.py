@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     p.add_argument("--results", default=None, help="results root, local or a shared mount (default: runs/<benchmark>)")
     p.add_argument("--configs", default=str(DEFAULT_CONFIGS), help="the configs/ tree (default: the configs shipped with morec)")
-    p.add_argument("--smoke", action="store_true", help="the configs' smoke variants (minutes, not hours)")
+    p.add_argument("--smoke", action="store_true", help="lay the smoke budget (configs/smoke.yaml) over every config (minutes, not hours)")
     p.add_argument("--dataset", default=None, help="one dataset for every task (e.g. a `morec collect` file); default: each task's benchmark file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run (repeatable)")
     p.add_argument("--retries", type=int, default=1, help="extra attempts for a failed run before it is reported (default 1)")

@@ -19,8 +19,9 @@ HELP = "a Ray Tune search over training config keys; ASHA stops bad trials early
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=None, help="base YAML config: a file, or a bundled one such as "
-                                                  "d4rl/hopper-medium-v2/mobile_morec.yaml (default: built-in defaults)")
+    p.add_argument("--config", action="append", default=None,
+                   help="base YAML config: a file, or a bundled one such as d4rl/hopper-medium-v2/mobile_morec.yaml (default: "
+                        "built-in defaults); repeat to lay overlays over it, e.g. --config smoke.yaml")
     p.add_argument("--dataset", type=dataset_source, default=None, help="dataset source for every trial, taken as it is")
     p.add_argument("--param", action="append", default=[], metavar="KEY=KIND:VALUES",
                    help="a swept key (repeatable); KIND: grid, choice, uniform, loguniform or randint, e.g. mobile.beta=grid:0.5,1.0")
@@ -39,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from morec.runs.sweep import run_sweep
 
-    return run_sweep(args.param, config=find_config(args.config), dataset=args.dataset, overrides=args.set,
+    configs = [find_config(c) for c in args.config or []]
+    return run_sweep(args.param, config=configs, dataset=args.dataset, overrides=args.set,
                      results=args.results, resume=args.resume, num_samples=args.num_samples, scheduler=args.scheduler,
                      grace_evals=args.grace_evals, address=args.address, max_concurrent=args.max_concurrent,
                      cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial)

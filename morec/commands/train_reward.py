@@ -25,7 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generator", choices=GENERATORS, default=defaults.generator,
                    help="adversarial: a copy of the dynamics trained against the discriminator; fixed: the dynamics "
                         "as they are; scratch: a new ensemble trained against it from scratch")
-    p.add_argument("--updates", type=int, default=defaults.num_updates)
+    p.add_argument("--num-updates", type=int, default=defaults.num_updates,
+                   help="discriminator updates (reward.num_updates in a training config)")
+    p.add_argument("--updates", dest="num_updates", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the old spelling
     p.add_argument("--snapshot-interval", type=int, default=defaults.snapshot_interval)
     p.add_argument("--snapshot-stride", type=int, default=defaults.snapshot_stride)
     p.add_argument("--discriminator-lr", type=float, default=defaults.discriminator_lr)
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     ds = load_dataset(args.dataset, env_id=args.env)
     dyn = load_dynamics(args.dynamics, ds, args.device)
     with as_user_error(ValueError):
-        cfg = DynamicsRewardConfig(generator=args.generator, num_updates=args.updates, snapshot_interval=args.snapshot_interval,
+        cfg = DynamicsRewardConfig(generator=args.generator, num_updates=args.num_updates, snapshot_interval=args.snapshot_interval,
                                    snapshot_stride=args.snapshot_stride, discriminator_lr=args.discriminator_lr,
                                    negative_steps=args.negative_steps, contrastive_coef=args.contrastive_coef,
                                    logit_clip=args.logit_clip, entropy_target=args.entropy_target)

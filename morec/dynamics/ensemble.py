@@ -46,6 +46,10 @@ class EnsembleDynamics(nn.Module):
     buffers, so they live on the model's device and are saved with it.
     """
 
+    input_mean: torch.Tensor  # buffers, registered in __init__
+    input_std: torch.Tensor
+    elites: torch.Tensor
+
     def __init__(self, task: TaskInfo, config: EnsembleConfig | None = None, seed: int = 0,
                  device: str | torch.device = "cpu"):
         super().__init__()

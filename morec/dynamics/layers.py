@@ -9,6 +9,9 @@ from torch import nn
 
 
 class EnsembleLinear(nn.Module):
+    weight: nn.Parameter  # [E, in, out]
+    bias: nn.Parameter  # [E, 1, out]
+
     """``E`` independent linear layers. Weight ``[E, in, out]``, bias ``[E, 1, out]``.
 
     Input ``[B, in]`` (the same batch for every member) or ``[E, B, in]`` (one batch per member);

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import mujoco
 import numpy as np
 import torch
@@ -28,7 +30,8 @@ class MujocoOracle:
     """
 
     def __init__(self, env_id: str = "Hopper-v4", layout: str = "d4rl") -> None:
-        self.env = make_gym_env(env_id, layout).unwrapped
+        env: Any = make_gym_env(env_id, layout).unwrapped  # a gymnasium MujocoEnv: model, data, set_state
+        self.env = env
         self.env_id, self.layout = env_id, layout
         self.nq, self.nv = self.env.model.nq, self.env.model.nv
         self.skip = 1 if layout == "d4rl" else 0  # qpos entries missing from the observation

@@ -145,7 +145,7 @@ def fit_ensemble(
             losses.append(nll.detach())
         epoch += 1
         train_nll = float(torch.stack(losses).mean() / E)
-        mse = holdout_mse(model, x_hold, y_hold) if n_hold else torch.full((E,), train_nll, device=device)
+        mse = holdout_mse(model, x_hold, y_hold) if x_hold is not None else torch.full((E,), train_nll, device=device)
         improved = (best_mse - mse) / best_mse > cfg.improvement_threshold
         improved |= torch.isinf(best_mse)
         if improved.any():

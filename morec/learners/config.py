@@ -33,8 +33,8 @@ class MobileConfig:
     target_lower_bound: float | None = 0.0  # None: no clamp (tasks with negative returns)
     actor_on_target_critics: bool = False  # MOREC-MOBILE's "accelerate" variant
     # "bfloat16": the penalty's actor and critic passes (no gradients) in bfloat16 under autocast, the
-    # critics' output layer in float32: about 1.5x faster MOBILE steps where bfloat16 matrix products
-    # are fast (CPUs with AVX512-BF16 or AMX, recent GPUs); see docs/speed.md for how much u changes
+    # critics' output layer in float32: faster MOBILE steps where bfloat16 matrix products are fast
+    # (CPUs with AVX512-BF16 or AMX, recent GPUs); docs/speed.md has the speed and how much u changes
     penalty_dtype: str = "float32"
 
     def __post_init__(self) -> None:

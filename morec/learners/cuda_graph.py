@@ -57,8 +57,10 @@ class CapturedUpdate:
         if signature != self.signature:
             self._capture(sampler, real_rows, model_rows)
             self.signature = signature
+        assert self.real_rows is not None and self.graph is not None and self.stats is not None  # captured just now, or before
         self.real_rows.copy_(real_rows)
         if model_rows is not None:
+            assert self.model_rows is not None  # the signature includes the model rows' shape
             self.model_rows.copy_(model_rows)
         self.graph.replay()
         return dataclasses.replace(self.stats)

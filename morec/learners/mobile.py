@@ -44,6 +44,8 @@ class MOBILE(ModelBasedSAC):
                                    self.mobile.num_samples, self.mobile.penalty_dtype)
 
     def model_penalty(self, rows: TransitionBatch, nets: SACNetworks, sample_next: NextStateSampler | None) -> torch.Tensor:
+        if sample_next is None:
+            raise ValueError("MOBILE's penalty samples next states: pass its next_state_sampler()")
         return self.mobile.beta * bellman_uncertainty(rows.observations, rows.actions, sample_next, nets.actor_sample,
                                                       nets.critic_target, self.mobile.num_samples, self.mobile.penalty_dtype)
 

@@ -4,6 +4,7 @@ log-probability, and the twin critic for the model-based SAC learners."""
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from tianshou.algorithm.modelfree.sac import correct_log_prob_gaussian_tanh
@@ -43,10 +44,15 @@ class TwinCritic(nn.Module):
         super().__init__()
         sizes = (obs_dim + act_dim, *hidden_sizes, 1)
         self.layers = nn.ModuleList(EnsembleLinear(num_critics, i, o, generator=generator) for i, o in zip(sizes[:-1], sizes[1:]))
-        for layer in self.layers:  # PyTorch's default Linear initialisation, as SAC implementations use
+        for layer in self.linears:  # PyTorch's default Linear initialisation, as SAC implementations use
             bound = 1 / math.sqrt(layer.weight.shape[1])
             nn.init.uniform_(layer.weight, -bound, bound, generator=generator)
             nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+
+    @property
+    def linears(self) -> list[EnsembleLinear]:
+        """The layers, input first (``self.layers`` holds them as modules)."""
+        return cast(list[EnsembleLinear], list(self.layers))
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         lead = obs.shape[:-1]
@@ -58,9 +64,9 @@ class TwinCritic(nn.Module):
     def _batched(self, x: torch.Tensor) -> torch.Tensor:
         """``[C, N]``, one batched product per layer over all critics: the fewest kernels (a GPU step
         is launch-bound) and the form ``torch.compile`` fuses best."""
-        for layer in self.layers[:-1]:
+        *hidden, last = self.linears
+        for layer in hidden:
             x = torch.relu(layer(x))
-        last = self.layers[-1]
         with torch.autocast(x.device.type, enabled=False):  # see _split
             if x.dim() == 2:  # no hidden layer
                 return last(x.float())[..., 0]
@@ -70,8 +76,8 @@ class TwinCritic(nn.Module):
         """``[C, N]``, the same values with fewer passes over memory, for eager runs on the CPU: the
         first layer of all critics as one product over their stacked weights (``[N, I] @ [I, C * H]``),
         then each critic's layers as plain products on its column block, the bias inside the product
-        and ReLU in place. Both critics on MOBILE's 12,000 penalty rows take 52 ms instead of 60 on one thread."""
-        first, rest = self.layers[0], self.layers[1:]
+        and ReLU in place (how much faster: docs/speed.md)."""
+        first, *rest = self.linears
         num_critics, in_features, out_features = first.weight.shape
         if not rest:
             return self._batched(x)

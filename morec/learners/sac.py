@@ -86,7 +86,7 @@ class ModelBasedSAC(torch.nn.Module):
         if config.auto_alpha:
             self.alpha_optim = self._create_optimizer(self.log_alpha, AdamOptimizerFactory(lr=config.alpha_lr))
         self.target_entropy = config.target_entropy if config.target_entropy is not None else -float(act_dim)
-        self.captured_update = None  # a CapturedUpdate once capture_cuda_graph() is called
+        self.captured_update: CapturedUpdate | None = None  # set by capture_cuda_graph()
         self._eager_on_capture_failure = False
 
     def _create_optimizer(self, module: torch.nn.Module, factory: OptimizerFactory) -> Algorithm.Optimizer:

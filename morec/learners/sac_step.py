@@ -46,13 +46,13 @@ class ModelBasedStats(TrainingStats):
     waits for the device; the trainer does so only when it logs). With a CUDA graph they are the
     graph's output tensors: read them before the next update, which overwrites them."""
 
-    actor_loss: float = 0.0
-    critic_loss: float = 0.0
-    alpha: float = 0.0
-    alpha_loss: float = 0.0
-    q_mean: float = 0.0
-    target_mean: float = 0.0
-    penalty_mean: float = 0.0  # the algorithm's own penalty on model rows (MOBILE); 0 for MOPO
+    actor_loss: torch.Tensor | float = 0.0
+    critic_loss: torch.Tensor | float = 0.0
+    alpha: torch.Tensor | float = 0.0
+    alpha_loss: torch.Tensor | float = 0.0
+    q_mean: torch.Tensor | float = 0.0
+    target_mean: torch.Tensor | float = 0.0
+    penalty_mean: torch.Tensor | float = 0.0  # the algorithm's own penalty on model rows (MOBILE); 0 for MOPO
     extra: dict = field(default_factory=dict)
 
     SCALARS = ("actor_loss", "critic_loss", "alpha", "alpha_loss", "q_mean", "target_mean", "penalty_mean")  # what the trainer logs

@@ -27,6 +27,7 @@ import re
 import time
 import warnings
 from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 from tianshou.algorithm.algorithm_base import Algorithm
@@ -62,11 +63,11 @@ class StackedActor(nn.Module):
         self.hidden_biases = nn.ParameterList(b for _, b in hidden)
 
     @staticmethod
-    def _linears(actor: nn.Module) -> list[nn.Linear]:
+    def _linears(actor: Any) -> list[nn.Linear]:
         """A tianshou actor's layers: the hidden ones (ReLU after each), then the mean and the log-std heads."""
         return [*(m for m in actor.preprocess.modules() if isinstance(m, nn.Linear)), actor.mu.model[0], actor.sigma.model[0]]
 
-    def pairs(self, actor: nn.Module) -> list[tuple[nn.Parameter, nn.Parameter]]:
+    def pairs(self, actor: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """``(stacked parameter, the seed's parameter)`` for one seed's ``actor``."""
         stacked = [*zip(self.hidden_weights, self.hidden_biases), (self.mu_weight, self.mu_bias), (self.sigma_weight, self.sigma_bias)]
         return [pair for (w, b), layer in zip(stacked, self._linears(actor), strict=True) for pair in ((w, layer.weight), (b, layer.bias))]
@@ -94,9 +95,9 @@ class StackedCritic(nn.Module):
 
     def __init__(self, critics: Sequence[TwinCritic]):
         super().__init__()
-        depth = len(critics[0].layers)
-        self.weights = nn.ParameterList(_stacked([c.layers[i].weight for c in critics]) for i in range(depth))
-        self.biases = nn.ParameterList(_stacked([c.layers[i].bias for c in critics]) for i in range(depth))
+        depth = len(critics[0].linears)
+        self.weights = nn.ParameterList(_stacked([c.linears[i].weight for c in critics]) for i in range(depth))
+        self.biases = nn.ParameterList(_stacked([c.linears[i].bias for c in critics]) for i in range(depth))
 
     def forward(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         seeds, critics = self.weights[0].shape[:2]
@@ -112,7 +113,7 @@ class StackedCritic(nn.Module):
 
     def pairs(self, critic: TwinCritic) -> list[tuple[nn.Parameter, nn.Parameter]]:
         """``(stacked parameter, the seed's parameter)`` for one seed's ``critic``."""
-        return [pair for w, b, layer in zip(self.weights, self.biases, critic.layers, strict=True)
+        return [pair for w, b, layer in zip(self.weights, self.biases, critic.linears, strict=True)
                 for pair in ((w, layer.weight), (b, layer.bias))]
 
 
@@ -140,7 +141,7 @@ class StackedSAC(nn.Module):
         self._optimizers: list[Algorithm.Optimizer] = []
         self.torch_optimizers: list[torch.optim.Optimizer] = []
         self.actor_optim = self._optimizer(self.actor, self.config.actor_lr)
-        self.lr_schedulers = [CosineAnnealingLR(self.torch_optimizers[0], T_max=first.lr_schedulers[0].T_max)]
+        self.lr_schedulers = [CosineAnnealingLR(self.torch_optimizers[0], T_max=cast(CosineAnnealingLR, first.lr_schedulers[0]).T_max)]
         self.critic_optim = self._optimizer(self.critic, self.config.critic_lr)
         if self.config.auto_alpha:
             self.alpha_optim = self._optimizer(self.log_alpha, self.config.alpha_lr)
@@ -157,7 +158,7 @@ class StackedSAC(nn.Module):
         return optim
 
     # ------------------------------------------------------------------ the seeds' learners
-    def _pairs(self) -> list[tuple[nn.Parameter, list[nn.Parameter]]]:
+    def _pairs(self) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
         """Each stacked parameter with the seeds' parameters it stacks."""
         per_seed = [[*self.actor.pairs(learner.actor), *self.critic.pairs(learner.critic),
                      *self.critic_target.pairs(learner.critic_target), (self.log_alpha.value, learner.log_alpha.value)]
@@ -239,7 +240,7 @@ class StackedSAC(nn.Module):
         splits = {(len(real), 0 if model is None else len(model)) for real, model in rows}
         if len(splits) == 1:
             real_rows = torch.stack([real for real, _ in rows])
-            model_rows = None if rows[0][1] is None else torch.stack([model for _, model in rows])
+            model_rows = None if rows[0][1] is None else torch.stack([cast(torch.Tensor, model) for _, model in rows])
             stats = replay_or_none(self, sampler, real_rows, model_rows) if self.captured_update is not None else None
             if stats is None:
                 stats = self.update_with_batch(sampler.gather(real_rows, model_rows))
@@ -257,7 +258,8 @@ class StackedSAC(nn.Module):
         per_seed = [learner.update_with_batch(seed_sampler.gather(*seed_rows))
                     for learner, seed_sampler, seed_rows in zip(self.learners, sampler.samplers, rows)]
         self.read_from_seeds()
-        return ModelBasedStats(**{key: torch.stack([getattr(s, key) for s in per_seed]) for key in ModelBasedStats.SCALARS})
+        stacked: dict[str, Any] = {key: torch.stack([getattr(s, key) for s in per_seed]) for key in ModelBasedStats.SCALARS}
+        return ModelBasedStats(**stacked)
 
     @staticmethod
     def seed_stats(stats: ModelBasedStats, seed_index: int) -> ModelBasedStats:
@@ -275,9 +277,10 @@ class StackedSAC(nn.Module):
         """The seeds' next-state samplers as one: ``[S, B, O]`` -> ``[S, n, E, B, O + 1]``, each seed's
         rows from its own (``None`` when the algorithm samples none)."""
         samplers = [learner.next_state_sampler() for learner in self.learners]
-        if samplers[0] is None:
+        if any(sample is None for sample in samplers):
             return None
-        return lambda obs, act, n: torch.stack([sample(o, a, n) for sample, o, a in zip(samplers, obs, act, strict=True)])
+        each = cast(list[NextStateSampler], samplers)
+        return lambda obs, act, n: torch.stack([sample(o, a, n) for sample, o, a in zip(each, obs, act, strict=True)])
 
     def update_with_batch(self, batch: MixedBatch) -> ModelBasedStats:
         """One gradient step of every seed on ``batch`` (fields ``[S, B, ...]``): the plain learner's

@@ -21,7 +21,7 @@ import yaml
 from morec.errors import UserError
 from morec.runs.suite.report import write_rows
 from morec.runs.suite.runner import gpu_share
-from morec.training.config import ConfigError, TrainConfig, load_config
+from morec.training.config import ConfigError, TrainConfig, resolve_config
 
 DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint")
 
@@ -52,16 +52,13 @@ def assignments(params: dict[str, Any]) -> list[str]:
     return [f"{key}={json.dumps(value)}" for key, value in params.items()]  # JSON scalars are YAML
 
 
-def trial_config(base_config: str | None, overrides: list[str], dataset: str | None, params: dict[str, Any] | None = None) -> TrainConfig:
-    """The config of one trial: ``base_config`` with ``overrides`` and the swept ``params`` (YAML
-    text), then ``dataset`` as it is (a path is never parsed as YAML)."""
-    cfg = load_config(base_config, overrides + assignments(params or {}))
-    if dataset is not None:
-        cfg.dataset = dataset
-    return cfg
+def trial_config(base_config: list[str], overrides: list[str], dataset: str | None, params: dict[str, Any] | None = None) -> TrainConfig:
+    """The config of one trial: ``base_config`` (files, later ones laid over the first; none: the
+    defaults) with ``overrides`` and the swept ``params`` (YAML text), then ``dataset`` as it is."""
+    return resolve_config(base_config or None, overrides + assignments(params or {}), dataset)
 
 
-def train_trial(params: dict[str, Any], base_config: str | None, overrides: list[str], dataset: str | None, runs_root: str) -> None:
+def train_trial(params: dict[str, Any], base_config: list[str], overrides: list[str], dataset: str | None, runs_root: str) -> None:
     """One Tune trial: a `morec train` run in ``runs_root/<trial id>`` (resumed after a restore)."""
     from ray import tune
 
@@ -74,7 +71,7 @@ def train_trial(params: dict[str, Any], base_config: str | None, overrides: list
          "gradient_step": record["gradient_step"], "epoch": record["epoch"]}))
 
 
-def check_config(base_config: str | None, overrides: list[str], params: list[tuple[str, str, list[Any]]],
+def check_config(base_config: list[str], overrides: list[str], params: list[tuple[str, str, list[Any]]],
                  dataset: str | None = None) -> TrainConfig:
     """Fail before Ray starts on bad keys or values: one config per listed value or bound."""
     cfg = trial_config(base_config, overrides, dataset)
@@ -126,7 +123,7 @@ def write_results(grid, keys: list[str], expected_evaluations: int, results: Pat
     return rows
 
 
-def run_sweep(params: list[str], *, config: str | None = None, dataset: str | None = None, overrides: list[str] = (),
+def run_sweep(params: list[str], *, config: list[str] | None = None, dataset: str | None = None, overrides: list[str] = (),
               results: str | Path = "runs/sweep", resume: bool = False, num_samples: int = 1, scheduler: str = "asha",
               grace_evals: int = 1, address: str | None = None, max_concurrent: int | None = None,
               cpus_per_trial: float = 1.0, gpus_per_trial: float | None = None) -> int:
@@ -155,7 +152,7 @@ def run_sweep(params: list[str], *, config: str | None = None, dataset: str | No
             dataset = str(Path(dataset).resolve())
         else:
             overrides += [f"dataset={json.dumps(str(Path(cfg.dataset).resolve()))}"]
-    base_config = str(Path(config).resolve()) if config else None
+    base_config = [str(Path(c).resolve()) for c in config or []]
 
     ray.init(address=address, include_dashboard=False if address is None else None, logging_level=logging.WARNING)
     gpus, overrides = gpu_share(gpus_per_trial, ray.cluster_resources().get("GPU", 0), overrides)

@@ -3,11 +3,11 @@
 Unknown keys, wrong types and unknown tasks are errors before anything runs. ``--set a.b=value``
 overrides use YAML scalars, so ``true``/``false`` are real booleans (not ``bool("False") == True``).
 
-A YAML file may name overlays (``overlay: ../../../smoke.yaml``, or a list; paths relative to the
-file): YAML files whose keys are laid over its own, section by section. The shipped ``smoke/``
-configs use the one overlay :data:`SMOKE_OVERLAY` (tiny budgets for tests and quick checks);
-``load_config(path, overlays=[...])`` lays overlays over any config, as repeated ``--config`` files
-do in `morec train` (``configs/shaping/*.yaml`` are such overlays).
+A YAML file may name overlays (``overlay: other.yaml``, or a list; paths relative to the file):
+YAML files whose keys are laid over its own, section by section. ``load_config(path,
+overlays=[...])`` lays overlays over any config, as repeated ``--config`` files do in `morec train`:
+:data:`SMOKE_OVERLAY` (``--config smoke.yaml``, tiny budgets for tests and quick checks) and
+``configs/shaping/*.yaml`` are such overlays.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from morec.rollout.config import RolloutConfig
 from morec.shaping.config import ShapingConfig
 from morec.tasks import get_task
 
-SMOKE_OVERLAY = (configs_dir() or Path("configs")) / "smoke.yaml"  # the smoke budget every smoke/ config lays over its settings
+SMOKE_OVERLAY = (configs_dir() or Path("configs")) / "smoke.yaml"  # the smoke budget, laid over any config
 OVERLAY_KEY = "overlay"
 
 
@@ -65,8 +65,8 @@ class TrainSettings:
         self.stack_seeds = _switch("train.stack_seeds", self.stack_seeds)
 
     def compiles(self, device: str) -> bool:
-        """Whether the learner is compiled on ``device``: ``auto`` compiles on CUDA only (on one CPU
-        thread it gains 3-4 %, see docs/speed.md, and costs half a minute of compiling)."""
+        """Whether the learner is compiled on ``device``: ``auto`` compiles on CUDA only (on the CPU the
+        gain is small against the compile time; docs/speed.md has the numbers)."""
         return _is_on(self.compile, device)
 
     def evaluates_in_background(self, device: str) -> bool:
@@ -76,8 +76,8 @@ class TrainSettings:
 
     def stacks_seeds(self, device: str) -> bool:
         """Whether ``--seeds`` updates the seeds as one stacked learner: ``auto`` does so on CUDA, where
-        a step waits on kernel launches; on one CPU thread it gained 1.2x for MOPO and nothing for MOBILE
-        (docs/speed.md), and the seeds' runs then differ from separate runs in float rounding."""
+        a step waits on kernel launches (on the CPU the gain is small: docs/speed.md), and the seeds'
+        runs then differ from separate runs in float rounding."""
         return _is_on(self.stack_seeds, device)
 
 

@@ -137,7 +137,7 @@ class TrainingLoop:
     """Trains ``components.algorithm`` to ``cfg.train.epochs`` in ``run`` (a :class:`RunDirectory`,
     closed when :meth:`run` returns). ``resume=True`` continues from the run's checkpoint."""
 
-    TRUNCATION_WARNING = 0.9  # warn when the filter cuts this fraction of the first rollout's start states
+    TRUNCATION_WARNING = 0.9  # warn when the filter cuts this fraction of the first rollout's start states into fake terminals
 
     def __init__(self, cfg: TrainConfig, run: RunDirectory, components: TrainingComponents, resume: bool = False,
                  show_progress: bool = True):
@@ -217,17 +217,17 @@ class TrainingLoop:
             self._warn_if_the_filter_ends_almost_every_rollout(self.rollouts[0])
 
     def _warn_if_the_filter_ends_almost_every_rollout(self, first: dict[str, float]) -> None:
-        """A filter that cuts nearly every rollout short starves the learner, and with
-        ``truncate_as: terminal`` fills the model data with fake terminals: on HalfCheetah
-        medium-replay that made MOPO + MOREC fail (docs/morec_learning). Said once, at the first rollout."""
-        if not self.cfg.morec or first["truncation_rate"] < self.TRUNCATION_WARNING:
+        """A filter that cuts nearly every rollout short with ``truncate_as: terminal`` fills the model
+        data with fake terminals, and the critic learns a horizon of a few steps: on HalfCheetah and
+        Hopper medium-replay that made MOPO + MOREC fail (docs/morec_learning). Cuts written as ``stop``
+        did not. Said once, at the first rollout."""
+        if not self.cfg.morec or self.cfg.filter.truncate_as != "terminal" or first["truncation_rate"] < self.TRUNCATION_WARNING:
             return
-        fake = " and marked each cut a terminal" if self.cfg.filter.truncate_as == "terminal" else ""
         warnings.warn(
             f"the MOREC filter (filter.threshold={self.cfg.filter.threshold}) cut {first['truncation_rate']:.0%} of the "
-            f"first rollout's start states short (mean length {first['mean_length']:.1f} of {self.cfg.rollout.horizon}){fake}; "
-            "if the learner stalls, try filter.threshold=auto (it keeps held-out real transitions) or filter.truncate_as=stop",
-            stacklevel=2)
+            f"first rollout's start states short (mean length {first['mean_length']:.1f} of {self.cfg.rollout.horizon}) and "
+            "marked each cut a terminal; if the learner stalls, use filter.truncate_as=stop (the recommended MOREC configs do) "
+            "or filter.threshold=auto", stacklevel=2)
 
     def steps(self, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> Generator[UpdateRequest, ModelBasedStats, dict]:
         """The run, top to bottom: epochs of gradient steps, a model rollout every ``rollout.freq``

@@ -22,11 +22,8 @@ Whether seeds share a dynamics model and dynamics reward is the config's ``model
 separate runs: unset, each seed trains (or loads from the cache) its own (a stacked MOBILE penalty
 then samples each seed's next states from its own ensemble); ``model_seed: 0`` makes them share
 one, trained once. Each run's ``config.yaml`` and ``summary.json`` say which, and the summary's
-``stacked_with_seeds`` names the seeds a run was stacked with.
-
-Running the seeds' CUDA graphs side by side on CUDA streams of their own (lockstep) was tried and
-ended in an illegal memory access with 8 seeds (2 passed); likely causes, both shared between the
-seeds' graphs: cuBLAS's workspace and the CUDA generator's graph-side seed and offset.
+``stacked_with_seeds`` names the seeds a run was stacked with. (Why the seeds' CUDA graphs do not
+run on streams of their own: docs/cuda_check.md.)
 """
 
 from __future__ import annotations

@@ -8,10 +8,11 @@ from pathlib import Path
 from morec.bundled_configs import configs_dir
 from morec.tasks import D4RL_LEVELS
 
-# the shipped variants: config file stems under configs/<benchmark>/<task>/[smoke/]; `_morec_matched`: MOREC's
-# rollout and filter with the host's learner settings (scripts/make_configs.py). A configs tree of your
-# own (--configs) may name others.
-VARIANTS = ("mopo", "mopo_morec", "mopo_morec_matched", "mobile", "mobile_morec", "mobile_morec_matched")
+# the shipped variants: config files under configs/<benchmark>/<task>/ without .yaml; `_morec`: MOREC as
+# morec recommends it, `_morec_matched`: MOREC's rollout and filter with the host's learner settings,
+# `paper/`: the paper's launcher (scripts/make_configs.py). A configs tree of your own (--configs) may name others.
+VARIANTS = ("mopo", "mopo_morec", "mopo_morec_matched", "paper/mopo_morec",
+            "mobile", "mobile_morec", "mobile_morec_matched", "paper/mobile_morec")
 DEFAULT_VARIANTS = ("mopo", "mopo_morec", "mobile", "mobile_morec")  # a suite without --variants
 
 BENCHMARK_TASKS = {
@@ -50,7 +51,7 @@ class SuiteConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     results: Path = Path("runs/suite")
     configs: Path = DEFAULT_CONFIGS
-    smoke: bool = False  # the configs' smoke variants (tests, trying a setup)
+    smoke: bool = False  # lay the smoke budget (configs/smoke.yaml) over every run's config (tests, trying a setup)
     dataset: str | None = None  # one dataset source for every task (else each task's benchmark file)
     overrides: list[str] = field(default_factory=list)  # `--set key=value` for every run, after the suite's own
     retries: int = 1  # extra attempts for a failed run (each resumes from its checkpoint) before it is reported
@@ -70,10 +71,16 @@ class SuiteConfig:
     def known_variants(self) -> list[str]:
         """The variants the configs tree has a file for (under any task): the shipped :data:`VARIANTS`,
         or the names of a tree of your own (``--configs``)."""
-        return sorted({path.stem for path in (self.configs / self.benchmark).glob("*/*.yaml")})
+        tasks = [folder for folder in (self.configs / self.benchmark).iterdir() if folder.is_dir()]
+        return sorted({path.relative_to(task).with_suffix("").as_posix() for task in tasks for path in task.rglob("*.yaml")})
 
     def config_path(self, run: RunSpec) -> Path:
-        return self.configs / self.benchmark / run.task / ("smoke" if self.smoke else "") / f"{run.variant}.yaml"
+        return self.configs / self.benchmark / run.task / f"{run.variant}.yaml"
+
+    @property
+    def overlays(self) -> list[Path]:
+        """Files laid over every run's config: the smoke budget with ``smoke``."""
+        return [self.configs / "smoke.yaml"] if self.smoke else []
 
     def check(self) -> None:
         """Every run's config file exists (before anything is scheduled)."""

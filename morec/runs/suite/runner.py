@@ -30,9 +30,8 @@ from morec.runs.suite.plan import RunSpec, SuiteConfig, plan_runs
 from morec.runs.suite.report import write_curves, write_table
 from morec.runs.suite.worker import Children, RunOutcome, execute_run, is_finished
 
-# Ray's GPU share for one run where the cluster has GPUs: 8 runs per GPU. On an H100, 8 concurrent
-# MOBILE processes gave 3.1x the gradient steps/s of one, 4 gave 2.1x, 12 gave 3.3x
-# (scripts/bench_shared_device.py, docs/cuda_check.md).
+# Ray's GPU share for one run where the cluster has GPUs: 8 runs per GPU (why: docs/cuda_check.md,
+# scripts/bench_shared_device.py).
 DEFAULT_GPUS_PER_RUN = 0.125
 
 

@@ -82,7 +82,7 @@ def run_config(run: RunSpec, cfg: SuiteConfig) -> TrainConfig:
     the suite's shared model cache and the run's seed set on the dataclass."""
     from morec.training.config import load_config
 
-    resolved = load_config(cfg.config_path(run), cfg.overrides)
+    resolved = load_config(cfg.config_path(run), cfg.overrides, overlays=cfg.overlays)
     return replace(resolved, cache_dir=str(cfg.results / "cache"), seed=run.seed, dataset=cfg.dataset or resolved.dataset)
 
 
