@@ -467,3 +467,10 @@ def test_a_run_written_before_the_config_named_models_resumes(hopper_file, tmp_p
     (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(written, sort_keys=False))
     resumed = start_run(cfg, tmp_path / "run", resume=True, show_progress=False)
     assert resumed.epoch == 1 and resumed.run()["epochs"] == 2
+
+
+def test_every_algorithm_a_config_may_name_has_a_learner():
+    from morec.learners.config import ALGORITHMS
+    from morec.training.factory import LEARNERS
+
+    assert set(LEARNERS) == set(ALGORITHMS)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+ALGORITHMS = ("mobile", "mopo")  # a training config's `algorithm`; morec.training.factory.LEARNERS builds each
+
 
 @dataclass
 class AgentConfig:

@@ -27,7 +27,7 @@ from morec.bundled_configs import configs_dir, find_config
 from morec.dynamics.config import EnsembleConfig
 from morec.dynamics_reward.config import MIN_SNAPSHOTS, DynamicsRewardConfig, FewSnapshotsWarning, MorecFilterConfig
 from morec.errors import UserError
-from morec.learners.config import AgentConfig, MobileConfig
+from morec.learners.config import ALGORITHMS, AgentConfig, MobileConfig
 from morec.rollout.config import RolloutConfig
 from morec.shaping.config import ShapingConfig
 from morec.tasks import get_task
@@ -98,7 +98,7 @@ def _switch(key: str, value: str | bool) -> str:
 @dataclass
 class TrainConfig:
     task: str = "hopper-medium-replay-v2"
-    algorithm: str = "mobile"  # "mobile" or "mopo"
+    algorithm: str = "mobile"  # one of ALGORITHMS: "mobile" or "mopo"
     morec: bool = False
     seed: int = 0
     model_seed: int | None = None  # seed of the dynamics and the dynamics reward (None: `seed`); one value for
@@ -120,8 +120,8 @@ class TrainConfig:
     shaping: ShapingConfig = field(default_factory=ShapingConfig)  # reward shaping (default: none)
 
     def __post_init__(self) -> None:
-        if self.algorithm not in ("mobile", "mopo"):
-            raise ConfigError(f"algorithm must be 'mobile' or 'mopo', got {self.algorithm!r}")
+        if self.algorithm not in ALGORITHMS:
+            raise ConfigError(f"algorithm must be {' or '.join(repr(a) for a in ALGORITHMS)}, got {self.algorithm!r}")
         try:
             get_task(self.task)
         except KeyError as err:

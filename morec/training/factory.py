@@ -1,6 +1,8 @@
-"""Building the policy learner of a training config: MOPO or MOBILE with their actor and critics."""
+"""Building the policy learner of a training config (:data:`LEARNERS`: MOPO or MOBILE) with its actor and critics."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import gymnasium as gym
 import torch
@@ -11,6 +13,13 @@ from morec.learners.mopo import MOPO
 from morec.learners.networks import TwinCritic, build_actor
 from morec.learners.sac import ModelBasedSAC
 from morec.training.config import TrainConfig
+
+# algorithm name (morec.learners.config.ALGORITHMS) -> its learner from the config, the dynamics and
+# the shared parts (policy, critic, agent settings, action size, total gradient steps)
+LEARNERS: dict[str, Callable[..., ModelBasedSAC]] = {
+    "mopo": lambda cfg, dynamics, **common: MOPO(**common),
+    "mobile": lambda cfg, dynamics, **common: MOBILE(dynamics=dynamics, mobile=cfg.mobile, **common),
+}
 
 
 def build_algorithm(cfg: TrainConfig, obs_dim: int, act_dim: int, action_space: gym.spaces.Box, dynamics) -> ModelBasedSAC:
@@ -24,8 +33,7 @@ def build_algorithm(cfg: TrainConfig, obs_dim: int, act_dim: int, action_space: 
     critic = TwinCritic(obs_dim, act_dim, cfg.agent.hidden_sizes, cfg.agent.num_critics, generator=gen)
     total = cfg.train.epochs * cfg.train.steps_per_epoch
     common = dict(policy=policy, critic=critic, config=cfg.agent, act_dim=act_dim, total_steps=total)
-    algo = MOBILE(dynamics=dynamics, mobile=cfg.mobile, **common) if cfg.algorithm == "mobile" else MOPO(**common)
-    algo = algo.to(cfg.device)
+    algo = LEARNERS[cfg.algorithm](cfg, dynamics, **common).to(cfg.device)
     if cfg.train.compiles(cfg.device):
         auto = cfg.train.compile == "auto"  # "on": a failure stops the run
         algo.compile_networks(eager_on_failure=auto)
