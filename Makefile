@@ -31,8 +31,9 @@ install: install-run
 quickstart: install-run
 	$(PYTHON) -m morec quickstart
 
-# ruff with the rules in ruff.toml, then the type checker (mypy.ini says on what)
+# ruff's format and rules (ruff.toml), then the type checker (mypy.ini says on what)
 lint: install
+	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m mypy
 

@@ -21,17 +21,24 @@ from morec.commands import command_modules
 from morec.errors import InputWarning, UserError
 
 DEBUG_ENV = "MOREC_DEBUG"
-SCRIPTS = ("In a source checkout, scripts/ adds tools that are no subcommands: bc_baseline.py (behaviour-cloning reference), "
-           "plot_curves.py (curves of a results root), credit_correlation.py, make_configs.py and the bench_*.py benchmarks.")
+SCRIPTS = (
+    "In a source checkout, scripts/ adds tools that are no subcommands: bc_baseline.py (behaviour-cloning reference), "
+    "plot_curves.py (curves of a results root), credit_correlation.py, make_configs.py and the bench_*.py benchmarks."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="morec", description="Offline model-based RL with MOREC dynamics rewards",
-                                     epilog=f"Mistakes print one line; --debug (or {DEBUG_ENV}=1) shows the traceback. {SCRIPTS}")
+    parser = argparse.ArgumentParser(
+        prog="morec",
+        description="Offline model-based RL with MOREC dynamics rewards",
+        epilog=f"Mistakes print one line; --debug (or {DEBUG_ENV}=1) shows the traceback. {SCRIPTS}",
+    )
     parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     # the same flag after the subcommand; SUPPRESS keeps it from resetting a --debug given before it
     debug = argparse.ArgumentParser(add_help=False)
-    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the Python traceback of an error")
+    debug.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show the Python traceback of an error"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for command in command_modules():
         p = sub.add_parser(command.NAME, parents=[debug], help=command.HELP, description=command.HELP)

@@ -2,7 +2,8 @@
 on one machine or a shared mount do not train the same model twice or run the same run twice.
 
 The lock belongs to an open file: it is released when the holder closes the file (or drops it and
-it is garbage-collected) or dies, so a killed worker never leaves a stale lock behind. ``flock`` works on local file systems and on
+it is garbage-collected) or dies, so a killed worker never leaves a stale lock behind. ``flock`` works on local file
+systems and on
 NFS mounts with lock support; where ``fcntl`` does not exist (Windows) locking is skipped.
 """
 

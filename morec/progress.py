@@ -50,7 +50,11 @@ class LineProgress:
     def print_line(self) -> None:
         done = f"{self.n}/{self.total}" if self.total else f"{self.n}"
         extra = "".join(f", {key} {value}" for key, value in self.postfix.items())
-        print(f"{self.desc}: {done} {self.unit}, {time.perf_counter() - self._start:.0f} s{extra}", file=sys.stderr, flush=True)
+        print(
+            f"{self.desc}: {done} {self.unit}, {time.perf_counter() - self._start:.0f} s{extra}",
+            file=sys.stderr,
+            flush=True,
+        )
         self._printed_at = self.n
 
     def close(self) -> None:
@@ -58,8 +62,16 @@ class LineProgress:
             self.print_line()
 
 
-def progress_bar(show: bool, *, total: int | None, desc: str, unit: str = "it", initial: int = 0,
-                 line_every: int | None = 1, **tqdm_options: Any) -> tqdm | LineProgress:
+def progress_bar(
+    show: bool,
+    *,
+    total: int | None,
+    desc: str,
+    unit: str = "it",
+    initial: int = 0,
+    line_every: int | None = 1,
+    **tqdm_options: Any,
+) -> tqdm | LineProgress:
     """A tqdm bar when ``show`` and stderr is a terminal; a :class:`LineProgress` printing a line
     every ``line_every`` units when ``show`` and stderr is a file; a silent bar without ``show``."""
     if show and not on_terminal():
@@ -67,11 +79,21 @@ def progress_bar(show: bool, *, total: int | None, desc: str, unit: str = "it", 
     return tqdm(total=total, desc=desc, unit=unit, initial=initial, disable=not show, **tqdm_options)
 
 
-def progress_iter(show: bool, iterable: Iterable[T], *, total: int, desc: str, unit: str = "it",
-                  line_every: int | None = None, **tqdm_options: Any) -> Iterator[T]:
+def progress_iter(
+    show: bool,
+    iterable: Iterable[T],
+    *,
+    total: int,
+    desc: str,
+    unit: str = "it",
+    line_every: int | None = None,
+    **tqdm_options: Any,
+) -> Iterator[T]:
     """``iterable`` with :func:`progress_bar` progress; in a log file a line every ``line_every``
     items (default: every tenth of ``total``)."""
-    bar = progress_bar(show, total=total, desc=desc, unit=unit, line_every=line_every or max(1, total // 10), **tqdm_options)
+    bar = progress_bar(
+        show, total=total, desc=desc, unit=unit, line_every=line_every or max(1, total // 10), **tqdm_options
+    )
     try:
         for item in iterable:
             yield item

@@ -1,6 +1,6 @@
 """Behaviour-cloning baseline on a dataset: normalised score over evaluation episodes (JSON).
 
-    python scripts/bc_baseline.py --dataset data/hopper/hopper-medium.hdf5 --task hopper-medium-v2 --seeds 0,1,2
+python scripts/bc_baseline.py --dataset data/hopper/hopper-medium.hdf5 --task hopper-medium-v2 --seeds 0,1,2
 """
 
 from __future__ import annotations
@@ -36,14 +36,33 @@ def main() -> None:
     env_id, layout = get_task(args.task).eval_env_id, ds.metadata["layout"]
     results = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        policy, losses = train_bc(ds, make_eval_env(env_id, layout).action_space, BCConfig(steps=args.steps), seed, args.device)
+        policy, losses = train_bc(
+            ds, make_eval_env(env_id, layout).action_space, BCConfig(steps=args.steps), seed, args.device
+        )
         returns = evaluate(policy, env_id, layout, args.episodes, seed=seed + 10_000)
-        results.append({"seed": seed, "return_mean": float(returns.mean()),
-                        "normalized_score": float(normalized_score(args.task, returns).mean()), "final_loss": losses[-1]})
+        results.append(
+            {
+                "seed": seed,
+                "return_mean": float(returns.mean()),
+                "normalized_score": float(normalized_score(args.task, returns).mean()),
+                "final_loss": losses[-1],
+            }
+        )
     scores = np.array([r["normalized_score"] for r in results])
-    print(json.dumps({"dataset": args.dataset, "task": args.task, "steps": args.steps, "runs": results,
-                      "normalized_score_mean": float(scores.mean()), "normalized_score_std": float(scores.std()),
-                      "dataset_mean_return": float(ds.returns().mean())}, indent=2))
+    print(
+        json.dumps(
+            {
+                "dataset": args.dataset,
+                "task": args.task,
+                "steps": args.steps,
+                "runs": results,
+                "normalized_score_mean": float(scores.mean()),
+                "normalized_score_std": float(scores.std()),
+                "dataset_mean_return": float(ds.returns().mean()),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> dict:
     counts = [int(x) for x in args.envs.split(",")]
     envs = {n: [make_env(args.env, i) for i in range(n)] for n in counts}
     probe = envs[counts[0]][0]
-    act = policy_batch_act_fn(build_sac(probe.observation_space.shape[0], probe.action_space, SACConfig(hidden_size=256), "cpu").policy,
-                              deterministic=False)
+    act = policy_batch_act_fn(
+        build_sac(probe.observation_space.shape[0], probe.action_space, SACConfig(hidden_size=256), "cpu").policy,
+        deterministic=False,
+    )
     rates: dict[int, list[float]] = {n: [] for n in counts}
     for _ in range(args.rounds):
         for n in counts:
@@ -49,7 +51,10 @@ def main(argv: list[str] | None = None) -> dict:
             rates[n].append(args.steps / (time.perf_counter() - start))
     median = {n: statistics.median(r) for n, r in rates.items()}
     report = {
-        "env": args.env, "steps": args.steps, "rounds": args.rounds, "torch_threads": torch.get_num_threads(),
+        "env": args.env,
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "torch_threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
         "steps_per_s": {str(n): round(median[n], 1) for n in counts},
         "steps_per_s_all_rounds": {str(n): [round(r, 1) for r in rates[n]] for n in counts},

@@ -45,8 +45,11 @@ def morec_steppers(device: str):
     from morec.learners import MOBILE, MOPO, MixedSampler
 
     steppers = {}
-    for name, cls, penalty_dtype in (("mobile", MOBILE, "float32"), ("mobile_bfloat16_penalty", MOBILE, "bfloat16"),
-                                     ("mopo", MOPO, "float32")):
+    for name, cls, penalty_dtype in (
+        ("mobile", MOBILE, "float32"),
+        ("mobile_bfloat16_penalty", MOBILE, "bfloat16"),
+        ("mopo", MOPO, "float32"),
+    ):
         algo = make(cls, device, penalty_dtype)
         real, model = data(device, N_DATA)
         sampler = MixedSampler(real, model, REAL_RATIO, torch.Generator(device=device).manual_seed(0))
@@ -77,31 +80,59 @@ def kit_parts(kit_dir: str, device: str):
 
     def buffer():
         buf = ReplayBuffer(N_DATA, (OBS,), np.float32, ACT, np.float32, device)
-        buf.add_batch(rng.normal(size=(N_DATA, OBS)).astype(np.float32), rng.normal(size=(N_DATA, OBS)).astype(np.float32),
-                      rng.uniform(-1, 1, size=(N_DATA, ACT)).astype(np.float32), rng.normal(size=(N_DATA, 1)).astype(np.float32),
-                      (rng.random((N_DATA, 1)) < 0.01).astype(np.float32))
+        buf.add_batch(
+            rng.normal(size=(N_DATA, OBS)).astype(np.float32),
+            rng.normal(size=(N_DATA, OBS)).astype(np.float32),
+            rng.uniform(-1, 1, size=(N_DATA, ACT)).astype(np.float32),
+            rng.normal(size=(N_DATA, 1)).astype(np.float32),
+            (rng.random((N_DATA, 1)) < 0.01).astype(np.float32),
+        )
         return buf
 
     def agent():
         torch.manual_seed(0)
         backbone = MLP(input_dim=OBS, hidden_dims=[256, 256])
-        dist = TanhDiagGaussian(latent_dim=backbone.output_dim, output_dim=ACT, unbounded=True, conditioned_sigma=True, max_mu=1.0)
+        dist = TanhDiagGaussian(
+            latent_dim=backbone.output_dim, output_dim=ACT, unbounded=True, conditioned_sigma=True, max_mu=1.0
+        )
         actor = ActorProb(backbone, dist, device)
-        critics = torch.nn.ModuleList(Critic(MLP(input_dim=OBS + ACT, hidden_dims=[256, 256]), device) for _ in range(2))
+        critics = torch.nn.ModuleList(
+            Critic(MLP(input_dim=OBS + ACT, hidden_dims=[256, 256]), device) for _ in range(2)
+        )
         log_alpha = torch.zeros(1, requires_grad=True, device=device)
         alpha = (-ACT, log_alpha, torch.optim.Adam([log_alpha], lr=1e-4))
-        return actor, critics, torch.optim.Adam(actor.parameters(), lr=1e-4), torch.optim.Adam(critics.parameters(), lr=3e-4), alpha
+        return (
+            actor,
+            critics,
+            torch.optim.Adam(actor.parameters(), lr=1e-4),
+            torch.optim.Adam(critics.parameters(), lr=3e-4),
+            alpha,
+        )
 
-    model = EnsembleDynamicsModel(obs_dim=OBS, action_dim=ACT, hidden_dims=[200] * 4, num_ensemble=7, num_elites=5,
-                                  weight_decays=[2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4], device=device)
+    model = EnsembleDynamicsModel(
+        obs_dim=OBS,
+        action_dim=ACT,
+        hidden_dims=[200] * 4,
+        num_ensemble=7,
+        num_elites=5,
+        weight_decays=[2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4],
+        device=device,
+    )
     scaler = StandardScaler()
     scaler.fit(rng.normal(size=(1000, OBS + ACT)))
-    dynamics = EnsembleDynamics(model, torch.optim.Adam(model.parameters(), lr=1e-3), scaler, lambda o, a, n: np.zeros((len(o), 1), bool))
+    dynamics = EnsembleDynamics(
+        model, torch.optim.Adam(model.parameters(), lr=1e-3), scaler, lambda o, a, n: np.zeros((len(o), 1), bool)
+    )
     actor, critics, actor_optim, critics_optim, alpha = agent()
-    policies = {"mobile": MOBILEPolicy(dynamics, actor, critics, actor_optim, critics_optim, alpha=alpha, penalty_coef=1.5,
-                                       num_samples=10)}
+    policies = {
+        "mobile": MOBILEPolicy(
+            dynamics, actor, critics, actor_optim, critics_optim, alpha=alpha, penalty_coef=1.5, num_samples=10
+        )
+    }
     actor, critics, actor_optim, _, alpha = agent()
-    critic_optims = [torch.optim.Adam(c.parameters(), lr=3e-4) for c in critics]  # run_mopo.py: one optimiser per critic
+    critic_optims = [
+        torch.optim.Adam(c.parameters(), lr=3e-4) for c in critics
+    ]  # run_mopo.py: one optimiser per critic
     policies["mopo"] = MOPOPolicy(dynamics, actor, critics[0], critics[1], actor_optim, *critic_optims, alpha=alpha)
     real, fake = buffer(), buffer()
     n_real = int(BATCH * REAL_RATIO)
@@ -109,6 +140,7 @@ def kit_parts(kit_dir: str, device: str):
     def stepper(policy):
         def step():  # what mb_policy_trainer.py does per gradient step
             policy.learn({"real": real.sample(n_real), "fake": fake.sample(BATCH - n_real)})
+
         return step
 
     for policy in policies.values():
@@ -142,8 +174,12 @@ def measure(kit_dir: str, steps: int, blocks: int, threads: int, tuned: bool) ->
                     step()
                 times[lib].append(n / (time.perf_counter() - start))
         rates = {lib: round(statistics.median(v), 2) for lib, v in times.items()}
-        out[name] = {"gradient_steps_per_s": rates, "morec_over_offlinerl_kit": round(rates["morec"] / rates["offlinerl_kit"], 3),
-                     "steps_per_block": n, "blocks": blocks}
+        out[name] = {
+            "gradient_steps_per_s": rates,
+            "morec_over_offlinerl_kit": round(rates["morec"] / rates["offlinerl_kit"], 3),
+            "steps_per_block": n,
+            "blocks": blocks,
+        }
     out["rollout_b50000_h5"] = rollout_throughput(kit_mopo)
     out["dynamics_epoch_100k"] = dynamics_epoch_seconds(kit_dynamics)
     return out
@@ -153,8 +189,12 @@ def fit_view(data: dict):
     """Kit's training dict (``rewards [N, 1]``) as what ``fit_ensemble`` reads (``rewards [N]``)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(observations=data["observations"], actions=data["actions"],
-                           next_observations=data["next_observations"], rewards=data["rewards"][:, 0])
+    return SimpleNamespace(
+        observations=data["observations"],
+        actions=data["actions"],
+        next_observations=data["next_observations"],
+        rewards=data["rewards"][:, 0],
+    )
 
 
 def rollout_throughput(kit_mopo, batch: int = 50_000, horizon: int = 5, repeats: int = 3) -> dict:
@@ -171,7 +211,12 @@ def rollout_throughput(kit_mopo, batch: int = 50_000, horizon: int = 5, repeats:
     from morec.learners import MOPO, sample_action
 
     actor = make(MOPO, "cpu").actor
-    engine = RolloutEngine(EnsembleDynamics(TaskInfo(OBS, ACT), EnsembleConfig(), seed=0).eval(), never, RolloutConfig(horizon=horizon), seed=0)
+    engine = RolloutEngine(
+        EnsembleDynamics(TaskInfo(OBS, ACT), EnsembleConfig(), seed=0).eval(),
+        never,
+        RolloutConfig(horizon=horizon),
+        seed=0,
+    )
     starts = np.random.default_rng(0).normal(size=(batch, OBS)).astype(np.float32)
     buffer = ModelBuffer(batch * horizon, OBS, ACT, "cpu")
 
@@ -208,12 +253,19 @@ def dynamics_epoch_seconds(kit_dynamics, epochs: int = 3, repeats: int = 2) -> d
 
     rng = np.random.default_rng(1)
     obs = rng.normal(size=(N_DATA, OBS)).astype(np.float32)
-    data = {"observations": obs, "actions": rng.uniform(-1, 1, size=(N_DATA, ACT)).astype(np.float32),
-            "next_observations": obs + 0.01 * rng.normal(size=(N_DATA, OBS)).astype(np.float32),
-            "rewards": rng.normal(size=(N_DATA, 1)).astype(np.float32)}
+    data = {
+        "observations": obs,
+        "actions": rng.uniform(-1, 1, size=(N_DATA, ACT)).astype(np.float32),
+        "next_observations": obs + 0.01 * rng.normal(size=(N_DATA, OBS)).astype(np.float32),
+        "rewards": rng.normal(size=(N_DATA, 1)).astype(np.float32),
+    }
 
     def ours():
-        fit_ensemble(EnsembleDynamics(TaskInfo(OBS, ACT), EnsembleConfig(max_epochs=epochs), seed=0), fit_view(data), show_progress=False)
+        fit_ensemble(
+            EnsembleDynamics(TaskInfo(OBS, ACT), EnsembleConfig(max_epochs=epochs), seed=0),
+            fit_view(data),
+            show_progress=False,
+        )
 
     def kit():
         with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
@@ -226,11 +278,17 @@ def dynamics_epoch_seconds(kit_dynamics, epochs: int = 3, repeats: int = 2) -> d
             run()
             seconds[lib].append((time.perf_counter() - start) / epochs)
     per_epoch = {lib: round(statistics.median(v), 2) for lib, v in seconds.items()}
-    return {"seconds_per_epoch": per_epoch, "offlinerl_kit_over_morec": round(per_epoch["offlinerl_kit"] / per_epoch["morec"], 3),
-            "epochs_per_run": epochs, "runs": repeats}
+    return {
+        "seconds_per_epoch": per_epoch,
+        "offlinerl_kit_over_morec": round(per_epoch["offlinerl_kit"] / per_epoch["morec"], 3),
+        "epochs_per_run": epochs,
+        "runs": repeats,
+    }
 
 
-def epochs_to_stop(kit_dir: str, hdf5: str, threads: int, libraries: tuple[str, ...] = ("morec", "offlinerl_kit"), seed: int = 0) -> dict:
+def epochs_to_stop(
+    kit_dir: str, hdf5: str, threads: int, libraries: tuple[str, ...] = ("morec", "offlinerl_kit"), seed: int = 0
+) -> dict:
     """Each library's ensemble training run to its own early stop (5 epochs without a 1 % holdout
     gain, no epoch cap) on the same D4RL-format file: epochs, seconds, and each library's holdout MSE
     of its elites' means (raw targets: next-state deltas and reward; each on its own random 1,000
@@ -248,21 +306,32 @@ def epochs_to_stop(kit_dir: str, hdf5: str, threads: int, libraries: tuple[str, 
     torch.set_num_threads(threads)
     keep_freed_memory()
     fields = read_d4rl_hdf5(Path(hdf5))[0]
-    data = {k: np.asarray(fields[k], dtype=np.float32) for k in ("observations", "actions", "next_observations", "rewards")}
+    data = {
+        k: np.asarray(fields[k], dtype=np.float32) for k in ("observations", "actions", "next_observations", "rewards")
+    }
     data["rewards"] = data["rewards"].reshape(-1, 1)
     obs_dim, act_dim = data["observations"].shape[1], data["actions"].shape[1]
 
     result = {"dataset": hdf5, "transitions": len(data["rewards"]), "threads": threads, "seed": seed}
     if "morec" in libraries:
         start = time.perf_counter()
-        report = fit_ensemble(EnsembleDynamics(TaskInfo(obs_dim, act_dim), EnsembleConfig(), seed=seed), fit_view(data), seed=seed,
-                              show_progress=False)
-        result["morec"] = {"epochs": report.epochs, "seconds": round(time.perf_counter() - start, 1),
-                           "elite_holdout_mse": round(report.elite_holdout_mse, 5)}
+        report = fit_ensemble(
+            EnsembleDynamics(TaskInfo(obs_dim, act_dim), EnsembleConfig(), seed=seed),
+            fit_view(data),
+            seed=seed,
+            show_progress=False,
+        )
+        result["morec"] = {
+            "epochs": report.epochs,
+            "seconds": round(time.perf_counter() - start, 1),
+            "elite_holdout_mse": round(report.elite_holdout_mse, 5),
+        }
     if "offlinerl_kit" in libraries:
         result["offlinerl_kit"] = kit_epochs_to_stop(data, obs_dim, act_dim, seed)
     if {"morec", "offlinerl_kit"} <= set(libraries):
-        result["seconds_per_epoch"] = {name: round(result[name]["seconds"] / result[name]["epochs"], 2) for name in libraries}
+        result["seconds_per_epoch"] = {
+            name: round(result[name]["seconds"] / result[name]["epochs"], 2) for name in libraries
+        }
     return result
 
 
@@ -282,10 +351,21 @@ def kit_epochs_to_stop(data: dict, obs_dim: int, act_dim: int, seed: int = 0) ->
 
     torch.manual_seed(seed)
     np.random.seed(seed)
-    model = EnsembleDynamicsModel(obs_dim=obs_dim, action_dim=act_dim, hidden_dims=[200] * 4, num_ensemble=7, num_elites=5,
-                                  weight_decays=[2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4], device="cpu")
-    kit = KitDynamics(model, torch.optim.Adam(model.parameters(), lr=1e-3), StandardScaler(),
-                      lambda o, a, n: np.zeros((len(o), 1), bool))
+    model = EnsembleDynamicsModel(
+        obs_dim=obs_dim,
+        action_dim=act_dim,
+        hidden_dims=[200] * 4,
+        num_ensemble=7,
+        num_elites=5,
+        weight_decays=[2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4],
+        device="cpu",
+    )
+    kit = KitDynamics(
+        model,
+        torch.optim.Adam(model.parameters(), lr=1e-3),
+        StandardScaler(),
+        lambda o, a, n: np.zeros((len(o), 1), bool),
+    )
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         logger = Logger(tmp, {"dynamics_training_progress": "csv"})
         start = time.perf_counter()
@@ -293,8 +373,11 @@ def kit_epochs_to_stop(data: dict, obs_dim: int, act_dim: int, seed: int = 0) ->
         seconds = time.perf_counter() - start
         with open(Path(tmp) / "record" / "dynamics_training_progress.csv") as f:
             rows = list(csv.DictReader(f))
-    return {"epochs": len(rows), "seconds": round(seconds, 1),
-            "elite_holdout_mse_last_epoch": round(float(rows[-1]["loss/dynamics_holdout_loss"]), 5)}
+    return {
+        "epochs": len(rows),
+        "seconds": round(seconds, 1),
+        "elite_holdout_mse_last_epoch": round(float(rows[-1]["loss/dynamics_holdout_loss"]), 5),
+    }
 
 
 def main() -> None:
@@ -303,11 +386,17 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20, help="MOBILE steps per block (MOPO: 10x)")
     p.add_argument("--blocks", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--epochs-to-stop", metavar="HDF5",
-                   help="instead: train both libraries' ensembles to their own early stop on this D4RL-format file")
-    p.add_argument("--libraries", default="morec,offlinerl_kit",
-                   help="with --epochs-to-stop: the libraries to train, one after the other (run one per process "
-                        "to train them at the same time on two idle cores)")
+    p.add_argument(
+        "--epochs-to-stop",
+        metavar="HDF5",
+        help="instead: train both libraries' ensembles to their own early stop on this D4RL-format file",
+    )
+    p.add_argument(
+        "--libraries",
+        default="morec,offlinerl_kit",
+        help="with --epochs-to-stop: the libraries to train, one after the other (run one per process "
+        "to train them at the same time on two idle cores)",
+    )
     p.add_argument("--seed", type=int, default=0, help="with --epochs-to-stop: both libraries' seed")
     p.add_argument("--child", choices=("default", "tuned"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -316,15 +405,33 @@ def main() -> None:
         if not libraries or set(libraries) - {"morec", "offlinerl_kit"}:
             p.error(f"--libraries: {args.libraries!r}; give morec, offlinerl_kit or both, comma-separated")
         sys.path.insert(0, args.kit_dir)
-        print(json.dumps(epochs_to_stop(args.kit_dir, args.epochs_to_stop, args.threads, libraries, args.seed), indent=2))
+        print(
+            json.dumps(epochs_to_stop(args.kit_dir, args.epochs_to_stop, args.threads, libraries, args.seed), indent=2)
+        )
         return
     if args.child:
         print(json.dumps(measure(args.kit_dir, args.steps, args.blocks, args.threads, args.child == "tuned")))
         return
     result = {"machine": platform.processor() or platform.machine(), "threads": args.threads, "batch_size": BATCH}
     for allocator in ("default", "tuned"):  # a process cannot undo the allocator setting: one child each
-        child = subprocess.run([sys.executable, __file__, args.kit_dir, "--steps", str(args.steps), "--blocks", str(args.blocks),
-                                "--threads", str(args.threads), "--child", allocator], capture_output=True, text=True, check=True)
+        child = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                args.kit_dir,
+                "--steps",
+                str(args.steps),
+                "--blocks",
+                str(args.blocks),
+                "--threads",
+                str(args.threads),
+                "--child",
+                allocator,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         result[f"allocator_{allocator}"] = json.loads(child.stdout.strip().splitlines()[-1])
     print(json.dumps(result, indent=2))
 

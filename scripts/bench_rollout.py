@@ -48,8 +48,14 @@ OBS, ACT = 11, 3
 
 def actor(device) -> torch.nn.Module:
     """A SAC-sized deterministic actor (256 x 256, tanh)."""
-    net = torch.nn.Sequential(torch.nn.Linear(OBS, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(),
-                              torch.nn.Linear(256, ACT), torch.nn.Tanh()).to(device)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(OBS, 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, ACT),
+        torch.nn.Tanh(),
+    ).to(device)
     return net.eval()
 
 
@@ -86,7 +92,9 @@ def time_reward(reward: DynamicsReward, states: int, candidates: int, device, re
 
 
 def time_engine(model, policy, batch: int, horizon: int, samples: int, device, repeats: int, selector=None) -> float:
-    engine = RolloutEngine(model, never, RolloutConfig(horizon=horizon, samples_per_member=samples), selector=selector, seed=0)
+    engine = RolloutEngine(
+        model, never, RolloutConfig(horizon=horizon, samples_per_member=samples), selector=selector, seed=0
+    )
     starts = torch.randn(batch, OBS, device=device)
     buf = ModelBuffer(batch * horizon, OBS, ACT, device)
     with torch.no_grad():
@@ -147,8 +155,12 @@ def layer_product_rates(device, repeats: int = 200) -> dict[str, float]:
     core reaches at all."""
     x, w = torch.randn(7, 256, 200, device=device), torch.randn(7, 200, 200, device=device)
     flops = 2 * 7 * 256 * 200 * 200
-    products = {"forward": lambda: torch.bmm(x, w), "weight_gradient": lambda: torch.bmm(x.transpose(1, 2), x),
-                "input_gradient": lambda: torch.bmm(x, w.transpose(1, 2)), "one_plain_product": lambda: torch.mm(x.reshape(-1, 200), w[0])}
+    products = {
+        "forward": lambda: torch.bmm(x, w),
+        "weight_gradient": lambda: torch.bmm(x.transpose(1, 2), x),
+        "input_gradient": lambda: torch.bmm(x, w.transpose(1, 2)),
+        "one_plain_product": lambda: torch.mm(x.reshape(-1, 200), w[0]),
+    }
     rates = {}
     for name, product in products.items():
         for _ in range(10):
@@ -179,14 +191,18 @@ def main() -> None:
     kit = time_kit_style(model, policy, mopo_b, 5, args.device, args.repeats)
     reward = reward_with_snapshots(10, args.device)
     selector = MorecSelector(reward, MorecFilterConfig(threshold=0.0))
-    distilled = MorecSelector(reward_with_snapshots(1, args.device, DistillationConfig().hidden_sizes), MorecFilterConfig(threshold=0.0))
+    distilled = MorecSelector(
+        reward_with_snapshots(1, args.device, DistillationConfig().hidden_sizes), MorecFilterConfig(threshold=0.0)
+    )
     morec_b = 2000 // scale
     reward_seconds = time_reward(reward, morec_b, 10, args.device, args.repeats)
     unfiltered = time_engine(model, policy, morec_b, 100, 2, args.device, args.repeats)
     filtered = time_engine(model, policy, morec_b, 100, 2, args.device, args.repeats, selector)
     filtered_distilled = time_engine(model, policy, morec_b, 100, 2, args.device, args.repeats, distilled)
     result = {
-        "device": str(torch.cuda.get_device_name(0)) if args.device.startswith("cuda") else platform.processor() or "cpu",
+        "device": str(torch.cuda.get_device_name(0))
+        if args.device.startswith("cuda")
+        else platform.processor() or "cpu",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "quick": args.quick,
@@ -197,8 +213,10 @@ def main() -> None:
             f"morec_distilled_b{morec_b}_h100_k10": round(filtered_distilled),
             f"kit_style_b{mopo_b}_h5": round(kit),
         },
-        "filtered_cost_vs_unfiltered": {"snapshots_10": round(unfiltered / filtered, 2),
-                                        "distilled": round(unfiltered / filtered_distilled, 2)},
+        "filtered_cost_vs_unfiltered": {
+            "snapshots_10": round(unfiltered / filtered, 2),
+            "distilled": round(unfiltered / filtered_distilled, 2),
+        },
         "engine_vs_kit_style_ratio": round(ours / kit, 2),
         "reward_d": {
             "workload": f"10 snapshots x 10 candidates x {morec_b} states",

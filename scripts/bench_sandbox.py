@@ -79,11 +79,21 @@ def main(argv: list[str] | None = None) -> dict:
                     rows[name].append(measure(worker, small, large, args.calls, args.large_calls))
                     if name == "jailed":
                         confine_seconds.append(worker.jail["seconds"])
-    report = {"machine": platform.machine(), "children": args.children, "calls": args.calls, "large_calls": args.large_calls,
-              "confine_ms": round(1000 * statistics.median(confine_seconds), 3)}
+    report = {
+        "machine": platform.machine(),
+        "children": args.children,
+        "calls": args.calls,
+        "large_calls": args.large_calls,
+        "confine_ms": round(1000 * statistics.median(confine_seconds), 3),
+    }
     for name, results in rows.items():
-        report[name] = {f"{key}_ms": round(1000 * statistics.median(r[key] for r in results), 3) for key in ("first", "small", "large")}
-    report["jailed_over_unjailed"] = {key: round(report["jailed"][key] / report["unjailed"][key], 3) for key in report["jailed"]}
+        report[name] = {
+            f"{key}_ms": round(1000 * statistics.median(r[key] for r in results), 3)
+            for key in ("first", "small", "large")
+        }
+    report["jailed_over_unjailed"] = {
+        key: round(report["jailed"][key] / report["unjailed"][key], 3) for key in report["jailed"]
+    }
     print(json.dumps(report, indent=2))
     return report
 

@@ -64,13 +64,29 @@ def worker(device: str, start_at: float, seconds: float, cuda_graph: bool, learn
 def concurrent(args, processes: int, learners: int) -> dict:
     """``processes`` workers of ``learners`` learners each, counted over one common window."""
     start_at = time.time() + WARMUP_S
-    command = [sys.executable, __file__, "--device", args.device, "--worker", str(start_at), str(args.seconds), "--learners", str(learners)]
-    procs = [subprocess.Popen(command + ["--cuda-graph"] * args.cuda_graph, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    command = [
+        sys.executable,
+        __file__,
+        "--device",
+        args.device,
+        "--worker",
+        str(start_at),
+        str(args.seconds),
+        "--learners",
+        str(learners),
+    ]
+    procs = [
+        subprocess.Popen(command + ["--cuda-graph"] * args.cuda_graph, stdout=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
     outs = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in procs]
     total = sum(o["steps"] for o in outs) / args.seconds
     runs = processes * learners
-    return {"aggregate_steps_per_s": round(total, 1), "per_run_steps_per_s": round(total / runs, 1),
-            "late_starts": sum(o["late_start"] for o in outs)}
+    return {
+        "aggregate_steps_per_s": round(total, 1),
+        "per_run_steps_per_s": round(total / runs, 1),
+        "late_starts": sum(o["late_start"] for o in outs),
+    }
 
 
 def main() -> None:
@@ -86,9 +102,13 @@ def main() -> None:
     if args.worker:
         worker(args.device, *args.worker, args.cuda_graph, args.learners)
         return
-    result = {"device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
-              "workload": "MOBILE update, 5 elites x 10 samples, batch 256, 256x256 networks, 1 CPU thread per process",
-              "cuda_graph": args.cuda_graph, "window_s": args.seconds, "concurrent": {}}
+    result = {
+        "device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu",
+        "workload": "MOBILE update, 5 elites x 10 samples, batch 256, 256x256 networks, 1 CPU thread per process",
+        "cuda_graph": args.cuda_graph,
+        "window_s": args.seconds,
+        "concurrent": {},
+    }
     counts = [int(x) for x in args.runs.split(",")]
     result["concurrent"] = {n: concurrent(args, n, 1) for n in counts}
     if args.in_process:

@@ -32,7 +32,9 @@ TASKS = {"hopper-medium-v2": "Hopper-v4", "halfcheetah-medium-v2": "HalfCheetah-
 def write_random_datasets(folder: Path, steps: int) -> None:
     for seed, (task, env_id) in enumerate(TASKS.items()):
         env = make_env(env_id, seed)
-        log = record_episodes_batched([env], uniform_actions(env.action_space, np.random.default_rng(seed)), steps, seed=seed)
+        log = record_episodes_batched(
+            [env], uniform_actions(env.action_space, np.random.default_rng(seed)), steps, seed=seed
+        )
         log_to_dataset(log.arrays(), env_id, "d4rl", {"source": "bench_suite"}).save(folder / d4rl_file_name(task))
 
 
@@ -45,7 +47,11 @@ def ray_startup_seconds() -> dict[str, float]:
     ray.get(ray.remote(lambda: None).remote())
     first_task = time.perf_counter()
     ray.shutdown()
-    return {"init_s": round(up - start, 2), "first_task_s": round(first_task - up, 2), "shutdown_s": round(time.perf_counter() - first_task, 2)}
+    return {
+        "init_s": round(up - start, 2),
+        "first_task_s": round(first_task - up, 2),
+        "shutdown_s": round(time.perf_counter() - first_task, 2),
+    }
 
 
 def main() -> None:
@@ -63,16 +69,30 @@ def main() -> None:
             data.mkdir()
             write_random_datasets(data, args.steps)
         os.environ["D4RL_DATASET_DIR"] = str(data)
-        out = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "ray_startup": ray_startup_seconds()}
+        out = {
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+            "ray_startup": ray_startup_seconds(),
+        }
         for backend in ("pool", "ray"):
-            cfg = SuiteConfig("d4rl", list(TASKS), args.variants.split(","), [int(s) for s in args.seeds.split(",")],
-                              results=tmp / backend, smoke=True, env={"D4RL_DATASET_DIR": str(data)})
+            cfg = SuiteConfig(
+                "d4rl",
+                list(TASKS),
+                args.variants.split(","),
+                [int(s) for s in args.seeds.split(",")],
+                results=tmp / backend,
+                smoke=True,
+                env={"D4RL_DATASET_DIR": str(data)},
+            )
             start = time.perf_counter()
             failed = run_suite(cfg, backend=backend, max_parallel=args.max_parallel)
             record = json.loads((tmp / backend / "suite.json").read_text())
-            out[backend] = {"wall_s": round(time.perf_counter() - start, 2), "backend_startup_s": record["startup_seconds"],
-                            "runs": record["ran"], "failed": failed,
-                            "mean_run_s": round(float(np.mean([o["seconds"] for o in record["outcomes"]])), 2)}
+            out[backend] = {
+                "wall_s": round(time.perf_counter() - start, 2),
+                "backend_startup_s": record["startup_seconds"],
+                "runs": record["ran"],
+                "failed": failed,
+                "mean_run_s": round(float(np.mean([o["seconds"] for o in record["outcomes"]])), 2),
+            }
         out["ray_over_pool_wall"] = round(out["ray"]["wall_s"] / out["pool"]["wall_s"], 3)
         out["same_table"] = (tmp / "pool" / "table.md").read_text() == (tmp / "ray" / "table.md").read_text()
     print(json.dumps(out, indent=2))

@@ -51,15 +51,29 @@ def make(cls, device, penalty_dtype: str = "float32"):
     policy = SACPolicy(actor=build_actor(OBS, ACT, (256, 256)), action_space=gym.spaces.Box(-1, 1, (ACT,)))
     kw = {}
     if cls is MOBILE:
-        kw = {"dynamics": EnsembleDynamics(TaskInfo(OBS, ACT), EnsembleConfig(), device=device).eval(),
-              "mobile": MobileConfig(num_samples=10, penalty_dtype=penalty_dtype)}
-    return cls(policy=policy, critic=TwinCritic(OBS, ACT, (256, 256)), config=AgentConfig(), act_dim=ACT, total_steps=10**6, **kw).to(device)
+        kw = {
+            "dynamics": EnsembleDynamics(TaskInfo(OBS, ACT), EnsembleConfig(), device=device).eval(),
+            "mobile": MobileConfig(num_samples=10, penalty_dtype=penalty_dtype),
+        }
+    return cls(
+        policy=policy,
+        critic=TwinCritic(OBS, ACT, (256, 256)),
+        config=AgentConfig(),
+        act_dim=ACT,
+        total_steps=10**6,
+        **kw,
+    ).to(device)
 
 
 def data(device, n=100_000) -> tuple[TransitionBatch, ModelBuffer]:
     g = torch.Generator().manual_seed(0)
-    real = TransitionBatch(torch.randn(n, OBS, generator=g), torch.rand(n, ACT, generator=g) * 2 - 1, torch.randn(n, generator=g),
-                           torch.randn(n, OBS, generator=g), torch.rand(n, generator=g) < 0.01)
+    real = TransitionBatch(
+        torch.randn(n, OBS, generator=g),
+        torch.rand(n, ACT, generator=g) * 2 - 1,
+        torch.randn(n, generator=g),
+        torch.randn(n, OBS, generator=g),
+        torch.rand(n, generator=g) < 0.01,
+    )
     real = TransitionBatch(*(getattr(real, f).to(device) for f in ModelBuffer.FIELDS))
     model = ModelBuffer(n, OBS, ACT, device)
     model.add(real)
@@ -94,8 +108,11 @@ def compiled_vs_eager(cls, device: str, steps: int) -> dict:
     compiled = make(cls, device)
     compiled.compile_networks()
     rate = side_by_side({"eager": make(cls, device), "compiled": compiled}, device, steps)
-    return {"eager_steps_per_s": round(rate["eager"], 1), "compiled_steps_per_s": round(rate["compiled"], 1),
-            "compiled_vs_eager": round(rate["compiled"] / rate["eager"], 3)}
+    return {
+        "eager_steps_per_s": round(rate["eager"], 1),
+        "compiled_steps_per_s": round(rate["compiled"], 1),
+        "compiled_vs_eager": round(rate["compiled"] / rate["eager"], 3),
+    }
 
 
 def graph_vs_eager(cls, device: str, steps: int, penalty_dtype: str = "float32") -> dict:
@@ -106,17 +123,24 @@ def graph_vs_eager(cls, device: str, steps: int, penalty_dtype: str = "float32")
     graph.capture_cuda_graph()
     graph_compiled.compile_networks()
     graph_compiled.capture_cuda_graph()
-    rate = side_by_side({"eager": make(cls, device, penalty_dtype), "graph": graph, "graph_compiled": graph_compiled}, device, steps)
-    return {**{f"{name}_steps_per_s": round(r, 1) for name, r in rate.items()},
-            "graph_vs_eager": round(rate["graph"] / rate["eager"], 3),
-            "graph_compiled_vs_eager": round(rate["graph_compiled"] / rate["eager"], 3)}
+    rate = side_by_side(
+        {"eager": make(cls, device, penalty_dtype), "graph": graph, "graph_compiled": graph_compiled}, device, steps
+    )
+    return {
+        **{f"{name}_steps_per_s": round(r, 1) for name, r in rate.items()},
+        "graph_vs_eager": round(rate["graph"] / rate["eager"], 3),
+        "graph_compiled_vs_eager": round(rate["graph_compiled"] / rate["eager"], 3),
+    }
 
 
 def penalty_dtype_vs_float32(device: str, steps: int) -> dict:
     """MOBILE with its penalty in float32 against bfloat16 (``mobile.penalty_dtype``)."""
     rate = side_by_side({dtype: make(MOBILE, device, dtype) for dtype in ("float32", "bfloat16")}, device, steps)
-    return {"float32_steps_per_s": round(rate["float32"], 1), "bfloat16_steps_per_s": round(rate["bfloat16"], 1),
-            "bfloat16_vs_float32": round(rate["bfloat16"] / rate["float32"], 3)}
+    return {
+        "float32_steps_per_s": round(rate["float32"], 1),
+        "bfloat16_steps_per_s": round(rate["bfloat16"], 1),
+        "bfloat16_vs_float32": round(rate["bfloat16"] / rate["float32"], 3),
+    }
 
 
 def evaluation_seconds(device: str, rounds: int = 3) -> dict:
@@ -143,19 +167,25 @@ def evaluation_seconds(device: str, rounds: int = 3) -> dict:
             t0 = time.perf_counter()
             run(r)
             seconds[name] += (time.perf_counter() - t0) if r else 0.0
-    return {"episodes": episodes, "episode_steps": 1000,
-            **{f"{name}_seconds": round(sec / rounds, 3) for name, sec in seconds.items()},
-            "collector_vs_lean": round(seconds["collector"] / seconds["lean"], 2)}
+    return {
+        "episodes": episodes,
+        "episode_steps": 1000,
+        **{f"{name}_seconds": round(sec / rounds, 3) for name, sec in seconds.items()},
+        "collector_vs_lean": round(seconds["collector"] / seconds["lean"], 2),
+    }
 
 
 def background_evaluation_overlap(device: str, steps: int, rounds: int = 5) -> dict:
     """How much of an evaluation (10 HalfCheetah episodes) the background process hides behind
-    ``steps`` MOPO gradient steps, in ``rounds`` alternating rounds (``train.evaluate_in_background``): the steps alone, the
+    ``steps`` MOPO gradient steps, in ``rounds`` alternating rounds (``train.evaluate_in_background``): the steps
+    alone, the
     evaluation alone, then both at once. ``hidden_share`` 1 means the evaluation cost no time
     (it needs a core the learner does not use)."""
     env_id, layout = "HalfCheetah-v4", "d4rl"
     env = make_eval_env(env_id, layout)
-    spec = ActorSpec("halfcheetah-medium-v2", env_id, layout, env.observation_space.shape[0], env.action_space.shape[0], (256, 256))
+    spec = ActorSpec(
+        "halfcheetah-medium-v2", env_id, layout, env.observation_space.shape[0], env.action_space.shape[0], (256, 256)
+    )
     torch.manual_seed(0)
     policy = SACPolicy(actor=build_actor(spec.obs_dim, spec.act_dim, spec.hidden_sizes), action_space=env.action_space)
     algo, (real, model) = make(MOPO, device), data(device)
@@ -184,9 +214,14 @@ def background_evaluation_overlap(device: str, steps: int, rounds: int = 5) -> d
     finally:
         background.close()
     train_alone, evaluation_alone, both = (seconds[k] / rounds for k in ("train", "evaluation", "both"))
-    return {"gradient_steps": steps, "rounds": rounds, "train_seconds": round(train_alone, 2),
-            "evaluation_seconds": round(evaluation_alone, 2), "train_and_background_evaluation_seconds": round(both, 2),
-            "hidden_share": round((train_alone + evaluation_alone - both) / evaluation_alone, 2)}
+    return {
+        "gradient_steps": steps,
+        "rounds": rounds,
+        "train_seconds": round(train_alone, 2),
+        "evaluation_seconds": round(evaluation_alone, 2),
+        "train_and_background_evaluation_seconds": round(both, 2),
+        "hidden_share": round((train_alone + evaluation_alone - both) / evaluation_alone, 2),
+    }
 
 
 def stacked_vs_separate(cls, device: str, steps: int, seeds: int) -> dict:
@@ -218,8 +253,12 @@ def stacked_vs_separate(cls, device: str, steps: int, seeds: int) -> dict:
             sync(device)
             seconds[name] += (time.perf_counter() - t0) if block else 0.0
     rate = {name: seeds * blocks * max(steps // blocks, 1) / sec for name, sec in seconds.items()}
-    return {"seeds": seeds, "separate_steps_per_s": round(rate["separate"], 1), "stacked_steps_per_s": round(rate["stacked"], 1),
-            "stacked_vs_separate": round(rate["stacked"] / rate["separate"], 3)}
+    return {
+        "seeds": seeds,
+        "separate_steps_per_s": round(rate["separate"], 1),
+        "stacked_steps_per_s": round(rate["stacked"], 1),
+        "stacked_vs_separate": round(rate["stacked"] / rate["separate"], 3),
+    }
 
 
 def measure(cls, device: str, steps: int) -> dict:
@@ -244,8 +283,11 @@ def measure(cls, device: str, steps: int) -> dict:
     stats = pstats.Stats(profiler)
     total = sum(v[2] for v in stats.stats.values())  # own time of every function
     in_tianshou = sum(v[2] for k, v in stats.stats.items() if "tianshou" in k[0])
-    return {"gradient_steps_per_s": round(steps / seconds, 1), "ms_per_step": round(1000 * seconds / steps, 2),
-            "share_of_step_in_tianshou_code": round(in_tianshou / total, 4)}
+    return {
+        "gradient_steps_per_s": round(steps / seconds, 1),
+        "ms_per_step": round(1000 * seconds / steps, 2),
+        "share_of_step_in_tianshou_code": round(in_tianshou / total, 4),
+    }
 
 
 def main() -> None:
@@ -262,13 +304,21 @@ def main() -> None:
     sections = {
         "mopo": lambda: measure(MOPO, args.device, args.steps),
         "mobile_5_elites_x_10_samples": lambda: measure(MOBILE, args.device, mobile_steps),
-        "cuda_graph": lambda: {"mopo": graph_vs_eager(MOPO, args.device, args.steps),
-                               "mobile_5_elites_x_10_samples": graph_vs_eager(MOBILE, args.device, mobile_steps),
-                               "mobile_bfloat16_penalty": graph_vs_eager(MOBILE, args.device, mobile_steps, "bfloat16")},
-        "compiled": lambda: {"mopo": compiled_vs_eager(MOPO, args.device, args.steps),
-                             "mobile_5_elites_x_10_samples": compiled_vs_eager(MOBILE, args.device, mobile_steps)},
-        "stacked_seeds": lambda: {"mopo": stacked_vs_separate(MOPO, args.device, max(args.steps // 4, 8), args.seeds),
-                                  "mobile_5_elites_x_10_samples": stacked_vs_separate(MOBILE, args.device, max(mobile_steps // 8, 4), args.seeds)},
+        "cuda_graph": lambda: {
+            "mopo": graph_vs_eager(MOPO, args.device, args.steps),
+            "mobile_5_elites_x_10_samples": graph_vs_eager(MOBILE, args.device, mobile_steps),
+            "mobile_bfloat16_penalty": graph_vs_eager(MOBILE, args.device, mobile_steps, "bfloat16"),
+        },
+        "compiled": lambda: {
+            "mopo": compiled_vs_eager(MOPO, args.device, args.steps),
+            "mobile_5_elites_x_10_samples": compiled_vs_eager(MOBILE, args.device, mobile_steps),
+        },
+        "stacked_seeds": lambda: {
+            "mopo": stacked_vs_separate(MOPO, args.device, max(args.steps // 4, 8), args.seeds),
+            "mobile_5_elites_x_10_samples": stacked_vs_separate(
+                MOBILE, args.device, max(mobile_steps // 8, 4), args.seeds
+            ),
+        },
         "penalty_dtype": lambda: {"mobile_5_elites_x_10_samples": penalty_dtype_vs_float32(args.device, mobile_steps)},
         "evaluation": lambda: evaluation_seconds(args.device),
         "background_evaluation": lambda: background_evaluation_overlap(args.device, args.steps),
@@ -283,7 +333,7 @@ def main() -> None:
         "batch_size": 256,
         **{name: sections[name]() for name in only},
         "note": "share_of_step_in_tianshou_code: own (not cumulative) Python time in tianshou modules under cProfile; "
-                "the update itself is ours, tianshou supplies the Algorithm/Optimizer wrappers and SACPolicy",
+        "the update itself is ours, tianshou supplies the Algorithm/Optimizer wrappers and SACPolicy",
     }
     print(json.dumps(result, indent=2))
 

@@ -33,19 +33,43 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "default": ([], []),
     "paper": (PAPER_REWARD, ["--threshold", "0.6", *R_D_PICK]),
     "paper-auto": (PAPER_REWARD, ["--threshold", "auto", *R_D_PICK]),
-    **{f"paper-auto-consensus-{w}": (PAPER_REWARD, ["--threshold", "auto", "--consensus-weight", w]) for w in ("0.3", "0.5", "1", "3")},
-    "fixed": (["--generator", "fixed", "--negative-steps", "1", "--contrastive-coef", "0"], ["--threshold", "auto", *R_D_PICK]),
-    "fixed-multistep": (["--generator", "fixed", "--negative-steps", "5", "--contrastive-coef", "0"], ["--threshold", "auto", *R_D_PICK]),
-    "fixed-contrastive": (["--generator", "fixed", "--negative-steps", "1", "--contrastive-coef", "1"], ["--threshold", "auto", *R_D_PICK]),
-    "fixed-multistep-contrastive": (["--generator", "fixed", "--negative-steps", "5", "--contrastive-coef", "1"],
-                                    ["--threshold", "auto", *R_D_PICK]),
+    **{
+        f"paper-auto-consensus-{w}": (PAPER_REWARD, ["--threshold", "auto", "--consensus-weight", w])
+        for w in ("0.3", "0.5", "1", "3")
+    },
+    "fixed": (
+        ["--generator", "fixed", "--negative-steps", "1", "--contrastive-coef", "0"],
+        ["--threshold", "auto", *R_D_PICK],
+    ),
+    "fixed-multistep": (
+        ["--generator", "fixed", "--negative-steps", "5", "--contrastive-coef", "0"],
+        ["--threshold", "auto", *R_D_PICK],
+    ),
+    "fixed-contrastive": (
+        ["--generator", "fixed", "--negative-steps", "1", "--contrastive-coef", "1"],
+        ["--threshold", "auto", *R_D_PICK],
+    ),
+    "fixed-multistep-contrastive": (
+        ["--generator", "fixed", "--negative-steps", "5", "--contrastive-coef", "1"],
+        ["--threshold", "auto", *R_D_PICK],
+    ),
     "paper-entropy-auto": ([*PAPER_REWARD, "--entropy-target", "0.35"], ["--threshold", "auto", *R_D_PICK]),
-    "paper-entropy-auto-consensus-1": ([*PAPER_REWARD, "--entropy-target", "0.35"], ["--threshold", "auto", "--consensus-weight", "1"]),
-    "fixed-contrastive-consensus-0.3": (["--generator", "fixed", "--negative-steps", "1", "--contrastive-coef", "1"],
-                                        ["--threshold", "auto", "--consensus-weight", "0.3"]),
-    "scratch-auto": (["--generator", "scratch", "--negative-steps", "1", "--contrastive-coef", "0"], ["--threshold", "auto", *R_D_PICK]),
-    "scratch-auto-consensus-1": (["--generator", "scratch", "--negative-steps", "1", "--contrastive-coef", "0"],
-                                 ["--threshold", "auto", "--consensus-weight", "1"]),
+    "paper-entropy-auto-consensus-1": (
+        [*PAPER_REWARD, "--entropy-target", "0.35"],
+        ["--threshold", "auto", "--consensus-weight", "1"],
+    ),
+    "fixed-contrastive-consensus-0.3": (
+        ["--generator", "fixed", "--negative-steps", "1", "--contrastive-coef", "1"],
+        ["--threshold", "auto", "--consensus-weight", "0.3"],
+    ),
+    "scratch-auto": (
+        ["--generator", "scratch", "--negative-steps", "1", "--contrastive-coef", "0"],
+        ["--threshold", "auto", *R_D_PICK],
+    ),
+    "scratch-auto-consensus-1": (
+        ["--generator", "scratch", "--negative-steps", "1", "--contrastive-coef", "0"],
+        ["--threshold", "auto", "--consensus-weight", "1"],
+    ),
     # the reference without a discriminator: the candidate nearest the elites' mean (a weight that
     # swamps r_D's range of 1), never truncated (a threshold below r_D's floor of 0.313)
     "consensus-only": (PAPER_REWARD, ["--threshold", "0", "--consensus-weight", "1000000"]),
@@ -70,7 +94,7 @@ def run(cmd: list[str], out: Path) -> dict:
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-3000:])
         raise SystemExit(f"failed: {' '.join(cmd)}")
-    text = proc.stdout[proc.stdout.index("{"):]
+    text = proc.stdout[proc.stdout.index("{") :]
     report = json.loads(text)
     atomic_write(out, lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
     return report
@@ -141,6 +165,7 @@ def write_table(out: Path, meta: dict, rows: list[dict]) -> None:
 
     def fmt(v):
         return "–" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+
     lines = [f"# {meta['dataset']}", "", "| variant | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for r in rows:
         label = r["variant"] + (" (partial)" if r["partial"] else "")
@@ -152,9 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--collect", required=True, help="a morec collect output directory")
     p.add_argument("--level", default="medium-replay")
-    p.add_argument("--transitions", type=int, default=None,
-                   help="check a subset of the level's data: whole episodes holding at most this many transitions "
-                        "(nested: for one --subset-seed a smaller subset lies inside a larger one)")
+    p.add_argument(
+        "--transitions",
+        type=int,
+        default=None,
+        help="check a subset of the level's data: whole episodes holding at most this many transitions "
+        "(nested: for one --subset-seed a smaller subset lies inside a larger one)",
+    )
     p.add_argument("--subset-seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}")
@@ -177,26 +206,64 @@ def main(argv: list[str] | None = None) -> int:
     dyn_cmd = ["morec", "train-dynamics", *base, "--out", str(out / "dynamics"), "--json", "--no-progress"]
     dyn = run(dyn_cmd + (["--max-epochs", str(args.max_epochs)] if args.max_epochs else []), out / "dynamics.json")
     policies = [export_sac_actor(ck, env_id, out / "policies" / f"{ck.stem}.pt") for ck in (earlier, final)]
-    meta = {"dataset": str(dataset), "env_id": env_id, "horizon": args.horizon, "starts": args.starts,
-            "dynamics": {k: dyn["fit"].get(k) for k in ("epochs", "elite_holdout_mse", "seconds")},
-            "behaviour_policy": behaviour.name, "off_behaviour_policies": [ck.name for ck in (earlier, final)]}
+    meta = {
+        "dataset": str(dataset),
+        "env_id": env_id,
+        "horizon": args.horizon,
+        "starts": args.starts,
+        "dynamics": {k: dyn["fit"].get(k) for k in ("epochs", "elite_holdout_mse", "seconds")},
+        "behaviour_policy": behaviour.name,
+        "off_behaviour_policies": [ck.name for ck in (earlier, final)],
+    }
     rows = []
     for name in args.variants.split(","):
         train_flags, eval_flags = VARIANTS[name]
         key = reward_dir_name(train_flags)
         reward_dir = out / "rewards" / key
         updates = ["--num-updates", str(args.num_updates)] if args.num_updates else []
-        reward = run(["morec", "train-reward", *base, "--dynamics", str(out / "dynamics"), "--out", str(reward_dir),
-                      "--json", "--no-progress", *updates, *train_flags], out / "rewards" / f"{key}.json")
+        reward = run(
+            [
+                "morec",
+                "train-reward",
+                *base,
+                "--dynamics",
+                str(out / "dynamics"),
+                "--out",
+                str(reward_dir),
+                "--json",
+                "--no-progress",
+                *updates,
+                *train_flags,
+            ],
+            out / "rewards" / f"{key}.json",
+        )
         evals = {}
         for policy_set in POLICY_SETS:
-            pol = {"random": ["--policy", "random"],
-                   "behaviour": ["--policy", "checkpoint", "--policy-path", str(behaviour)],
-                   "noisy-behaviour": ["--policy", "noisy-behaviour", "--policy-path", str(behaviour)],
-                   "off-behaviour": ["--policy", "torchscript", "--policy-path", *map(str, policies)]}[policy_set]
-            evals[policy_set] = run(["morec", "eval-model", *base, "--dynamics", str(out / "dynamics"), "--reward",
-                                     str(reward_dir), "--horizon", str(args.horizon), "--starts", str(args.starts),
-                                     "--json", *pol, *eval_flags], out / "evals" / f"{name}-{policy_set}.json")
+            pol = {
+                "random": ["--policy", "random"],
+                "behaviour": ["--policy", "checkpoint", "--policy-path", str(behaviour)],
+                "noisy-behaviour": ["--policy", "noisy-behaviour", "--policy-path", str(behaviour)],
+                "off-behaviour": ["--policy", "torchscript", "--policy-path", *map(str, policies)],
+            }[policy_set]
+            evals[policy_set] = run(
+                [
+                    "morec",
+                    "eval-model",
+                    *base,
+                    "--dynamics",
+                    str(out / "dynamics"),
+                    "--reward",
+                    str(reward_dir),
+                    "--horizon",
+                    str(args.horizon),
+                    "--starts",
+                    str(args.starts),
+                    "--json",
+                    *pol,
+                    *eval_flags,
+                ],
+                out / "evals" / f"{name}-{policy_set}.json",
+            )
             write_table(out, meta, rows + [table_row(name, reward, evals)])
         rows.append(table_row(name, reward, evals))
     write_table(out, meta, rows)

@@ -40,12 +40,21 @@ from morec_check import run  # noqa: E402  # a morec command's JSON, kept in a f
 from morec.io import atomic_write  # noqa: E402
 from morec.runs.suite.worker import read_summary  # noqa: E402
 
-LABELS = {"mopo": "MOPO", "mopo_morec_matched": "MOPO + MOREC (matched)", "paper/mopo_morec": "MOPO + MOREC (paper)",
-          "mopo_morec": "MOPO + MOREC (recommended)", "mobile": "MOBILE", "mobile_morec_matched": "MOBILE + MOREC (matched)",
-          "paper/mobile_morec": "MOBILE + MOREC (paper)", "mobile_morec": "MOBILE + MOREC (recommended)"}
+LABELS = {
+    "mopo": "MOPO",
+    "mopo_morec_matched": "MOPO + MOREC (matched)",
+    "paper/mopo_morec": "MOPO + MOREC (paper)",
+    "mopo_morec": "MOPO + MOREC (recommended)",
+    "mobile": "MOBILE",
+    "mobile_morec_matched": "MOBILE + MOREC (matched)",
+    "paper/mobile_morec": "MOBILE + MOREC (paper)",
+    "mobile_morec": "MOBILE + MOREC (recommended)",
+}
 
 
-def same_config_as(task: str, variants: list[str], overrides: list[str], smoke: bool, configs: Path = ROOT / "configs") -> dict[str, str]:
+def same_config_as(
+    task: str, variants: list[str], overrides: list[str], smoke: bool, configs: Path = ROOT / "configs"
+) -> dict[str, str]:
     """``{variant: earlier variant}`` for each variant whose resolved config equals an earlier one's
     (MOREC's λ equals the host's on some tasks, so its paper config is its matched one there). Such a
     run would repeat the earlier one exactly, so it is not run and its row is the earlier one's."""
@@ -64,8 +73,16 @@ def same_config_as(task: str, variants: list[str], overrides: list[str], smoke: 
 def filter_flags(run_dir: Path) -> list[str]:
     """``eval-model`` flags for the filter a MOREC run trained with (its config.yaml)."""
     filt = yaml.safe_load((run_dir / "config.yaml").read_text())["filter"]
-    return ["--threshold", str(filt["threshold"]), "--consensus-weight", str(filt["consensus_weight"]),
-            "--mode", filt["mode"], "--truncate-as", filt["truncate_as"]]
+    return [
+        "--threshold",
+        str(filt["threshold"]),
+        "--consensus-weight",
+        str(filt["consensus_weight"]),
+        "--mode",
+        filt["mode"],
+        "--truncate-as",
+        filt["truncate_as"],
+    ]
 
 
 def evaluate_in_model(run_dir: Path, summary: dict, dataset: str, reward_run: Path | None, args) -> dict | None:
@@ -73,10 +90,26 @@ def evaluate_in_model(run_dir: Path, summary: dict, dataset: str, reward_run: Pa
     if reward_run is None or not (run_dir / summary["policy"]).exists():
         return None
     reward_summary = read_summary(reward_run)
-    cmd = ["morec", "eval-model", "--dataset", dataset, "--dynamics", summary["models"]["dynamics"],
-           "--reward", reward_summary["models"]["reward"], "--policy", "torchscript",
-           "--policy-path", str(run_dir / summary["policy"]), "--horizon", str(args.horizon), "--starts", str(args.starts),
-           "--json", *filter_flags(reward_run)]
+    cmd = [
+        "morec",
+        "eval-model",
+        "--dataset",
+        dataset,
+        "--dynamics",
+        summary["models"]["dynamics"],
+        "--reward",
+        reward_summary["models"]["reward"],
+        "--policy",
+        "torchscript",
+        "--policy-path",
+        str(run_dir / summary["policy"]),
+        "--horizon",
+        str(args.horizon),
+        "--starts",
+        str(args.starts),
+        "--json",
+        *filter_flags(reward_run),
+    ]
     return run(cmd, run_dir / "eval_model.json")
 
 
@@ -98,7 +131,9 @@ def variant_row(variant: str, summaries: list[dict], evals: list[dict], seeds: i
     """One table row: scores over seeds, rollout statistics and the final policies' model errors."""
     pol = [next(iter(e["policies"].values())) for e in evals]
     return {
-        "variant": LABELS.get(variant, variant), "seeds": f"{len(summaries)}/{seeds}", "partial": len(summaries) < seeds,
+        "variant": LABELS.get(variant, variant),
+        "seeds": f"{len(summaries)}/{seeds}",
+        "partial": len(summaries) < seeds,
         "last": mean_std([s["last_score"] for s in summaries]),
         "last10": mean_std([s["last10_mean_score"] for s in summaries]),
         "best": mean_std([s["best_score"] for s in summaries]),
@@ -106,7 +141,9 @@ def variant_row(variant: str, summaries: list[dict], evals: list[dict], seeds: i
         "truncated": mean_of([s["rollouts"]["truncation_rate"] for s in summaries], 3),
         "model_buffer": mean_of([s["rollouts"]["model_buffer_size"] for s in summaries], 0),
         # a property of the filter, not of the policy: shown for the runs that filtered
-        "false_truncation_rate": mean_of([e.get("false_truncation_rate") for e in evals], 3) if "morec" in variant else "–",
+        "false_truncation_rate": mean_of([e.get("false_truncation_rate") for e in evals], 3)
+        if "morec" in variant
+        else "–",
         "true_return": mean_of([p.get("true_return_mean") for p in pol], 1),
         "model_return": mean_of([p["unfiltered"].get("return_mean") for p in pol], 1),
         "exploitation_gap": mean_of([p["unfiltered"].get("return_bias") for p in pol], 1),
@@ -119,18 +156,35 @@ def write_table(out: Path, meta: dict, rows: list[dict]) -> None:
     atomic_write(out / "table.json", lambda tmp: tmp.write_text(json.dumps({**meta, "rows": rows}, indent=2)))
     cols = [k for k in rows[0] if k not in ("variant", "partial")] if rows else []
     ds_return = meta.get("dataset_mean_return")
-    lines = [f"# {meta['task']}: {meta['dataset']}", "",
-             f"Dataset mean return {ds_return:.1f} (normalised {meta['dataset_score']:.1f})." if ds_return is not None else "",
-             "", "| variant | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    lines = [
+        f"# {meta['task']}: {meta['dataset']}",
+        "",
+        f"Dataset mean return {ds_return:.1f} (normalised {meta['dataset_score']:.1f})."
+        if ds_return is not None
+        else "",
+        "",
+        "| variant | " + " | ".join(cols) + " |",
+        "|---" * (len(cols) + 1) + "|",
+    ]
     for r in rows:
-        lines.append(f"| {r['variant']}{' (partial)' if r['partial'] else ''} | " + " | ".join(str(r[c]) for c in cols) + " |")
+        lines.append(
+            f"| {r['variant']}{' (partial)' if r['partial'] else ''} | " + " | ".join(str(r[c]) for c in cols) + " |"
+        )
     atomic_write(out / "table.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
 
 
 def tabulate(out: Path, meta: dict, variants: list[str], seeds: list[int], dataset: str, bc: dict | None, args) -> None:
     runs = out / "runs" / meta["task"]
-    reward_run = next((runs / v / f"seed{s}" for v in variants if "morec" in v for s in seeds
-                       if read_summary(runs / v / f"seed{s}") is not None), None)
+    reward_run = next(
+        (
+            runs / v / f"seed{s}"
+            for v in variants
+            if "morec" in v
+            for s in seeds
+            if read_summary(runs / v / f"seed{s}") is not None
+        ),
+        None,
+    )
     duplicates = meta["same_config_as"]
     rows = []
     for variant in variants:
@@ -149,8 +203,15 @@ def tabulate(out: Path, meta: dict, variants: list[str], seeds: list[int], datas
             row["variant"] += f" = {LABELS.get(ran, ran)} (the same config: not run twice)"
         rows.append(row)
     if bc is not None:
-        rows.append({**{k: "–" for k in rows[0]}, "variant": "BC", "seeds": f"{len(bc['runs'])}/{len(seeds)}", "partial": False,
-                     "last": mean_std([r["normalized_score"] for r in bc["runs"]])})
+        rows.append(
+            {
+                **{k: "–" for k in rows[0]},
+                "variant": "BC",
+                "seeds": f"{len(bc['runs'])}/{len(seeds)}",
+                "partial": False,
+                "last": mean_std([r["normalized_score"] for r in bc["runs"]]),
+            }
+        )
     meta["dataset_mean_return"] = bc["dataset_mean_return"] if bc else None
     if bc:
         from morec.data import normalized_score
@@ -172,26 +233,60 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-parallel", type=int, default=2)
     p.add_argument("--horizon", type=int, default=100, help="eval-model horizon")
     p.add_argument("--starts", type=int, default=500, help="eval-model start states")
-    p.add_argument("--smoke", action="store_true", help="lay the smoke budget over every config (checks the pipeline in minutes)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more config overrides for every run")
+    p.add_argument(
+        "--smoke", action="store_true", help="lay the smoke budget over every config (checks the pipeline in minutes)"
+    )
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="more config overrides for every run"
+    )
     p.add_argument("--table-only", action="store_true", help="only evaluate finished runs and write the table")
     args = p.parse_args(argv)
 
     out, dataset = Path(args.out).resolve(), str(Path(args.dataset).resolve())
     out.mkdir(parents=True, exist_ok=True)
     variants, seeds = args.variants.split(","), [int(s) for s in args.seeds.split(",")]
-    overrides = ["model_seed=0", *([] if args.smoke else [f"train.epochs={args.epochs}"]),
-                 *([f"dynamics.max_epochs={args.dynamics_max_epochs}"] if args.dynamics_max_epochs else []), *args.set]
+    overrides = [
+        "model_seed=0",
+        *([] if args.smoke else [f"train.epochs={args.epochs}"]),
+        *([f"dynamics.max_epochs={args.dynamics_max_epochs}"] if args.dynamics_max_epochs else []),
+        *args.set,
+    ]
     duplicates = same_config_as(args.task, variants, overrides, args.smoke, Path(args.configs))
-    meta = {"task": args.task, "dataset": dataset, "seeds": seeds, "overrides": overrides, "smoke": args.smoke,
-            "same_config_as": duplicates, "eval_model": {"horizon": args.horizon, "starts": args.starts}}
+    meta = {
+        "task": args.task,
+        "dataset": dataset,
+        "seeds": seeds,
+        "overrides": overrides,
+        "smoke": args.smoke,
+        "same_config_as": duplicates,
+        "eval_model": {"horizon": args.horizon, "starts": args.starts},
+    }
     bc_file = out / "bc.json"
     if not args.table_only:
         to_run = [v for v in variants if v not in duplicates]
-        suite = ["morec", "suite", "d4rl", "--tasks", args.task, "--dataset", dataset, "--variants", ",".join(to_run),
-                 "--seeds", args.seeds, "--results", str(out / "runs"), "--configs", args.configs, "--backend", "pool",
-                 "--max-parallel", str(args.max_parallel),
-                 *(["--smoke"] if args.smoke else []), *[x for o in overrides for x in ("--set", o)]]
+        suite = [
+            "morec",
+            "suite",
+            "d4rl",
+            "--tasks",
+            args.task,
+            "--dataset",
+            dataset,
+            "--variants",
+            ",".join(to_run),
+            "--seeds",
+            args.seeds,
+            "--results",
+            str(out / "runs"),
+            "--configs",
+            args.configs,
+            "--backend",
+            "pool",
+            "--max-parallel",
+            str(args.max_parallel),
+            *(["--smoke"] if args.smoke else []),
+            *[x for o in overrides for x in ("--set", o)],
+        ]
         print("+", " ".join(suite), flush=True)
         code = subprocess.run(suite).returncode
         if code not in (0, 1):  # 1: some runs failed; they are listed in the suite's table and retried on a rerun
@@ -199,8 +294,20 @@ def main(argv: list[str] | None = None) -> int:
         if bc_file.exists() and bc_seeds(bc_file) != sorted(seeds):
             bc_file.unlink()  # written for other seeds: run BC for these
         bc_steps = ["--steps", "200"] if args.smoke else []
-        run([sys.executable, str(ROOT / "scripts" / "bc_baseline.py"), "--dataset", dataset, "--task", args.task,
-                  "--seeds", args.seeds, *bc_steps], bc_file)
+        run(
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "bc_baseline.py"),
+                "--dataset",
+                dataset,
+                "--task",
+                args.task,
+                "--seeds",
+                args.seeds,
+                *bc_steps,
+            ],
+            bc_file,
+        )
     bc = json.loads(bc_file.read_text()) if bc_file.exists() else None
     tabulate(out, meta, variants, seeds, dataset, bc, args)
     print((out / "table.md").read_text())

@@ -50,8 +50,21 @@ RECIPES = {
     "halfcheetah": ["--env", "HalfCheetah-v4", "--lr", "3e-4"],
     "walker2d": ["--env", "Walker2d-v4", "--lr", "1e-3", "--alpha", "0.2", "--warmup-steps", "10000"],
 }
-COMMON_COLLECT = ["--train-steps", "300000", "--eval-every", "10000", "--hidden-size", "256", "--dataset-size", str(MEDIUM_SIZE),
-                  "--levels", "medium,medium-replay,medium-expert", "--envs", "64", "--no-progress"]
+COMMON_COLLECT = [
+    "--train-steps",
+    "300000",
+    "--eval-every",
+    "10000",
+    "--hidden-size",
+    "256",
+    "--dataset-size",
+    str(MEDIUM_SIZE),
+    "--levels",
+    "medium,medium-replay,medium-expert",
+    "--envs",
+    "64",
+    "--no-progress",
+]
 CHECK_VARIANTS = "paper,paper-auto,paper-auto-consensus-1,consensus-only"
 CHOOSING_TASKS = ("hopper", "halfcheetah")  # the recommended configuration is chosen on these; walker2d confirms
 
@@ -60,10 +73,16 @@ CHOOSING_TASKS = ("hopper", "halfcheetah")  # the recommended configuration is c
 STOP = ["filter.truncate_as=stop"]
 CANDIDATES: dict[str, tuple[str, list[str]]] = {
     "mopo": ("mopo", []),
-    "mopo_morec_stop": ("mopo_morec_matched", STOP),  # the paper's filter (0.6, r_D pick), cuts not written as terminals
+    "mopo_morec_stop": (
+        "mopo_morec_matched",
+        STOP,
+    ),  # the paper's filter (0.6, r_D pick), cuts not written as terminals
     "mopo_morec_paper": ("mopo_morec_matched", []),  # the paper's filter as published: every cut a terminal
     "mopo_morec_auto_stop": ("mopo_morec_matched", ["filter.threshold=auto", *STOP]),
-    "mopo_morec_auto_consensus_stop": ("mopo_morec_matched", ["filter.threshold=auto", "filter.consensus_weight=1", *STOP]),
+    "mopo_morec_auto_consensus_stop": (
+        "mopo_morec_matched",
+        ["filter.threshold=auto", "filter.consensus_weight=1", *STOP],
+    ),
     "mopo_morec_stop_paper_lambda": ("paper/mopo_morec", STOP),  # with MOREC's own λ for its long rollouts
 }
 # the attribution ablation (one task, the same truncation as mopo_morec_stop): what picks the candidate
@@ -109,7 +128,9 @@ def learning_complete(table: Path, seeds: int) -> bool:
     if not table.exists():
         return False
     written = json.loads(table.read_text())
-    return len(written["seeds"]) > seeds or (len(written["seeds"]) == seeds and not any(r["partial"] for r in written["rows"]))
+    return len(written["seeds"]) > seeds or (
+        len(written["seeds"]) == seeds and not any(r["partial"] for r in written["rows"])
+    )
 
 
 def write_candidate_configs(root: Path, task: str, variants: dict[str, tuple[str, list[str]]]) -> Path:
@@ -136,15 +157,39 @@ def plan(args) -> list[Job]:
     for task in args.tasks.split(","):
         data = root / "data" / task
         medium = data / f"{task}-medium.hdf5"
-        jobs.append(Job(f"collect:{task}", [py, "-m", "morec.cli", "collect", "--out", str(data), *RECIPES[task], *COMMON_COLLECT],
-                        [data / "collect_summary.json", medium]))
+        jobs.append(
+            Job(
+                f"collect:{task}",
+                [py, "-m", "morec.cli", "collect", "--out", str(data), *RECIPES[task], *COMMON_COLLECT],
+                [data / "collect_summary.json", medium],
+            )
+        )
         for size in sizes:
             out = root / "check" / f"{task}-{size}"
             subset = [] if size >= MEDIUM_SIZE else ["--transitions", str(size)]
-            jobs.append(Job(f"check:{task}:{size}", [py, str(ROOT / "scripts" / "morec_check.py"), "--collect", str(data), "--level", "medium",
-                                                     *subset, "--out", str(out), "--variants", CHECK_VARIANTS,
-                                                     "--max-epochs", str(args.dynamics_max_epochs)],
-                            [out / "table.json"], [f"collect:{task}"], lambda t=out / "table.json": check_complete(t)))
+            jobs.append(
+                Job(
+                    f"check:{task}:{size}",
+                    [
+                        py,
+                        str(ROOT / "scripts" / "morec_check.py"),
+                        "--collect",
+                        str(data),
+                        "--level",
+                        "medium",
+                        *subset,
+                        "--out",
+                        str(out),
+                        "--variants",
+                        CHECK_VARIANTS,
+                        "--max-epochs",
+                        str(args.dynamics_max_epochs),
+                    ],
+                    [out / "table.json"],
+                    [f"collect:{task}"],
+                    lambda t=out / "table.json": check_complete(t),
+                )
+            )
         if args.no_learning:
             continue
         full = root / "check" / f"{task}-{MEDIUM_SIZE}"
@@ -152,13 +197,38 @@ def plan(args) -> list[Job]:
         seeds = [int(s) for s in args.seeds.split(",")]
         out = root / "learn" / task
         for k in range(1, len(seeds) + 1):
-            jobs.append(Job(f"learn:{task}:seeds{k}", [
-                py, str(ROOT / "scripts" / "morec_learning.py"), "--dataset", str(medium), "--task", d4rl_task(task),
-                "--out", str(out), "--configs", str(root / "configs"), "--variants", ",".join(learning_variants(task, args.recommended)),
-                "--seeds", ",".join(map(str, seeds[:k])), "--epochs", str(args.epochs), "--max-parallel", "1",
-                "--set", f"dynamics_path={full / 'dynamics'}", "--set", f"reward_path={paper_reward}"],
-                [out / "table.json"], [f"check:{task}:{MEDIUM_SIZE}"] + ([f"learn:{task}:seeds{k - 1}"] if k > 1 else []),
-                lambda t=out / "table.json", n=k: learning_complete(t, n)))
+            jobs.append(
+                Job(
+                    f"learn:{task}:seeds{k}",
+                    [
+                        py,
+                        str(ROOT / "scripts" / "morec_learning.py"),
+                        "--dataset",
+                        str(medium),
+                        "--task",
+                        d4rl_task(task),
+                        "--out",
+                        str(out),
+                        "--configs",
+                        str(root / "configs"),
+                        "--variants",
+                        ",".join(learning_variants(task, args.recommended)),
+                        "--seeds",
+                        ",".join(map(str, seeds[:k])),
+                        "--epochs",
+                        str(args.epochs),
+                        "--max-parallel",
+                        "1",
+                        "--set",
+                        f"dynamics_path={full / 'dynamics'}",
+                        "--set",
+                        f"reward_path={paper_reward}",
+                    ],
+                    [out / "table.json"],
+                    [f"check:{task}:{MEDIUM_SIZE}"] + ([f"learn:{task}:seeds{k - 1}"] if k > 1 else []),
+                    lambda t=out / "table.json", n=k: learning_complete(t, n),
+                )
+            )
     return sorted(jobs, key=priority)
 
 
@@ -167,7 +237,9 @@ def priority(job: Job) -> tuple:
     smaller checks; the first seed's learning; then the further seeds; the choosing tasks before
     the confirming one at each stage."""
     kind, task, rest = (job.name.split(":") + [""])[:3]
-    stage = {"collect": 0, "check": 1 if rest == str(MEDIUM_SIZE) else 2}.get(kind, 2 + int(rest.removeprefix("seeds") or 1))
+    stage = {"collect": 0, "check": 1 if rest == str(MEDIUM_SIZE) else 2}.get(
+        kind, 2 + int(rest.removeprefix("seeds") or 1)
+    )
     return stage, task not in CHOOSING_TASKS, list(RECIPES).index(task)
 
 
@@ -181,7 +253,10 @@ def write_status(root: Path, jobs: list[Job], state: dict[str, dict]) -> None:
     lines = ["| job | state | commit | started | seconds |", "|---|---|---|---|---|"]
     for job in jobs:
         s = state.get(job.name, {})
-        lines.append(f"| {job.name} | {s.get('state', 'waiting')} | {s.get('commit', '')} | {s.get('started', '')} | {s.get('seconds', '')} |")
+        lines.append(
+            f"| {job.name} | {s.get('state', 'waiting')} | {s.get('commit', '')} | {s.get('started', '')} | "
+            f"{s.get('seconds', '')} |"
+        )
     atomic_write(root / "status.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     atomic_write(root / "jobs.json", lambda tmp: tmp.write_text(json.dumps(state, indent=2)))
 
@@ -196,10 +271,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dynamics-max-epochs", type=int, default=100)
     p.add_argument("--jobs", type=int, default=2, help="jobs at a time (each uses one CPU thread)")
     p.add_argument("--no-learning", action="store_true", help="only collect and check")
-    p.add_argument("--recommended", default=None, choices=sorted(CANDIDATES),
-                   help="the candidate the rule chose (docs/morec_scale): also trained on the confirming task")
+    p.add_argument(
+        "--recommended",
+        default=None,
+        choices=sorted(CANDIDATES),
+        help="the candidate the rule chose (docs/morec_scale): also trained on the confirming task",
+    )
     p.add_argument("--only", default=None, help="comma-separated job names (and what they need)")
-    p.add_argument("--plan", action="store_true", help="list the jobs, what each needs and whether it is done; run nothing")
+    p.add_argument(
+        "--plan", action="store_true", help="list the jobs, what each needs and whether it is done; run nothing"
+    )
     args = p.parse_args(argv)
 
     root = Path(args.root).resolve()
@@ -214,7 +295,9 @@ def main(argv: list[str] | None = None) -> int:
         by_name = {j.name: j for j in jobs}
         unknown = wanted - set(by_name)
         if unknown:
-            raise SystemExit(f"morec_scale: error: --only: no job named {sorted(unknown)[0]!r}; jobs: {', '.join(by_name)}")
+            raise SystemExit(
+                f"morec_scale: error: --only: no job named {sorted(unknown)[0]!r}; jobs: {', '.join(by_name)}"
+            )
         while True:  # what the wanted jobs need, transitively
             more = {n for w in wanted for n in by_name[w].needs} - wanted
             if not more:
@@ -228,8 +311,11 @@ def main(argv: list[str] | None = None) -> int:
     state_file = root / "jobs.json"
     state: dict[str, dict] = json.loads(state_file.read_text()) if state_file.exists() else {}
     commit = commit_of_code()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     attempts: dict[str, int] = {}
     by_name = {j.name: j for j in jobs}
@@ -239,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             del running[name]
             ok = proc.returncode == 0 and by_name[name].done()
-            state[name].update(state="done" if ok else f"failed (exit {proc.returncode})", seconds=round(time.time() - started))
+            state[name].update(
+                state="done" if ok else f"failed (exit {proc.returncode})", seconds=round(time.time() - started)
+            )
             write_status(root, jobs, state)
         pending = [j for j in jobs if j.name not in running and not j.done() and attempts.get(j.name, 0) < 2]
         ready = [j for j in pending if all(by_name[n].done() for n in j.needs if n in by_name)]
@@ -252,8 +340,13 @@ def main(argv: list[str] | None = None) -> int:
                 fh.flush()
                 proc = subprocess.Popen(job.cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=root)
             running[job.name] = (proc, time.time())
-            state[job.name] = {"state": "running", "commit": commit, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                               "attempt": attempts[job.name], "log": str(log)}
+            state[job.name] = {
+                "state": "running",
+                "commit": commit,
+                "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "attempt": attempts[job.name],
+                "log": str(log),
+            }
             write_status(root, jobs, state)
         for job in jobs:
             if job.done() and state.get(job.name, {}).get("state") != "done":
@@ -264,7 +357,10 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(10)
     write_status(root, jobs, state)
     left = [j.name for j in jobs if not j.done()]
-    print(f"morec_scale: {len(jobs) - len(left)}/{len(jobs)} jobs done" + (f"; not done: {', '.join(left)}" if left else ""))
+    print(
+        f"morec_scale: {len(jobs) - len(left)}/{len(jobs)} jobs done"
+        + (f"; not done: {', '.join(left)}" if left else "")
+    )
     return 0 if not left else 1
 
 

@@ -53,8 +53,13 @@ def main() -> None:
         raise SystemExit(f"error: {run} has no summary.json and checkpoint.pt; pass a finished `morec train` run")
     cfg = load_config(run / "config.yaml")
     # as MOBILE (a MOPO run's reward penalty is not used here), eager, on the asked device
-    cfg = dataclasses.replace(cfg, algorithm="mobile", device=args.device, rollout=dataclasses.replace(cfg.rollout, penalty_coef=0.0),
-                              train=dataclasses.replace(cfg.train, compile="off"))
+    cfg = dataclasses.replace(
+        cfg,
+        algorithm="mobile",
+        device=args.device,
+        rollout=dataclasses.replace(cfg.rollout, penalty_coef=0.0),
+        train=dataclasses.replace(cfg.train, compile="off"),
+    )
     dataset = load_training_dataset(cfg)
     dynamics = EnsembleDynamics.load(summary["models"]["dynamics"], device=args.device).eval()
     algo = build_algorithm(cfg, dataset.obs_dim, dataset.act_dim, Box(-1, 1, (dataset.act_dim,)), dynamics)
@@ -62,8 +67,13 @@ def main() -> None:
     state.pop(algo._OPTIMIZERS_KEY, None)
     missing, unexpected = algo.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("dynamics.") for k in missing):
-        raise SystemExit(f"error: {run}/checkpoint.pt does not hold this learner's networks (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    rows = torch.randperm(len(dataset.observations), generator=torch.Generator().manual_seed(args.seed))[: args.rows].numpy()
+        raise SystemExit(
+            f"error: {run}/checkpoint.pt does not hold this learner's networks (missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]})"
+        )
+    rows = torch.randperm(len(dataset.observations), generator=torch.Generator().manual_seed(args.seed))[
+        : args.rows
+    ].numpy()
     obs = torch.as_tensor(dataset.observations[rows], device=args.device)
     act = torch.as_tensor(dataset.actions[rows], device=args.device)
     u32 = penalties(algo, obs, act, "float32", args.seed)
@@ -72,15 +82,28 @@ def main() -> None:
     scale = float(u32.abs().mean())
     with torch.no_grad():
         q = algo.critic_target(obs, act).min(0).values
-    print(json.dumps({
-        "run": str(run), "rows": len(rows), "device": args.device,
-        "q_mean": round(float(q.mean()), 3), "penalty_u_mean_float32": round(scale, 4),
-        "bfloat16": {"mean_abs_change_over_mean_u": round(float((u16 - u32).abs().mean()) / scale, 4),
-                     "rank_correlation_with_float32": round(rank_correlation(u16, u32), 4)},
-        "float32_redrawn_samples": {"mean_abs_change_over_mean_u": round(float((u32_redrawn - u32).abs().mean()) / scale, 4),
-                                    "rank_correlation_with_float32": round(rank_correlation(u32_redrawn, u32), 4)},
-        "note": "bfloat16 uses the same seed as the float32 reference; the redrawn row is the penalty's own Monte Carlo noise",
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "run": str(run),
+                "rows": len(rows),
+                "device": args.device,
+                "q_mean": round(float(q.mean()), 3),
+                "penalty_u_mean_float32": round(scale, 4),
+                "bfloat16": {
+                    "mean_abs_change_over_mean_u": round(float((u16 - u32).abs().mean()) / scale, 4),
+                    "rank_correlation_with_float32": round(rank_correlation(u16, u32), 4),
+                },
+                "float32_redrawn_samples": {
+                    "mean_abs_change_over_mean_u": round(float((u32_redrawn - u32).abs().mean()) / scale, 4),
+                    "rank_correlation_with_float32": round(rank_correlation(u32_redrawn, u32), 4),
+                },
+                "note": "bfloat16 uses the same seed as the float32 reference; "
+                "the redrawn row is the penalty's own Monte Carlo noise",
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,10 @@ def trained():
     something to discriminate. (Against a near-perfect generator the discriminator sees no
     difference and learns nothing about gross errors either; see the issue-4 note.)"""
     ds = linear_system(n=3000, noise=0.01)
-    dyn = EnsembleDynamics(TaskInfo(4, 2), EnsembleConfig(num_members=3, num_elites=2, hidden_sizes=(32, 32),
-                                                          weight_decays=(1e-5,) * 3, max_epochs=3), seed=0)
+    dyn = EnsembleDynamics(
+        TaskInfo(4, 2),
+        EnsembleConfig(num_members=3, num_elites=2, hidden_sizes=(32, 32), weight_decays=(1e-5,) * 3, max_epochs=3),
+        seed=0,
+    )
     fit_ensemble(dyn, ds, show_progress=False)
     return ds, dyn

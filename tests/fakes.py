@@ -10,7 +10,9 @@ from morec.data import OfflineDataset
 from morec.dynamics import TaskInfo
 
 
-def linear_system(n: int = 3000, obs_dim: int = 4, act_dim: int = 2, noise: float = 0.01, seed: int = 0) -> OfflineDataset:
+def linear_system(
+    n: int = 3000, obs_dim: int = 4, act_dim: int = 2, noise: float = 0.01, seed: int = 0
+) -> OfflineDataset:
     """s' = s + 0.1 * (A s + B a) + noise, r = sum(a) - |s|^2: learnable and known."""
     rng = np.random.default_rng(seed)
     A = rng.normal(size=(obs_dim, obs_dim)) * 0.3
@@ -70,5 +72,3 @@ class Linear(torch.nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.scale * torch.tanh(self.net(obs))
-
-

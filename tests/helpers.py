@@ -41,12 +41,29 @@ def random_dataset_file(path: Path, env_id: str = "Hopper-v4", steps: int = 2000
 
 
 def smoke(path, cache, algorithm="mobile", morec=True, epochs=2, **extra) -> list[str]:
-    sets = ["task=Hopper-v4", f"algorithm={algorithm}", f"morec={str(morec).lower()}", f"dataset={path}", f"cache_dir={cache}",
-            "dynamics.max_epochs=2", "dynamics.hidden_sizes=[32, 32]", "dynamics.weight_decays=[2.5e-5, 5e-5, 1e-4]",
-            "reward.num_updates=100", "reward.snapshot_interval=50", "reward.hidden_sizes=[32]",
-            "rollout.horizon=5", "rollout.batch_size=50", "rollout.freq=20", "rollout.samples_per_member=2",
-            "agent.hidden_sizes=[32, 32]", "mobile.num_samples=2",
-            f"train.epochs={epochs}", "train.steps_per_epoch=20", "train.eval_episodes=1", "train.log_every=10"]
+    sets = [
+        "task=Hopper-v4",
+        f"algorithm={algorithm}",
+        f"morec={str(morec).lower()}",
+        f"dataset={path}",
+        f"cache_dir={cache}",
+        "dynamics.max_epochs=2",
+        "dynamics.hidden_sizes=[32, 32]",
+        "dynamics.weight_decays=[2.5e-5, 5e-5, 1e-4]",
+        "reward.num_updates=100",
+        "reward.snapshot_interval=50",
+        "reward.hidden_sizes=[32]",
+        "rollout.horizon=5",
+        "rollout.batch_size=50",
+        "rollout.freq=20",
+        "rollout.samples_per_member=2",
+        "agent.hidden_sizes=[32, 32]",
+        "mobile.num_samples=2",
+        f"train.epochs={epochs}",
+        "train.steps_per_epoch=20",
+        "train.eval_episodes=1",
+        "train.log_every=10",
+    ]
     if algorithm == "mopo":
         sets.append("rollout.penalty_coef=1.0")
     return sets + [f"{k}={v}" for k, v in extra.items()]

@@ -24,15 +24,26 @@ O, A = 4, 2
 
 def real_batch(n=300, seed=0) -> TransitionBatch:
     g = torch.Generator().manual_seed(seed)
-    return TransitionBatch(torch.randn(n, O, generator=g), torch.rand(n, A, generator=g) * 2 - 1, torch.randn(n, generator=g),
-                           torch.randn(n, O, generator=g), torch.rand(n, generator=g) < 0.05)
+    return TransitionBatch(
+        torch.randn(n, O, generator=g),
+        torch.rand(n, A, generator=g) * 2 - 1,
+        torch.randn(n, generator=g),
+        torch.randn(n, O, generator=g),
+        torch.rand(n, generator=g) < 0.05,
+    )
 
 
 def make_algo(cls, **kw):
     torch.manual_seed(0)
     policy = SACPolicy(actor=build_actor(O, A, (32, 32)), action_space=gym.spaces.Box(-1, 1, (A,)))
-    return cls(policy=policy, critic=TwinCritic(O, A, (32, 32)), config=AgentConfig(hidden_sizes=(32, 32)), act_dim=A,
-               total_steps=10, **kw)
+    return cls(
+        policy=policy,
+        critic=TwinCritic(O, A, (32, 32)),
+        config=AgentConfig(hidden_sizes=(32, 32)),
+        act_dim=A,
+        total_steps=10,
+        **kw,
+    )
 
 
 def assert_resume_reproduces_the_uninterrupted_run(cfg, tmp_path, monkeypatch) -> None:
@@ -55,7 +66,10 @@ def assert_resume_reproduces_the_uninterrupted_run(cfg, tmp_path, monkeypatch) -
     assert resumed.epoch == 1 and resumed.gradient_step == cfg.train.steps_per_epoch
     first_session = resumed.seconds_before_session
     resumed_summary = resumed.run()
-    assert first_session > 0 and resumed_summary["wall_seconds"] >= first_session + resumed_summary["wall_seconds_this_session"] - 0.1
+    assert (
+        first_session > 0
+        and resumed_summary["wall_seconds"] >= first_session + resumed_summary["wall_seconds_this_session"] - 0.1
+    )
     assert resumed_summary["evaluations"] == full_summary["evaluations"]
     assert resumed_summary["rollouts"] == full_summary["rollouts"]
     for (k, a), b in zip(full.algo.state_dict().items(), resumed.algo.state_dict().values()):
@@ -98,7 +112,9 @@ def learner(name: str, device: str = "cpu"):
     """A small MOPO or MOBILE learner (MOBILE's penalty from a small random ensemble) on ``device``."""
     if name == "MOPO":
         return make_algo(MOPO).to(device)
-    dynamics = EnsembleDynamics(TaskInfo(O, A), EnsembleConfig(hidden_sizes=(32, 32), weight_decays=(0.0, 0.0, 0.0)), device=device)
+    dynamics = EnsembleDynamics(
+        TaskInfo(O, A), EnsembleConfig(hidden_sizes=(32, 32), weight_decays=(0.0, 0.0, 0.0)), device=device
+    )
     return make_algo(MOBILE, dynamics=dynamics.eval(), mobile=MobileConfig(num_samples=3)).to(device)
 
 

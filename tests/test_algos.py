@@ -18,15 +18,16 @@ from morec.learners import MOBILE, MOPO, MixedSampler, MobileConfig, TwinCritic
 from morec.training.config import ConfigError, config_from_dict, load_config
 from morec.training.pipeline import start_run
 from tests.helpers import DEVICES, random_dataset_file, smoke
-from tests.learner_harness import A, O, TinyEnsemble, assert_resume_reproduces_the_uninterrupted_run, make_algo, real_batch
+from tests.learner_harness import (
+    A,
+    O,
+    TinyEnsemble,
+    assert_resume_reproduces_the_uninterrupted_run,
+    make_algo,
+    real_batch,
+)
 
 O_HOPPER, A_HOPPER = 11, 3
-
-
-
-
-
-
 
 
 @pytest.mark.parametrize("cls", [MOPO, MOBILE])
@@ -72,7 +73,9 @@ def test_mobile_penalty_matches_a_hand_computation():
     batch = real_batch(6)
     batch.observations, batch.actions = obs, act
     torch.manual_seed(123)
-    torch.testing.assert_close(algo.model_penalty(batch, algo.networks(), algo.next_state_sampler()), 2.0 * expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        algo.model_penalty(batch, algo.networks(), algo.next_state_sampler()), 2.0 * expected, rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("hidden", [(32, 32), (16,), (8, 8, 8)])
@@ -102,8 +105,10 @@ def test_twin_critic_equals_its_layers_run_one_by_one(hidden):
 def test_mobile_penalty_in_bfloat16_stays_close_to_float32(device):
     if device == "cpu" and not torch.backends.mkldnn.is_available():
         pytest.skip("bfloat16 matrix products need oneDNN on the CPU")
-    algos = {dtype: make_algo(MOBILE, dynamics=TinyEnsemble(), mobile=MobileConfig(num_samples=50, penalty_dtype=dtype))
-             for dtype in ("float32", "bfloat16")}
+    algos = {
+        dtype: make_algo(MOBILE, dynamics=TinyEnsemble(), mobile=MobileConfig(num_samples=50, penalty_dtype=dtype))
+        for dtype in ("float32", "bfloat16")
+    }
     algos["bfloat16"].load_state_dict(algos["float32"].state_dict())
     obs, act = torch.randn(64, O), torch.rand(64, A)
     penalties = {}
@@ -114,7 +119,12 @@ def test_mobile_penalty_in_bfloat16_stays_close_to_float32(device):
     assert penalties["bfloat16"].dtype == torch.float32
     critic, x = algos["bfloat16"].critic, torch.cat([obs, act], -1).to(device)
     with torch.autocast(device, dtype=torch.bfloat16):  # the critics' output layer stays float32 under autocast
-        assert critic(obs.to(device), act.to(device)).dtype == critic._batched(x).dtype == critic._split(x).dtype == torch.float32
+        assert (
+            critic(obs.to(device), act.to(device)).dtype
+            == critic._batched(x).dtype
+            == critic._split(x).dtype
+            == torch.float32
+        )
     relative = (penalties["bfloat16"] - penalties["float32"]).abs() / penalties["float32"].abs().mean()
     assert relative.mean() < 0.05, relative.mean()
     with pytest.raises(ConfigError, match="penalty_dtype must be 'float32' or 'bfloat16', got 'float16'"):
@@ -143,8 +153,11 @@ def test_mobile_penalises_only_the_model_rows(monkeypatch):
 
 
 def test_mobile_switches():
-    algo = make_algo(MOBILE, dynamics=TinyEnsemble(), mobile=MobileConfig(deterministic_backup=True, target_lower_bound=None,
-                                                                          actor_on_target_critics=True))
+    algo = make_algo(
+        MOBILE,
+        dynamics=TinyEnsemble(),
+        mobile=MobileConfig(deterministic_backup=True, target_lower_bound=None, actor_on_target_critics=True),
+    )
     assert not algo.backup_entropy() and algo.target_lower_bound() is None and algo.actor_critic() is algo.critic_target
     plain = make_algo(MOBILE, dynamics=TinyEnsemble(), mobile=MobileConfig())
     assert plain.backup_entropy() and plain.target_lower_bound() == 0.0 and plain.actor_critic() is plain.critic
@@ -204,12 +217,16 @@ def test_matched_morec_configs_change_only_the_rollout_and_the_recommended_one_o
 
     root = Path(__file__).resolve().parents[1] / "configs"
     for folder in sorted(p for p in root.glob("*/*") if (p / f"{algorithm}.yaml").exists()):
-        host, paper, matched, recommended = (load_config(folder / f"{name}.yaml").to_dict() for name in (
-            algorithm, f"paper/{algorithm}_morec", f"{algorithm}_morec_matched", f"{algorithm}_morec"))
+        host, paper, matched, recommended = (
+            load_config(folder / f"{name}.yaml").to_dict()
+            for name in (algorithm, f"paper/{algorithm}_morec", f"{algorithm}_morec_matched", f"{algorithm}_morec")
+        )
         changed = config_differences(host, matched)
         assert {k.split(".")[0] for k in changed} <= {"rollout", "filter", "reward", "morec"}, folder
         assert "rollout.penalty_coef" not in changed and changed["morec"] == (False, True)
-        assert not {k for k in config_differences(paper, matched) if k.split(".")[0] in ("rollout", "filter", "reward")} - {"rollout.penalty_coef"}
+        assert not {
+            k for k in config_differences(paper, matched) if k.split(".")[0] in ("rollout", "filter", "reward")
+        } - {"rollout.penalty_coef"}
         assert dict(config_differences(matched, recommended)) == {"filter.truncate_as": ("terminal", "stop")}, folder
 
 
@@ -225,7 +242,11 @@ def test_the_smoke_overlay_lays_the_smoke_budget_over_any_config(tmp_path):
     (tmp_path / "a.yaml").write_text("overlay: b.yaml\ntrain:\n  epochs: 7\n  batch_size: 32\n")
     (tmp_path / "b.yaml").write_text("train:\n  epochs: 3\n")
     cfg = load_config(tmp_path / "a.yaml", ["train.log_every=5"])
-    assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.log_every) == (3, 32, 5)  # the overlay wins per key, --set last
+    assert (cfg.train.epochs, cfg.train.batch_size, cfg.train.log_every) == (
+        3,
+        32,
+        5,
+    )  # the overlay wins per key, --set last
     (tmp_path / "b.yaml").write_text("overlay: a.yaml\n")
     with pytest.raises(ConfigError, match="names itself"):
         load_config(tmp_path / "a.yaml")
@@ -248,10 +269,6 @@ def test_filter_options_and_a_warning_for_too_few_snapshots():
     assert load_config(None, []).reward.planned_snapshots == 10  # the defaults (and train-reward's) use 10
 
 
-
-
-
-
 @pytest.mark.parametrize("device", DEVICES)
 def test_smoke_run_writes_tensorboard_tags_and_summary(hopper_file, tmp_path, device, capsys):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -264,12 +281,25 @@ def test_smoke_run_writes_tensorboard_tags_and_summary(hopper_file, tmp_path, de
     assert trainer.dynamics.device.type == device and trainer.model_buffer.storage.observations.device.type == device
     assert all(p.device.type == device for p in trainer.algo.parameters())
     assert summary["gradient_steps"] == 40 and len(summary["evaluations"]) == 2
-    assert summary["last10_mean_score"] == pytest.approx(np.mean([e["normalized_score"] for e in summary["evaluations"]]))
+    assert summary["last10_mean_score"] == pytest.approx(
+        np.mean([e["normalized_score"] for e in summary["evaluations"]])
+    )
     events = EventAccumulator(str(tmp_path / "run" / "tb")).Reload()
     tags = set(events.Tags()["scalars"])
-    for tag in ("train/actor_loss", "train/critic_loss", "train/alpha", "train/q_mean", "train/penalty_mean",
-                "rollout/mean_length", "rollout/truncation_rate", "rollout/reward_d", "eval/return_mean",
-                "eval/normalized_score", "perf/gradient_steps_per_s", "dynamics/train_nll"):
+    for tag in (
+        "train/actor_loss",
+        "train/critic_loss",
+        "train/alpha",
+        "train/q_mean",
+        "train/penalty_mean",
+        "rollout/mean_length",
+        "rollout/truncation_rate",
+        "rollout/reward_d",
+        "eval/return_mean",
+        "eval/normalized_score",
+        "perf/gradient_steps_per_s",
+        "dynamics/train_nll",
+    ):
         assert tag in tags, tag
     assert [e.step for e in events.Scalars("eval/normalized_score")] == [20, 40]
     assert (tmp_path / "run" / "summary.json").exists() and (tmp_path / "run" / "config.yaml").exists()
@@ -294,8 +324,15 @@ def test_smoke_run_writes_tensorboard_tags_and_summary(hopper_file, tmp_path, de
 def test_auto_threshold_truncate_as_stop_and_candidate_clip_train(hopper_file, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", epochs=1, **{
-        "filter.threshold": "auto", "filter.truncate_as": "stop", "rollout.candidate_clip": 25}))
+    cfg = load_config(
+        None,
+        smoke(
+            hopper_file,
+            tmp_path / "cache",
+            epochs=1,
+            **{"filter.threshold": "auto", "filter.truncate_as": "stop", "rollout.candidate_clip": 25},
+        ),
+    )
     trainer = start_run(cfg, tmp_path / "run", show_progress=False)
     assert trainer.engine.selector.threshold < 1.4 and trainer.engine.config.candidate_clip == 25
     trainer.run()
@@ -313,9 +350,14 @@ def test_distilled_filter_trains_and_scores_with_one_network(hopper_file, tmp_pa
     import morec.training.model_cache
     from morec.dynamics_reward.config import DistillationConfig
 
-    monkeypatch.setattr(morec.training.model_cache, "DistillationConfig",
-                        functools.partial(DistillationConfig, updates=40, batch_size=32, hidden_sizes=(32,), model_steps=1))
-    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", epochs=1, **{"filter.distilled": True, "filter.threshold": "auto"}))
+    monkeypatch.setattr(
+        morec.training.model_cache,
+        "DistillationConfig",
+        functools.partial(DistillationConfig, updates=40, batch_size=32, hidden_sizes=(32,), model_steps=1),
+    )
+    cfg = load_config(
+        None, smoke(hopper_file, tmp_path / "cache", epochs=1, **{"filter.distilled": True, "filter.threshold": "auto"})
+    )
     trainer = start_run(cfg, tmp_path / "run", show_progress=False)
     reward = trainer.engine.selector.reward
     assert reward.num_snapshots == 1 and reward.distilled_from is not None and reward.distilled_from >= 1
@@ -328,32 +370,45 @@ def test_distilled_filter_trains_and_scores_with_one_network(hopper_file, tmp_pa
 
 
 def test_a_filter_that_cuts_almost_every_rollout_is_said_once(tmp_path):
-    cheetah_file = random_dataset_file(tmp_path / "halfcheetah.hdf5", "HalfCheetah-v4")  # never terminates: only the filter ends rollouts
+    cheetah_file = random_dataset_file(
+        tmp_path / "halfcheetah.hdf5", "HalfCheetah-v4"
+    )  # never terminates: only the filter ends rollouts
     sets = smoke(cheetah_file, tmp_path / "cache", algorithm="mopo", **{"filter.threshold": 1e6})
     cfg = load_config(None, [s.replace("task=Hopper-v4", "task=HalfCheetah-v4") for s in sets])
-    with pytest.warns(UserWarning, match=r"cut 100% of the first rollout's start states short .* marked each cut a terminal") as caught:
+    with pytest.warns(
+        UserWarning, match=r"cut 100% of the first rollout's start states short .* marked each cut a terminal"
+    ) as caught:
         start_run(cfg, tmp_path / "run", show_progress=False).run()
     assert sum("MOREC filter" in str(w.message) for w in caught) == 1  # two rollouts, one warning
-    with warnings.catch_warnings(record=True) as quiet:  # cuts that write no terminal are what the recommended configs do
+    with warnings.catch_warnings(
+        record=True
+    ) as quiet:  # cuts that write no terminal are what the recommended configs do
         warnings.simplefilter("always")
-        start_run(replace(cfg, filter=replace(cfg.filter, truncate_as="stop")), tmp_path / "stop", show_progress=False).run()
+        start_run(
+            replace(cfg, filter=replace(cfg.filter, truncate_as="stop")), tmp_path / "stop", show_progress=False
+        ).run()
     assert not any("MOREC filter" in str(w.message) for w in quiet)
-
-
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_resume_reproduces_the_uninterrupted_run(hopper_file, tmp_path, monkeypatch, device):
-    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=True, epochs=3, device=device))
+    cfg = load_config(
+        None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=True, epochs=3, device=device)
+    )
     assert_resume_reproduces_the_uninterrupted_run(cfg, tmp_path, monkeypatch)
-    other = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=True, epochs=4, device=device))
+    other = load_config(
+        None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=True, epochs=4, device=device)
+    )
     with pytest.raises(ConfigError, match=r"another config \(differs in \['train.epochs'\]\)"):
         start_run(other, tmp_path / "killed", resume=True, show_progress=False)
 
 
 def test_bfloat16_penalty_trains_and_resumes_like_the_uninterrupted_run(hopper_file, tmp_path, monkeypatch):
-    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=False, epochs=2)
-                      + ["mobile.penalty_dtype=bfloat16"])
+    cfg = load_config(
+        None,
+        smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=False, epochs=2)
+        + ["mobile.penalty_dtype=bfloat16"],
+    )
     assert_resume_reproduces_the_uninterrupted_run(cfg, tmp_path, monkeypatch)
 
 
@@ -366,18 +421,24 @@ def test_penalty_precision_script_compares_bfloat16_with_the_penalty_noise(hoppe
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=1))
     start_run(cfg, tmp_path / "run", show_progress=False).run()
     script = Path(__file__).resolve().parents[1] / "scripts" / "penalty_precision.py"
-    done = subprocess.run([sys.executable, str(script), str(tmp_path / "run"), "--rows", "64"], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "run"), "--rows", "64"], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["rows"] == 64 and report["penalty_u_mean_float32"] > 0
     for key in ("bfloat16", "float32_redrawn_samples"):
-        assert report[key]["mean_abs_change_over_mean_u"] >= 0 and -1 <= report[key]["rank_correlation_with_float32"] <= 1
+        assert (
+            report[key]["mean_abs_change_over_mean_u"] >= 0 and -1 <= report[key]["rank_correlation_with_float32"] <= 1
+        )
     missing = subprocess.run([sys.executable, str(script), str(tmp_path / "nothing")], capture_output=True, text=True)
     assert missing.returncode != 0 and "has no summary.json" in missing.stderr and "Traceback" not in missing.stderr
 
 
 def test_compiled_networks_train_and_resume_like_the_uninterrupted_compiled_run(hopper_file, tmp_path, monkeypatch):
-    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=False, epochs=2) + ["train.compile=on"])
+    cfg = load_config(
+        None, smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=False, epochs=2) + ["train.compile=on"]
+    )
     probe = start_run(cfg, tmp_path / "probe", show_progress=False)
     assert probe.algo.critic._compiled_call_impl is not None and probe.algo.actor._compiled_call_impl is not None
     probe.run_directory.close()
@@ -391,15 +452,25 @@ def test_model_seed_shares_the_dynamics_and_reward_across_seeds(hopper_file, tmp
     """Seeds 0 and 1 with ``model_seed=0`` train one dynamics model and one dynamics reward, and
     differ in the learner; without it each seed trains its own."""
     cache = tmp_path / "cache"
-    runs = [start_run(load_config(None, smoke(hopper_file, cache, morec=True, epochs=1) + [f"seed={seed}", "model_seed=0"]),
-                    tmp_path / f"run{seed}", show_progress=False) for seed in (0, 1)]
+    runs = [
+        start_run(
+            load_config(None, smoke(hopper_file, cache, morec=True, epochs=1) + [f"seed={seed}", "model_seed=0"]),
+            tmp_path / f"run{seed}",
+            show_progress=False,
+        )
+        for seed in (0, 1)
+    ]
     assert len(list((cache / "dynamics").glob("*/dynamics.pt"))) == 1
     assert len(list((cache / "reward").glob("*/dynamics_reward.pt"))) == 1
     assert runs[0].engine.selector.threshold == runs[1].engine.selector.threshold
     assert not torch.equal(next(runs[0].algo.actor.parameters()), next(runs[1].algo.actor.parameters()))
     for run in runs:
         run.run_directory.close()
-    own = start_run(load_config(None, smoke(hopper_file, cache, morec=True, epochs=1) + ["seed=1"]), tmp_path / "own", show_progress=False)
+    own = start_run(
+        load_config(None, smoke(hopper_file, cache, morec=True, epochs=1) + ["seed=1"]),
+        tmp_path / "own",
+        show_progress=False,
+    )
     own.run_directory.close()
     assert len(list((cache / "dynamics").glob("*/dynamics.pt"))) == 2
 
@@ -407,8 +478,11 @@ def test_model_seed_shares_the_dynamics_and_reward_across_seeds(hopper_file, tmp
 def test_a_config_can_name_trained_models_instead_of_training_them(hopper_file, tmp_path):
     """``dynamics_path`` and ``reward_path`` take the folders ``train-dynamics``/``train-reward``
     (or another run's cache) wrote: nothing is trained, and the summary names those folders."""
-    first = start_run(load_config(None, smoke(hopper_file, tmp_path / "cache", morec=True, epochs=1)), tmp_path / "first",
-                    show_progress=False).run()
+    first = start_run(
+        load_config(None, smoke(hopper_file, tmp_path / "cache", morec=True, epochs=1)),
+        tmp_path / "first",
+        show_progress=False,
+    ).run()
     named = [f"dynamics_path={first['models']['dynamics']}", f"reward_path={first['models']['reward']}"]
     cfg = load_config(None, smoke(hopper_file, tmp_path / "empty", morec=True, epochs=1) + named)
     second = start_run(cfg, tmp_path / "second", show_progress=False)
@@ -417,8 +491,11 @@ def test_a_config_can_name_trained_models_instead_of_training_them(hopper_file, 
     assert second.components.model_dirs == first["models"]
     walker = random_dataset_file(tmp_path / "walker.hdf5", env_id="Walker2d-v4", steps=300)
     for key in ("dynamics_path", "reward_path"):
-        cfg = load_config(None, smoke(walker, tmp_path / "w", morec=True, epochs=1, task="Walker2d-v4")
-                          + [n for n in named if n.startswith(key)])
+        cfg = load_config(
+            None,
+            smoke(walker, tmp_path / "w", morec=True, epochs=1, task="Walker2d-v4")
+            + [n for n in named if n.startswith(key)],
+        )
         with pytest.raises(ConfigError, match=f"^{key}: .*(trained|expected|built) .*"):
             start_run(cfg, tmp_path / f"w-{key}", show_progress=False)
 
@@ -437,7 +514,9 @@ def test_behaviour_cloning_fits_the_dataset_actions(hopper_file):
     from morec.learners.bc import BCConfig, log_likelihood, train_bc
 
     ds = load_dataset(hopper_file)
-    policy, losses = train_bc(ds, gym.spaces.Box(-1, 1, (3,)), BCConfig(hidden_sizes=(32, 32), lr=1e-3, steps=300), seed=0)
+    policy, losses = train_bc(
+        ds, gym.spaces.Box(-1, 1, (3,)), BCConfig(hidden_sizes=(32, 32), lr=1e-3, steps=300), seed=0
+    )
     assert losses[-1] < losses[0] and np.isfinite(losses).all()
     obs, act = torch.as_tensor(ds.observations[:64]), torch.as_tensor(ds.actions[:64])
     with torch.no_grad():

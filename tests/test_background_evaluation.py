@@ -54,7 +54,9 @@ def test_a_failing_evaluation_process_raises_its_error():
         background.wait()
         background._process.kill()
         background._process.wait()
-        with pytest.raises(EvaluationFailed, match=r"epoch 5 in the background failed: the evaluation process ended \(exit code -9\)"):
+        with pytest.raises(
+            EvaluationFailed, match=r"epoch 5 in the background failed: the evaluation process ended \(exit code -9\)"
+        ):
             background.submit(make_policy(), 1, seed=0, tag={"epoch": 5})
     finally:
         background.close()
@@ -64,29 +66,42 @@ def test_background_run_records_what_the_in_process_run_records(hopper_file, tmp
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     sets = smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3, **{"train.eval_every": 1})
-    inline = start_run(load_config(None, sets + ["train.evaluate_in_background=off"]), tmp_path / "inline", show_progress=False)
+    inline = start_run(
+        load_config(None, sets + ["train.evaluate_in_background=off"]), tmp_path / "inline", show_progress=False
+    )
     assert not inline.evaluator.in_background
     inline_summary = inline.run()  # built and run one after the other: the runs draw from torch's global generator
     seen: list[dict] = []
-    background = start_run(load_config(None, sets + ["train.evaluate_in_background=on"]), tmp_path / "background", show_progress=False)
+    background = start_run(
+        load_config(None, sets + ["train.evaluate_in_background=on"]), tmp_path / "background", show_progress=False
+    )
     assert background.evaluator.in_background
     background_summary = background.run(on_evaluation=seen.append)
     assert background_summary["evaluations"] == inline_summary["evaluations"]
-    assert [e["epoch"] for e in background_summary["evaluations"]] == [1, 2, 3] and seen == background_summary["evaluations"]
+    assert [e["epoch"] for e in background_summary["evaluations"]] == [1, 2, 3] and seen == background_summary[
+        "evaluations"
+    ]
     events = EventAccumulator(str(tmp_path / "background" / "tb")).Reload()
     assert [e.step for e in events.Scalars("eval/normalized_score")] == [20, 40, 60]
 
 
 def test_resume_re_evaluates_the_evaluation_in_flight(hopper_file, tmp_path, monkeypatch):  # noqa: F811
-    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3)
-                      + ["train.evaluate_in_background=on"])
+    cfg = load_config(
+        None,
+        smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3)
+        + ["train.evaluate_in_background=on"],
+    )
     original = TrainingLoop._save_checkpoint
     in_flight = []
-    monkeypatch.setattr(TrainingLoop, "_save_checkpoint", lambda self: (in_flight.append(self.evaluator.pending), original(self)))
+    monkeypatch.setattr(
+        TrainingLoop, "_save_checkpoint", lambda self: (in_flight.append(self.evaluator.pending), original(self))
+    )
     assert_resume_reproduces_the_uninterrupted_run(cfg, tmp_path, monkeypatch)
     assert in_flight[0] == {"epoch": 1, "gradient_step": 20}  # the killed run's checkpoint held one in flight
 
 
 def test_bad_switch_is_a_config_error(hopper_file, tmp_path):  # noqa: F811
-    with pytest.raises(ConfigError, match="train.evaluate_in_background must be 'auto', 'on' or 'off', got 'sometimes'"):
+    with pytest.raises(
+        ConfigError, match="train.evaluate_in_background must be 'auto', 'on' or 'off', got 'sometimes'"
+    ):
         load_config(None, smoke(hopper_file, tmp_path / "cache") + ["train.evaluate_in_background=sometimes"])

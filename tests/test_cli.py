@@ -27,7 +27,7 @@ def rank_correlation(x, y) -> float:
     """Spearman's rho of untied data: 1 - 6 sum d^2 / (n (n^2 - 1)) over rank differences d."""
     n = len(x)
     d = np.argsort(np.argsort(x)).astype(np.float64) - np.argsort(np.argsort(y))
-    return float(1 - 6 * (d ** 2).sum() / (n * (n ** 2 - 1)))
+    return float(1 - 6 * (d**2).sum() / (n * (n**2 - 1)))
 
 
 def test_auc_and_spearman():
@@ -40,7 +40,10 @@ def test_auc_and_spearman():
     assert spearman(np.ones(4), np.arange(4.0)) is None and spearman(np.array([1.0]), np.array([2.0])) is None
     rng = np.random.default_rng(0)
     for _ in range(20):
-        pos, neg = rng.integers(0, 6, size=rng.integers(1, 30)), rng.integers(0, 6, size=rng.integers(1, 30))  # many ties
+        pos, neg = (
+            rng.integers(0, 6, size=rng.integers(1, 30)),
+            rng.integers(0, 6, size=rng.integers(1, 30)),
+        )  # many ties
         assert auc(pos.astype(float), neg.astype(float)) == pytest.approx(pairwise_auc(pos, neg), abs=1e-12)
         x, y = rng.normal(size=25), rng.normal(size=25)
         assert spearman(x, y) == pytest.approx(rank_correlation(x, y), abs=1e-12)
@@ -63,9 +66,11 @@ def discrimination_from_files(data: str, dyn: str, rew: str, seed: int) -> dict:
         real = reward(obs, act, nxt).numpy()
         model_next, _, _ = sample_elite_next_obs(dynamics, obs, act, gen)
         perturbed = nxt + 0.1 * (nxt - obs).std(0) * torch.randn(nxt.shape, generator=gen)
-        return {"auc_real_vs_model_samples": pairwise_auc(real, reward(obs, act, model_next).numpy()),
-                "auc_real_vs_perturbed": pairwise_auc(real, reward(obs, act, perturbed).numpy()),
-                "real_reward_mean": float(real.mean())}
+        return {
+            "auc_real_vs_model_samples": pairwise_auc(real, reward(obs, act, model_next).numpy()),
+            "auc_real_vs_perturbed": pairwise_auc(real, reward(obs, act, perturbed).numpy()),
+            "real_reward_mean": float(real.mean()),
+        }
 
 
 def held_out_rewards(rew: str) -> np.ndarray:
@@ -116,20 +121,57 @@ def workdir(tmp_path_factory):
 def run(argv, capsys) -> dict:
     assert main(argv) == 0
     out = capsys.readouterr().out
-    return json.loads(out[out.index("{"):])
+    return json.loads(out[out.index("{") :])
 
 
 def test_train_dynamics_reward_and_eval_model(workdir, capsys):
     data, dyn, rew = str(workdir / "hopper.hdf5"), str(workdir / "dyn"), str(workdir / "rew")
-    report = run(["train-dynamics", "--dataset", data, "--out", dyn, "--max-epochs", "3", "--eval-starts", "50",
-                  "--eval-horizon", "3", "--no-progress", "--json"], capsys)
+    report = run(
+        [
+            "train-dynamics",
+            "--dataset",
+            data,
+            "--out",
+            dyn,
+            "--max-epochs",
+            "3",
+            "--eval-starts",
+            "50",
+            "--eval-horizon",
+            "3",
+            "--no-progress",
+            "--json",
+        ],
+        capsys,
+    )
     assert report["fit"]["epochs"] == 3 and report["fit"]["holdout_size"] == 600
     assert len(report["oracle"]["open_loop_error_per_step"]) == 3
     assert report["oracle"]["random_policy_model_error"]["overall"] > 0
     assert (workdir / "dyn" / "dynamics.pt").exists() and list((workdir / "dyn" / "tb").glob("events.*"))
 
-    assert main(["train-reward", "--dataset", data, "--dynamics", dyn, "--out", rew, "--generator", "fixed",
-                 "--num-updates", "200", "--snapshot-interval", "50", "--snapshot-stride", "2", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train-reward",
+                "--dataset",
+                data,
+                "--dynamics",
+                dyn,
+                "--out",
+                rew,
+                "--generator",
+                "fixed",
+                "--num-updates",
+                "200",
+                "--snapshot-interval",
+                "50",
+                "--snapshot-stride",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr()
     text = printed.out.splitlines()  # for people: a start line, where it went, AUC and snapshots
     assert text[0] == f"train-reward: 3,000 transitions from {data}, dynamics from {dyn} -> {rew}"
@@ -139,26 +181,51 @@ def test_train_dynamics_reward_and_eval_model(workdir, capsys):
     used = report["snapshots_used"]
     assert used == report["fit"]["snapshots_used"]
     assert any(f"the reward stacks {used} of 4 discriminator snapshots" in line for line in text)
-    assert f"warning: the dynamics reward uses only {used} discriminator snapshot(s)" in printed.err  # 4 taken, stride 2
+    assert (
+        f"warning: the dynamics reward uses only {used} discriminator snapshot(s)" in printed.err
+    )  # 4 taken, stride 2
     assert report["fit"]["snapshots_taken"] == 4
     assert report["discrimination"]["transitions"] == 300  # the 10% split held out from training
     expected = discrimination_from_files(data, dyn, rew, seed=0)
     for key, value in expected.items():
         assert report["discrimination"][key] == pytest.approx(value, abs=1e-9), key
 
-    for policy in (["--policy", "random"], ["--policy", "noisy-behaviour", "--policy-path", str(workdir / "sac" / "policy_40.pt")],
-                   ["--policy", "checkpoint", "--policy-path", str(workdir / "sac" / "policy_40.pt")]):
-        report = run(["eval-model", "--dataset", data, "--dynamics", dyn, "--reward", rew, "--horizon", "5",
-                      "--starts", "40", *policy, "--json"], capsys)
+    for policy in (
+        ["--policy", "random"],
+        ["--policy", "noisy-behaviour", "--policy-path", str(workdir / "sac" / "policy_40.pt")],
+        ["--policy", "checkpoint", "--policy-path", str(workdir / "sac" / "policy_40.pt")],
+    ):
+        report = run(
+            [
+                "eval-model",
+                "--dataset",
+                data,
+                "--dynamics",
+                dyn,
+                "--reward",
+                rew,
+                "--horizon",
+                "5",
+                "--starts",
+                "40",
+                *policy,
+                "--json",
+            ],
+            capsys,
+        )
         assert report["unfiltered"]["transitions"] >= 40 and report["filtered"]["transitions"] >= 40
         ratio = report["filtered"]["error"] / report["unfiltered"]["error"]
         assert report["filtered_over_unfiltered_error"] == pytest.approx(ratio)
         if policy[1] == "random":
-            assert report["reward_error_spearman"] == pytest.approx(first_step_spearman(data, dyn, rew, starts=40, horizon=5), abs=1e-9)
-        (name, checked), = report["policies"].items()  # one policy per call fills `policies` with one entry
+            assert report["reward_error_spearman"] == pytest.approx(
+                first_step_spearman(data, dyn, rew, starts=40, horizon=5), abs=1e-9
+            )
+        ((name, checked),) = report["policies"].items()  # one policy per call fills `policies` with one entry
         assert checked["filtered"] == report["filtered"]
         held_out = held_out_rewards(rew)  # the half of the reward's held-out transitions that measures
-        assert report["false_truncation_rate"] == pytest.approx(float((held_out < report["threshold"]).mean()), abs=1e-12)
+        assert report["false_truncation_rate"] == pytest.approx(
+            float((held_out < report["threshold"]).mean()), abs=1e-12
+        )
         assert report["real_reward_quantiles"]["50"] == pytest.approx(float(np.median(held_out)), abs=1e-9)
         assert 1 <= checked["filtered"]["mean_rollout_length"] <= 5 and "return_abs_error" not in checked["filtered"]
         assert len(checked["per_step"]["ratio"]) == 5
@@ -166,20 +233,73 @@ def test_train_dynamics_reward_and_eval_model(workdir, capsys):
 
 def test_distil_reward_writes_a_one_network_reward_that_eval_model_takes(workdir, capsys):
     data, dyn, rew, out = (str(workdir / n) for n in ("hopper.hdf5", "dyn", "rew", "rew-distilled"))
-    report = run(["distil-reward", "--dataset", data, "--dynamics", dyn, "--reward", rew, "--out", out, "--updates", "30",
-                  "--hidden-sizes", "16", "--no-progress", "--json"], capsys)
+    report = run(
+        [
+            "distil-reward",
+            "--dataset",
+            data,
+            "--dynamics",
+            dyn,
+            "--reward",
+            rew,
+            "--out",
+            out,
+            "--updates",
+            "30",
+            "--hidden-sizes",
+            "16",
+            "--no-progress",
+            "--json",
+        ],
+        capsys,
+    )
     assert report["updates"] == 30 and report["holdout_rows"] == 300 and report["config"]["hidden_sizes"] == [16]
     assert set(report["pick_agreement"]) == {"consensus_weight_0", "consensus_weight_1"}
-    assert 0 <= report["truncation_agreement"] <= 1 and report == json.loads((workdir / "rew-distilled" / "report.json").read_text())
+    assert 0 <= report["truncation_agreement"] <= 1 and report == json.loads(
+        (workdir / "rew-distilled" / "report.json").read_text()
+    )
     assert list((workdir / "rew-distilled" / "tb").glob("events.*"))
-    checked = run(["eval-model", "--dataset", data, "--dynamics", dyn, "--reward", out, "--horizon", "3", "--starts", "20",
-                   "--json"], capsys)
+    checked = run(
+        [
+            "eval-model",
+            "--dataset",
+            data,
+            "--dynamics",
+            dyn,
+            "--reward",
+            out,
+            "--horizon",
+            "3",
+            "--starts",
+            "20",
+            "--json",
+        ],
+        capsys,
+    )
     assert checked["filter"]["consensus_weight"] == 1.0 and checked["filtered"]["transitions"] >= 20
     # bad input: one line naming the fix, exit status 2
-    assert main(["distil-reward", "--dataset", data, "--dynamics", dyn, "--reward", out, "--out", str(workdir / "x")]) == 2
+    assert (
+        main(["distil-reward", "--dataset", data, "--dynamics", dyn, "--reward", out, "--out", str(workdir / "x")]) == 2
+    )
     assert "already a distilled reward" in capsys.readouterr().err
-    assert main(["distil-reward", "--dataset", data, "--dynamics", dyn, "--reward", rew, "--out", str(workdir / "x"),
-                 "--hidden-sizes", "a,b"]) == 2
+    assert (
+        main(
+            [
+                "distil-reward",
+                "--dataset",
+                data,
+                "--dynamics",
+                dyn,
+                "--reward",
+                rew,
+                "--out",
+                str(workdir / "x"),
+                "--hidden-sizes",
+                "a,b",
+            ]
+        )
+        == 2
+    )
     assert "--hidden-sizes must be comma-separated integers" in capsys.readouterr().err
 
 
@@ -189,9 +309,35 @@ def test_eval_model_checks_torchscript_policies_and_ranks_them(workdir, capsys):
     for i, scale in enumerate((0.2, 1.0)):
         paths.append(str(workdir / f"pi{i}.pt"))
         torch.jit.script(Linear(11, 3, scale)).save(paths[-1])
-    report = run(["eval-model", "--dataset", data, "--dynamics", dyn, "--reward", rew, "--horizon", "4", "--starts", "20",
-                  "--policy", "torchscript", "--policy-path", paths[0], "--policy-path", paths[1],
-                  "--threshold", "auto", "--truncate-as", "stop", "--candidate-clip", "25", "--json"], capsys)
+    report = run(
+        [
+            "eval-model",
+            "--dataset",
+            data,
+            "--dynamics",
+            dyn,
+            "--reward",
+            rew,
+            "--horizon",
+            "4",
+            "--starts",
+            "20",
+            "--policy",
+            "torchscript",
+            "--policy-path",
+            paths[0],
+            "--policy-path",
+            paths[1],
+            "--threshold",
+            "auto",
+            "--truncate-as",
+            "stop",
+            "--candidate-clip",
+            "25",
+            "--json",
+        ],
+        capsys,
+    )
     assert list(report["policies"]) == ["pi0", "pi1"]
     cal = report["threshold_calibration"]
     assert report["threshold"] == cal["threshold"] == min(cal["real_quantile"], cal["selected_quantile"])
@@ -206,17 +352,38 @@ def test_eval_model_checks_torchscript_policies_and_ranks_them(workdir, capsys):
 
 
 def morec(*argv) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "morec.cli", *map(str, argv)], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "morec.cli", *map(str, argv)], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_bad_input_is_one_line_and_exit_2(workdir, tmp_path):
     """Each a user mistake: exit 2 and one line naming the fix, no traceback."""
     data, dyn = workdir / "hopper.hdf5", tmp_path / "dyn"
     from morec.cli import main
-    assert main(["train-dynamics", "--dataset", str(data), "--out", str(dyn), "--max-epochs", "1", "--eval-starts", "5",
-                 "--eval-horizon", "1", "--no-progress"]) == 0
+
+    assert (
+        main(
+            [
+                "train-dynamics",
+                "--dataset",
+                str(data),
+                "--out",
+                str(dyn),
+                "--max-epochs",
+                "1",
+                "--eval-starts",
+                "5",
+                "--eval-horizon",
+                "1",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     old_reward, walker_reward = tmp_path / "old", tmp_path / "walker"
     from morec.dynamics_reward.model import DynamicsReward
+
     DynamicsReward(11, 3).save(old_reward)  # no held-out data, no task: as an older morec wrote it
     other = DynamicsReward(11, 3)
     other.env_id = "Walker2d-v4"
@@ -227,7 +394,10 @@ def test_bad_input_is_one_line_and_exit_2(workdir, tmp_path):
     cases = [
         (["--policy", "torchscript", "--policy-path", tmp_path / "missing.pt"], "missing.pt does not exist"),
         (["--policy", "torchscript", "--policy-path", tmp_path / "weights.pt"], "is not a TorchScript module"),
-        (["--policy", "torchscript", "--policy-path", tmp_path / "walker_policy.pt"], "fails on observations of shape [B, 11]"),
+        (
+            ["--policy", "torchscript", "--policy-path", tmp_path / "walker_policy.pt"],
+            "fails on observations of shape [B, 11]",
+        ),
         (["--policy", "checkpoint"], "--policy checkpoint needs --policy-path"),
         (["--reward", old_reward, "--threshold", "auto"], "threshold 'auto' needs held-out real transitions"),
         (["--reward", walker_reward], "trained with env_id='Walker2d-v4' but this task has env_id='Hopper-v4'"),
@@ -242,17 +412,54 @@ def test_bad_input_is_one_line_and_exit_2(workdir, tmp_path):
 def test_dynamics_for_another_task_is_refused(workdir, tmp_path, capsys):
     random_dataset_file(tmp_path / "walker.hdf5", "Walker2d-v4", steps=300)
     dyn = tmp_path / "dyn"
-    run(["train-dynamics", "--dataset", str(workdir / "hopper.hdf5"), "--out", str(dyn), "--max-epochs", "1",
-         "--eval-starts", "10", "--eval-horizon", "1", "--no-progress", "--json"], capsys)
+    run(
+        [
+            "train-dynamics",
+            "--dataset",
+            str(workdir / "hopper.hdf5"),
+            "--out",
+            str(dyn),
+            "--max-epochs",
+            "1",
+            "--eval-starts",
+            "10",
+            "--eval-horizon",
+            "1",
+            "--no-progress",
+            "--json",
+        ],
+        capsys,
+    )
     assert main(["eval-model", "--dataset", str(tmp_path / "walker.hdf5"), "--dynamics", str(dyn)]) == 2
     assert "trained with obs_dim=11" in capsys.readouterr().err
 
 
 def test_eval_model_needs_a_policy_path(workdir, tmp_path, capsys):
     dyn = tmp_path / "dyn"
-    run(["train-dynamics", "--dataset", str(workdir / "hopper.hdf5"), "--out", str(dyn), "--max-epochs", "1",
-         "--eval-starts", "10", "--eval-horizon", "1", "--no-progress", "--json"], capsys)
-    assert main(["eval-model", "--dataset", str(workdir / "hopper.hdf5"), "--dynamics", str(dyn), "--policy", "checkpoint"]) == 2
+    run(
+        [
+            "train-dynamics",
+            "--dataset",
+            str(workdir / "hopper.hdf5"),
+            "--out",
+            str(dyn),
+            "--max-epochs",
+            "1",
+            "--eval-starts",
+            "10",
+            "--eval-horizon",
+            "1",
+            "--no-progress",
+            "--json",
+        ],
+        capsys,
+    )
+    assert (
+        main(
+            ["eval-model", "--dataset", str(workdir / "hopper.hdf5"), "--dynamics", str(dyn), "--policy", "checkpoint"]
+        )
+        == 2
+    )
     assert capsys.readouterr().err.startswith("morec: error: --policy checkpoint needs --policy-path")
 
 
@@ -260,23 +467,49 @@ def test_relabel_episodic_data(workdir, tmp_path, capsys):
     from morec.data import load_dataset
 
     data = str(workdir / "hopper.hdf5")
-    report = run(["relabel", "--dataset", data, "--episodic", "--method", "ircr", "--out", str(tmp_path / "ircr.hdf5")], capsys)
+    report = run(
+        ["relabel", "--dataset", data, "--episodic", "--method", "ircr", "--out", str(tmp_path / "ircr.hdf5")], capsys
+    )
     relabelled = load_dataset(tmp_path / "ircr.hdf5")
     original = load_dataset(data)
     np.testing.assert_allclose(relabelled.returns(), original.returns(), rtol=1e-4)  # IRCR keeps each episode's return
     assert relabelled.metadata["reward_relabelling"]["method"] == "ircr"
-    r, truth = relabelled.rewards.astype(np.float64), original.rewards.astype(np.float64)  # --episodic keeps the dense truth
-    pearson = ((r - r.mean()) * (truth - truth.mean())).sum() / np.sqrt(((r - r.mean()) ** 2).sum() * ((truth - truth.mean()) ** 2).sum())
+    r, truth = (
+        relabelled.rewards.astype(np.float64),
+        original.rewards.astype(np.float64),
+    )  # --episodic keeps the dense truth
+    pearson = ((r - r.mean()) * (truth - truth.mean())).sum() / np.sqrt(
+        ((r - r.mean()) ** 2).sum() * ((truth - truth.mean()) ** 2).sum()
+    )
     assert report["pearson_with_true_rewards"] == pytest.approx(pearson, abs=1e-6)
-    report = run(["relabel", "--dataset", data, "--episodic", "--method", "lare", "--factors", "hand-written",
-                  "--updates", "300", "--out", str(tmp_path / "lare.hdf5"), "--no-progress"], capsys)
+    report = run(
+        [
+            "relabel",
+            "--dataset",
+            data,
+            "--episodic",
+            "--method",
+            "lare",
+            "--factors",
+            "hand-written",
+            "--updates",
+            "300",
+            "--out",
+            str(tmp_path / "lare.hdf5"),
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert report["fit"]["encoder_source"] == "hand-written" and report["pearson_with_true_rewards"] > 0.8
     np.testing.assert_array_equal(load_dataset(tmp_path / "lare.hdf5").observations, original.observations)
 
 
 def test_eval_model_prints_a_summary_unless_asked_for_json(workdir, capsys):
     data, dyn, rew = str(workdir / "hopper.hdf5"), str(workdir / "dyn"), str(workdir / "rew")
-    assert main(["eval-model", "--dataset", data, "--dynamics", dyn, "--reward", rew, "--horizon", "3", "--starts", "20"]) == 0
+    assert (
+        main(["eval-model", "--dataset", data, "--dynamics", dyn, "--reward", rew, "--horizon", "3", "--starts", "20"])
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"eval-model: 20 start states of {data}, horizon 3, filter threshold ")
     assert lines[1].startswith("  policy random: unfiltered error ") and lines[2].startswith("    filtered: error ")

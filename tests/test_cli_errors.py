@@ -17,9 +17,17 @@ from morec.data import OfflineDataset, load_dataset
 from tests.helpers import random_dataset
 
 
-def morec(*argv: str, env: dict[str, str] | None = None, timeout: int = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "morec.cli", *argv], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})}, cwd=cwd)
+def morec(
+    *argv: str, env: dict[str, str] | None = None, timeout: int = 300, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "morec.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
 
 
 def first_error_line(proc: subprocess.CompletedProcess) -> str:
@@ -33,13 +41,19 @@ def files(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("cli_errors")
     ds = random_dataset(steps=400)
     bare = OfflineDataset.from_arrays(**ds.arrays())  # no env_id: the file names no environment
-    return {"named": ds.save(root / "hopper.hdf5"), "official": bare.save(root / "hopper_medium_replay-v2.hdf5"),
-            "plain": bare.save(root / "plain.hdf5"), "root": root}
+    return {
+        "named": ds.save(root / "hopper.hdf5"),
+        "official": bare.save(root / "hopper_medium_replay-v2.hdf5"),
+        "plain": bare.save(root / "plain.hdf5"),
+        "root": root,
+    }
 
 
 def test_parsing_loads_neither_torch_nor_tianshou():
-    code = "import sys, morec.cli; morec.cli.build_parser().parse_args(['train', '--set', 'a=1']); " \
-           "print(sorted(m for m in ('torch', 'tianshou', 'gymnasium') if m in sys.modules))"
+    code = (
+        "import sys, morec.cli; morec.cli.build_parser().parse_args(['train', '--set', 'a=1']); "
+        "print(sorted(m for m in ('torch', 'tianshou', 'gymnasium') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "[]"
 
@@ -47,8 +61,19 @@ def test_parsing_loads_neither_torch_nor_tianshou():
 def test_help_lists_every_subcommand():
     proc = morec("--help")
     assert proc.returncode == 0
-    for name in ("collect", "quickstart", "train-dynamics", "train-reward", "eval-model", "relabel", "train", "suite", "sweep",
-                 "credit-training", "generalisation"):
+    for name in (
+        "collect",
+        "quickstart",
+        "train-dynamics",
+        "train-reward",
+        "eval-model",
+        "relabel",
+        "train",
+        "suite",
+        "sweep",
+        "credit-training",
+        "generalisation",
+    ):
         assert f"\n    {name} " in proc.stdout, name
 
 
@@ -73,16 +98,23 @@ def test_missing_d4rl_file_says_where_to_put_it(tmp_path):
 
 
 def test_wrong_observation_size_for_the_environment(files, tmp_path):
-    proc = morec("train-dynamics", "--dataset", str(files["named"]), "--env", "Walker2d-v4", "--out", str(tmp_path / "d"))
+    proc = morec(
+        "train-dynamics", "--dataset", str(files["named"]), "--env", "Walker2d-v4", "--out", str(tmp_path / "d")
+    )
     assert proc.returncode == 2
-    assert first_error_line(proc).startswith("morec: error: field 'observations' has 11 columns but Walker2d-v4 (d4rl layout) has 17")
+    assert first_error_line(proc).startswith(
+        "morec: error: field 'observations' has 11 columns but Walker2d-v4 (d4rl layout) has 17"
+    )
 
 
-@pytest.mark.parametrize("setting, message", [
-    ("rollout.horizn=3", "morec: error: unknown config key 'rollout.horizn'; did you mean rollout.horizon?"),
-    ("train.epochs=five", "morec: error: train.epochs must be an integer, got 'five' (str)"),
-    ("mobile.beta=high", "morec: error: mobile.beta must be a number, got 'high' (str)"),
-])
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("rollout.horizn=3", "morec: error: unknown config key 'rollout.horizn'; did you mean rollout.horizon?"),
+        ("train.epochs=five", "morec: error: train.epochs must be an integer, got 'five' (str)"),
+        ("mobile.beta=high", "morec: error: mobile.beta must be a number, got 'high' (str)"),
+    ],
+)
 def test_config_mistakes(setting, message):
     proc = morec("train", "--set", setting)
     assert proc.returncode == 2 and first_error_line(proc) == message
@@ -91,18 +123,31 @@ def test_config_mistakes(setting, message):
 def test_missing_config_file_lists_the_configs_there():
     proc = morec("train", "--config", "configs/d4rl/hopper-medium-v2/mobile_morc.yaml")
     assert proc.returncode == 2
-    assert first_error_line(proc) == ("morec: error: config file configs/d4rl/hopper-medium-v2/mobile_morc.yaml does not exist; "
-                                      "configs in configs/d4rl/hopper-medium-v2: mobile.yaml, mobile_morec.yaml, mobile_morec_matched.yaml, "
-                                      "mopo.yaml, mopo_morec.yaml, mopo_morec_matched.yaml")
+    assert first_error_line(proc) == (
+        "morec: error: config file configs/d4rl/hopper-medium-v2/mobile_morc.yaml does not exist; "
+        "configs in configs/d4rl/hopper-medium-v2: mobile.yaml, mobile_morec.yaml, mobile_morec_matched.yaml, "
+        "mopo.yaml, mopo_morec.yaml, mopo_morec_matched.yaml"
+    )
 
 
 # --dataset is a path or source name, passed on as it is; it used to become the YAML override
 # "dataset=<text>": `null` trained on the benchmark dataset, `#` cut the path, `2024` was an integer.
-OFFLINE = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}  # a benchmark download fails at once
+OFFLINE = {
+    "http_proxy": "http://127.0.0.1:9",
+    "https_proxy": "http://127.0.0.1:9",
+}  # a benchmark download fails at once
 
 
 def test_train_dataset_null_is_a_file_name_not_the_benchmark_dataset(tmp_path):
-    proc = morec("train", "--dataset", "null", "--run-dir", "run", cwd=tmp_path, env={**OFFLINE, "D4RL_DATASET_DIR": str(tmp_path)})
+    proc = morec(
+        "train",
+        "--dataset",
+        "null",
+        "--run-dir",
+        "run",
+        cwd=tmp_path,
+        env={**OFFLINE, "D4RL_DATASET_DIR": str(tmp_path)},
+    )
     assert proc.returncode == 2 and first_error_line(proc) == "morec: error: dataset file null does not exist"
 
 
@@ -111,7 +156,9 @@ def test_train_dataset_path_with_a_hash_and_spaces_is_loaded_whole(files, tmp_pa
     folder.mkdir()
     shutil.copy(files["named"], folder / "h.hdf5")
     # a walker task on hopper data: the file is read (its 11 columns are seen), then refused before training
-    proc = morec("train", "--dataset", "my runs #2/h.hdf5", "--set", "task=walker2d-medium-v2", "--run-dir", "run", cwd=tmp_path)
+    proc = morec(
+        "train", "--dataset", "my runs #2/h.hdf5", "--set", "task=walker2d-medium-v2", "--run-dir", "run", cwd=tmp_path
+    )
     assert proc.returncode == 2
     assert first_error_line(proc).startswith("morec: error: field 'observations' has 11 columns but walker2d-medium-v2")
     proc = morec("train", "--dataset", "my runs #2/missing.hdf5", "--run-dir", "run", cwd=tmp_path)
@@ -122,7 +169,9 @@ def test_train_dataset_named_2024_is_a_path_not_an_integer(files, tmp_path):
     shutil.copy(files["named"], tmp_path / "2024")
     proc = morec("train", "--dataset", "2024", "--run-dir", "run", cwd=tmp_path)
     assert proc.returncode == 2
-    assert first_error_line(proc) == "morec: error: cannot tell the format of 2024: use a D4RL .hdf5 or a NeoRL .npz file"
+    assert (
+        first_error_line(proc) == "morec: error: cannot tell the format of 2024: use a D4RL .hdf5 or a NeoRL .npz file"
+    )
 
 
 @pytest.mark.parametrize("dataset", ["null", "my runs #2/h.hdf5", "2024", "~/d.hdf5", "d4rl:hopper-medium-v2"])
@@ -163,16 +212,32 @@ def test_official_file_names_name_their_task(files):
 
 
 def test_train_dynamics_checks_an_officially_named_file_against_the_simulator(files, tmp_path):
-    proc = morec("train-dynamics", "--dataset", str(files["official"]), "--out", str(tmp_path / "dyn"), "--max-epochs", "1",
-                 "--eval-starts", "10", "--eval-horizon", "2", "--no-progress")
+    proc = morec(
+        "train-dynamics",
+        "--dataset",
+        str(files["official"]),
+        "--out",
+        str(tmp_path / "dyn"),
+        "--max-epochs",
+        "1",
+        "--eval-starts",
+        "10",
+        "--eval-horizon",
+        "2",
+        "--no-progress",
+    )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[0].startswith(f"train-dynamics: 400 transitions from {files['official']} (Hopper-v4, d4rl layout)")
+    assert proc.stdout.splitlines()[0].startswith(
+        f"train-dynamics: 400 transitions from {files['official']} (Hopper-v4, d4rl layout)"
+    )
     assert "error against the MuJoCo simulator" in proc.stdout and "saved to" in proc.stdout
 
 
 def test_unnamed_file_warns_in_train_dynamics_and_stops_eval_model(files, tmp_path):
     dyn = tmp_path / "dyn"
-    proc = morec("train-dynamics", "--dataset", str(files["plain"]), "--out", str(dyn), "--max-epochs", "1", "--no-progress")
+    proc = morec(
+        "train-dynamics", "--dataset", str(files["plain"]), "--out", str(dyn), "--max-epochs", "1", "--no-progress"
+    )
     assert proc.returncode == 0, proc.stderr
     assert first_error_line(proc).startswith("morec: warning: plain.hdf5 does not name its environment")
     assert "--env" in first_error_line(proc) and "no simulator check" in proc.stdout
@@ -184,21 +249,55 @@ def test_unnamed_file_warns_in_train_dynamics_and_stops_eval_model(files, tmp_pa
 
 def test_eval_model_refuses_dynamics_of_another_task(files, tmp_path):
     walker = random_dataset("Walker2d-v4", steps=300).save(tmp_path / "walker.hdf5")
-    proc = morec("train-dynamics", "--dataset", str(files["named"]), "--out", str(tmp_path / "dyn"), "--max-epochs", "1",
-                 "--eval-starts", "5", "--eval-horizon", "1", "--no-progress", "--json")
+    proc = morec(
+        "train-dynamics",
+        "--dataset",
+        str(files["named"]),
+        "--out",
+        str(tmp_path / "dyn"),
+        "--max-epochs",
+        "1",
+        "--eval-starts",
+        "5",
+        "--eval-horizon",
+        "1",
+        "--no-progress",
+        "--json",
+    )
     assert proc.returncode == 0 and proc.stdout.startswith("{")
     proc = morec("eval-model", "--dataset", str(walker), "--dynamics", str(tmp_path / "dyn"))
     assert proc.returncode == 2
-    assert first_error_line(proc).startswith(f"morec: error: dynamics at {tmp_path / 'dyn' / 'dynamics.pt'} were trained with obs_dim=11")
+    assert first_error_line(proc).startswith(
+        f"morec: error: dynamics at {tmp_path / 'dyn' / 'dynamics.pt'} were trained with obs_dim=11"
+    )
     proc = morec("eval-model", "--dataset", str(walker), "--dynamics", str(tmp_path / "none"))
     assert proc.returncode == 2 and first_error_line(proc).startswith("morec: error: no trained dynamics at")
 
 
 def test_quickstart_reuses_a_finished_run_and_trains_a_changed_one_fresh(tmp_path):
     data = tmp_path / "qs" / "data"
-    small = ["--out", str(data), "--train-steps", "200", "--dataset-size", "200", "--hidden-size", "16", "--no-progress"]
-    short = ["train.epochs=1", "train.steps_per_epoch=20", "train.eval_episodes=1", "rollout.batch_size=50", "rollout.freq=10",
-             "reward.num_updates=100", "dynamics.max_epochs=1", "mobile.num_samples=2", "agent.hidden_sizes=[32, 32]"]
+    small = [
+        "--out",
+        str(data),
+        "--train-steps",
+        "200",
+        "--dataset-size",
+        "200",
+        "--hidden-size",
+        "16",
+        "--no-progress",
+    ]
+    short = [
+        "train.epochs=1",
+        "train.steps_per_epoch=20",
+        "train.eval_episodes=1",
+        "rollout.batch_size=50",
+        "rollout.freq=10",
+        "reward.num_updates=100",
+        "dynamics.max_epochs=1",
+        "mobile.num_samples=2",
+        "agent.hidden_sizes=[32, 32]",
+    ]
     sets = [x for s in short for x in ("--set", s)]
     first = morec("quickstart", *small, *sets)
     assert first.returncode == 0, first.stderr
@@ -237,8 +336,19 @@ def test_collect_names_an_unknown_environment(tmp_path):
 
 
 def test_a_redirected_log_gets_a_line_per_epoch_not_a_redrawn_bar(files, tmp_path):
-    proc = morec("train-dynamics", "--dataset", str(files["official"]), "--out", str(tmp_path / "dyn"), "--max-epochs", "3",
-                 "--eval-starts", "10", "--eval-horizon", "2")  # progress on, stderr a pipe (as in `> log 2>&1`)
+    proc = morec(
+        "train-dynamics",
+        "--dataset",
+        str(files["official"]),
+        "--out",
+        str(tmp_path / "dyn"),
+        "--max-epochs",
+        "3",
+        "--eval-starts",
+        "10",
+        "--eval-horizon",
+        "2",
+    )  # progress on, stderr a pipe (as in `> log 2>&1`)
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stderr
     epochs = [line for line in proc.stderr.splitlines() if line.startswith("dynamics: ")]
@@ -248,8 +358,15 @@ def test_a_redirected_log_gets_a_line_per_epoch_not_a_redrawn_bar(files, tmp_pat
 def test_warnings_are_one_line_each(capsys):
     from morec.cli import _show_warning
 
-    _show_warning(UserWarning("the filter cut\n  most rollouts"), UserWarning, str(Path(__file__).parents[1] / "morec" / "training" / "loop.py"), 1)
-    _show_warning(DeprecationWarning("old call"), DeprecationWarning, "/venv/lib/python3.11/site-packages/torch/nn/x.py", 3)
+    _show_warning(
+        UserWarning("the filter cut\n  most rollouts"),
+        UserWarning,
+        str(Path(__file__).parents[1] / "morec" / "training" / "loop.py"),
+        1,
+    )
+    _show_warning(
+        DeprecationWarning("old call"), DeprecationWarning, "/venv/lib/python3.11/site-packages/torch/nn/x.py", 3
+    )
     assert capsys.readouterr().err.splitlines() == [
         "morec: warning: the filter cut most rollouts",
         "morec: warning: DeprecationWarning from torch: old call",

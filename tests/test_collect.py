@@ -52,7 +52,9 @@ def test_loaded_transitions_match_the_simulator_state(collected):
     ds = load_dataset(out / "hopper-expert.hdf5")
     qpos, qvel = ds.infos["qpos"], ds.infos["qvel"]
     # Hopper's observation is qpos without x, then qvel clipped to [-10, 10]
-    np.testing.assert_allclose(ds.observations, np.concatenate([qpos[:, 1:], np.clip(qvel, -10, 10)], 1), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        ds.observations, np.concatenate([qpos[:, 1:], np.clip(qvel, -10, 10)], 1), rtol=0, atol=1e-6
+    )
     neorl = load_dataset(out / "hopper-expert.npz")
     np.testing.assert_allclose(neorl.observations[:, 0], qpos[:, 0], atol=1e-6)
     # within an episode each next observation is the following observation
@@ -140,7 +142,9 @@ def test_bad_collect_config_is_rejected():
 
 
 def test_fixed_alpha_trains_and_resumes(tmp_path):
-    cfg = SACConfig(train_steps=60, warmup_steps=50, eval_every=30, eval_episodes=1, hidden_size=16, batch_size=32, alpha=0.2)
+    cfg = SACConfig(
+        train_steps=60, warmup_steps=50, eval_every=30, eval_episodes=1, hidden_size=16, batch_size=32, alpha=0.2
+    )
     trainer = BehaviourTrainer("Hopper-v4", tmp_path, cfg)
     trainer.train(show_progress=False)
     assert trainer.algo.alpha.value == 0.2
@@ -176,8 +180,23 @@ def test_generalisation_measures_the_filter_on_collected_data(collected, tmp_pat
     import json
 
     out_dir, _ = collected
-    argv = ["generalisation", "--collect-dir", str(out_dir), "--levels", "medium", "--generators", "fixed", "--updates", "100",
-            "--horizon", "3", "--starts", "10", "--out", str(tmp_path / "gen")]
+    argv = [
+        "generalisation",
+        "--collect-dir",
+        str(out_dir),
+        "--levels",
+        "medium",
+        "--generators",
+        "fixed",
+        "--updates",
+        "100",
+        "--horizon",
+        "3",
+        "--starts",
+        "10",
+        "--out",
+        str(tmp_path / "gen"),
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     results = json.loads(printed)
@@ -194,7 +213,10 @@ def test_generalisation_measures_the_filter_on_collected_data(collected, tmp_pat
     stamp = (tmp_path / "gen" / "medium" / "reward_fixed" / "report.json").stat().st_mtime_ns
     assert main(argv) == 0  # reuses the trained dynamics and reward
     assert (tmp_path / "gen" / "medium" / "reward_fixed" / "report.json").stat().st_mtime_ns == stamp
-    assert json.loads(capsys.readouterr().out)["runs"]["medium"]["fixed"]["discrimination"] == run["fixed"]["discrimination"]
+    assert (
+        json.loads(capsys.readouterr().out)["runs"]["medium"]["fixed"]["discrimination"]
+        == run["fixed"]["discrimination"]
+    )
 
 
 def test_envs_side_by_side_record_contiguous_episodes_in_their_budget():
@@ -219,7 +241,9 @@ def test_envs_side_by_side_record_contiguous_episodes_in_their_budget():
 
 
 def test_collect_records_with_the_envs_it_is_given(tmp_path):
-    assert CollectConfig(dataset_size=20_000).recording_envs == 2 and CollectConfig(dataset_size=5_000).recording_envs == 1
+    assert (
+        CollectConfig(dataset_size=20_000).recording_envs == 2 and CollectConfig(dataset_size=5_000).recording_envs == 1
+    )
     assert CollectConfig(dataset_size=10**7).recording_envs == CollectConfig.MAX_AUTO_ENVS
     summary = collect(tiny_config(tmp_path, num_envs=4, levels=("medium",)), show_progress=False)
     medium = load_dataset(tmp_path / "hopper-medium.hdf5")

@@ -57,8 +57,16 @@ def hand_made() -> OfflineDataset:
     nxt[2], nxt[4], nxt[6] = [100.0, 100.0], [200.0, 200.0], [50.0, 50.0]
     terminals, timeouts = np.zeros(10, bool), np.zeros(10, bool)
     terminals[2], timeouts[4] = True, True
-    return OfflineDataset(obs, (i / 10)[:, None], i + 1, nxt, terminals, timeouts,
-                          metadata={"source": "test"}, infos={"row": np.arange(10)})
+    return OfflineDataset(
+        obs,
+        (i / 10)[:, None],
+        i + 1,
+        nxt,
+        terminals,
+        timeouts,
+        metadata={"source": "test"},
+        infos={"row": np.arange(10)},
+    )
 
 
 def synthetic(reward_fn, episodes: int = 60, obs_dim: int = 3, act_dim: int = 2, seed: int = 0) -> OfflineDataset:
@@ -72,7 +80,9 @@ def synthetic(reward_fn, episodes: int = 60, obs_dim: int = 3, act_dim: int = 2,
         act.append(rng.uniform(-1, 1, (length, act_dim)).astype(np.float32))
         term.append(np.arange(length) == length - 1)
     obs, nxt, act, term = (np.concatenate(x) for x in (obs, nxt, act, term))
-    ds = OfflineDataset(obs, act, reward_fn(obs, act), nxt, term, np.zeros(len(obs), bool), metadata={"source": "synthetic"})
+    ds = OfflineDataset(
+        obs, act, reward_fn(obs, act), nxt, term, np.zeros(len(obs), bool), metadata={"source": "synthetic"}
+    )
     return episodic(ds)
 
 
@@ -111,7 +121,11 @@ def test_episodic_view_exact_values():
     np.testing.assert_array_equal(ep.rewards, expected)
     np.testing.assert_array_equal(ep.infos["true_rewards"], ds.rewards)
     np.testing.assert_array_equal(ep.returns(), ds.returns())
-    assert ep.metadata["episodic_rewards"] == {"true_rewards": "infos/true_rewards", "episodes": 4, "unfinished_last_episode": True}
+    assert ep.metadata["episodic_rewards"] == {
+        "true_rewards": "infos/true_rewards",
+        "episodes": 4,
+        "unfinished_last_episode": True,
+    }
     assert ep.metadata["source"] == "test" and "episodic_rewards" not in ds.metadata
     for key in ("observations", "actions", "next_observations", "terminals", "timeouts"):
         np.testing.assert_array_equal(getattr(ep, key), getattr(ds, key))
@@ -186,11 +200,15 @@ def test_subset_sampling_covers_short_episodes_whole():
 
 
 # ------------------------------------------------------------------------------ recovery
-@pytest.mark.parametrize("make", [
-    lambda: ReturnDecomposition(RDConfig(**SMALL)),
-    lambda: RandomizedReturnDecomposition(RRDConfig(**SMALL, subset_size=8)),
-    lambda: RandomizedReturnDecomposition(RRDConfig(**SMALL, subset_size=8, bias_correction=True)),
-], ids=["rd", "rrd", "rrd-unbiased"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: ReturnDecomposition(RDConfig(**SMALL)),
+        lambda: RandomizedReturnDecomposition(RRDConfig(**SMALL, subset_size=8)),
+        lambda: RandomizedReturnDecomposition(RRDConfig(**SMALL, subset_size=8, bias_correction=True)),
+    ],
+    ids=["rd", "rrd", "rrd-unbiased"],
+)
 def test_learned_decomposers_recover_linear_reward(linear_data, make):
     model = make()
     report = model.fit(linear_data, seed=0, show_progress=False)
@@ -225,9 +243,14 @@ def test_factor_standardisation_is_stored_and_reused(tmp_path):
 
 
 # ------------------------------------------------------------------------------ factor encoders
-@pytest.mark.parametrize("domain, cls, obs_dim, act_dim, k", [
-    ("hopper", HopperFactors, 11, 3, 5), ("walker2d", Walker2dFactors, 17, 6, 5), ("halfcheetah", HalfCheetahFactors, 17, 6, 4),
-])
+@pytest.mark.parametrize(
+    "domain, cls, obs_dim, act_dim, k",
+    [
+        ("hopper", HopperFactors, 11, 3, 5),
+        ("walker2d", Walker2dFactors, 17, 6, 5),
+        ("halfcheetah", HalfCheetahFactors, 17, 6, 4),
+    ],
+)
 def test_hand_written_factors_shapes_and_labels(domain, cls, obs_dim, act_dim, k):
     enc = hand_written_factors(domain)
     assert isinstance(enc, cls) and enc.source == "hand-written" and enc.name == f"hand-written/{domain}"
@@ -263,12 +286,24 @@ def test_hopper_forward_velocity_factor_tracks_env_velocity():
 def test_hand_written_source_is_recorded_in_reports_and_metadata():
     rng = np.random.default_rng(0)
     n = 60
-    ds = episodic(OfflineDataset(rng.normal(size=(n, 11)), rng.uniform(-1, 1, (n, 3)), rng.normal(size=n),
-                                 rng.normal(size=(n, 11)), np.arange(n) % 20 == 19, np.zeros(n, bool)))
+    ds = episodic(
+        OfflineDataset(
+            rng.normal(size=(n, 11)),
+            rng.uniform(-1, 1, (n, 3)),
+            rng.normal(size=n),
+            rng.normal(size=(n, 11)),
+            np.arange(n) % 20 == 19,
+            np.zeros(n, bool),
+        )
+    )
     lare = LatentRewardDecoder(hand_written_factors("hopper"), LaReConfig(**{**SMALL, "updates": 5}))
     assert lare.fit(ds, show_progress=False).encoder_source == "hand-written"
     meta = lare.relabel(ds).metadata["reward_relabelling"]
-    assert meta["method"] == "lare" and meta["encoder"] == "hand-written/hopper" and meta["encoder_source"] == "hand-written"
+    assert (
+        meta["method"] == "lare"
+        and meta["encoder"] == "hand-written/hopper"
+        and meta["encoder_source"] == "hand-written"
+    )
 
 
 # ------------------------------------------------------------------------------ relabel, seeds, save/load
@@ -290,9 +325,14 @@ def test_relabel_keeps_every_other_field(linear_data):
 @pytest.mark.parametrize("device", DEVICES)
 def test_same_seed_same_relabelling(linear_data, device):
     def run(seed):
-        model = LatentRewardDecoder(IdentityFactors(), LaReConfig(**{**SMALL, "updates": 50}, subset_size=8), device=device)
+        model = LatentRewardDecoder(
+            IdentityFactors(), LaReConfig(**{**SMALL, "updates": 50}, subset_size=8), device=device
+        )
         model.fit(linear_data, seed=seed, show_progress=False)
-        out = model.predict(torch.as_tensor(linear_data.observations[:5], device=device), torch.as_tensor(linear_data.actions[:5], device=device))
+        out = model.predict(
+            torch.as_tensor(linear_data.observations[:5], device=device),
+            torch.as_tensor(linear_data.actions[:5], device=device),
+        )
         assert out.device.type == device
         return model.relabel(linear_data).rewards
 
@@ -301,12 +341,16 @@ def test_same_seed_same_relabelling(linear_data, device):
     assert not np.array_equal(first, other)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: IRCR(IRCRConfig(normalize=True)),
-    lambda: ReturnDecomposition(RDConfig(**{**SMALL, "updates": 5})),
-    lambda: RandomizedReturnDecomposition(RRDConfig(**{**SMALL, "updates": 5}, bias_correction=True)),
-    lambda: LatentRewardDecoder(IdentityFactors(), LaReConfig(**{**SMALL, "updates": 5})),
-], ids=["ircr", "rd", "rrd", "lare"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: IRCR(IRCRConfig(normalize=True)),
+        lambda: ReturnDecomposition(RDConfig(**{**SMALL, "updates": 5})),
+        lambda: RandomizedReturnDecomposition(RRDConfig(**{**SMALL, "updates": 5}, bias_correction=True)),
+        lambda: LatentRewardDecoder(IdentityFactors(), LaReConfig(**{**SMALL, "updates": 5})),
+    ],
+    ids=["ircr", "rd", "rrd", "lare"],
+)
 def test_save_load_round_trip(linear_data, tmp_path, make):
     model = make()
     model.fit(linear_data, seed=3, show_progress=False)

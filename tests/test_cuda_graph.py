@@ -43,7 +43,9 @@ def test_replayed_steps_equal_eager_steps_bit_for_bit(cls):
     for (name, a), b in zip(eager.training_state().items(), captured.training_state().values()):
         if isinstance(a, torch.Tensor):
             torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
-    torch.testing.assert_close(eager.training_state()["_optimizers"], captured.training_state()["_optimizers"], rtol=0, atol=0)
+    torch.testing.assert_close(
+        eager.training_state()["_optimizers"], captured.training_state()["_optimizers"], rtol=0, atol=0
+    )
 
 
 def test_checkpoints_hold_float_learning_rates_and_a_failed_capture_runs_eagerly():
@@ -61,8 +63,11 @@ def test_checkpoints_hold_float_learning_rates_and_a_failed_capture_runs_eagerly
     algo = learner("MOBILE")
     before = {k: v.clone() for k, v in algo.state_dict().items()}
     algo.captured_update = Failing(algo)
-    with pytest.raises(UserError, match=r"train.compile=on: the gradient step could not be captured as a CUDA graph "
-                                         r"\(operation not permitted when stream is capturing\); train.compile=auto runs it eagerly"):
+    with pytest.raises(
+        UserError,
+        match=r"train.compile=on: the gradient step could not be captured as a CUDA graph "
+        r"\(operation not permitted when stream is capturing\); train.compile=auto runs it eagerly",
+    ):
         run(algo, 1)
     for name, value in algo.state_dict().items():  # the warm-up steps were undone
         torch.testing.assert_close(value, before[name], rtol=0, atol=0, msg=name)
@@ -86,5 +91,3 @@ def test_cuda_graph_same_seed_same_result_and_close_to_eager(cls):
     first, again, eager = history(True), history(True), history(False)
     assert first == again
     assert_close_in_mean(first, eager)
-
-

@@ -188,7 +188,9 @@ def test_non_finite_values_name_the_field_and_row(field, bad):
     arr[3] = bad  # whole row 3 (one value for rewards, every column for matrices)
     arrays[field] = arr
     count = 1 if arr.ndim == 1 else arr.shape[1]
-    with pytest.raises(DatasetError, match=rf"field '{field}' has {count} NaN/inf value\(s\) in 1 row\(s\), first at row 3"):
+    with pytest.raises(
+        DatasetError, match=rf"field '{field}' has {count} NaN/inf value\(s\) in 1 row\(s\), first at row 3"
+    ):
         OfflineDataset.from_arrays(**arrays)
 
 
@@ -240,7 +242,8 @@ def test_actions_outside_the_action_space_are_an_error():
     arrays["actions"][2, 1] = 1.5
     arrays["actions"][4, 0] = -1.25
     with pytest.raises(
-        DatasetError, match=r"field 'actions' has 2 value\(s\) in 2 row\(s\) outside the action space \[-1, 1\] \(first at row 2"
+        DatasetError,
+        match=r"field 'actions' has 2 value\(s\) in 2 row\(s\) outside the action space \[-1, 1\] \(first at row 2",
     ):
         OfflineDataset.from_arrays(**arrays, env_id="Hopper-v4")
     with pytest.raises(DatasetError, match="field 'actions'"):
@@ -286,8 +289,18 @@ def test_custom_action_bounds():
     [
         ("Hopper-v4", None, 12, r"field 'observations' has 12 columns but Hopper-v4 \(d4rl layout\) has 11"),
         ("Hopper-v4", "neorl", 11, r"field 'observations' has 11 columns but Hopper-v4 \(neorl layout\) has 12"),
-        ("hopper-medium-v2", None, 17, r"field 'observations' has 17 columns but hopper-medium-v2 \(d4rl layout\) has 11"),
-        ("Walker2d-v3-low-100", None, 17, r"field 'observations' has 17 columns but Walker2d-v3-low-100 \(neorl layout\) has 18"),
+        (
+            "hopper-medium-v2",
+            None,
+            17,
+            r"field 'observations' has 17 columns but hopper-medium-v2 \(d4rl layout\) has 11",
+        ),
+        (
+            "Walker2d-v3-low-100",
+            None,
+            17,
+            r"field 'observations' has 17 columns but Walker2d-v3-low-100 \(neorl layout\) has 18",
+        ),
     ],
 )
 def test_observation_size_must_match_the_env(env_id, layout, obs_dim, message):
@@ -571,11 +584,17 @@ def test_save_with_unknown_suffix(tmp_path):
 
 
 def test_print_shows_one_screen_not_arrays():
-    big = OfflineDataset.from_arrays(**{k: np.repeat(v, 5000, axis=0) for k, v in hopper_arrays().items()},
-                                     env_id="Hopper-v4", metadata={"source": "test", "note": "x" * 500})
+    big = OfflineDataset.from_arrays(
+        **{k: np.repeat(v, 5000, axis=0) for k, v in hopper_arrays().items()},
+        env_id="Hopper-v4",
+        metadata={"source": "test", "note": "x" * 500},
+    )
     text = repr(big)
     lines = text.splitlines()
-    assert lines[0] == f"OfflineDataset: 30,000 transitions, {len(big.returns()):,} episodes (env_id Hopper-v4, layout d4rl)"
+    assert (
+        lines[0]
+        == f"OfflineDataset: 30,000 transitions, {len(big.returns()):,} episodes (env_id Hopper-v4, layout d4rl)"
+    )
     assert len(lines) <= 15 and max(map(len, lines)) <= 120 and "array(" not in text
     assert "  note: " + "x" * 67 + "..." in lines
     assert "observations [30000, 11] float32" in text and "environment unknown" in repr(episode_dataset())
@@ -592,6 +611,8 @@ def test_episode_subsets_are_whole_episodes_nested_by_size():
     assert small.episode_lengths().sum() == len(small) and len(small.episode_lengths()) < len(ds.episode_lengths())
     whole = {tuple(ds.observations[s][0]) for s in ds.episodes()}  # every kept episode starts where one of ds's does
     assert {tuple(small.observations[s][0]) for s in small.episodes()} <= whole
-    assert not np.array_equal(ds.episode_subset(600, seed=5).observations, small.observations)  # another seed, other episodes
+    assert not np.array_equal(
+        ds.episode_subset(600, seed=5).observations, small.observations
+    )  # another seed, other episodes
     with pytest.raises(DatasetError, match="a subset of 3,001 transitions was asked of a dataset of 3,000"):
         ds.episode_subset(3_001)

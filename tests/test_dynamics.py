@@ -44,10 +44,20 @@ def test_defaults_are_the_published_numerics():
     assert (cfg.num_members, cfg.num_elites, cfg.hidden_sizes, cfg.activation) == (7, 5, (200,) * 4, "swish")
     assert cfg.weight_decays == (2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4)
     assert (cfg.init_max_logvar, cfg.init_min_logvar, cfg.logvar_bound_coef) == (0.5, -10.0, 0.01)
-    assert (cfg.holdout_ratio, cfg.max_holdout, cfg.max_epochs_since_update, cfg.improvement_threshold) == (0.2, 1000, 5, 0.01)
+    assert (cfg.holdout_ratio, cfg.max_holdout, cfg.max_epochs_since_update, cfg.improvement_threshold) == (
+        0.2,
+        1000,
+        5,
+        0.01,
+    )
     model = EnsembleDynamics(TaskInfo(11, 3))
     assert [tuple(layer.weight.shape) for layer in (*model.hidden, model.output)] == [
-        (7, 14, 200), (7, 200, 200), (7, 200, 200), (7, 200, 200), (7, 200, 24)]
+        (7, 14, 200),
+        (7, 200, 200),
+        (7, 200, 200),
+        (7, 200, 200),
+        (7, 200, 24),
+    ]
     with pytest.raises(ValueError, match="weight_decays"):
         EnsembleConfig(hidden_sizes=(10, 10), weight_decays=(1e-5,))
 
@@ -84,7 +94,9 @@ def test_fit_learns_a_linear_system_and_picks_elites(tmp_path, device):
     worst_elite = max(report.holdout_mse[e] for e in report.elites)
     assert all(report.holdout_mse[m] >= worst_elite for m in range(4) if m not in report.elites)
     with torch.no_grad():
-        mean, _ = model.predict(torch.as_tensor(ds.observations[:500], device=device), torch.as_tensor(ds.actions[:500], device=device))
+        mean, _ = model.predict(
+            torch.as_tensor(ds.observations[:500], device=device), torch.as_tensor(ds.actions[:500], device=device)
+        )
     assert mean.device.type == device
     err = (mean[model.elites, :, :4] - torch.as_tensor(ds.next_observations[:500], device=device)).pow(2).mean()
     assert float(err) < 0.01
@@ -103,7 +115,9 @@ def test_holdout_is_capped_at_1000_and_scaler_uses_train_split_only():
 
 def test_early_stopping_after_patience():
     ds = linear_system(n=800)
-    model = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=None, max_epochs_since_update=2, improvement_threshold=0.5))
+    model = EnsembleDynamics(
+        TaskInfo(4, 2), small_config(max_epochs=None, max_epochs_since_update=2, improvement_threshold=0.5)
+    )
     report = fit_ensemble(model, ds, show_progress=False)
     assert report.epochs < 40 and report.stopped_by == "patience"  # a 50% improvement per epoch cannot last
 
@@ -112,7 +126,9 @@ def test_epoch_and_wall_clock_budgets_stop_training_and_say_so():
     ds = linear_system(n=800)
     capped = fit_ensemble(EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=2)), ds, show_progress=False)
     assert (capped.epochs, capped.stopped_by) == (2, "max_epochs")
-    timed = fit_ensemble(EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=None, max_seconds=1e-6)), ds, show_progress=False)
+    timed = fit_ensemble(
+        EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=None, max_seconds=1e-6)), ds, show_progress=False
+    )
     assert (timed.epochs, timed.stopped_by) == (1, "max_seconds")  # checked after each epoch
     with pytest.raises(ValueError, match="max_seconds"):
         small_config(max_seconds=0)
@@ -144,7 +160,13 @@ def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_model(tmp_pat
 
     monkeypatch.setattr(training, "stop_reason", killed_after_epoch_3)
     with pytest.raises(KeyboardInterrupt):
-        fit_ensemble(EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=5), seed=5), ds, seed=2, show_progress=False, checkpoint=ckpt)
+        fit_ensemble(
+            EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=5), seed=5),
+            ds,
+            seed=2,
+            show_progress=False,
+            checkpoint=ckpt,
+        )
     assert torch.load(ckpt, weights_only=False)["epoch"] == 2  # written after every finished epoch
     monkeypatch.setattr(training, "stop_reason", original)
     resumed = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=5), seed=5)  # a new process: fresh weights

@@ -24,17 +24,24 @@ R_MAX = math.log1p(math.e)  # x = +1 (real-data level): 1.3133
 def reward_with_logits(real: list[float], fake: list[float], obs_dim=2, act_dim=1) -> DynamicsReward:
     cfg = DynamicsRewardConfig(hidden_sizes=(8,))
     base = DynamicsReward(obs_dim, act_dim, cfg)
-    states = [Discriminator(1, base.in_features, cfg.hidden_sizes, torch.Generator().manual_seed(i)).state_dict() for i in range(len(real))]
+    states = [
+        Discriminator(1, base.in_features, cfg.hidden_sizes, torch.Generator().manual_seed(i)).state_dict()
+        for i in range(len(real))
+    ]
     return base.with_snapshots(states, real, fake)
 
 
-@pytest.mark.parametrize("logit, expected", [
-    (10.0, R_MAX),  # above every snapshot's real level e_i: clamped to x = +1
-    (-10.0, R_MIN),  # below every generated level g_i: x = -1
-    (0.0, math.log(2.0)),  # midway between e_i and g_i for both snapshots: x = 0, sigmoid 1/2
-    # snapshot 1 clamps at x = +1; snapshot 2 maps 1.5 to 2 * (1.5 + 2) / 4 - 1 = 0.75; the reward averages probabilities
-    (1.5, -math.log(1 - (1 / (1 + math.exp(-1.0)) + 1 / (1 + math.exp(-0.75))) / 2)),
-])
+@pytest.mark.parametrize(
+    "logit, expected",
+    [
+        (10.0, R_MAX),  # above every snapshot's real level e_i: clamped to x = +1
+        (-10.0, R_MIN),  # below every generated level g_i: x = -1
+        (0.0, math.log(2.0)),  # midway between e_i and g_i for both snapshots: x = 0, sigmoid 1/2
+        # snapshot 1 clamps at x = +1; snapshot 2 maps 1.5 to 2 * (1.5 + 2) / 4 - 1 = 0.75; the reward averages
+        # probabilities
+        (1.5, -math.log(1 - (1 / (1 + math.exp(-1.0)) + 1 / (1 + math.exp(-0.75))) / 2)),
+    ],
+)
 def test_reward_is_minus_log_one_minus_the_mean_calibrated_probability(logit, expected):
     """Every snapshot outputs ``logit``; snapshot i has real level e_i and generated level g_i."""
     r = reward_with_logits([1.0, 2.0], [-1.0, -2.0])
@@ -81,32 +88,56 @@ def test_features_are_min_max_scaled():
     torch.testing.assert_close(f, torch.tensor([[0.8, -0.8, 1.0, -1.6, 1.6]]))
 
 
-
-
 def test_argmax_selector_picks_the_highest_reward_and_truncation_marks_terminal():
-    sel = MorecSelector(FixedScores([0.4, 1.2, 0.9]), MorecFilterConfig(mode="argmax", threshold=0.6, consensus_weight=0))
+    sel = MorecSelector(
+        FixedScores([0.4, 1.2, 0.9]), MorecFilterConfig(mode="argmax", threshold=0.6, consensus_weight=0)
+    )
     cands = torch.randn(3, 5, 3)
     out = sel(torch.zeros(5, 2), torch.zeros(5, 1), cands, 0, torch.Generator(), cands.mean(0))
     assert out.index.tolist() == [1] * 5 and not bool(out.stop.any())
-    low = MorecSelector(FixedScores([0.4, 0.5, 0.45]), MorecFilterConfig(mode="argmax", threshold=0.6, consensus_weight=0))
+    low = MorecSelector(
+        FixedScores([0.4, 0.5, 0.45]), MorecFilterConfig(mode="argmax", threshold=0.6, consensus_weight=0)
+    )
     out = low(torch.zeros(5, 2), torch.zeros(5, 1), cands, 0, torch.Generator(), cands.mean(0))
     assert bool(out.stop.all()) and float(out.stats["truncated"]) == 1.0
-    late = MorecSelector(FixedScores([0.4, 0.5, 0.45]), MorecFilterConfig(mode="argmax", threshold=0.6, min_rollout_length=3, consensus_weight=0))
+    late = MorecSelector(
+        FixedScores([0.4, 0.5, 0.45]),
+        MorecFilterConfig(mode="argmax", threshold=0.6, min_rollout_length=3, consensus_weight=0),
+    )
     assert not bool(late(torch.zeros(5, 2), torch.zeros(5, 1), cands, 2, torch.Generator(), cands.mean(0)).stop.any())
 
 
 def test_random_pick_ignores_the_scores_and_truncates_by_the_picked_candidates_reward():
-    sel = MorecSelector(FixedScores([0.4, 1.2, 0.9]), MorecFilterConfig(mode="random", threshold=0.6, consensus_weight=0))
-    out = sel(torch.zeros(30_000, 2), torch.zeros(30_000, 1), torch.zeros(3, 30_000, 3), 0, torch.Generator().manual_seed(0),
-              torch.zeros(30_000, 3))
-    torch.testing.assert_close(torch.bincount(out.index, minlength=3).float() / 30_000, torch.full((3,), 1 / 3), atol=0.01, rtol=0)
+    sel = MorecSelector(
+        FixedScores([0.4, 1.2, 0.9]), MorecFilterConfig(mode="random", threshold=0.6, consensus_weight=0)
+    )
+    out = sel(
+        torch.zeros(30_000, 2),
+        torch.zeros(30_000, 1),
+        torch.zeros(3, 30_000, 3),
+        0,
+        torch.Generator().manual_seed(0),
+        torch.zeros(30_000, 3),
+    )
+    torch.testing.assert_close(
+        torch.bincount(out.index, minlength=3).float() / 30_000, torch.full((3,), 1 / 3), atol=0.01, rtol=0
+    )
     assert torch.equal(out.stop, out.index == 0)  # only candidate 0's r_D (0.4) is below the threshold
 
 
 def test_softmax_selector_is_sharp_at_low_temperature():
-    sel = MorecSelector(FixedScores([0.4, 1.0, 0.9]), MorecFilterConfig(mode="softmax", temperature=0.1, threshold=0.6, consensus_weight=0))
-    out = sel(torch.zeros(20_000, 2), torch.zeros(20_000, 1), torch.zeros(3, 20_000, 3), 0, torch.Generator().manual_seed(0),
-              torch.zeros(20_000, 3))
+    sel = MorecSelector(
+        FixedScores([0.4, 1.0, 0.9]),
+        MorecFilterConfig(mode="softmax", temperature=0.1, threshold=0.6, consensus_weight=0),
+    )
+    out = sel(
+        torch.zeros(20_000, 2),
+        torch.zeros(20_000, 1),
+        torch.zeros(3, 20_000, 3),
+        0,
+        torch.Generator().manual_seed(0),
+        torch.zeros(20_000, 3),
+    )
     freq = torch.bincount(out.index, minlength=3).float() / 20_000
     expected = torch.softmax(torch.tensor([0.4, 1.0, 0.9]) / 0.1, 0)
     torch.testing.assert_close(freq, expected, atol=0.01, rtol=0)
@@ -114,15 +145,25 @@ def test_softmax_selector_is_sharp_at_low_temperature():
 
 def test_consensus_weight_prefers_the_candidate_nearest_the_elites_mean_and_truncates_on_its_r_d():
     # equal r_D: the pick is the candidate nearest the consensus; its r_D (not the score) meets the threshold
-    sel = MorecSelector(FixedScores([0.5, 0.5, 0.5]), MorecFilterConfig(mode="argmax", threshold=0.6, consensus_weight=1.0))
+    sel = MorecSelector(
+        FixedScores([0.5, 0.5, 0.5]), MorecFilterConfig(mode="argmax", threshold=0.6, consensus_weight=1.0)
+    )
     cands = torch.tensor([[[0.9, 0.0, 0.0]], [[0.1, 0.0, 0.0]], [[0.5, 0.0, 0.0]]])  # [K=3, B=1, O+1]
     out = sel(torch.zeros(1, 2), torch.zeros(1, 1), cands, 0, torch.Generator(), torch.tensor([[0.2, 0.0, 0.0]]))
     assert out.index.tolist() == [1] and bool(out.stop.all()) and float(out.stats["reward_d"]) == 0.5
     # a large enough r_D margin outweighs the distance; weight 0 is the paper: r_D alone
-    margin = MorecSelector(FixedScores([0.5, 0.5, 3.0]), MorecFilterConfig(mode="argmax", threshold=0.6, consensus_weight=1.0))
-    assert margin(torch.zeros(1, 2), torch.zeros(1, 1), cands, 0, torch.Generator(), torch.tensor([[0.2, 0.0, 0.0]])).index.tolist() == [2]
-    paper = MorecSelector(FixedScores([0.5, 0.4, 0.45]), MorecFilterConfig(mode="argmax", threshold=0.6, consensus_weight=0))
-    assert paper(torch.zeros(1, 2), torch.zeros(1, 1), cands, 0, torch.Generator(), torch.tensor([[0.2, 0.0, 0.0]])).index.tolist() == [0]
+    margin = MorecSelector(
+        FixedScores([0.5, 0.5, 3.0]), MorecFilterConfig(mode="argmax", threshold=0.6, consensus_weight=1.0)
+    )
+    assert margin(
+        torch.zeros(1, 2), torch.zeros(1, 1), cands, 0, torch.Generator(), torch.tensor([[0.2, 0.0, 0.0]])
+    ).index.tolist() == [2]
+    paper = MorecSelector(
+        FixedScores([0.5, 0.4, 0.45]), MorecFilterConfig(mode="argmax", threshold=0.6, consensus_weight=0)
+    )
+    assert paper(
+        torch.zeros(1, 2), torch.zeros(1, 1), cands, 0, torch.Generator(), torch.tensor([[0.2, 0.0, 0.0]])
+    ).index.tolist() == [0]
     with pytest.raises(ValueError, match="consensus_weight"):
         MorecFilterConfig(consensus_weight=-1)
 
@@ -142,15 +183,23 @@ def test_filter_in_the_engine_keeps_truncated_transitions_as_terminal():
     assert stats.selector["reward_d"] == pytest.approx(0.5) and stats.selector["truncated"] == 1.0
 
 
-
-
 @pytest.mark.parametrize("generator", ["fixed", "adversarial"])
 def test_small_fit_separates_real_from_perturbed(trained, generator, tmp_path):
     ds, dyn = trained
-    cfg = DynamicsRewardConfig(hidden_sizes=(64, 64), num_updates=600, snapshot_interval=50, snapshot_stride=2,
-                               discriminator_lr=1e-3, generator=generator)
+    cfg = DynamicsRewardConfig(
+        hidden_sizes=(64, 64),
+        num_updates=600,
+        snapshot_interval=50,
+        snapshot_stride=2,
+        discriminator_lr=1e-3,
+        generator=generator,
+    )
     reward, report = fit_dynamics_reward(ds, dyn, cfg, seed=0, log_dir=str(tmp_path / "tb"), show_progress=False)
-    assert report.snapshots_taken == 12 and 1 <= report.snapshots_used <= 6 and reward.num_snapshots == report.snapshots_used
+    assert (
+        report.snapshots_taken == 12
+        and 1 <= report.snapshots_used <= 6
+        and reward.num_snapshots == report.snapshots_used
+    )
     assert (report.generator_loss is None) == (generator == "fixed")
     obs, act, nxt = (torch.as_tensor(a[:1000]) for a in (ds.observations, ds.actions, ds.next_observations))
     with torch.no_grad():
@@ -176,7 +225,9 @@ def test_scratch_generator_shares_no_weights_with_the_rollout_ensemble(trained, 
     assert torch.equal(gen.input_mean, dyn.input_mean) and torch.equal(gen.elites, dyn.elites)
     assert not torch.equal(gen.hidden[0].weight, dyn.hidden[0].weight)
     before = {k: v.clone() for k, v in dyn.state_dict().items()}
-    cfg = DynamicsRewardConfig(hidden_sizes=(16,), num_updates=100, snapshot_interval=50, snapshot_stride=1, generator="scratch")
+    cfg = DynamicsRewardConfig(
+        hidden_sizes=(16,), num_updates=100, snapshot_interval=50, snapshot_stride=1, generator="scratch"
+    )
     reward, report = fit_dynamics_reward(ds, dyn, cfg, seed=0, show_progress=False)
     assert report.generator_loss is not None and report.snapshots_taken == 2
     for k, v in dyn.state_dict().items():  # the rollout ensemble is left as it was
@@ -232,8 +283,14 @@ def test_trajectory_room_counts_rows_to_the_episode_end():
 
     n = 7
     obs = np.arange(n, dtype=np.float32)[:, None]
-    ds = OfflineDataset.from_arrays(obs, np.zeros((n, 1), np.float32), np.zeros(n), np.array([0, 0, 1, 0, 0, 0, 0], bool),
-                                    np.zeros(n, bool), obs + 1)
+    ds = OfflineDataset.from_arrays(
+        obs,
+        np.zeros((n, 1), np.float32),
+        np.zeros(n),
+        np.array([0, 0, 1, 0, 0, 0, 0], bool),
+        np.zeros(n, bool),
+        obs + 1,
+    )
     assert trajectory_room(ds).tolist() == [3, 2, 1, 4, 3, 2, 1]
 
 
@@ -260,12 +317,30 @@ def test_multi_step_negatives_roll_the_generator_along_dataset_actions_within_an
 @pytest.mark.parametrize("options", [dict(negative_steps=3), dict(contrastive_coef=1.0, logit_clip=5.0)])
 def test_fit_with_multi_step_negatives_or_the_contrastive_term_still_separates_real_from_perturbed(trained, options):
     ds, dyn = trained
-    cfg = DynamicsRewardConfig(hidden_sizes=(64, 64), num_updates=600, snapshot_interval=50, snapshot_stride=2,
-                               discriminator_lr=1e-3, generator="fixed", **options)
+    cfg = DynamicsRewardConfig(
+        hidden_sizes=(64, 64),
+        num_updates=600,
+        snapshot_interval=50,
+        snapshot_stride=2,
+        discriminator_lr=1e-3,
+        generator="fixed",
+        **options,
+    )
     reward, report = fit_dynamics_reward(ds, dyn, cfg, seed=0, show_progress=False)
-    base, _ = fit_dynamics_reward(ds, dyn, DynamicsRewardConfig(hidden_sizes=(64, 64), num_updates=600, snapshot_interval=50,
-                                                                snapshot_stride=2, discriminator_lr=1e-3, generator="fixed"),
-                                  seed=0, show_progress=False)
+    base, _ = fit_dynamics_reward(
+        ds,
+        dyn,
+        DynamicsRewardConfig(
+            hidden_sizes=(64, 64),
+            num_updates=600,
+            snapshot_interval=50,
+            snapshot_stride=2,
+            discriminator_lr=1e-3,
+            generator="fixed",
+        ),
+        seed=0,
+        show_progress=False,
+    )
     obs, act, nxt = (torch.as_tensor(a[:1000]) for a in (ds.observations, ds.actions, ds.next_observations))
     with torch.no_grad():
         real, perturbed = reward(obs, act, nxt), reward(obs, act, nxt + 0.3 * torch.randn_like(nxt))
@@ -283,7 +358,10 @@ def test_heldout_halves_are_disjoint_and_cover_the_heldout_rows():
 
 
 def test_reward_options_are_checked():
-    for bad, match in ((dict(negative_steps=0), "negative_steps"), (dict(contrastive_coef=-1), "contrastive_coef"),
-                       (dict(logit_clip=0.0), "logit_clip")):
+    for bad, match in (
+        (dict(negative_steps=0), "negative_steps"),
+        (dict(contrastive_coef=-1), "contrastive_coef"),
+        (dict(logit_clip=0.0), "logit_clip"),
+    ):
         with pytest.raises(ValueError, match=match):
             DynamicsRewardConfig(**bad)

@@ -77,8 +77,18 @@ def run_check(scores, threshold=0.6, truncate_as="terminal", horizon=4, starts=6
     reward = FixedScores(scores)  # candidates: members 1, 2, 3 -> s + 1 (exact), s + 2, s + 3
     cfg = MorecFilterConfig(mode="argmax", consensus_weight=0, threshold=threshold, truncate_as=truncate_as)
     policy = CheckedPolicy("zero", deterministic_row_policy(lambda o: torch.zeros(len(o), 1)), deterministic=True)
-    return check_policy(ShiftDynamics(), reward, cfg, threshold, policy, torch.zeros(starts, 2), ShiftOracle(), never,
-                        np.ones(2), FilterCheckConfig(horizon=horizon, samples_per_member=1))
+    return check_policy(
+        ShiftDynamics(),
+        reward,
+        cfg,
+        threshold,
+        policy,
+        torch.zeros(starts, 2),
+        ShiftOracle(),
+        never,
+        np.ones(2),
+        FilterCheckConfig(horizon=horizon, samples_per_member=1),
+    )
 
 
 def test_a_filter_that_picks_the_exact_member():
@@ -91,7 +101,9 @@ def test_a_filter_that_picks_the_exact_member():
     # policy evaluation: truth 1 per step for 4 steps; the exact member's returns match it
     assert out["true_return_mean"] == 4.0
     assert f["return_abs_error"] == 0 and f["return_bias"] == 0 and f["return_mean"] == 4.0
-    assert u["return_abs_error"] > 0 and u["return_bias"] == pytest.approx(u["return_abs_error"])  # elites 2, 3 overshoot
+    assert u["return_abs_error"] > 0 and u["return_bias"] == pytest.approx(
+        u["return_abs_error"]
+    )  # elites 2, 3 overshoot
     assert out["return_error_ratio"] == 0.0
 
 
@@ -107,10 +119,22 @@ def test_truncation_ends_every_rollout_and_only_terminal_mode_fakes_terminals(tr
 
 def test_ranking_needs_two_deterministic_policies_and_a_random_policy_gets_no_return_check():
     cfg = MorecFilterConfig(mode="argmax", consensus_weight=0, threshold=0.6)
-    policies = [CheckedPolicy("random", random_row_policy(1, 3, 4, seed=0, device="cpu"), deterministic=False),
-                CheckedPolicy("zero", deterministic_row_policy(lambda o: torch.zeros(len(o), 1)), deterministic=True)]
-    report = check_filter(ShiftDynamics(), FixedScores([1.0, 0.5, 0.4]), cfg, 0.6, policies, torch.zeros(4, 2), ShiftOracle(),
-                          never, np.ones(2), FilterCheckConfig(horizon=3, samples_per_member=1))
+    policies = [
+        CheckedPolicy("random", random_row_policy(1, 3, 4, seed=0, device="cpu"), deterministic=False),
+        CheckedPolicy("zero", deterministic_row_policy(lambda o: torch.zeros(len(o), 1)), deterministic=True),
+    ]
+    report = check_filter(
+        ShiftDynamics(),
+        FixedScores([1.0, 0.5, 0.4]),
+        cfg,
+        0.6,
+        policies,
+        torch.zeros(4, 2),
+        ShiftOracle(),
+        never,
+        np.ones(2),
+        FilterCheckConfig(horizon=3, samples_per_member=1),
+    )
     assert list(report["policies"]) == ["random", "zero"] and "policy_ranking_spearman" not in report
     assert "return_abs_error" not in report["policies"]["random"]["filtered"]
     assert "return_error_ratio" in report["policies"]["zero"]
@@ -165,8 +189,6 @@ def test_held_out_data_and_task_survive_save_and_load(tmp_path):
     assert loaded.env_id == "Walker2d-v4" and torch.equal(loaded.heldout[2], torch.ones(3, 2) * 2)
     with pytest.raises(ValueError, match="env_id='Walker2d-v4' but this task has env_id='HalfCheetah-v4'"):
         DynamicsReward.load(tmp_path, obs_dim=2, act_dim=1, env_id="HalfCheetah-v4")
-
-
 
 
 def test_torchscript_policy_loads_and_clips(tmp_path):

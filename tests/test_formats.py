@@ -147,7 +147,11 @@ def test_hdf5_round_trip_of_other_layouts(tmp_path):
     neorl = OfflineDataset.from_arrays(**flagged_arrays(obs_dim=12), env_id="Hopper-v3-low-100")
     loaded = load_dataset(neorl.save(tmp_path / "n.hdf5"))
     assert_same_arrays(loaded, neorl)
-    assert (loaded.metadata["layout"], loaded.metadata["env_id"], loaded.metadata["benchmark"]) == ("neorl", "Hopper-v4", "neorl")
+    assert (loaded.metadata["layout"], loaded.metadata["env_id"], loaded.metadata["benchmark"]) == (
+        "neorl",
+        "Hopper-v4",
+        "neorl",
+    )
     plain = OfflineDataset.from_arrays(**flagged_arrays(obs_dim=4, act_dim=2))
     loaded = load_dataset(plain.save(tmp_path / "p.hdf5"))
     assert_same_arrays(loaded, plain)
@@ -246,7 +250,9 @@ def test_d4rl_download_success_is_loaded(offline, monkeypatch):
 
 def test_d4rl_file_with_wrong_observation_size(offline):
     write_official_d4rl(offline.d4rl / "hopper_expert-v2.hdf5", obs_dim=12)
-    with pytest.raises(DatasetError, match=r"field 'observations' has 12 columns but hopper-expert-v2 \(d4rl layout\) has 11"):
+    with pytest.raises(
+        DatasetError, match=r"field 'observations' has 12 columns but hopper-expert-v2 \(d4rl layout\) has 11"
+    ):
         load_dataset("d4rl:hopper-expert-v2", download=False)
 
 
@@ -291,7 +297,9 @@ def test_hdf5_with_nan_names_the_field(tmp_path):
     with h5py.File(path, "w") as f:
         for key, value in arrays.items():
             f[key] = value
-    with pytest.raises(DatasetError, match=r"field 'next_observations' has 1 NaN/inf value\(s\) in 1 row\(s\), first at row 7"):
+    with pytest.raises(
+        DatasetError, match=r"field 'next_observations' has 1 NaN/inf value\(s\) in 1 row\(s\), first at row 7"
+    ):
         load_dataset(path)
 
 
@@ -380,12 +388,15 @@ def test_neorl_npz_missing_keys(tmp_path):
     assert str(path) in str(err.value)
 
 
-@pytest.mark.parametrize("index, lengths", [
-    ([0.0, 4.0, 7.0], [4, 3, 2]),  # NeoRL's get_dataset: trajectory starts, a leading 0 and no final end
-    ([0.0, 4.0, 7.0, 9.0], [4, 3, 2]),  # the file's ends with a leading 0
-    ([0.0, 7.0], [7, 2]),  # the starts of two trajectories
-    ([0.0], [9]),  # the start of one
-])
+@pytest.mark.parametrize(
+    "index, lengths",
+    [
+        ([0.0, 4.0, 7.0], [4, 3, 2]),  # NeoRL's get_dataset: trajectory starts, a leading 0 and no final end
+        ([0.0, 4.0, 7.0, 9.0], [4, 3, 2]),  # the file's ends with a leading 0
+        ([0.0, 7.0], [7, 2]),  # the starts of two trajectories
+        ([0.0], [9]),  # the start of one
+    ],
+)
 def test_neorl_index_of_ends_or_starts(tmp_path, index, lengths):
     path = tmp_path / "starts.npz"
     data = write_neorl(path, [4, 3, 2], done=[True, False, True])
@@ -421,7 +432,9 @@ def test_neorl_index_that_stops_before_the_last_row_is_refused(tmp_path):
         load_dataset(path)
 
 
-@pytest.mark.parametrize("index", [[4.0, 3.0, 9.0], [4.0, 7.0, 20.0], [0.0, 4.0, 4.0], [0.0, 12.0], [], [-1.0, 9.0], [0.0, -2.0]])
+@pytest.mark.parametrize(
+    "index", [[4.0, 3.0, 9.0], [4.0, 7.0, 20.0], [0.0, 4.0, 4.0], [0.0, 12.0], [], [-1.0, 9.0], [0.0, -2.0]]
+)
 def test_neorl_bad_index(tmp_path, index):
     path = tmp_path / "bad.npz"
     data = write_neorl(path, [4, 3, 2], done=[True, False, True])

@@ -13,10 +13,28 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "morec"
-FOUNDATION = ("morec.errors", "morec.io", "morec.lazy", "morec.progress", "morec.locking", "morec.allocator", "morec.tasks",
-              "morec.metrics", "morec.actor", "morec.bundled_configs", "morec.data")
-LAYERS = [FOUNDATION, ("morec.dynamics",), ("morec.rollout", "morec.dynamics_reward", "morec.shaping", "morec.collect", "morec.credit"),
-          ("morec.learners",), ("morec.training",), ("morec.runs",), ("morec.commands", "morec.cli", "morec.__main__")]
+FOUNDATION = (
+    "morec.errors",
+    "morec.io",
+    "morec.lazy",
+    "morec.progress",
+    "morec.locking",
+    "morec.allocator",
+    "morec.tasks",
+    "morec.metrics",
+    "morec.actor",
+    "morec.bundled_configs",
+    "morec.data",
+)
+LAYERS = [
+    FOUNDATION,
+    ("morec.dynamics",),
+    ("morec.rollout", "morec.dynamics_reward", "morec.shaping", "morec.collect", "morec.credit"),
+    ("morec.learners",),
+    ("morec.training",),
+    ("morec.runs",),
+    ("morec.commands", "morec.cli", "morec.__main__"),
+]
 
 
 def module_name(path: Path) -> str:
@@ -27,8 +45,13 @@ def module_name(path: Path) -> str:
 def runtime_imports(path: Path) -> set[str]:
     """Absolute names of the modules ``path`` imports at run time (at any depth, not under TYPE_CHECKING)."""
     tree = ast.parse(path.read_text(), str(path))
-    annotation_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
-                       for stmt in node.body for n in ast.walk(stmt)}
+    annotation_only = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+        for stmt in node.body
+        for n in ast.walk(stmt)
+    }
     names = set()
     for node in ast.walk(tree):
         if id(node) in annotation_only:
@@ -82,7 +105,7 @@ def test_no_import_circle_between_modules():
         on_path.append(module)
         for dep in sorted(graph[module]):
             if dep in on_path:
-                circles.append(on_path[on_path.index(dep):] + [dep])
+                circles.append(on_path[on_path.index(dep) :] + [dep])
             elif dep not in seen:
                 visit(dep)
         on_path.pop()

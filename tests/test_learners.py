@@ -81,8 +81,13 @@ def cloning(_: str) -> Harness:
     return Harness(bc, lambda: bc.update(batches, 32), bc.training_state, bc.load_training_state, [batches.generator])
 
 
-LEARNERS = {"MOPO": (plain, "MOPO"), "MOBILE": (plain, "MOBILE"), "stacked MOPO": (stacked, "MOPO"),
-            "stacked MOBILE": (stacked, "MOBILE"), "BC": (cloning, None)}
+LEARNERS = {
+    "MOPO": (plain, "MOPO"),
+    "MOBILE": (plain, "MOBILE"),
+    "stacked MOPO": (stacked, "MOPO"),
+    "stacked MOBILE": (stacked, "MOBILE"),
+    "BC": (cloning, None),
+}
 CAPTURED = [name for name in LEARNERS if name != "BC"]
 
 
@@ -98,8 +103,11 @@ def values(stats) -> list[float]:
 @pytest.mark.parametrize("name", LEARNERS)
 def test_an_update_trains_every_network_and_its_stats_are_finite(name):
     harness = build(name)
-    before = {k: v.detach().clone() for k, v in harness.module.named_parameters()
-              if v.requires_grad and not k.startswith("dynamics.")}  # MOBILE's dynamics only sample
+    before = {
+        k: v.detach().clone()
+        for k, v in harness.module.named_parameters()
+        if v.requires_grad and not k.startswith("dynamics.")
+    }  # MOBILE's dynamics only sample
     stats = harness.step()
     changed = {k for k, v in harness.module.named_parameters() if k in before and not torch.equal(v, before[k])}
     assert changed == set(before)

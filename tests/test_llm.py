@@ -63,12 +63,16 @@ def answer(code: str, text: str = "The hopper should stay upright and move forwa
 
 
 def good_factors(obs: np.ndarray, act: np.ndarray) -> np.ndarray:
-    return np.stack([obs[:, 0] - 0.7, obs[:, 5], np.abs(obs[:, 1]), np.sum(act ** 2, axis=1)], axis=1)
+    return np.stack([obs[:, 0] - 0.7, obs[:, 5], np.abs(obs[:, 1]), np.sum(act**2, axis=1)], axis=1)
 
 
-FAST = FactorSearchConfig(n_candidates=1, max_repair_rounds=2, n_probes=64,
-                          limits=SandboxLimits(timeout_s=2.0, memory_mb=256),
-                          encode_limits=SandboxLimits(timeout_s=5.0, memory_mb=256))
+FAST = FactorSearchConfig(
+    n_candidates=1,
+    max_repair_rounds=2,
+    n_probes=64,
+    limits=SandboxLimits(timeout_s=2.0, memory_mb=256),
+    encode_limits=SandboxLimits(timeout_s=5.0, memory_mb=256),
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +81,14 @@ def dataset() -> OfflineDataset:
     n = 300
     obs = rng.normal(size=(n, 11))
     obs[:, 0] += 1.25
-    return OfflineDataset.from_arrays(obs, rng.uniform(-1, 1, size=(n, 3)), rng.normal(size=n), np.zeros(n, bool),
-                                      next_observations=obs + 0.01, env_id="hopper")
+    return OfflineDataset.from_arrays(
+        obs,
+        rng.uniform(-1, 1, size=(n, 3)),
+        rng.normal(size=n),
+        np.zeros(n, bool),
+        next_observations=obs + 0.01,
+        env_id="hopper",
+    )
 
 
 # ---------------------------------------------------------------------------------- loopback server
@@ -109,8 +119,21 @@ class ChatServer:
                     time.sleep(action[1])
                     return self._play(action[2])
                 if action[0] == "answer":
-                    code, raw = 200, json.dumps({"object": "chat.completion", "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": action[1]}, "finish_reason": "stop"}]}).encode()
+                    code, raw = (
+                        200,
+                        json.dumps(
+                            {
+                                "object": "chat.completion",
+                                "choices": [
+                                    {
+                                        "index": 0,
+                                        "message": {"role": "assistant", "content": action[1]},
+                                        "finish_reason": "stop",
+                                    }
+                                ],
+                            }
+                        ).encode(),
+                    )
                 elif action[0] == "status":
                     code, raw = action[1], json.dumps(action[2]).encode()
                 else:
@@ -166,8 +189,13 @@ def test_builtin_specs_match_the_d4rl_layout(task):
 
 def test_spec_for_dataset_and_user_specs(dataset):
     assert spec_for_dataset(dataset) == builtin_spec("hopper")
-    user = EnvironmentSpec.from_dict(json.loads(json.dumps({
-        "name": "Toy", "description": "Reach the origin.", "observation": ["x", "y"], "action": ["push"]})))
+    user = EnvironmentSpec.from_dict(
+        json.loads(
+            json.dumps(
+                {"name": "Toy", "description": "Reach the origin.", "observation": ["x", "y"], "action": ["push"]}
+            )
+        )
+    )
     user.check_dims(2, 1)
     with pytest.raises(ValueError, match="describes 2 observation"):
         user.check_dims(11, 3)
@@ -221,18 +249,26 @@ def test_config_from_environment(monkeypatch):
     monkeypatch.setenv("MOREC_LLM_MODEL", "env-model")
     monkeypatch.setenv("MOREC_LLM_API_KEY", "secret-key")
     cfg = HTTPChatConfig.from_env(timeout_s=3.0)
-    assert (cfg.base_url, cfg.model, cfg.api_key, cfg.timeout_s) == ("http://127.0.0.1:9/v1", "env-model", "secret-key", 3.0)
+    assert (cfg.base_url, cfg.model, cfg.api_key, cfg.timeout_s) == (
+        "http://127.0.0.1:9/v1",
+        "env-model",
+        "secret-key",
+        3.0,
+    )
     assert "secret-key" not in repr(cfg) and "secret-key" not in repr(HTTPChatBackend(cfg))
     assert HTTPChatConfig.from_env(model="arg-model").model == "arg-model"
     with pytest.raises(ValueError, match="http"):
         HTTPChatConfig("127.0.0.1:8765", "m")
 
 
-@pytest.mark.parametrize("raw, match", [
-    (b"<html>bad gateway page</html>", "not JSON"),
-    (json.dumps({"choices": []}).encode(), "choices"),
-    (json.dumps({"choices": [{"message": {"content": None}}]}).encode(), "non-text"),
-])
+@pytest.mark.parametrize(
+    "raw, match",
+    [
+        (b"<html>bad gateway page</html>", "not JSON"),
+        (json.dumps({"choices": []}).encode(), "choices"),
+        (json.dumps({"choices": [{"message": {"content": None}}]}).encode(), "non-text"),
+    ],
+)
 def test_malformed_response_is_a_clear_error(server, raw, match):
     server.script = [("raw", 200, raw)]
     with pytest.raises(LLMResponseError, match=match):
@@ -281,18 +317,25 @@ def _probes(dataset, n=64):
     return dataset.observations[:n].astype(np.float64), dataset.actions[:n].astype(np.float64)
 
 
-@pytest.mark.parametrize("reply, check", [
-    ("Height and speed matter most.", "format"),
-    (answer("import os\ndef compute_factors(obs, act):\n    return obs\n"), "validate"),
-    (answer("def compute_factors(obs, act):\n    return obs[:, 40]\n"), "run"),
-    (answer("def compute_factors(obs, act):\n    return 1.0 / (obs[:, :2] * 0.0)\n"), "run"),  # inf
-    (answer("def compute_factors(obs, act):\n    while True:\n        pass\n"), "run"),  # time budget
-    (answer("def compute_factors(obs, act):\n    return np.tile(obs, (1, 4))\n"), "factor_count"),
-    (answer("calls = [0]\n\ndef compute_factors(obs, act):\n    calls[0] += 1\n    return obs[:, :2] + calls[0]\n"),
-     "deterministic"),
-    (answer(BATCH_STATS_CODE), "batch_consistent"),
-    (answer("def compute_factors(obs, act):\n    return [obs[:, 0], obs[:, 0] * 0.0 + 1.0]\n"), "varies"),
-])
+@pytest.mark.parametrize(
+    "reply, check",
+    [
+        ("Height and speed matter most.", "format"),
+        (answer("import os\ndef compute_factors(obs, act):\n    return obs\n"), "validate"),
+        (answer("def compute_factors(obs, act):\n    return obs[:, 40]\n"), "run"),
+        (answer("def compute_factors(obs, act):\n    return 1.0 / (obs[:, :2] * 0.0)\n"), "run"),  # inf
+        (answer("def compute_factors(obs, act):\n    while True:\n        pass\n"), "run"),  # time budget
+        (answer("def compute_factors(obs, act):\n    return np.tile(obs, (1, 4))\n"), "factor_count"),
+        (
+            answer(
+                "calls = [0]\n\ndef compute_factors(obs, act):\n    calls[0] += 1\n    return obs[:, :2] + calls[0]\n"
+            ),
+            "deterministic",
+        ),
+        (answer(BATCH_STATS_CODE), "batch_consistent"),
+        (answer("def compute_factors(obs, act):\n    return [obs[:, 0], obs[:, 0] * 0.0 + 1.0]\n"), "varies"),
+    ],
+)
 def test_each_check_catches_its_failure(dataset, reply, check):
     obs, act = _probes(dataset)
     config = FactorSearchConfig(max_factors=32, limits=SandboxLimits(timeout_s=1.0, memory_mb=256))
@@ -321,7 +364,10 @@ def test_good_answer_over_http_and_consolidation(server, dataset, tmp_path):
     np.testing.assert_allclose(enc(obs, act), good_factors(obs.astype(np.float64), act.astype(np.float64)))
     enc.close()
     assert [r["body"]["seed"] for r in server.requests] == [0, 1]  # two distinct samples
-    assert "0: z-coordinate (height above the ground) of the torso, m" in server.requests[0]["body"]["messages"][1]["content"]
+    assert (
+        "0: z-coordinate (height above the ground) of the torso, m"
+        in server.requests[0]["body"]["messages"][1]["content"]
+    )
     probes = json.loads((tmp_path / "probes.json").read_text())
     assert probes["chosen"] == 1 and [a["passed"] for a in probes["attempts"]] == [True, True]
     assert (tmp_path / "factors.py").read_text() == GOOD_CODE
@@ -356,8 +402,12 @@ def test_failed_verification_then_corrected_answer(server, dataset, tmp_path):
 
 
 def test_fallback_to_identity_after_rounds_are_exhausted(dataset, tmp_path, caplog):
-    bad = [answer("def compute_factors(obs, act):\n    return obs[:, 40]\n"), "no code at all",
-           answer("import os\ndef compute_factors(obs, act):\n    return obs\n"), answer(BATCH_STATS_CODE)]
+    bad = [
+        answer("def compute_factors(obs, act):\n    return obs[:, 40]\n"),
+        "no code at all",
+        answer("import os\ndef compute_factors(obs, act):\n    return obs\n"),
+        answer(BATCH_STATS_CODE),
+    ]
     backend = ScriptedBackend(bad)
     config = replace(FAST, n_candidates=2, max_repair_rounds=2)
     (tmp_path / "factors.py").write_text("# left over from an earlier run\n")
@@ -390,7 +440,11 @@ def test_replay_cache_records_then_replays_offline(dataset, tmp_path):
     srv.stop()  # from here on nothing answers on the network
     assert recorder.recorded == 1 and len(list((tmp_path / "cache").glob("*.json"))) == 1
     entry = json.loads(next((tmp_path / "cache").glob("*.json")).read_text())
-    assert entry["response"] == answer(GOOD_CODE) and "test-model" in entry["backend"] and "test-key" not in json.dumps(entry)
+    assert (
+        entry["response"] == answer(GOOD_CODE)
+        and "test-model" in entry["backend"]
+        and "test-key" not in json.dumps(entry)
+    )
 
     replay = ReplayCache(tmp_path / "cache")  # strictly offline
     second = generate_factor_encoder(replay, builtin_spec("hopper"), dataset, tmp_path / "run2", FAST)
@@ -410,7 +464,14 @@ def test_a_real_small_models_recorded_answers_replay_to_the_same_fallback(datase
     config = replace(FactorSearchConfig(), limits=FAST.limits, encode_limits=FAST.encode_limits)
     result = generate_factor_encoder(replay, builtin_spec("hopper"), dataset, tmp_path, config)
     assert replay.hits == 6 and result.fallback and isinstance(result.encoder, IdentityFactors)
-    assert [a["report"]["failed_check"] for a in result.attempts] == ["validate", "format", "validate", "validate", "validate", "format"]
+    assert [a["report"]["failed_check"] for a in result.attempts] == [
+        "validate",
+        "format",
+        "validate",
+        "validate",
+        "validate",
+        "format",
+    ]
     assert "no code block defines `def compute_factors(obs, act):`" in result.reason
 
 
@@ -428,17 +489,28 @@ def test_strict_offline_cache_miss_errors(dataset, tmp_path):
 def test_cache_key_depends_on_messages_and_seed(tmp_path):
     backend = ScriptedBackend(["one", "two", "three"])
     cache = ReplayCache(tmp_path, backend)
-    assert [cache.complete(MESSAGES), cache.complete(MESSAGES, seed=1), cache.complete(MESSAGES)] == ["one", "two", "one"]
+    assert [cache.complete(MESSAGES), cache.complete(MESSAGES, seed=1), cache.complete(MESSAGES)] == [
+        "one",
+        "two",
+        "one",
+    ]
     assert cache.complete([{"role": "user", "content": "other"}]) == "three"
     assert (cache.hits, cache.recorded) == (1, 3)
 
 
 # ---------------------------------------------------------------------------------- optional live model
-@pytest.mark.skipif(not os.environ.get("MOREC_LLM_LIVE_TEST"), reason="set MOREC_LLM_LIVE_TEST=1 and MOREC_LLM_BASE_URL to try a real server")
+@pytest.mark.skipif(
+    not os.environ.get("MOREC_LLM_LIVE_TEST"),
+    reason="set MOREC_LLM_LIVE_TEST=1 and MOREC_LLM_BASE_URL to try a real server",
+)
 def test_live_server_smoke(dataset, tmp_path):
-    backend = HTTPChatBackend(HTTPChatConfig.from_env(model=os.environ.get("MOREC_LLM_MODEL", "local"), timeout_s=120.0))
+    backend = HTTPChatBackend(
+        HTTPChatConfig.from_env(model=os.environ.get("MOREC_LLM_MODEL", "local"), timeout_s=120.0)
+    )
     result = generate_factor_encoder(backend, builtin_spec("hopper"), dataset, tmp_path, FAST)
-    assert (tmp_path / "result.json").exists() and result.encoder(dataset.observations[:4], dataset.actions[:4]).shape[0] == 4
+    assert (tmp_path / "result.json").exists() and result.encoder(dataset.observations[:4], dataset.actions[:4]).shape[
+        0
+    ] == 4
 
 
 def test_a_candidate_that_breaks_the_checks_does_not_end_the_search(dataset, tmp_path, monkeypatch):
@@ -446,7 +518,9 @@ def test_a_candidate_that_breaks_the_checks_does_not_end_the_search(dataset, tmp
     candidate only; the next candidate is still tried and chosen."""
     deep = answer("def compute_factors(obs, act):\n    return obs" + " + obs" * 400 + "\n")
     faulty = answer("def compute_factors(obs, act):\n    return obs[:, :2] * 2.0\n")
-    leaky = answer("def compute_factors(obs, act):\n    raise ValueError('key sk-abcdefghijklmnopqrstuvwx in /root/.env')\n")
+    leaky = answer(
+        "def compute_factors(obs, act):\n    raise ValueError('key sk-abcdefghijklmnopqrstuvwx in /root/.env')\n"
+    )
     real_run_checks = llm_module._run_checks
 
     def run_checks(code, *args):
@@ -461,7 +535,9 @@ def test_a_candidate_that_breaks_the_checks_does_not_end_the_search(dataset, tmp
     reports = [a["report"] for a in result.attempts]
     assert [r["failed_check"] for r in reports] == ["validate", "run", "run", None]
     assert "nested" in reports[0]["error"] and "RecursionError" in reports[1]["error"]
-    assert "sk-" not in reports[2]["error"] and "/root" not in reports[2]["error"] and "<redacted>" in reports[2]["error"]
+    assert (
+        "sk-" not in reports[2]["error"] and "/root" not in reports[2]["error"] and "<redacted>" in reports[2]["error"]
+    )
     assert not result.fallback and result.code == GOOD_CODE
     written = json.loads((tmp_path / "dialogue.json").read_text())
     assert all("sk-abcdefghijklmnopqrstuvwx" not in (a["report"]["error"] or "") for a in written)
@@ -484,5 +560,8 @@ def test_extracting_code_takes_linear_time_on_a_hostile_answer():
         with pytest.raises(ValueError):
             extract_code(hostile)
         assert time.perf_counter() - start < 1.0  # was 51 s for the first (a quadratic regex)
-    fenced = "Here:\n```python\ndef helper(x):\n    return x\n\n  def compute_factors(obs, act):\n    return obs\n```\nand ```text\nnot code\n```"
+    fenced = (
+        "Here:\n```python\ndef helper(x):\n    return x\n\n  def compute_factors(obs, act):\n    return "
+        "obs\n```\nand ```text\nnot code\n```"
+    )
     assert extract_code(fenced).startswith("def helper(x):") and "compute_factors" in extract_code(fenced)

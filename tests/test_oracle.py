@@ -13,9 +13,7 @@ import torch
 from morec.dynamics.oracle import MujocoOracle
 
 ENVS = [
-    (env_id, layout)
-    for env_id in ("Hopper-v4", "Walker2d-v4", "HalfCheetah-v4")
-    for layout in ("d4rl", "neorl")
+    (env_id, layout) for env_id in ("Hopper-v4", "Walker2d-v4", "HalfCheetah-v4") for layout in ("d4rl", "neorl")
 ] + [("Hopper-v5", "d4rl"), ("Walker2d-v5", "d4rl")]
 
 # Observed worst case is about 2.4e-12 (HalfCheetah, d4rl layout): x = 0 instead of the true x

@@ -29,8 +29,24 @@ def build_wheel(tmp_path: Path) -> Path:
         else:
             src.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, src / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(src), "-w",
-                    str(tmp_path / "dist")], check=True, capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            str(src),
+            "-w",
+            str(tmp_path / "dist"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     [wheel] = (tmp_path / "dist").glob("morec-*.whl")
     return wheel
 
@@ -42,11 +58,18 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_the_wheel_holds_every_config(wheel):
     shipped = {p.relative_to(ROOT / "configs").as_posix() for p in (ROOT / "configs").rglob("*.yaml")}
-    assert len(shipped) == 21 * 8 + 3  # 21 tasks x {mopo, mobile} x 4 variants; the smoke overlay; clip and potential shaping
+    assert (
+        len(shipped) == 21 * 8 + 3
+    )  # 21 tasks x {mopo, mobile} x 4 variants; the smoke overlay; clip and potential shaping
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
     assert {f"morec/configs/{p}" for p in shipped} <= names
-    assert {"morec/bundled_configs.py", "morec/runs/sweep.py", "morec/learners/sac_step.py", "morec/commands/train.py"} <= names
+    assert {
+        "morec/bundled_configs.py",
+        "morec/runs/sweep.py",
+        "morec/learners/sac_step.py",
+        "morec/commands/train.py",
+    } <= names
     assert {name.split("/")[0] for name in names} == {"morec", "morec-0.1.0.dist-info"}  # one top-level package
 
 
@@ -67,29 +90,67 @@ def test_an_installed_wheel_trains_a_bundled_config_from_any_directory(wheel, tm
     env_dir = tmp_path / "venv"
     venv.create(env_dir, system_site_packages=True, with_pip=True)  # the dependencies come from this interpreter
     bin_dir = env_dir / "bin"
-    subprocess.run([bin_dir / "python", "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", str(wheel)],
-                   check=True, capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [bin_dir / "python", "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", str(wheel)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     work = tmp_path / "elsewhere"
     work.mkdir()
     data = random_dataset_file(work / "hopper.hdf5", steps=600)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    where = subprocess.run([bin_dir / "python", "-c", "import morec, algos; print(morec.__file__, algos.__file__)"],
-                           cwd=work, env=env, capture_output=True, text=True, timeout=120)
-    assert where.returncode == 0 and where.stdout.count(str(env_dir)) == 2, where.stdout + where.stderr  # not this checkout
-    sets = ["train.epochs=1", "train.steps_per_epoch=10", "train.eval_episodes=1", "rollout.freq=10", "dynamics.max_epochs=1"]
-    done = subprocess.run([bin_dir / "morec", "train", "--config", "d4rl/hopper-medium-v2/mopo.yaml", "--config", "smoke.yaml",
-                           "--dataset", str(data),
-                           "--run-dir", "run", "--no-progress", *[x for s in sets for x in ("--set", s)]],
-                          cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    where = subprocess.run(
+        [bin_dir / "python", "-c", "import morec, algos; print(morec.__file__, algos.__file__)"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert where.returncode == 0 and where.stdout.count(str(env_dir)) == 2, (
+        where.stdout + where.stderr
+    )  # not this checkout
+    sets = [
+        "train.epochs=1",
+        "train.steps_per_epoch=10",
+        "train.eval_episodes=1",
+        "rollout.freq=10",
+        "dynamics.max_epochs=1",
+    ]
+    done = subprocess.run(
+        [
+            bin_dir / "morec",
+            "train",
+            "--config",
+            "d4rl/hopper-medium-v2/mopo.yaml",
+            "--config",
+            "smoke.yaml",
+            "--dataset",
+            str(data),
+            "--run-dir",
+            "run",
+            "--no-progress",
+            *[x for s in sets for x in ("--set", s)],
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert (work / "run" / "summary.json").exists()
     assert "task: hopper-medium-v2" in (work / "run" / "config.yaml").read_text()
 
 
 def test_lazy_names_are_listed_for_tab_completion():
-    code = ("import sys, morec, morec.credit, morec.dynamics as dynamics; "
-            "assert {'RandomizedReturnDecomposition', 'LaReConfig', 'IRCR'} <= set(dir(morec.credit)), dir(morec.credit); "
-            "assert {'RolloutEngine', 'DynamicsReward', '__version__'} <= set(dir(morec)); "
-            "assert 'EnsembleDynamics' in dir(dynamics); "
-            "assert 'torch' not in sys.modules, 'dir() imported the lazy modules'")
+    code = (
+        "import sys, morec, morec.credit, morec.dynamics as dynamics; "
+        "assert {'RandomizedReturnDecomposition', 'LaReConfig', 'IRCR'} <= set(dir(morec.credit)), dir(morec.credit); "
+        "assert {'RolloutEngine', 'DynamicsReward', '__version__'} <= set(dir(morec)); "
+        "assert 'EnsembleDynamics' in dir(dynamics); "
+        "assert 'torch' not in sys.modules, 'dir() imported the lazy modules'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

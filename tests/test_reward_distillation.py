@@ -25,10 +25,14 @@ def teacher_for(ds, snapshots: int = 4) -> DynamicsReward:
     cfg = DynamicsRewardConfig(hidden_sizes=(32, 32))
     base = DynamicsReward(4, 2, cfg)
     base.set_ranges(ds.observations, ds.actions)
-    states = [Discriminator(1, base.in_features, cfg.hidden_sizes, torch.Generator().manual_seed(i)).state_dict()
-              for i in range(snapshots)]
+    states = [
+        Discriminator(1, base.in_features, cfg.hidden_sizes, torch.Generator().manual_seed(i)).state_dict()
+        for i in range(snapshots)
+    ]
     # spread logits: random nets give logits near 0, so calibrate each snapshot to a narrow band
-    return base.with_snapshots(states, [0.05 * (i + 1) for i in range(snapshots)], [-0.05 * (i + 1) for i in range(snapshots)])
+    return base.with_snapshots(
+        states, [0.05 * (i + 1) for i in range(snapshots)], [-0.05 * (i + 1) for i in range(snapshots)]
+    )
 
 
 def test_teacher_logit_gives_the_teacher_reward_through_one_snapshot(trained):  # noqa: F811
@@ -46,14 +50,27 @@ def test_distilled_reward_is_one_network_that_agrees_better_than_an_untrained_on
     teacher = teacher_for(ds)
     cfg = DistillationConfig(hidden_sizes=(32, 32), updates=300, batch_size=64, model_steps=2, seed=0)
     filt = MorecFilterConfig(threshold=0.6)
-    student, report = distil_reward(teacher, dyn, ds.observations, ds.actions, ds.next_observations, cfg,
-                                    rollout=RolloutConfig(samples_per_member=2), filter_config=filt, threshold=0.6,
-                                    show_progress=False)
+    student, report = distil_reward(
+        teacher,
+        dyn,
+        ds.observations,
+        ds.actions,
+        ds.next_observations,
+        cfg,
+        rollout=RolloutConfig(samples_per_member=2),
+        filter_config=filt,
+        threshold=0.6,
+        show_progress=False,
+    )
     assert student.num_snapshots == 1 and student.distilled_from == 4 and student.config.hidden_sizes == (32, 32)
     _, check_rows = _split(len(ds.observations), cfg.holdout_fraction, cfg.seed)
     assert report.holdout_rows == len(check_rows) and report.teacher_snapshots == 4
-    untrained = teacher.with_snapshots([Discriminator(1, teacher.in_features, (32, 32), torch.Generator().manual_seed(9)).state_dict()],
-                                       [1.0], [-1.0], config=student.config)
+    untrained = teacher.with_snapshots(
+        [Discriminator(1, teacher.in_features, (32, 32), torch.Generator().manual_seed(9)).state_dict()],
+        [1.0],
+        [-1.0],
+        config=student.config,
+    )
     data = tuple(a[check_rows] for a in (ds.observations, ds.actions, ds.next_observations))
     rows = _Rows(dyn, *data, cfg, RolloutConfig(samples_per_member=2), cfg.seed + 1, "cpu")
     baseline = distillation_agreement(teacher, untrained, rows, filt, 0.6, cfg.model_steps)
@@ -73,8 +90,10 @@ def test_same_seed_same_distilled_reward(trained, device):  # noqa: F811
     dyn = copy.deepcopy(dyn).to(device)
     teacher = teacher_for(ds).to(device)
     cfg = DistillationConfig(hidden_sizes=(16,), updates=30, batch_size=32, model_steps=1)
-    runs = [distil_reward(teacher, dyn, ds.observations, ds.actions, ds.next_observations, cfg, show_progress=False)
-            for _ in range(2)]
+    runs = [
+        distil_reward(teacher, dyn, ds.observations, ds.actions, ds.next_observations, cfg, show_progress=False)
+        for _ in range(2)
+    ]
     x = [torch.as_tensor(v[:50], device=device) for v in (ds.observations, ds.actions, ds.next_observations)]
     out = runs[0][0](*x)
     assert out.device.type == device

@@ -15,8 +15,13 @@ from tests.helpers import DEVICES, random_dataset
 
 def batch(n: int, start: float = 0.0, obs_dim: int = 2, act_dim: int = 1) -> TransitionBatch:
     ids = torch.arange(n, dtype=torch.float32) + start
-    return TransitionBatch(ids[:, None].repeat(1, obs_dim), ids[:, None].repeat(1, act_dim), ids, ids[:, None].repeat(1, obs_dim) + 1,
-                           ids.long() % 2 == 0)
+    return TransitionBatch(
+        ids[:, None].repeat(1, obs_dim),
+        ids[:, None].repeat(1, act_dim),
+        ids,
+        ids[:, None].repeat(1, obs_dim) + 1,
+        ids.long() % 2 == 0,
+    )
 
 
 # ---------------------------------------------------------------------------- ModelBuffer
@@ -50,10 +55,6 @@ def test_buffer_sample_and_state_roundtrip():
         ModelBuffer(4, 3, 1).load_state_dict(buf.state_dict())
 
 
-
-
-
-
 def test_candidates_come_with_the_elites_mean_prediction_clipped_like_them():
     engine = RolloutEngine(ShiftDynamics(), never, RolloutConfig(samples_per_member=2))
     cands, _, consensus = engine.candidates(torch.zeros(4, 2), torch.zeros(4, 1))
@@ -61,8 +62,6 @@ def test_candidates_come_with_the_elites_mean_prediction_clipped_like_them():
     clipped = RolloutEngine(ShiftDynamics(), never, RolloutConfig(samples_per_member=1, candidate_clip=1.5))
     cands, _, consensus = clipped.candidates(torch.zeros(4, 2), torch.zeros(4, 1))
     assert float(cands.max()) <= 1.5 and torch.allclose(consensus, torch.full((4, 3), 1.5))
-
-
 
 
 def test_random_elite_selection_only_uses_elites_and_fills_the_buffer():
@@ -105,7 +104,9 @@ def test_selector_stop_keeps_the_transition_as_terminal_and_truncation_does_not(
     first = buf.all()
     assert first.terminals[:4].tolist() == [False, True, False, True]
     assert stats.stopped >= 2 and stats.selector == {"score": 0.5}
-    truncate_at_1 = RolloutEngine(dyn, never, RolloutConfig(horizon=5), truncation_fn=lambda step, o, a, n: torch.full((len(o),), step == 1))
+    truncate_at_1 = RolloutEngine(
+        dyn, never, RolloutConfig(horizon=5), truncation_fn=lambda step, o, a, n: torch.full((len(o),), step == 1)
+    )
     buf2 = ModelBuffer(100, 2, 1)
     stats2 = truncate_at_1.rollout(torch.zeros(6, 2), zero_policy, buf2)
     assert stats2.transitions == 12 and stats2.stopped == 6 and not bool(buf2.all().terminals.any())
@@ -140,7 +141,9 @@ def test_same_seed_same_rollout(device):
 def hopper_model():
     torch.manual_seed(0)
     ds = random_dataset(steps=4000)
-    cfg = EnsembleConfig(num_members=4, num_elites=3, hidden_sizes=(64, 64), weight_decays=(2.5e-5, 5e-5, 1e-4), max_epochs=15)
+    cfg = EnsembleConfig(
+        num_members=4, num_elites=3, hidden_sizes=(64, 64), weight_decays=(2.5e-5, 5e-5, 1e-4), max_epochs=15
+    )
     model = EnsembleDynamics(TaskInfo(11, 3, "Hopper-v4", "d4rl"), cfg, seed=0)
     fit_ensemble(model, ds, show_progress=False)
     return ds, model
@@ -164,7 +167,9 @@ def test_model_error_against_the_oracle(hopper_model):
     std = observation_std(ds)
     starts = torch.as_tensor(ds.observations[::40][:100])
     gen = torch.Generator().manual_seed(0)
-    report = model_error(model, None, lambda o: torch.rand(len(o), 3, generator=gen) * 2 - 1, starts, 5, oracle, obs_std=std)
+    report = model_error(
+        model, None, lambda o: torch.rand(len(o), 3, generator=gen) * 2 - 1, starts, 5, oracle, obs_std=std
+    )
     assert report.transitions == sum(report.per_step_count) == report.rollout["transitions"]
     assert report.per_step_count[0] == 100 and len(report.per_step) == 5
     assert 0 < report.overall < 1.0  # a trained model is far better than the data spread
@@ -178,7 +183,9 @@ def test_model_error_against_the_oracle(hopper_model):
 
     perfect = OracleDynamics(members=3, obs_dim=11)
     perfect.elites, perfect.task = torch.tensor([0, 1, 2]), TaskInfo(11, 3)
-    exact = model_error(perfect, None, lambda o: torch.rand(len(o), 3, generator=gen) * 2 - 1, starts, 5, oracle, obs_std=std)
+    exact = model_error(
+        perfect, None, lambda o: torch.rand(len(o), 3, generator=gen) * 2 - 1, starts, 5, oracle, obs_std=std
+    )
     assert exact.overall < 1e-5 and exact.reward_abs_error < 1e-5 and exact.per_step_count[0] == 100
 
     # a model that predicts "no change" has exactly the error of the true one-step change

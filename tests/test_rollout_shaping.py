@@ -20,17 +20,21 @@ class StepDynamics:
         self.logvar = logvar
 
     def predict(self, obs, act, members=None):
-        mean = torch.cat([obs + 1, torch.full((len(obs), 1), 10.0, device=obs.device)], 1).expand(3 if members is None else len(members), -1, -1)
+        mean = torch.cat([obs + 1, torch.full((len(obs), 1), 10.0, device=obs.device)], 1).expand(
+            3 if members is None else len(members), -1, -1
+        )
         return mean, torch.full_like(mean, self.logvar)
 
 
-
-
-
-
-def run(transform, horizon: int = 3, termination=never, penalty: float = 0.0, logvar: float = -40.0, device: str = "cpu"):
-    engine = RolloutEngine(StepDynamics(logvar, device), termination, RolloutConfig(horizon=horizon, penalty_coef=penalty),
-                           reward_transform=transform)
+def run(
+    transform, horizon: int = 3, termination=never, penalty: float = 0.0, logvar: float = -40.0, device: str = "cpu"
+):
+    engine = RolloutEngine(
+        StepDynamics(logvar, device),
+        termination,
+        RolloutConfig(horizon=horizon, penalty_coef=penalty),
+        reward_transform=transform,
+    )
     buf = ModelBuffer(100, 2, 1, device)
     records = []
     stats = engine.rollout(torch.zeros(4, 2, device=device), zero_policy, buf, step_callback=records.append)
@@ -42,9 +46,13 @@ def test_clip_changes_the_written_rewards_before_the_penalty():
     clipped, stats, records = run(StepAdapter(Clip(-1.0, 1.0)), logvar=np.log(0.25), penalty=2.0)
     penalty = 2.0 * 0.5 * np.sqrt(3)  # lambda * ||sigma|| over two obs dims and the reward
     assert plain.rewards.min() > 5  # model rewards ~ 10 - penalty without the transform
-    torch.testing.assert_close(clipped.rewards, torch.full((12,), 1.0 - penalty))  # clip(r) - penalty, not clip(r - penalty)
+    torch.testing.assert_close(
+        clipped.rewards, torch.full((12,), 1.0 - penalty)
+    )  # clip(r) - penalty, not clip(r - penalty)
     torch.testing.assert_close(torch.cat([rec.rewards for rec in records]), clipped.rewards)
-    assert stats.reward_mean == pytest.approx(plain_stats.reward_mean) == pytest.approx(10.0, abs=0.5)  # raw model reward
+    assert (
+        stats.reward_mean == pytest.approx(plain_stats.reward_mean) == pytest.approx(10.0, abs=0.5)
+    )  # raw model reward
 
 
 def test_flip_noise_negates_model_rewards():

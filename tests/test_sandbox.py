@@ -49,7 +49,9 @@ def compute_factors(obs, act):
 
 
 def expected_good(obs: np.ndarray, act: np.ndarray) -> np.ndarray:
-    return np.stack([np.abs(obs[:, 0] - 1.25), obs[:, 5], np.linalg.norm(act, axis=1) ** 2, np.tanh(obs[:, 1]) * np.pi], axis=1)
+    return np.stack(
+        [np.abs(obs[:, 0] - 1.25), obs[:, 5], np.linalg.norm(act, axis=1) ** 2, np.tanh(obs[:, 1]) * np.pi], axis=1
+    )
 
 
 def fn(body: str) -> str:
@@ -63,11 +65,14 @@ def test_good_code_runs_and_returns_factors():
     np.testing.assert_allclose(res.factors, expected_good(OBS, ACT))
 
 
-@pytest.mark.parametrize("body, shape", [
-    ("return [obs[:, 0], act[:, 1:2]]", (32, 2)),  # LaRe's list of [N] / [N, 1] factors
-    ("return obs[:, 0] > 1.0", (32, 1)),  # one [N] factor, booleans become floats
-    ("print('debug', obs.shape)\nreturn obs[:, :3]", (32, 3)),  # print is a harmless no-op
-])
+@pytest.mark.parametrize(
+    "body, shape",
+    [
+        ("return [obs[:, 0], act[:, 1:2]]", (32, 2)),  # LaRe's list of [N] / [N, 1] factors
+        ("return obs[:, 0] > 1.0", (32, 1)),  # one [N] factor, booleans become floats
+        ("print('debug', obs.shape)\nreturn obs[:, :3]", (32, 3)),  # print is a harmless no-op
+    ],
+)
 def test_accepted_output_forms(body, shape):
     res = run_untrusted(fn(body), OBS, ACT, FAST)
     assert res.ok, res.error
@@ -140,14 +145,17 @@ def test_runtime_namespace_has_no_escape_routes():
     assert safe.linalg.norm(OBS) == np.linalg.norm(OBS) and not hasattr(safe.linalg, "inv")
 
 
-@pytest.mark.parametrize("body, kind, text", [
-    ("return obs[:, 99]", "exception", "IndexError (line 2)"),
-    ("return np.log(obs[:, :2] - 100.0)", "bad_output", "non-finite"),
-    ("return obs[:3]", "bad_output", "rows"),
-    ("return 'abc'", "bad_output", "dtype"),
-    ("return []", "bad_output", "empty"),
-    ("return [obs[:, 0], obs[:2, 1]]", "bad_output", "factor 1"),
-])
+@pytest.mark.parametrize(
+    "body, kind, text",
+    [
+        ("return obs[:, 99]", "exception", "IndexError (line 2)"),
+        ("return np.log(obs[:, :2] - 100.0)", "bad_output", "non-finite"),
+        ("return obs[:3]", "bad_output", "rows"),
+        ("return 'abc'", "bad_output", "dtype"),
+        ("return []", "bad_output", "empty"),
+        ("return [obs[:, 0], obs[:2, 1]]", "bad_output", "factor 1"),
+    ],
+)
 def test_failures_are_reported_not_raised(body, kind, text):
     res = run_untrusted(fn(body), OBS, ACT, FAST)
     assert res.error is not None and res.error.kind == kind and text in res.error.message, res.error
@@ -169,11 +177,14 @@ def test_infinite_loop_is_stopped_and_the_worker_recovers():
     assert os.getpid() > 0 and np.ones(3).sum() == 3.0  # the caller is untouched
 
 
-@pytest.mark.parametrize("body", [
-    "big = np.ones((100000, 100000))\nreturn obs",  # 80 GB at once
-    "return [0] * (10 ** 10)",  # a Python list of 10 billion entries
-    "keep = []\nfor i in range(1000):\n    keep.append(np.ones(10 ** 6))\nreturn obs",  # 8 MB at a time
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "big = np.ones((100000, 100000))\nreturn obs",  # 80 GB at once
+        "return [0] * (10 ** 10)",  # a Python list of 10 billion entries
+        "keep = []\nfor i in range(1000):\n    keep.append(np.ones(10 ** 6))\nreturn obs",  # 8 MB at a time
+    ],
+)
 def test_memory_bomb_is_stopped(body):
     limits = SandboxLimits(timeout_s=20.0, memory_mb=96)
     res = run_untrusted(fn(body), OBS, ACT, limits)
@@ -202,7 +213,8 @@ def test_encoder_chunks_pickles_and_raises():
         enc(obs, act[:3])
 
 
-# ---------------------------------------------------------------------------------- issue 12: the escape and its defences
+# ---------------------------------------------------------------------------------- issue 12: the escape and its
+# defences
 # V1: np.ndarray over raw integer memory with an object dtype forged pointers to the real builtins.
 OBJECT_OVER_MEMORY = fn("ints = np.zeros(4, np.int64)\nobjs = np.ndarray((4,), 'O', buffer=ints)\nreturn obs")
 
@@ -245,12 +257,14 @@ def test_raw_memory_and_object_dtype_routes_are_refused(name):
     assert info.value.kind == "refused"
 
 
-# ---------------------------------------------------------------------------------- issue 29: the gate's dtype rule, bypassed
+# ---------------------------------------------------------------------------------- issue 29: the gate's dtype rule,
+# bypassed
 STRING_CRASH = "t = np.array(['A' * 40, 'b' * 30, 'z' * 50], dtype=float)\nnp.add(t[::-1], t, out=t)\nreturn obs[:, 0]"
 GATE_BYPASSES = {
     "assignment": fn("float = 'T'\n" + STRING_CRASH),
     "module level": "float = 'V8'\ndef compute_factors(obs, act):\n    return obs[:, 0].astype(float)\n",
-    "parameter": "def helper(int):\n    return np.zeros(2, dtype=int)\ndef compute_factors(obs, act):\n    return helper('O')\n",
+    "parameter": "def helper(int):\n    return np.zeros(2, dtype=int)\n"
+    "def compute_factors(obs, act):\n    return helper('O')\n",
     "lambda parameter": fn("make = lambda bool: np.zeros(2, dtype=bool)\nreturn make('O')"),
     "for target": fn("for float in ['O']:\n    x = np.zeros(2, dtype=float)\nreturn obs"),
     "comprehension target": fn("xs = [np.zeros(2, dtype=float) for float in ['O']]\nreturn obs"),
@@ -264,8 +278,10 @@ GATE_BYPASSES = {
     "ufunc signature": fn("return np.add(obs, 1.0, signature=(None, None, 'O'))"),
     "ufunc sig": fn("return np.add(obs, 1.0, sig='OO->O')"),
     "ufunc dtype": fn("return np.add(obs, 1.0, dtype='T')"),
-    "fancy-index string assignment": fn("float = 'T'\na = np.array(['v0', 'v1', 'v2', 'v3'], dtype=float).reshape(2, 2)\n"
-                                        "a[[0, 1], [0, 1]] = np.array('Z' * 20, dtype=float)\nreturn obs"),
+    "fancy-index string assignment": fn(
+        "float = 'T'\na = np.array(['v0', 'v1', 'v2', 'v3'], dtype=float).reshape(2, 2)\n"
+        "a[[0, 1], [0, 1]] = np.array('Z' * 20, dtype=float)\nreturn obs"
+    ),
 }
 
 
@@ -281,17 +297,20 @@ def test_the_string_dtype_crash_is_refused_not_run():
     assert res.error is not None and res.error.kind == "refused" and "cannot be rebound" in res.error.message
 
 
-@pytest.mark.parametrize("call", [
-    lambda np_: np_.array(["A" * 40, "b" * 30], dtype="T"),  # StringDType
-    lambda np_: np_.arange(0, 3, 1, "O"),  # the positional slot numpy's C code reads
-    lambda np_: np_.add(OBS, 1.0, signature=(None, None, "O")),
-    lambda np_: np_.add(OBS, 1.0, dtype="M8[s]"),
-    lambda np_: np_.zeros(2, dtype=[("a", "f8")]),
-    lambda np_: np_.array([len, None]),  # an object array made without naming a dtype
-    lambda np_: np_.full(3, "x"),
-    lambda np_: np_.concatenate([np.array(["x"]), np.array(["y"])]),  # a string array as input
-    lambda np_: np_.add(OBS, 1.0, out=np.zeros(OBS.shape, "U8")),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda np_: np_.array(["A" * 40, "b" * 30], dtype="T"),  # StringDType
+        lambda np_: np_.arange(0, 3, 1, "O"),  # the positional slot numpy's C code reads
+        lambda np_: np_.add(OBS, 1.0, signature=(None, None, "O")),
+        lambda np_: np_.add(OBS, 1.0, dtype="M8[s]"),
+        lambda np_: np_.zeros(2, dtype=[("a", "f8")]),
+        lambda np_: np_.array([len, None]),  # an object array made without naming a dtype
+        lambda np_: np_.full(3, "x"),
+        lambda np_: np_.concatenate([np.array(["x"]), np.array(["y"])]),  # a string array as input
+        lambda np_: np_.add(OBS, 1.0, out=np.zeros(OBS.shape, "U8")),
+    ],
+)
 def test_the_runtime_numpy_refuses_what_the_gate_might_miss(call):
     with pytest.raises(TypeError, match="allowed|numeric|positional"):
         call(_safe_numpy())
@@ -322,15 +341,18 @@ def test_the_runtime_namespace_has_no_array_constructor():
     assert not hasattr(_safe_numpy(), "ndarray") and not hasattr(_safe_numpy(), "frombuffer")
 
 
-@pytest.mark.parametrize("body, expected", [
-    ("return np.zeros((len(obs), 2), np.float64) + obs[:, :2]", OBS[:, :2]),
-    ("return obs[:, :2].astype('float32').astype(float)", OBS[:, :2].astype(np.float32).astype(float)),
-    ("return np.array(obs[:, :2], dtype=float)", OBS[:, :2]),
-    ("return np.sum(obs, 1, 'f8')", OBS.sum(1)[:, None]),
-    ("return obs.sum(1, np.float64, None, True)", OBS.sum(1, keepdims=True)),
-    ("return np.ones(len(obs), None) * obs[:, 0]", OBS[:, :1]),
-    ("return (obs[:, 0] > 0).astype(np.int64)", (OBS[:, :1] > 0).astype(float)),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("return np.zeros((len(obs), 2), np.float64) + obs[:, :2]", OBS[:, :2]),
+        ("return obs[:, :2].astype('float32').astype(float)", OBS[:, :2].astype(np.float32).astype(float)),
+        ("return np.array(obs[:, :2], dtype=float)", OBS[:, :2]),
+        ("return np.sum(obs, 1, 'f8')", OBS.sum(1)[:, None]),
+        ("return obs.sum(1, np.float64, None, True)", OBS.sum(1, keepdims=True)),
+        ("return np.ones(len(obs), None) * obs[:, 0]", OBS[:, :1]),
+        ("return (obs[:, 0] > 0).astype(np.int64)", (OBS[:, :1] > 0).astype(float)),
+    ],
+)
 def test_numeric_dtypes_stay_allowed(body, expected):
     res = run_untrusted(fn(body), OBS, ACT, FAST)
     assert res.ok, res.error
@@ -338,8 +360,14 @@ def test_numeric_dtypes_stay_allowed(body, expected):
 
 
 # V3: a deep but valid expression made the checker raise RecursionError
-@pytest.mark.parametrize("body", ["x = obs" + " + obs" * 400 + "\nreturn x", "x = obs" + ".T" * 600 + "\nreturn x",
-                                  "x = " + "np.abs(" * 150 + "obs" + ")" * 150 + "\nreturn x"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "x = obs" + " + obs" * 400 + "\nreturn x",
+        "x = obs" + ".T" * 600 + "\nreturn x",
+        "x = " + "np.abs(" * 150 + "obs" + ")" * 150 + "\nreturn x",
+    ],
+)
 def test_deep_nesting_is_refused_not_raised(body):
     with pytest.raises(SandboxError) as info:
         validate_source(fn(body))
@@ -360,7 +388,9 @@ def test_a_factor_count_lie_is_refused_before_its_values_are_read(monkeypatch):
 
     monkeypatch.setattr(SandboxWorker, "_read", spy)
     obs, act = RNG.normal(size=(20_000, 11)), RNG.uniform(-1, 1, size=(20_000, 3))
-    enc = SandboxedEncoder(FACTOR_COUNT_LIE, "liar", SandboxLimits(timeout_s=20.0, memory_mb=1024), n_factors=3, max_rows=20_000)
+    enc = SandboxedEncoder(
+        FACTOR_COUNT_LIE, "liar", SandboxLimits(timeout_s=20.0, memory_mb=1024), n_factors=3, max_rows=20_000
+    )
     try:
         np.testing.assert_allclose(enc(obs[:100], act[:100]), obs[:100, :3])
         requested.clear()
@@ -386,8 +416,10 @@ def test_without_a_declared_count_the_first_chunk_sets_it():
 
 
 def test_redaction_of_paths_environment_values_and_secrets():
-    text = ("IndexError (line 3): /home/alice/.config/key.txt holds sk-live-0123456789abcdef and "
-            "Bearer abc.def-ghi, token=hunter2hunter2, value s3cr3t-value, index 99 / size 11")
+    text = (
+        "IndexError (line 3): /home/alice/.config/key.txt holds sk-live-0123456789abcdef and "
+        "Bearer abc.def-ghi, token=hunter2hunter2, value s3cr3t-value, index 99 / size 11"
+    )
     out = redact(text, environ={"SOME_SECRET": "s3cr3t-value", "SHORT": "11"})
     for secret in ("/home/alice", "key.txt", "sk-live", "abc.def", "hunter2", "s3cr3t"):
         assert secret not in out, out
@@ -404,19 +436,28 @@ def test_error_text_from_the_child_is_cleaned_without_confirming_a_guess(monkeyp
     assert res.error.message.endswith("ValueError (line 2): tell-nobody-42 | not-a-secret at <path> <redacted>")
 
 
-@pytest.mark.parametrize("body, gone", [
-    ("raise ValueError('\\x1b]0;title\\x07\\x1b[2Jcleared\\x9b1m')", ("\x1b", "\x07", "\x9b")),
-    ("raise ValueError(repr(compute_factors))", ("0x7",)),
-])
+@pytest.mark.parametrize(
+    "body, gone",
+    [
+        ("raise ValueError('\\x1b]0;title\\x07\\x1b[2Jcleared\\x9b1m')", ("\x1b", "\x07", "\x9b")),
+        ("raise ValueError(repr(compute_factors))", ("0x7",)),
+    ],
+)
 def test_control_characters_and_addresses_never_leave_the_child(body, gone):
     res = run_untrusted(fn(body), OBS, ACT, FAST)
     assert res.error.kind == "exception" and not any(g in res.error.message for g in gone), res.error.message
 
 
-@pytest.mark.parametrize("body", ["raise ValueError(10 ** 5000)", "a = []\nfor i in range(100000):\n    a = [a]\nraise ValueError(a)"])
+@pytest.mark.parametrize(
+    "body", ["raise ValueError(10 ** 5000)", "a = []\nfor i in range(100000):\n    a = [a]\nraise ValueError(a)"]
+)
 def test_an_error_whose_text_cannot_be_formed_is_reported_by_its_type(body):
     res = run_untrusted(fn(body), OBS, ACT, SandboxLimits(timeout_s=5.0, memory_mb=256))
-    assert res.error.kind == "exception" and "ValueError (line" in res.error.message and "could not be formatted" in res.error.message
+    assert (
+        res.error.kind == "exception"
+        and "ValueError (line" in res.error.message
+        and "could not be formatted" in res.error.message
+    )
 
 
 def test_a_parent_holding_more_than_1024_descriptors_still_runs_code():
@@ -425,7 +466,10 @@ def test_a_parent_holding_more_than_1024_descriptors_still_runs_code():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 1200:
         pytest.skip(f"the descriptor limit ({hard}) is below 1,200")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200) if hard == resource.RLIM_INFINITY else min(max(soft, 1200), hard), hard))
+    resource.setrlimit(
+        resource.RLIMIT_NOFILE,
+        (max(soft, 1200) if hard == resource.RLIM_INFINITY else min(max(soft, 1200), hard), hard),
+    )
     held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
     try:
         res = run_untrusted(fn("return obs[:, 0]"), OBS, ACT, FAST)
@@ -478,9 +522,22 @@ def unguarded(monkeypatch):
         worker.close()
 
 
-ATTACKS = ("read_canary", "list_directory", "read_parent_environ", "connect_loopback", "run_shell", "fork", "write_file",
-           "make_directory", "symlink", "rename", "truncate", "signal_parent", "secrets_in_environment",
-           "close_stderr_then_open")
+ATTACKS = (
+    "read_canary",
+    "list_directory",
+    "read_parent_environ",
+    "connect_loopback",
+    "run_shell",
+    "fork",
+    "write_file",
+    "make_directory",
+    "symlink",
+    "rename",
+    "truncate",
+    "signal_parent",
+    "secrets_in_environment",
+    "close_stderr_then_open",
+)
 HOSTILE = """
 import os, socket, subprocess
 
@@ -557,7 +614,7 @@ def test_the_jail_contains_code_that_passed_the_gate(unguarded, monkeypatch):
             listener.bind(("127.0.0.1", 0))
             listener.listen(1)
             listener.setblocking(False)
-            code = (f"CANARY = {str(canary)!r}\nPORT = {listener.getsockname()[1]}\nATTACKS = {ATTACKS!r}\n" + HOSTILE)
+            code = f"CANARY = {str(canary)!r}\nPORT = {listener.getsockname()[1]}\nATTACKS = {ATTACKS!r}\n" + HOSTILE
             worker = unguarded(code, SandboxLimits(timeout_s=10.0, memory_mb=256, cpu_s=77))
             res = worker.run(OBS[:2], ACT[:2])
             assert res.ok, res.error
@@ -568,7 +625,7 @@ def test_the_jail_contains_code_that_passed_the_gate(unguarded, monkeypatch):
                 reached = []
         escaped = [name for name, flag in zip(ATTACKS, res.factors[0]) if flag] + reached
         assert escaped == [], f"the jailed child could {escaped}"
-        uid, cpu_limit = res.factors[0, len(ATTACKS):]
+        uid, cpu_limit = res.factors[0, len(ATTACKS) :]
         assert cpu_limit == 77
         own_uid = sandbox.jail.CHILD_UID_BASE + worker._proc.pid  # as root: a uid of the child's own
         assert uid == worker.jail["uid"] == (own_uid if os.geteuid() == 0 else os.geteuid())
@@ -623,9 +680,31 @@ def compute_factors(obs, act):
     allowed = [call(302, 0, 0, 0, BUF), call(72, 0, 4, flags), call(204, 0, 128, BUF)]  # the child itself, no O_ASYNC
     return np.tile(np.array(out + allowed), (len(obs), 1))
 """
-ATTACK_NAMES = ("F_SETOWN", "F_SETSIG", "O_ASYNC", "FIOASYNC", "prlimit64", "setpriority", "sched_setaffinity",
-                "sched_setscheduler", "ioprio_set", "get_robust_list", "PR_SET_PDEATHSIG", "msgrcv", "msgsnd", "msgctl",
-                "semop", "semctl", "shmctl", "getxattr", "listxattr", "sysfs", "listmount", "stat", "mmap PROT_EXEC")
+ATTACK_NAMES = (
+    "F_SETOWN",
+    "F_SETSIG",
+    "O_ASYNC",
+    "FIOASYNC",
+    "prlimit64",
+    "setpriority",
+    "sched_setaffinity",
+    "sched_setscheduler",
+    "ioprio_set",
+    "get_robust_list",
+    "PR_SET_PDEATHSIG",
+    "msgrcv",
+    "msgsnd",
+    "msgctl",
+    "semop",
+    "semctl",
+    "shmctl",
+    "getxattr",
+    "listxattr",
+    "sysfs",
+    "listmount",
+    "stat",
+    "mmap PROT_EXEC",
+)
 
 
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="the attacks use x86-64 syscall numbers")
@@ -636,7 +715,7 @@ def test_the_jail_keeps_the_child_away_from_other_processes_and_the_kernel(ungua
     errnos = res.factors[0]
     let_through = [name for name, err in zip(ATTACK_NAMES, errnos) if err != errno.EPERM]
     assert let_through == [], f"the jail let these through: {let_through}"
-    assert list(errnos[len(ATTACK_NAMES):]) == [0, 0, 0]  # limits, flags and affinity of the child itself stay allowed
+    assert list(errnos[len(ATTACK_NAMES) :]) == [0, 0, 0]  # limits, flags and affinity of the child itself stay allowed
     assert worker.run(OBS[:2], ACT[:2]).ok  # the parent is alive and the child still serves
 
 
@@ -667,8 +746,13 @@ def test_as_an_ordinary_user_the_child_cannot_touch_its_parent():
         pytest.skip("needs root and setpriv to run the parent as an ordinary user")
     repo = Path(__file__).resolve().parents[1]
     script = AS_ORDINARY_USER.format(repo=str(repo), child=str(UNGUARDED_CHILD), code=OTHER_PROCESS_ATTACKS)
-    proc = subprocess.run(["setpriv", "--reuid", "4242", "--regid", "4242", "--clear-groups", sys.executable, "-c", script],
-                          capture_output=True, text=True, timeout=120, cwd="/")
+    proc = subprocess.run(
+        ["setpriv", "--reuid", "4242", "--regid", "4242", "--clear-groups", sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+    )
     if proc.returncode != 0 and "Permission denied" in proc.stderr:
         pytest.skip(f"this interpreter cannot run as another user: {proc.stderr.strip().splitlines()[-1]}")
     assert proc.returncode == 0, proc.stderr  # the parent survived the child's F_SETOWN/F_SETSIG(SIGKILL)/O_ASYNC
@@ -739,7 +823,9 @@ def _alive(pid: int) -> bool:
 
 def test_an_orphaned_child_dies_with_its_parent():
     repo = str(Path(__file__).resolve().parents[1])
-    parent = subprocess.Popen([sys.executable, "-c", ORPHAN_PARENT.format(repo=repo)], stdout=subprocess.PIPE, text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN_PARENT.format(repo=repo)], stdout=subprocess.PIPE, text=True
+    )
     try:
         child = int(parent.stdout.readline())
         time.sleep(0.5)

@@ -29,7 +29,9 @@ def test_d4rl_reference_returns(domain, level):
 def test_hopper_scores_exact():
     assert normalized_score("hopper-medium-v2", 3234.3) == pytest.approx(100.0, rel=1e-12)
     assert normalized_score("hopper-medium-v2", -20.272305) == pytest.approx(0.0, abs=1e-12)
-    assert normalized_score("hopper-medium-v2", 1000.0) == pytest.approx(100 * (1000 + 20.272305) / (3234.3 + 20.272305), rel=1e-12)
+    assert normalized_score("hopper-medium-v2", 1000.0) == pytest.approx(
+        100 * (1000 + 20.272305) / (3234.3 + 20.272305), rel=1e-12
+    )
     mid = (3234.3 - 20.272305) / 2
     assert normalized_score("hopper-expert-v2", mid) == pytest.approx(50.0, rel=1e-12)
 
@@ -37,10 +39,14 @@ def test_hopper_scores_exact():
 def test_halfcheetah_and_walker2d_scores():
     assert normalized_score("halfcheetah-medium-v2", 12135.0) == pytest.approx(100.0, rel=1e-12)
     assert normalized_score("halfcheetah-medium-v2", -280.178953) == pytest.approx(0.0, abs=1e-12)
-    assert normalized_score("halfcheetah-random-v2", 0.0) == pytest.approx(100 * 280.178953 / (12135.0 + 280.178953), rel=1e-12)
+    assert normalized_score("halfcheetah-random-v2", 0.0) == pytest.approx(
+        100 * 280.178953 / (12135.0 + 280.178953), rel=1e-12
+    )
     assert normalized_score("walker2d-medium-replay-v2", 4592.3) == pytest.approx(100.0, rel=1e-12)
     assert normalized_score("walker2d-medium-replay-v2", 1.629008) == pytest.approx(0.0, abs=1e-12)
-    assert normalized_score("walker2d-expert-v2", 2000.0) == pytest.approx(100 * (2000 - 1.629008) / (4592.3 - 1.629008), rel=1e-12)
+    assert normalized_score("walker2d-expert-v2", 2000.0) == pytest.approx(
+        100 * (2000 - 1.629008) / (4592.3 - 1.629008), rel=1e-12
+    )
 
 
 def test_scalar_gives_float_and_arrays_keep_their_shape():
@@ -92,15 +98,30 @@ def test_unknown_task_in_scores():
 # ------------------------------------------------------------------------------------- tasks
 def test_get_task_d4rl():
     task = get_task("hopper-medium-replay-v2")
-    assert (task.name, task.domain.name, task.benchmark, task.layout) == ("hopper-medium-replay-v2", "hopper", "d4rl", "d4rl")
+    assert (task.name, task.domain.name, task.benchmark, task.layout) == (
+        "hopper-medium-replay-v2",
+        "hopper",
+        "d4rl",
+        "d4rl",
+    )
     assert (task.level, task.num_trajectories) == ("medium-replay", None)
     assert (task.obs_dim, task.act_dim) == (11, 3)
     assert task.eval_env_id == "Hopper-v4"
     cheetah = get_task("halfcheetah-medium-expert-v2")
-    assert (cheetah.domain.name, cheetah.level, cheetah.obs_dim, cheetah.act_dim) == ("halfcheetah", "medium-expert", 17, 6)
+    assert (cheetah.domain.name, cheetah.level, cheetah.obs_dim, cheetah.act_dim) == (
+        "halfcheetah",
+        "medium-expert",
+        17,
+        6,
+    )
     assert cheetah.eval_env_id == "HalfCheetah-v4"
     walker = get_task("d4rl:walker2d-random-v2")
-    assert (walker.name, walker.domain.name, walker.level, walker.obs_dim) == ("walker2d-random-v2", "walker2d", "random", 17)
+    assert (walker.name, walker.domain.name, walker.level, walker.obs_dim) == (
+        "walker2d-random-v2",
+        "walker2d",
+        "random",
+        17,
+    )
     assert walker.eval_env_id == "Walker2d-v4"
 
 
@@ -114,7 +135,12 @@ def test_get_task_neorl():
     hopper = get_task("neorl:Hopper-v3-low-100")
     assert (hopper.name, hopper.obs_dim, hopper.num_trajectories) == ("Hopper-v3-low-100", 12, 100)
     no_size = get_task("Walker2d-v3-medium")
-    assert (no_size.benchmark, no_size.level, no_size.num_trajectories, no_size.obs_dim) == ("neorl", "medium", None, 18)
+    assert (no_size.benchmark, no_size.level, no_size.num_trajectories, no_size.obs_dim) == (
+        "neorl",
+        "medium",
+        None,
+        18,
+    )
 
 
 def test_get_task_gym_ids_and_bare_domains():
@@ -134,7 +160,16 @@ def test_bare_domain_evaluates_on_a_gymnasium_id():
 
 @pytest.mark.parametrize(
     "name",
-    ["ant-medium-v2", "Ant-v4", "hopper-foo-v2", "hopper-medium-v1", "Hopper-v3-ultra-100", "hopper_medium-v2", "", "d4rl:"],
+    [
+        "ant-medium-v2",
+        "Ant-v4",
+        "hopper-foo-v2",
+        "hopper-medium-v1",
+        "Hopper-v3-ultra-100",
+        "hopper_medium-v2",
+        "",
+        "d4rl:",
+    ],
 )
 def test_get_task_unknown_names(name):
     with pytest.raises(KeyError, match="unknown task") as err:
@@ -171,8 +206,10 @@ def test_domains_and_layouts():
 
 def test_make_gym_env_keeps_the_settotalmass_warning_out_of_logs():
     """MuJoCo prints its warnings from C, so a child process's output is checked."""
-    code = ("import mujoco; from morec.tasks import make_gym_env; make_gym_env('HalfCheetah-v4').close(); "
-            "assert mujoco.get_mju_user_warning() is None")  # the handler is restored
+    code = (
+        "import mujoco; from morec.tasks import make_gym_env; make_gym_env('HalfCheetah-v4').close(); "
+        "assert mujoco.get_mju_user_warning() is None"
+    )  # the handler is restored
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert child.returncode == 0, child.stderr
     assert "settotalmass" not in child.stdout + child.stderr

@@ -23,15 +23,29 @@ def fake_run(run_dir: Path, score: float, length: float, gap: float | None) -> N
     """A finished run's summary.json and config.yaml, and (``gap`` given) its eval_model.json."""
     run_dir.mkdir(parents=True)
     (run_dir / "policy.pt").write_text("")
-    (run_dir / "config.yaml").write_text("filter:\n  threshold: 0.6\n  consensus_weight: 0.0\n  mode: softmax\n  truncate_as: terminal\n")
-    summary = {"last_score": score, "last10_mean_score": score - 1, "best_score": score + 1, "policy": "policy.pt",
-               "rollouts": {"mean_length": length, "truncation_rate": 0.5, "model_buffer_size": 1000},
-               "models": {"dynamics": "dyn", "reward": "rew"}}
+    (run_dir / "config.yaml").write_text(
+        "filter:\n  threshold: 0.6\n  consensus_weight: 0.0\n  mode: softmax\n  truncate_as: terminal\n"
+    )
+    summary = {
+        "last_score": score,
+        "last10_mean_score": score - 1,
+        "best_score": score + 1,
+        "policy": "policy.pt",
+        "rollouts": {"mean_length": length, "truncation_rate": 0.5, "model_buffer_size": 1000},
+        "models": {"dynamics": "dyn", "reward": "rew"},
+    }
     (run_dir / "summary.json").write_text(json.dumps(summary))
     if gap is not None:
-        report = {"false_truncation_rate": 0.1, "policies": {"p": {
-            "true_return_mean": 10.0, "unfiltered": {"return_mean": 10.0 + gap, "return_bias": gap, "return_abs_error": abs(gap)},
-            "filtered": {"return_abs_error": 1.0}}}}
+        report = {
+            "false_truncation_rate": 0.1,
+            "policies": {
+                "p": {
+                    "true_return_mean": 10.0,
+                    "unfiltered": {"return_mean": 10.0 + gap, "return_bias": gap, "return_abs_error": abs(gap)},
+                    "filtered": {"return_abs_error": 1.0},
+                }
+            },
+        }
         (run_dir / "eval_model.json").write_text(json.dumps(report))
 
 
@@ -47,9 +61,17 @@ def test_learning_table_marks_partial_variants_and_reads_each_run(tmp_path):
     learning.tabulate(tmp_path, meta, ["mopo", "mopo_morec_matched", "mopo_morec"], [0, 1], "d.hdf5", bc, args)
     rows = {r["variant"]: r for r in json.loads((tmp_path / "table.json").read_text())["rows"]}
     mopo, matched, paper = rows["MOPO"], rows["MOPO + MOREC (matched)"], rows["MOPO + MOREC (paper)"]
-    assert (mopo["seeds"], mopo["partial"], mopo["last"], mopo["exploitation_gap"]) == ("2/2", False, "15.0 ± 5.0", "3.0")
+    assert (mopo["seeds"], mopo["partial"], mopo["last"], mopo["exploitation_gap"]) == (
+        "2/2",
+        False,
+        "15.0 ± 5.0",
+        "3.0",
+    )
     assert (matched["seeds"], matched["partial"], matched["rollout_length"]) == ("1/2", True, "3.0")
-    assert (mopo["false_truncation_rate"], matched["false_truncation_rate"]) == ("–", "0.100")  # only runs that filtered
+    assert (mopo["false_truncation_rate"], matched["false_truncation_rate"]) == (
+        "–",
+        "0.100",
+    )  # only runs that filtered
     assert (paper["seeds"], paper["partial"], paper["last"]) == ("0/2", True, "–")
     assert rows["BC"]["last"] == "6.0 ± 1.0"
     table = (tmp_path / "table.md").read_text()
@@ -59,13 +81,23 @@ def test_learning_table_marks_partial_variants_and_reads_each_run(tmp_path):
 def test_learning_runs_a_config_once_and_reports_it_for_both_variants(tmp_path):
     learning = load_script("morec_learning")
     # on HalfCheetah MOREC's λ is Kit's, so the paper config is the matched one; on Hopper it is not
-    assert learning.same_config_as("halfcheetah-medium-replay-v2", ["mopo", "mopo_morec_matched", "mopo_morec"], [], False) \
-        == {"mopo_morec": "mopo_morec_matched"}
-    assert learning.same_config_as("hopper-medium-replay-v2", ["mopo", "mopo_morec_matched", "mopo_morec"], [], False) == {}
+    assert learning.same_config_as(
+        "halfcheetah-medium-replay-v2", ["mopo", "mopo_morec_matched", "mopo_morec"], [], False
+    ) == {"mopo_morec": "mopo_morec_matched"}
+    assert (
+        learning.same_config_as("hopper-medium-replay-v2", ["mopo", "mopo_morec_matched", "mopo_morec"], [], False)
+        == {}
+    )
     runs = tmp_path / "runs" / "halfcheetah-medium-replay-v2"
     fake_run(runs / "mopo_morec_matched" / "seed0", 30.0, 3.0, gap=1.0)
-    meta = {"task": "halfcheetah-medium-replay-v2", "dataset": "d.hdf5", "same_config_as": {"mopo_morec": "mopo_morec_matched"}}
-    learning.tabulate(tmp_path, meta, ["mopo_morec_matched", "mopo_morec"], [0], "d.hdf5", None, Namespace(horizon=100, starts=500))
+    meta = {
+        "task": "halfcheetah-medium-replay-v2",
+        "dataset": "d.hdf5",
+        "same_config_as": {"mopo_morec": "mopo_morec_matched"},
+    }
+    learning.tabulate(
+        tmp_path, meta, ["mopo_morec_matched", "mopo_morec"], [0], "d.hdf5", None, Namespace(horizon=100, starts=500)
+    )
     matched, paper = json.loads((tmp_path / "table.json").read_text())["rows"]
     assert paper["variant"].startswith("MOPO + MOREC (paper) = MOPO + MOREC (matched)")
     assert (paper["seeds"], paper["last"]) == (matched["seeds"], matched["last"]) == ("1/1", "30.0 ± 0.0")
@@ -74,7 +106,9 @@ def test_learning_runs_a_config_once_and_reports_it_for_both_variants(tmp_path):
 def test_learning_reruns_behaviour_cloning_for_new_seeds(tmp_path):
     learning = load_script("morec_learning")
     bc_file = tmp_path / "bc.json"
-    bc_file.write_text(json.dumps({"runs": [{"seed": 1, "normalized_score": 5.0}, {"seed": 0, "normalized_score": 4.0}]}))
+    bc_file.write_text(
+        json.dumps({"runs": [{"seed": 1, "normalized_score": 5.0}, {"seed": 0, "normalized_score": 4.0}]})
+    )
     assert learning.bc_seeds(bc_file) == [0, 1]  # the main loop reruns BC when these differ from --seeds
 
 
@@ -89,8 +123,11 @@ def test_check_subsets_are_written_once_and_a_size_too_large_is_one_line(tmp_pat
     path = check.episode_subset_file(data, 400, 0, tmp_path)
     assert path.name == "hopper-medium-400-seed0.hdf5" and 0 < len(load_dataset(path)) <= 400
     assert check.episode_subset_file(data, 400, 0, tmp_path) == path  # kept, not drawn again
-    with pytest.raises(SystemExit, match=r"^morec_check: error: --transitions: a subset of 5,000 transitions was asked of a "
-                                         r"dataset of 1,000; ask for at most 1,000$"):
+    with pytest.raises(
+        SystemExit,
+        match=r"^morec_check: error: --transitions: a subset of 5,000 transitions was asked of a "
+        r"dataset of 1,000; ask for at most 1,000$",
+    ):
         check.episode_subset_file(data, 5_000, 0, tmp_path)
 
 
@@ -102,11 +139,19 @@ def test_scale_plan_orders_its_jobs_and_knows_what_is_done(tmp_path, capsys):
     assert scale.main(["--root", str(root), "--tasks", "hopper,walker2d", "--plan"]) == 0
     lines = capsys.readouterr().out.splitlines()
     names = [line.split()[1] for line in lines]
-    assert names[:2] == ["collect:hopper", "collect:walker2d"] and names[2:4] == ["check:hopper:1000000", "check:walker2d:1000000"]
-    assert names.index("learn:hopper:seeds1") < names.index("learn:walker2d:seeds1") < names.index("learn:hopper:seeds2")
+    assert names[:2] == ["collect:hopper", "collect:walker2d"] and names[2:4] == [
+        "check:hopper:1000000",
+        "check:walker2d:1000000",
+    ]
+    assert (
+        names.index("learn:hopper:seeds1") < names.index("learn:walker2d:seeds1") < names.index("learn:hopper:seeds2")
+    )
     assert all(line.startswith("todo") for line in lines)
     # the confirming task trains MOPO, the paper's MOREC and (once chosen) the recommended variant only
-    assert sorted(p.stem for p in (root / "configs" / "d4rl" / "walker2d-medium-v2").glob("*.yaml")) == ["mopo", "mopo_morec_paper"]
+    assert sorted(p.stem for p in (root / "configs" / "d4rl" / "walker2d-medium-v2").glob("*.yaml")) == [
+        "mopo",
+        "mopo_morec_paper",
+    ]
     assert "truncate_as: stop" in (root / "configs" / "d4rl" / "hopper-medium-v2" / "mopo_morec_stop.yaml").read_text()
     table = tmp_path / "table.json"
     table.write_text(json.dumps({"seeds": [0, 1], "rows": [{"partial": True}]}))

@@ -35,21 +35,34 @@ def assert_same_runs(separate_dir, batched_dir, separate: dict, batched: dict) -
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_seeds_in_one_process_equal_separate_runs(hopper_file, tmp_path, device):  # noqa: F811
-    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=True, epochs=2, device=device)
-                      + ["model_seed=0", "train.stack_seeds=off"])  # the seeds share one ensemble and dynamics reward, trained by the first run
-    separate = {s: start_run(replace(cfg, seed=s), tmp_path / "separate" / f"seed{s}", show_progress=False).run() for s in (3, 5)}
+    cfg = load_config(
+        None,
+        smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=True, epochs=2, device=device)
+        + ["model_seed=0", "train.stack_seeds=off"],
+    )  # the seeds share one ensemble and dynamics reward, trained by the first run
+    separate = {
+        s: start_run(replace(cfg, seed=s), tmp_path / "separate" / f"seed{s}", show_progress=False).run()
+        for s in (3, 5)
+    }
     batched = train_seeds(cfg, tmp_path / "batched", [3, 5], show_progress=False)
     assert [s["seed"] for s in batched] == [3, 5]
     assert separate[3]["evaluations"] != separate[5]["evaluations"]  # two different runs
     for seed, summary in zip((3, 5), batched):
-        assert_same_runs(tmp_path / "separate" / f"seed{seed}", tmp_path / "batched" / f"seed{seed}", separate[seed], summary)
+        assert_same_runs(
+            tmp_path / "separate" / f"seed{seed}", tmp_path / "batched" / f"seed{seed}", separate[seed], summary
+        )
         assert (tmp_path / "batched" / f"seed{seed}" / "policy.pt").exists()
 
 
-@pytest.mark.parametrize("killed_at_epoch", [1, 2])  # 1: seed 1 has no checkpoint yet; 2: the seeds stopped at different epochs
+@pytest.mark.parametrize(
+    "killed_at_epoch", [1, 2]
+)  # 1: seed 1 has no checkpoint yet; 2: the seeds stopped at different epochs
 def test_seeds_resume_like_the_uninterrupted_runs(hopper_file, tmp_path, monkeypatch, killed_at_epoch):  # noqa: F811
-    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3)
-                      + ["model_seed=0", "train.stack_seeds=off"])
+    cfg = load_config(
+        None,
+        smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3)
+        + ["model_seed=0", "train.stack_seeds=off"],
+    )
     full = train_seeds(cfg, tmp_path / "full", [0, 1], show_progress=False)
     original = TrainingLoop._save_checkpoint
 
@@ -70,26 +83,38 @@ def test_seeds_resume_like_the_uninterrupted_runs(hopper_file, tmp_path, monkeyp
 
 
 def test_a_stacked_seed_is_its_separate_run_to_float_rounding(hopper_file, tmp_path):  # noqa: F811
-    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=True, epochs=2)
-                      + ["model_seed=0", "train.stack_seeds=on"])
+    cfg = load_config(
+        None,
+        smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=True, epochs=2)
+        + ["model_seed=0", "train.stack_seeds=on"],
+    )
     separate = start_run(replace(cfg, seed=3), tmp_path / "separate", show_progress=False).run()
     (stacked,) = train_seeds(cfg, tmp_path / "stacked", [3], show_progress=False)
     assert stacked["stacked_with_seeds"] == [3] and separate["stacked_with_seeds"] is None
     for a, b in zip(separate["evaluations"], stacked["evaluations"]):
         assert_records_close(a, b, rel=1e-4)
     assert_records_close(separate["rollouts"], stacked["rollouts"], rel=1e-4)  # the run's rollout summary
-    torch.testing.assert_close(final_state(tmp_path / "separate"), final_state(tmp_path / "stacked" / "seed3"), rtol=1e-3, atol=1e-5)
-    curves = [EventAccumulator(str(run / "tb")).Reload() for run in (tmp_path / "separate", tmp_path / "stacked" / "seed3")]
+    torch.testing.assert_close(
+        final_state(tmp_path / "separate"), final_state(tmp_path / "stacked" / "seed3"), rtol=1e-3, atol=1e-5
+    )
+    curves = [
+        EventAccumulator(str(run / "tb")).Reload() for run in (tmp_path / "separate", tmp_path / "stacked" / "seed3")
+    ]
     for tag in ("train/actor_lr", "train/critic_loss", "train/alpha"):
         separate_curve, stacked_curve = ([(e.step, e.value) for e in c.Scalars(tag)] for c in curves)
         assert [s for s, _ in separate_curve] == [s for s, _ in stacked_curve] == [10, 20, 30, 40]
         assert [v for _, v in separate_curve] == pytest.approx([v for _, v in stacked_curve], rel=1e-4), tag
 
 
-@pytest.mark.parametrize("killed_after_seed", [1, 0])  # 1: every seed's checkpoint written; 0: seed 1's is an epoch behind
+@pytest.mark.parametrize(
+    "killed_after_seed", [1, 0]
+)  # 1: every seed's checkpoint written; 0: seed 1's is an epoch behind
 def test_stacked_seeds_resume_like_the_uninterrupted_stacked_run(hopper_file, tmp_path, monkeypatch, killed_after_seed):  # noqa: F811
-    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3)
-                      + ["model_seed=0", "train.stack_seeds=on"])
+    cfg = load_config(
+        None,
+        smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3)
+        + ["model_seed=0", "train.stack_seeds=on"],
+    )
     full = train_seeds(cfg, tmp_path / "full", [0, 1], show_progress=False)
     assert [s["stacked_with_seeds"] for s in full] == [[0, 1], [0, 1]]
     assert full[0]["evaluations"] != full[1]["evaluations"]
@@ -134,9 +159,28 @@ def test_bad_seeds_get_a_clear_error(tmp_path, capsys):
 def test_cli_trains_seeds_into_their_own_run_directories(hopper_file, tmp_path, capsys):  # noqa: F811
     from morec.cli import main
 
-    sets = [arg for kv in smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=1) for arg in ("--set", kv)]
-    assert main(["train", *sets, "--set", "model_seed=0", "--seeds", "2,7", "--run-dir", str(tmp_path / "runs"), "--no-progress",
-                 "--json"]) == 0
+    sets = [
+        arg
+        for kv in smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=1)
+        for arg in ("--set", kv)
+    ]
+    assert (
+        main(
+            [
+                "train",
+                *sets,
+                "--set",
+                "model_seed=0",
+                "--seeds",
+                "2,7",
+                "--run-dir",
+                str(tmp_path / "runs"),
+                "--no-progress",
+                "--json",
+            ]
+        )
+        == 0
+    )
     summaries = json.loads(capsys.readouterr().out)  # the evaluation lines go to stderr
     assert [s["seed"] for s in summaries] == [2, 7]
     for seed in (2, 7):

@@ -152,7 +152,9 @@ def test_pattern_bonus():
     # 0.25 -> 0.5; 0.5 not below threshold; 0.75 unchanged; 0.375 + 0.25 capped at 0.5625; zero bonus
     assert out.tolist() == [0.5, 0.5, 0.75, 0.5625, 0.125]
     notes = PatternBonus()  # §5: min(1, r + 0.1 * RPR) if r < 0.5
-    np.testing.assert_allclose(both(notes, a(0.25, 0.95, 0.5), score=None, bonus=a(1, 1, 1)), [0.35, 0.95, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(
+        both(notes, a(0.25, 0.95, 0.5), score=None, bonus=a(1, 1, 1)), [0.35, 0.95, 0.5], rtol=1e-6
+    )
     assert both(PatternBonus(bonus_key="rpr"), a(0.25), rpr=a(0.5)).tolist() == [f32(0.25) + f32(0.1) * f32(0.5)]
 
 
@@ -172,7 +174,11 @@ def test_describe_is_json_friendly():
     chain = Compose([Clip(-1, 1), FlipNoise(0.1, seed=3), PotentialShaping(double, 0.9)])
     desc = describe(chain)
     json.dumps(desc)
-    assert desc["name"] == "Compose" and [d["name"] for d in desc["transforms"]] == ["Clip", "FlipNoise", "PotentialShaping"]
+    assert desc["name"] == "Compose" and [d["name"] for d in desc["transforms"]] == [
+        "Clip",
+        "FlipNoise",
+        "PotentialShaping",
+    ]
     assert desc["transforms"][1] == {"name": "FlipNoise", "p": 0.1, "seed": 3, "center": 0.0, "scope": "step"}
     assert desc["transforms"][2]["potential"].endswith("double")
 
@@ -216,16 +222,30 @@ def test_flip_noise_episode_scope_flips_whole_episodes():
 def context(n: int, rng: np.random.Generator) -> dict:
     terminals = np.zeros(n, bool)
     terminals[-1] = True
+
     def normal(*shape):
         return rng.normal(size=shape).astype(f32)
 
-    return {"observations": normal(n, 2), "next_observations": normal(n, 2), "actions": normal(n, 1),
-            "terminals": terminals, "aux": normal(n), "bonus": rng.random(n).astype(f32)}
+    return {
+        "observations": normal(n, 2),
+        "next_observations": normal(n, 2),
+        "actions": normal(n, 1),
+        "terminals": terminals,
+        "aux": normal(n),
+        "bonus": rng.random(n).astype(f32),
+    }
 
 
-DETERMINISTIC = [Clip(-0.5, 0.5), Delta(0.25), ClipDelta(0.1), PotentialShaping(lambda x: x.sum(1), 0.9),
-                 GatedAccumulation(("rewards", "aux"), (0.0,)), GatedAccumulation(("aux", "rewards"), (10.0,)),
-                 PatternBonus(0.5, 0.2, 0.6), Compose([PatternBonus(), Delta(), Clip(-1, 1)])]
+DETERMINISTIC = [
+    Clip(-0.5, 0.5),
+    Delta(0.25),
+    ClipDelta(0.1),
+    PotentialShaping(lambda x: x.sum(1), 0.9),
+    GatedAccumulation(("rewards", "aux"), (0.0,)),
+    GatedAccumulation(("aux", "rewards"), (10.0,)),
+    PatternBonus(0.5, 0.2, 0.6),
+    Compose([PatternBonus(), Delta(), Clip(-1, 1)]),
+]
 
 
 @pytest.mark.parametrize("transform", DETERMINISTIC, ids=lambda t: type(t).__name__)
@@ -306,7 +326,9 @@ def test_bad_context_raises_clear_errors():
     with pytest.raises(ValueError, match="'terminals' must be a bool"):
         shaping(r, observations=obs, next_observations=obs, terminals=np.zeros(2))
     with pytest.raises(ValueError, match=r"must have shape \[T\] or \[T, 1\]"):
-        PotentialShaping(lambda x: x.repeat(2, 1))(r, observations=obs, next_observations=obs, terminals=np.zeros(2, bool))
+        PotentialShaping(lambda x: x.repeat(2, 1))(
+            r, observations=obs, next_observations=obs, terminals=np.zeros(2, bool)
+        )
     with pytest.raises(TypeError, match="potential\\(next_observations\\) must return a ndarray"):
         PotentialShaping(lambda x: x.tolist())(r, observations=obs, next_observations=obs, terminals=np.zeros(2, bool))
     with pytest.raises(ValueError, match="not per_step"):
@@ -318,9 +340,14 @@ def hand_dataset() -> OfflineDataset:
     """Three episodes: rows 0-2 end terminal, rows 3-4 end in a timeout, row 5 is unfinished."""
     obs = a(0, 1, 2, 10, 11, 20)[:, None]
     return OfflineDataset(
-        observations=obs, actions=np.zeros((6, 1), f32), rewards=a(1, 2, 4, 1, 3, 5), next_observations=obs + 1,
-        terminals=np.array([0, 0, 1, 0, 0, 0], bool), timeouts=np.array([0, 0, 0, 0, 1, 0], bool),
-        metadata={"source": "hand"}, infos={"outcome": a(0, 0, 1, 0, 0, 0)},
+        observations=obs,
+        actions=np.zeros((6, 1), f32),
+        rewards=a(1, 2, 4, 1, 3, 5),
+        next_observations=obs + 1,
+        terminals=np.array([0, 0, 1, 0, 0, 0], bool),
+        timeouts=np.array([0, 0, 0, 0, 1, 0], bool),
+        metadata={"source": "hand"},
+        infos={"outcome": a(0, 0, 1, 0, 0, 0)},
     )
 
 

@@ -13,7 +13,17 @@ from morec import ModelBuffer
 from morec.learners import MixedSampler
 from morec.learners.stacked import StackedSAC, StackedSampler
 from tests.helpers import DEVICES, assert_records_close
-from tests.learner_harness import STAT_FIELDS, A, O, SimulatedCapture, assert_close_in_mean, learner, make_algo, on, real_batch
+from tests.learner_harness import (
+    STAT_FIELDS,
+    A,
+    O,
+    SimulatedCapture,
+    assert_close_in_mean,
+    learner,
+    make_algo,
+    on,
+    real_batch,
+)
 
 
 def sampler(seed: int, device: str = "cpu", model_rows: bool = True) -> MixedSampler:
@@ -33,7 +43,9 @@ def plain_history(algo, batches: MixedSampler, steps: int) -> list[dict[str, flo
     return history
 
 
-def stacked_history(stack: StackedSAC, batches: StackedSampler, steps: int, seed_index: int = 0) -> list[dict[str, float]]:
+def stacked_history(
+    stack: StackedSAC, batches: StackedSampler, steps: int, seed_index: int = 0
+) -> list[dict[str, float]]:
     history = []
     for _ in range(steps):
         stats = StackedSAC.seed_stats(stack.update(batches, 32), seed_index)
@@ -139,7 +151,8 @@ def test_learners_of_one_class_stack_whatever_the_class():
     from morec.learners.sac import ModelBasedSAC
 
     class ShiftedReward(ModelBasedSAC):
-        """A new algorithm written once: its penalty uses the networks it is given, so the stack needs no code of its own."""
+        """A new algorithm written once: its penalty uses the networks it is given, so the stack needs no code of its
+        own."""
 
         def model_penalty(self, rows, nets, sample_next):
             act, _ = nets.actor_sample(rows.observations)

@@ -39,16 +39,36 @@ def d4rl_dir(tmp_path_factory):
 
 
 def suite_argv(results: Path, *extra: str, tasks: str = TASKS) -> list[str]:
-    return [sys.executable, "-m", "morec.cli", "suite", "d4rl", "--tasks", tasks, "--variants", "mopo", "--seeds", "0,1",
-            "--smoke", "--results", str(results), *TINY, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "morec.cli",
+        "suite",
+        "d4rl",
+        "--tasks",
+        tasks,
+        "--variants",
+        "mopo",
+        "--seeds",
+        "0,1",
+        "--smoke",
+        "--results",
+        str(results),
+        *TINY,
+        *extra,
+    ]
 
 
 def run_suite(argv: list[str], d4rl_dir: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env={**os.environ, "D4RL_DATASET_DIR": str(d4rl_dir)})
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, env={**os.environ, "D4RL_DATASET_DIR": str(d4rl_dir)}
+    )
 
 
 def table_rows(results: Path) -> list[str]:
-    return [line for line in (results / "table.md").read_text().splitlines() if line.startswith("| ") and "---" not in line]
+    return [
+        line for line in (results / "table.md").read_text().splitlines() if line.startswith("| ") and "---" not in line
+    ]
 
 
 def training_processes(results: Path) -> list[str]:
@@ -69,8 +89,13 @@ def ray_suite(d4rl_dir, tmp_path_factory):
     pytest.importorskip("ray")
     results = tmp_path_factory.mktemp("ray") / "results"
     argv = suite_argv(results, "--backend", "ray")
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "D4RL_DATASET_DIR": str(d4rl_dir)})
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "D4RL_DATASET_DIR": str(d4rl_dir)},
+    )
     first_output = []
     for line in proc.stdout:
         first_output.append(line)
@@ -104,7 +129,11 @@ def test_ray_suite_interrupted_then_rerun_finishes_only_the_missing_runs(ray_sui
 def test_ray_suite_writes_table_curves_and_record(ray_suite):
     results = ray_suite[0]
     rows = table_rows(results)
-    assert len(rows) == 3 and "| halfcheetah-medium-v2 | mopo | 2 |" in rows[1] and "| hopper-medium-v2 | mopo | 2 |" in rows[2]
+    assert (
+        len(rows) == 3
+        and "| halfcheetah-medium-v2 | mopo | 2 |" in rows[1]
+        and "| hopper-medium-v2 | mopo | 2 |" in rows[2]
+    )
     assert (results / "table.csv").read_text().count("\n") == 3
     for task in TASKS.split(","):
         assert (results / "curves" / f"{task}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -125,13 +154,22 @@ def test_failing_run_is_retried_then_reported_with_its_error(backend, d4rl_dir, 
     if backend == "ray":
         pytest.importorskip("ray")
     # walker2d's dataset file is missing: both attempts fail; the hopper run still lands in the table
-    argv = suite_argv(tmp_path / "results", "--backend", backend, "--max-parallel", "2", tasks="hopper-medium-v2,walker2d-medium-v2")
+    argv = suite_argv(
+        tmp_path / "results", "--backend", backend, "--max-parallel", "2", tasks="hopper-medium-v2,walker2d-medium-v2"
+    )
     argv[argv.index("0,1")] = "0"
     out = run_suite(argv, d4rl_dir)
     assert out.returncode == 1
-    assert "walker2d-medium-v2 mopo seed 0: FAILED: morec: error: D4RL dataset 'walker2d-medium-v2' not found" in out.stdout
+    assert (
+        "walker2d-medium-v2 mopo seed 0: FAILED: morec: error: D4RL dataset 'walker2d-medium-v2' not found"
+        in out.stdout
+    )
     table = (tmp_path / "results" / "table.md").read_text()
-    assert "## Failed runs (1)" in table and "walker2d-medium-v2 mopo seed 0 (2 attempts)" in table and "walker2d_medium-v2.hdf5" in table
+    assert (
+        "## Failed runs (1)" in table
+        and "walker2d-medium-v2 mopo seed 0 (2 attempts)" in table
+        and "walker2d_medium-v2.hdf5" in table
+    )
     assert "| hopper-medium-v2 | mopo | 1 |" in table
     outcomes = {o["task"]: o for o in json.loads((tmp_path / "results" / "suite.json").read_text())["outcomes"]}
     assert outcomes["walker2d-medium-v2"]["attempts"] == 2 and not outcomes["walker2d-medium-v2"]["ok"]
@@ -141,18 +179,34 @@ def test_failing_run_is_retried_then_reported_with_its_error(backend, d4rl_dir, 
 # ------------------------------------------------------------------------------------ planning
 def test_plan_is_variant_major_and_a_run_gets_its_resolved_config_as_a_file(tmp_path):
     results = tmp_path / "my runs #2"  # a folder name YAML would cut at the '#'
-    cfg = SuiteConfig("d4rl", ["hopper-medium-v2", "walker2d-medium-v2"], ["mopo", "mobile"], [0, 1], results=results,
-                      overrides=["train.epochs=7"], dataset="data/my set #1.hdf5")
+    cfg = SuiteConfig(
+        "d4rl",
+        ["hopper-medium-v2", "walker2d-medium-v2"],
+        ["mopo", "mobile"],
+        [0, 1],
+        results=results,
+        overrides=["train.epochs=7"],
+        dataset="data/my set #1.hdf5",
+    )
     runs = plan_runs(cfg)
     assert [r.variant for r in runs[:4]] == ["mopo"] * 4 and len({(r.task, r.seed) for r in runs[:4]}) == 4
     run = RunSpec("hopper-medium-v2", "mopo", 1)
     cmd = train_command(run, cfg)
     run_dir = results / "hopper-medium-v2" / "mopo" / "seed1"
-    assert cmd[1:] == ["-m", "morec.runs.suite.worker", str(run_dir / "requested_config.yaml"), str(run_dir)]  # no CLI text
+    assert cmd[1:] == [
+        "-m",
+        "morec.runs.suite.worker",
+        str(run_dir / "requested_config.yaml"),
+        str(run_dir),
+    ]  # no CLI text
     requested = load_config(run_dir / "requested_config.yaml")
     assert (requested.seed, requested.train.epochs, requested.cache_dir) == (1, 7, str(results / "cache"))
     assert requested.dataset == "data/my set #1.hdf5" and requested == replace(
-        load_config(cfg.config_path(run), ["train.epochs=7"]), seed=1, cache_dir=str(results / "cache"), dataset="data/my set #1.hdf5")
+        load_config(cfg.config_path(run), ["train.epochs=7"]),
+        seed=1,
+        cache_dir=str(results / "cache"),
+        dataset="data/my set #1.hdf5",
+    )
     (run_dir / "checkpoint.pt").write_bytes(b"")
     assert train_command(run, cfg)[-1] == "--resume"
 
@@ -186,7 +240,9 @@ def test_a_configs_tree_of_your_own_names_its_own_variants(tmp_path):
     task = tmp_path / "configs" / "d4rl" / "hopper-medium-v2"
     task.mkdir(parents=True)
     (task / "mopo_longer.yaml").write_text("algorithm: mopo\n")
-    cfg = SuiteConfig("d4rl", ["hopper-medium-v2"], ["mopo_longer"], [0], results=tmp_path / "r", configs=tmp_path / "configs")
+    cfg = SuiteConfig(
+        "d4rl", ["hopper-medium-v2"], ["mopo_longer"], [0], results=tmp_path / "r", configs=tmp_path / "configs"
+    )
     cfg.check()
     assert cfg.config_path(plan_runs(cfg)[0]) == task / "mopo_longer.yaml"
     with pytest.raises(ValueError, match=r"unknown variant\(s\) \['mopo'\]: choose from \['mopo_longer'\]"):
@@ -211,29 +267,77 @@ def test_trainer_refuses_a_run_directory_in_use(tmp_path):
 def test_concurrent_runs_train_a_shared_dynamics_model_once(tmp_path):
     data = random_dataset_file(tmp_path / "hopper.hdf5", steps=1500)
     config = ROOT / "configs" / "d4rl" / "hopper-medium-v2" / "mopo.yaml"
-    procs = [subprocess.Popen([sys.executable, "-m", "morec.cli", "train", "--config", str(config), "--config", "smoke.yaml", "--dataset", str(data),
-                               "--run-dir", str(tmp_path / f"run{k}"), "--no-progress", "--set", f"cache_dir={tmp_path / 'cache'}",
-                               "--set", "dynamics.max_epochs=30", "--set", f"rollout.penalty_coef={k + 1}", *TINY],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for k in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "morec.cli",
+                "train",
+                "--config",
+                str(config),
+                "--config",
+                "smoke.yaml",
+                "--dataset",
+                str(data),
+                "--run-dir",
+                str(tmp_path / f"run{k}"),
+                "--no-progress",
+                "--set",
+                f"cache_dir={tmp_path / 'cache'}",
+                "--set",
+                "dynamics.max_epochs=30",
+                "--set",
+                f"rollout.penalty_coef={k + 1}",
+                *TINY,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for k in range(2)
+    ]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
-    trained = [any("dynamics/train_nll" in f.read_bytes().decode(errors="ignore") for f in (tmp_path / f"run{k}" / "tb").iterdir())
-               for k in range(2)]
+    trained = [
+        any(
+            "dynamics/train_nll" in f.read_bytes().decode(errors="ignore")
+            for f in (tmp_path / f"run{k}" / "tb").iterdir()
+        )
+        for k in range(2)
+    ]
     assert sorted(trained) == [False, True]
     assert len(list((tmp_path / "cache" / "dynamics").glob("*/dynamics.pt"))) == 1
 
 
 # ------------------------------------------------------------------------------------ sweeps
 def sweep_argv(results: Path, data: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "morec.cli", "sweep", "--config", str(ROOT / "configs/d4rl/hopper-medium-v2/mopo.yaml"), "--config", "smoke.yaml",
-            "--dataset", str(data), "--results", str(results), *TINY, "--set", "train.epochs=3", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "morec.cli",
+        "sweep",
+        "--config",
+        str(ROOT / "configs/d4rl/hopper-medium-v2/mopo.yaml"),
+        "--config",
+        "smoke.yaml",
+        "--dataset",
+        str(data),
+        "--results",
+        str(results),
+        *TINY,
+        "--set",
+        "train.epochs=3",
+        *extra,
+    ]
 
 
 @pytest.mark.slow  # long end-to-end; `make test-all` runs it
 def test_sweep_reports_scores_and_writes_the_best_config(d4rl_dir, tmp_path):
     pytest.importorskip("ray.tune")
-    argv = sweep_argv(tmp_path / "sweep", d4rl_dir / "hopper_medium-v2.hdf5", "--param", "rollout.penalty_coef=grid:0.5,2.0")
+    argv = sweep_argv(
+        tmp_path / "sweep", d4rl_dir / "hopper_medium-v2.hdf5", "--param", "rollout.penalty_coef=grid:0.5,2.0"
+    )
     out = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     rows = (tmp_path / "sweep" / "sweep.csv").read_text().splitlines()
@@ -246,8 +350,12 @@ def test_sweep_reports_scores_and_writes_the_best_config(d4rl_dir, tmp_path):
 
 
 def test_sweep_rejects_bad_keys_before_starting_ray(tmp_path):
-    out = subprocess.run(sweep_argv(tmp_path / "sweep", tmp_path / "x.hdf5", "--param", "mobile.betta=grid:1,2"),
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        sweep_argv(tmp_path / "sweep", tmp_path / "x.hdf5", "--param", "mobile.betta=grid:1,2"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode != 0 and "unknown config key 'mobile.betta'; did you mean mobile.beta?" in out.stderr
     assert not (tmp_path / "sweep").exists()
 
@@ -271,11 +379,22 @@ def test_curves_of_several_results_folders_share_a_task_plot(tmp_path, monkeypat
             with SummaryWriter(str(tmp_path / root / "hopper-medium-v2" / variant / f"seed{seed}" / "tb")) as writer:
                 for step, score in zip((1000, 2000), scores):
                     writer.add_scalar("eval/normalized_score", score + seed, step)
-    assert read_curve(tmp_path / "main" / "hopper-medium-v2" / "mopo" / "seed1" / "tb", "eval/normalized_score")[1].tolist() == [2.0, 3.0]
+    assert read_curve(tmp_path / "main" / "hopper-medium-v2" / "mopo" / "seed1" / "tb", "eval/normalized_score")[
+        1
+    ].tolist() == [2.0, 3.0]
     plotted, plot = [], matplotlib.axes.Axes.plot
-    monkeypatch.setattr(matplotlib.axes.Axes, "plot", lambda ax, x, y, label: plotted.append((label, list(y))) or plot(ax, x, y, label=label))
-    written = write_curves([tmp_path / "main", tmp_path / "ablation"], out=tmp_path / "figures", labels=["main", "stop"])
-    assert plotted == [("main: mopo (2 seeds)", [1.5, 2.5]), ("stop: mopo_morec_matched (2 seeds)", [3.5, 5.5])]  # means over seeds
+    monkeypatch.setattr(
+        matplotlib.axes.Axes,
+        "plot",
+        lambda ax, x, y, label: plotted.append((label, list(y))) or plot(ax, x, y, label=label),
+    )
+    written = write_curves(
+        [tmp_path / "main", tmp_path / "ablation"], out=tmp_path / "figures", labels=["main", "stop"]
+    )
+    assert plotted == [
+        ("main: mopo (2 seeds)", [1.5, 2.5]),
+        ("stop: mopo_morec_matched (2 seeds)", [3.5, 5.5]),
+    ]  # means over seeds
     with SummaryWriter(str(tmp_path / "main" / "hopper-medium-v2" / "mopo" / "seed2" / "tb")) as writer:
         writer.add_scalar("eval/normalized_score", 9.0, 1000)  # a seed still running
     plotted.clear()

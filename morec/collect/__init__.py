@@ -13,5 +13,18 @@ _LAZY = {
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
-__all__ = ["BehaviourTrainer", "CollectConfig", "Evaluation", "SACConfig", "TransitionLog", "collect", "dataset_file_name",
-           "log_to_dataset", "make_env", "pick_medium", "record_episodes", "record_episodes_batched", "uniform_actions"]
+__all__ = [
+    "BehaviourTrainer",
+    "CollectConfig",
+    "Evaluation",
+    "SACConfig",
+    "TransitionLog",
+    "collect",
+    "dataset_file_name",
+    "log_to_dataset",
+    "make_env",
+    "pick_medium",
+    "record_episodes",
+    "record_episodes_batched",
+    "uniform_actions",
+]

@@ -50,8 +50,11 @@ def build_sac(obs_dim: int, action_space: gym.spaces.Box, cfg: SACConfig, device
             preprocess_net=Net(state_shape=obs_dim, action_shape=act_dim, hidden_sizes=hidden, concat=True)
         ).to(device)
 
-    alpha = (AutoAlpha(target_entropy=-act_dim, log_alpha=0.0, optim=AdamOptimizerFactory(lr=cfg.alpha_lr)).to(device)
-             if cfg.alpha is None else cfg.alpha)
+    alpha = (
+        AutoAlpha(target_entropy=-act_dim, log_alpha=0.0, optim=AdamOptimizerFactory(lr=cfg.alpha_lr)).to(device)
+        if cfg.alpha is None
+        else cfg.alpha
+    )
     policy = SACPolicy(actor=actor, action_space=action_space)
     return SAC(
         policy=policy,
@@ -141,8 +144,13 @@ class BehaviourTrainer:
             raw_act = self.algo.policy.map_action_inverse(a["actions"])
             term, trunc = a["terminals"], a["timeouts"]
             buffer = ReplayBuffer.from_data(
-                obs=a["observations"], act=raw_act, rew=a["rewards"], terminated=term, truncated=trunc,
-                done=term | trunc, obs_next=a["next_observations"],
+                obs=a["observations"],
+                act=raw_act,
+                rew=a["rewards"],
+                terminated=term,
+                truncated=trunc,
+                done=term | trunc,
+                obs_next=a["next_observations"],
             )
             grown = ReplayBuffer(size=max(self.cfg.train_steps, 1))
             grown.update(buffer)
@@ -155,7 +163,9 @@ class BehaviourTrainer:
         policy = self.algo.policy
         sample_act = policy_act_fn(policy, deterministic=False)
         obs, _ = self.env.reset(seed=self.seed + self.step)
-        bar = progress_bar(show_progress, total=cfg.train_steps, initial=self.step, desc=f"SAC {self.env_id}", line_every=None)
+        bar = progress_bar(
+            show_progress, total=cfg.train_steps, initial=self.step, desc=f"SAC {self.env_id}", line_every=None
+        )
         while self.step < cfg.train_steps:
             if self.step < cfg.warmup_steps:
                 low, high = self.env.action_space.low, self.env.action_space.high
@@ -165,8 +175,13 @@ class BehaviourTrainer:
             obs_next, terminated, truncated = step_and_record(self.env, obs, action, self.log)
             buffer.add(
                 Batch(
-                    obs=obs, act=policy.map_action_inverse(action), rew=float(self.log.last("rewards")),
-                    terminated=terminated, truncated=truncated, obs_next=obs_next, info={},
+                    obs=obs,
+                    act=policy.map_action_inverse(action),
+                    rew=float(self.log.last("rewards")),
+                    terminated=terminated,
+                    truncated=truncated,
+                    obs_next=obs_next,
+                    info={},
                 )
             )
             obs = self.env.reset()[0] if (terminated or truncated) else obs_next
@@ -178,8 +193,12 @@ class BehaviourTrainer:
                 self._evaluate_and_checkpoint()
                 bar.set_postfix(eval_return=f"{self.evaluations[-1].mean_return:.0f}")
                 if not draws_bar(show_progress):  # a log file: one line per evaluation instead of a bar
-                    print(f"SAC {self.env_id} step {self.step}/{cfg.train_steps}: "
-                          f"eval return {self.evaluations[-1].mean_return:.0f}", file=sys.stderr, flush=True)
+                    print(
+                        f"SAC {self.env_id} step {self.step}/{cfg.train_steps}: "
+                        f"eval return {self.evaluations[-1].mean_return:.0f}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             bar.update(1)
         bar.close()
         return self.evaluations
@@ -188,7 +207,9 @@ class BehaviourTrainer:
         policy_path = self.workdir / f"policy_{self.step}.pt"
         actor_state = self.algo.policy.state_dict()
         atomic_write(policy_path, lambda tmp: torch.save(actor_state, tmp))
-        returns = evaluate(self.eval_env, policy_act_fn(self.algo.policy, True), self.cfg.eval_episodes, self.seed + 20_000)
+        returns = evaluate(
+            self.eval_env, policy_act_fn(self.algo.policy, True), self.cfg.eval_episodes, self.seed + 20_000
+        )
         self.evaluations.append(Evaluation(self.step, float(returns.mean()), float(returns.std()), policy_path.name))
         self.save()
 
@@ -197,4 +218,3 @@ class BehaviourTrainer:
         algo = build_sac(self.env.observation_space.shape[0], self.env.action_space, self.cfg, self.device)
         algo.policy.load_state_dict(torch.load(self.workdir / evaluation.policy_path, map_location=self.device))
         return algo.policy
-

@@ -40,7 +40,8 @@ def policy_act_fn(policy: SACPolicy, deterministic: bool) -> Callable[[np.ndarra
 
 
 def evaluate(env: gym.Env, act_fn: Callable[[np.ndarray], np.ndarray], episodes: int, seed: int) -> np.ndarray:
-    """``[episodes]`` returns, one env, episode k from reset(seed=seed + k): the loop `morec collect` chooses policies with."""
+    """``[episodes]`` returns, one env, episode k from reset(seed=seed + k): the loop `morec collect` chooses policies
+    with."""
     returns = []
     for k in range(episodes):
         obs, _ = env.reset(seed=seed + k)

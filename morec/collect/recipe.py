@@ -45,8 +45,16 @@ def log_to_dataset(log: dict[str, np.ndarray], env_id: str, layout: str, meta: d
         obs = np.concatenate([log["x_before"][:, None], obs], axis=1)
         next_obs = np.concatenate([log["x_after"][:, None], next_obs], axis=1)
     return OfflineDataset.from_arrays(
-        obs, log["actions"], log["rewards"], log["terminals"], log["timeouts"], next_obs,
-        env_id=env_id, layout=layout, metadata=meta, infos={"qpos": log["qpos"], "qvel": log["qvel"]},
+        obs,
+        log["actions"],
+        log["rewards"],
+        log["terminals"],
+        log["timeouts"],
+        next_obs,
+        env_id=env_id,
+        layout=layout,
+        metadata=meta,
+        infos={"qpos": log["qpos"], "qvel": log["qvel"]},
     )
 
 
@@ -80,10 +88,18 @@ def collect(cfg: CollectConfig, show_progress: bool = True) -> dict[str, Any]:
             act_fn = uniform_actions(envs[0].action_space, np.random.default_rng(cfg.seed + 40_000))
         else:
             act_fn = policy_batch_act_fn(trainer.load_policy(evaluation), deterministic=False)
-        bar = progress_bar(show_progress, total=cfg.dataset_size, desc=f"{level} data", unit="step", line_every=max(1, cfg.dataset_size // 10))
+        bar = progress_bar(
+            show_progress,
+            total=cfg.dataset_size,
+            desc=f"{level} data",
+            unit="step",
+            line_every=max(1, cfg.dataset_size // 10),
+        )
         started = time.perf_counter()
         try:
-            log = record_episodes_batched(envs, act_fn, cfg.dataset_size, seed=cfg.seed + 50_000 + 1_000 * offset, progress=bar)
+            log = record_episodes_batched(
+                envs, act_fn, cfg.dataset_size, seed=cfg.seed + 50_000 + 1_000 * offset, progress=bar
+            )
         finally:
             bar.close()
         record_seconds[level] = round(time.perf_counter() - started, 1)
@@ -94,7 +110,9 @@ def collect(cfg: CollectConfig, show_progress: bool = True) -> dict[str, Any]:
     layouts = ["d4rl"] + (["neorl"] if cfg.neorl else [])
     files: dict[str, dict[str, Any]] = {}
     for level in cfg.levels:
-        policy_step = {"medium": medium_eval.step, "expert": expert_eval.step, "medium-replay": medium_eval.step}.get(level)
+        policy_step = {"medium": medium_eval.step, "expert": expert_eval.step, "medium-replay": medium_eval.step}.get(
+            level
+        )
         meta = {"source": "morec collect", "level": level, "seed": cfg.seed, "behaviour_policy_step": policy_step}
         for layout in layouts:
             if level == "medium-expert":

@@ -17,8 +17,20 @@ import importlib
 from types import ModuleType
 
 # in the order `morec --help` lists them
-COMMANDS = ("collect", "quickstart", "train_dynamics", "train_reward", "distil_reward", "eval_model", "relabel", "train", "suite", "sweep",
-            "credit_training", "generalisation")
+COMMANDS = (
+    "collect",
+    "quickstart",
+    "train_dynamics",
+    "train_reward",
+    "distil_reward",
+    "eval_model",
+    "relabel",
+    "train",
+    "suite",
+    "sweep",
+    "credit_training",
+    "generalisation",
+)
 
 
 def command_modules() -> list[ModuleType]:

@@ -23,10 +23,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", default=",".join(LABELLINGS), help=f"comma-separated subset of {','.join(LABELLINGS)}")
     p.add_argument("--variants", default="mobile,mobile_morec")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--lanes", type=int, default=1, help="labellings trained at a time (each suite runs its own runs one by one)")
+    p.add_argument(
+        "--lanes", type=int, default=1, help="labellings trained at a time (each suite runs its own runs one by one)"
+    )
     p.add_argument("--table-only", action="store_true", help="only combine what is already under --out")
-    p.add_argument("suite_args", nargs=argparse.REMAINDER, metavar="-- SUITE_ARGS",
-                   help="after --: arguments for every `morec suite` call (budget overrides, --backend, ...)")
+    p.add_argument(
+        "suite_args",
+        nargs=argparse.REMAINDER,
+        metavar="-- SUITE_ARGS",
+        help="after --: arguments for every `morec suite` call (budget overrides, --backend, ...)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,10 +44,23 @@ def run(args: argparse.Namespace) -> int:
         suite_args = suite_args[1:]
     parser = argparse.ArgumentParser(prog="morec credit-training ... --", add_help=False)
     suite.add_arguments(parser)  # the suite's own options, read once: every labelling's suite gets them
-    suite_template, options = suite.suite_from_args(parser.parse_args(["d4rl", "--tasks", args.task, "--variants", args.variants,
-                                                                      "--seeds", args.seeds, *suite_args]), "d4rl")
+    suite_template, options = suite.suite_from_args(
+        parser.parse_args(
+            ["d4rl", "--tasks", args.task, "--variants", args.variants, "--seeds", args.seeds, *suite_args]
+        ),
+        "d4rl",
+    )
     labels = [x.strip() for x in args.labels.split(",") if x.strip()]
-    table, code = credit_training(args.dataset, args.task, args.out, labels=labels, lanes=args.lanes, table_only=args.table_only,
-                                  suite=suite_template, suite_options=options, say=lambda line: print(line, flush=True))
+    table, code = credit_training(
+        args.dataset,
+        args.task,
+        args.out,
+        labels=labels,
+        lanes=args.lanes,
+        table_only=args.table_only,
+        suite=suite_template,
+        suite_options=options,
+        say=lambda line: print(line, flush=True),
+    )
     print(table, end="")
     return code

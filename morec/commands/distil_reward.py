@@ -22,7 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reward", required=True, help="directory of the trained reward to distil (morec train-reward)")
     p.add_argument("--out", required=True, help="directory for the distilled reward (use it as any --reward)")
     p.add_argument("--updates", type=int, default=defaults.updates)
-    p.add_argument("--hidden-sizes", default=",".join(map(str, defaults.hidden_sizes)), help="the student's, e.g. 256,256")
+    p.add_argument(
+        "--hidden-sizes", default=",".join(map(str, defaults.hidden_sizes)), help="the student's, e.g. 256,256"
+    )
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
@@ -51,21 +53,34 @@ def run(args: argparse.Namespace) -> int:
         cfg = DistillationConfig(hidden_sizes=hidden_sizes(args.hidden_sizes), updates=args.updates, seed=args.seed)
         ds = load_dataset(args.dataset, env_id=args.env)
         dyn = load_dynamics(args.dynamics, ds, args.device)
-        teacher = DynamicsReward.load(args.reward, args.device, obs_dim=ds.obs_dim, act_dim=ds.act_dim,
-                                      env_id=ds.metadata.get("env_id"), layout=ds.metadata.get("layout"))
+        teacher = DynamicsReward.load(
+            args.reward,
+            args.device,
+            obs_dim=ds.obs_dim,
+            act_dim=ds.act_dim,
+            env_id=ds.metadata.get("env_id"),
+            layout=ds.metadata.get("layout"),
+        )
         if teacher.distilled_from is not None:
             raise ValueError(f"{args.reward} is already a distilled reward; give the reward it was distilled from")
     out = Path(args.out)
     say = (lambda *_: None) if args.json else print
-    say(f"distil-reward: {teacher.num_snapshots} snapshots of {args.reward} -> one network ({cfg.updates} updates) -> {out}")
+    say(
+        f"distil-reward: {teacher.num_snapshots} snapshots of {args.reward} -> one network ({cfg.updates} updates) -> "
+        f"{out}"
+    )
     say(f"  TensorBoard: tensorboard --logdir {out / 'tb'}")
     with as_user_error(ValueError):
         _, report = distil_reward_to(ds, dyn, teacher, cfg, out, show_progress=not args.no_progress)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    picks = ", ".join(f"{k.replace('consensus_weight_', 'consensus weight ')}: {v:.3f}" for k, v in report["pick_agreement"].items())
+    picks = ", ".join(
+        f"{k.replace('consensus_weight_', 'consensus weight ')}: {v:.3f}" for k, v in report["pick_agreement"].items()
+    )
     print(f"saved to {out} (report: {out / 'report.json'}); {report['seconds']:.0f} s")
-    print(f"  on {report['holdout_rows']:,} held-out rows: picked candidate agrees ({picks}); truncation decision at "
-          f"r_D < {report['threshold']:.3f} agrees {report['truncation_agreement']:.3f}")
+    print(
+        f"  on {report['holdout_rows']:,} held-out rows: picked candidate agrees ({picks}); truncation decision at "
+        f"r_D < {report['threshold']:.3f} agrees {report['truncation_agreement']:.3f}"
+    )
     return 0

@@ -35,7 +35,15 @@ def run(args: argparse.Namespace) -> int:
     from morec.runs.generalisation import generalisation
 
     torch.set_num_threads(1)
-    results = generalisation(args.collect_dir, args.out, levels=_csv(args.levels), generators=_csv(args.generators),
-                             updates=args.updates, horizon=args.horizon, starts=args.starts, seed=args.seed)
+    results = generalisation(
+        args.collect_dir,
+        args.out,
+        levels=_csv(args.levels),
+        generators=_csv(args.generators),
+        updates=args.updates,
+        horizon=args.horizon,
+        starts=args.starts,
+        seed=args.seed,
+    )
     print(json.dumps(results, indent=2))
     return 0

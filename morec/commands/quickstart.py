@@ -26,15 +26,27 @@ HELP = "the main job on built-in data: collect a hopper dataset, train MOBILE+MO
 
 # MOBILE + MOREC at a budget 2 CPU cores finish in a few minutes
 TRAINING = [
-    "task=Hopper-v4", "algorithm=mobile", "morec=true",
+    "task=Hopper-v4",
+    "algorithm=mobile",
+    "morec=true",
     "filter.threshold=0.6",  # the paper's, as in the recommended MOREC configs (the library default is auto)
     "filter.consensus_weight=0",  # the paper's pick by r_D alone, as in the recommended MOREC configs
     "filter.truncate_as=stop",  # a cut ends the rollout without a fake terminal, as in the recommended MOREC configs
     "dynamics.max_epochs=30",
-    "reward.num_updates=1000", "reward.snapshot_interval=50", "reward.snapshot_stride=2",
-    "rollout.horizon=50", "rollout.batch_size=500", "rollout.freq=500", "rollout.samples_per_member=2",
-    "mobile.beta=1.0", "mobile.num_samples=5", "mobile.actor_on_target_critics=true",
-    "train.epochs=3", "train.steps_per_epoch=500", "train.eval_episodes=10", "train.log_every=100",
+    "reward.num_updates=1000",
+    "reward.snapshot_interval=50",
+    "reward.snapshot_stride=2",
+    "rollout.horizon=50",
+    "rollout.batch_size=500",
+    "rollout.freq=500",
+    "rollout.samples_per_member=2",
+    "mobile.beta=1.0",
+    "mobile.num_samples=5",
+    "mobile.actor_on_target_critics=true",
+    "train.epochs=3",
+    "train.steps_per_epoch=500",
+    "train.eval_episodes=10",
+    "train.log_every=100",
 ]
 RUN_PREFIX = "mobile_morec-"
 D4RL_GRADIENT_STEPS = 3_000_000  # MOBILE's D4RL budget (3000 epochs x 1000 steps)
@@ -42,8 +54,13 @@ D4RL_GRADIENT_STEPS = 3_000_000  # MOBILE's D4RL budget (3000 epochs x 1000 step
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_collect_arguments(p, out_default="runs/quickstart/data", train_steps=6_000, dataset_size=5_000)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override the training config, e.g. train.epochs=10 (a changed config trains in a new run folder)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the training config, e.g. train.epochs=10 (a changed config trains in a new run folder)",
+    )
 
 
 def run_key(config: dict[str, Any]) -> str:
@@ -69,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     root = Path(args.out).parent
     collect_cfg = collect_config(args)
     dataset = Path(args.out) / dataset_file_name(args.env, "medium", "d4rl")
-    cfg = training_config(dataset, root, args.seed, args.device, args.set)  # a bad --set stops here, before minutes of collecting
+    cfg = training_config(
+        dataset, root, args.seed, args.device, args.set
+    )  # a bad --set stops here, before minutes of collecting
     run_dir = root / f"{RUN_PREFIX}{run_key(cfg.to_dict())}"
     _print_overview(args, cfg, root)
 
@@ -84,13 +103,17 @@ def run(args: argparse.Namespace) -> int:
 def _print_overview(args: argparse.Namespace, cfg, root: Path) -> None:
     steps = cfg.train.epochs * cfg.train.steps_per_epoch
     print(f"quickstart: MOBILE + MOREC on a small {args.env} dataset, everything under {root}")
-    print(f"  1. collect: an online SAC for {args.train_steps:,} environment steps, then {args.dataset_size:,} "
-          "transitions per D4RL level (random, medium, ...)")
+    print(
+        f"  1. collect: an online SAC for {args.train_steps:,} environment steps, then {args.dataset_size:,} "
+        "transitions per D4RL level (random, medium, ...)"
+    )
     dyn_cap = f"at most {cfg.dynamics.max_epochs} epochs" if cfg.dynamics.max_epochs else "early stopping"
     print(f"  2. dynamics: a {cfg.dynamics.num_members}-member ensemble on the medium dataset ({dyn_cap})")
     print(f"  3. dynamics reward: {cfg.reward.num_updates:,} discriminator updates")
-    print(f"  4. MOBILE + MOREC: {cfg.train.epochs} epoch(s) x {cfg.train.steps_per_epoch} gradient steps = {steps:,}, "
-          f"each epoch evaluated on {cfg.train.eval_episodes} episodes")
+    print(
+        f"  4. MOBILE + MOREC: {cfg.train.epochs} epoch(s) x {cfg.train.steps_per_epoch} gradient steps = {steps:,}, "
+        f"each epoch evaluated on {cfg.train.eval_episodes} episodes"
+    )
     print("  finished stages with the same settings are reused; a changed --set trains a new run")
 
 
@@ -122,25 +145,44 @@ def _train_or_reuse(cfg, run_dir: Path, root: Path, args: argparse.Namespace) ->
         print(f"resuming the interrupted run in {run_dir}")
     else:
         for other in sorted(p for p in root.glob(f"{RUN_PREFIX}*/config.yaml") if p.parent != run_dir):
-            changed = [f"{key} {a} -> {b}" for key, (a, b) in config_differences(yaml.safe_load(other.read_text()), cfg.to_dict()).items()]
-            print(f"a fresh run: the config differs from {other.parent.name} in {', '.join(changed[:4])}"
-                  f"{' ...' if len(changed) > 4 else ''}")
+            changed = [
+                f"{key} {a} -> {b}"
+                for key, (a, b) in config_differences(yaml.safe_load(other.read_text()), cfg.to_dict()).items()
+            ]
+            print(
+                f"a fresh run: the config differs from {other.parent.name} in {', '.join(changed[:4])}"
+                f"{' ...' if len(changed) > 4 else ''}"
+            )
     return run_training(cfg, run_dir, resume=resume, show_progress=not args.no_progress)
 
 
-def _print_result(result: dict[str, Any], cfg, run_dir: Path, root: Path, collected: dict[str, Any], seconds: float) -> None:
+def _print_result(
+    result: dict[str, Any], cfg, run_dir: Path, root: Path, collected: dict[str, Any], seconds: float
+) -> None:
     from morec.data import normalized_score
 
     steps = result["gradient_steps"]
     data_score = float(normalized_score(cfg.task, result["dataset_mean_return"]))
     print(f"\nquickstart finished in {seconds:.0f} s")
-    print(f"  normalised score (D4RL hopper scale: 0 = random policy, 100 = D4RL expert): last {result['last_score']:.1f}, "
-          f"best {result['best_score']:.1f} (return {result['last_return']:.1f})")
-    print(f"  the dataset's own episodes score {data_score:.1f} (return {result['dataset_mean_return']:.1f}); its behaviour "
-          f"policy is a {collected['config']['sac']['train_steps']:,}-step SAC")
-    print(f"  what it means: {steps:,} gradient steps are about 1/{round(D4RL_GRADIENT_STEPS / max(steps, 1)):,} of a D4RL run "
-          f"({D4RL_GRADIENT_STEPS:,}), so the score shows that the pipeline works end to end,")
-    print("  not what MOBILE + MOREC reaches; train longer with --set train.epochs=N, or `morec train` with a config under configs/")
+    print(
+        f"  normalised score (D4RL hopper scale: 0 = random policy, 100 = D4RL expert): last "
+        f"{result['last_score']:.1f}, "
+        f"best {result['best_score']:.1f} (return {result['last_return']:.1f})"
+    )
+    print(
+        f"  the dataset's own episodes score {data_score:.1f} (return {result['dataset_mean_return']:.1f}); its "
+        f"behaviour "
+        f"policy is a {collected['config']['sac']['train_steps']:,}-step SAC"
+    )
+    print(
+        f"  what it means: {steps:,} gradient steps are about 1/{round(D4RL_GRADIENT_STEPS / max(steps, 1)):,} of a "
+        f"D4RL run "
+        f"({D4RL_GRADIENT_STEPS:,}), so the score shows that the pipeline works end to end,"
+    )
+    print(
+        "  not what MOBILE + MOREC reaches; train longer with --set train.epochs=N, or `morec train` with a config "
+        "under configs/"
+    )
     print(f"  run folder: {run_dir} (config.yaml, checkpoint.pt, summary.json, policy.pt: the policy as TorchScript)")
     print(f"  TensorBoard, every stage: tensorboard --logdir {root}")
     for folder, what in tensorboard_folders(root, run_dir):

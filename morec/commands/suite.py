@@ -27,23 +27,60 @@ def _csv(text: str) -> list[str]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("benchmark", choices=sorted(BENCHMARK_TASKS), help="which configs/<benchmark>/ tree and default task list")
+    p.add_argument(
+        "benchmark", choices=sorted(BENCHMARK_TASKS), help="which configs/<benchmark>/ tree and default task list"
+    )
     p.add_argument("--tasks", default=None, help="comma-separated task names (default: the benchmark's suite)")
-    p.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
-                   help=f"comma-separated config names under configs/<benchmark>/<task>/ (shipped: {','.join(VARIANTS)})")
+    p.add_argument(
+        "--variants",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated config names under configs/<benchmark>/<task>/ (shipped: {','.join(VARIANTS)})",
+    )
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     p.add_argument("--results", default=None, help="results root, local or a shared mount (default: runs/<benchmark>)")
-    p.add_argument("--configs", default=str(DEFAULT_CONFIGS), help="the configs/ tree (default: the configs shipped with morec)")
-    p.add_argument("--smoke", action="store_true", help="lay the smoke budget (configs/smoke.yaml) over every config (minutes, not hours)")
-    p.add_argument("--dataset", default=None, help="one dataset for every task (e.g. a `morec collect` file); default: each task's benchmark file")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run (repeatable)")
-    p.add_argument("--retries", type=int, default=1, help="extra attempts for a failed run before it is reported (default 1)")
-    p.add_argument("--backend", choices=("auto", "ray", "pool"), default="auto", help="auto: Ray when installed, else the local pool")
-    p.add_argument("--address", default=None, help="join a running Ray cluster: auto or ray://host:port (default: start a local instance)")
-    p.add_argument("--max-parallel", type=int, default=None, help="runs at a time (default: Ray: the cluster's CPUs / --cpus-per-run; pool: 1)")
+    p.add_argument(
+        "--configs", default=str(DEFAULT_CONFIGS), help="the configs/ tree (default: the configs shipped with morec)"
+    )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="lay the smoke budget (configs/smoke.yaml) over every config (minutes, not hours)",
+    )
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="one dataset for every task (e.g. a `morec collect` file); default: each task's benchmark file",
+    )
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run (repeatable)"
+    )
+    p.add_argument(
+        "--retries", type=int, default=1, help="extra attempts for a failed run before it is reported (default 1)"
+    )
+    p.add_argument(
+        "--backend",
+        choices=("auto", "ray", "pool"),
+        default="auto",
+        help="auto: Ray when installed, else the local pool",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="join a running Ray cluster: auto or ray://host:port (default: start a local instance)",
+    )
+    p.add_argument(
+        "--max-parallel",
+        type=int,
+        default=None,
+        help="runs at a time (default: Ray: the cluster's CPUs / --cpus-per-run; pool: 1)",
+    )
     p.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray CPUs reserved by each run")
-    p.add_argument("--gpus-per-run", type=float, default=None,
-                   help=f"Ray GPU fraction per run (default: {DEFAULT_GPUS_PER_RUN} where the cluster has GPUs, else 0)")
+    p.add_argument(
+        "--gpus-per-run",
+        type=float,
+        default=None,
+        help=f"Ray GPU fraction per run (default: {DEFAULT_GPUS_PER_RUN} where the cluster has GPUs, else 0)",
+    )
     p.add_argument("--table-only", action="store_true", help="only tabulate and plot what is already in --results")
 
 
@@ -83,8 +120,14 @@ def suite_from_args(args: argparse.Namespace, benchmark: str) -> tuple[SuiteConf
         env={k: os.environ[k] for k in DATASET_ENV_VARS if k in os.environ},
     )
     backend = "pool" if args.table_only else resolve_backend(args.backend, args.address)
-    return cfg, {"backend": backend, "max_parallel": args.max_parallel, "address": args.address, "cpus_per_run": args.cpus_per_run,
-                 "gpus_per_run": args.gpus_per_run, "table_only": args.table_only}
+    return cfg, {
+        "backend": backend,
+        "max_parallel": args.max_parallel,
+        "address": args.address,
+        "cpus_per_run": args.cpus_per_run,
+        "gpus_per_run": args.gpus_per_run,
+        "table_only": args.table_only,
+    }
 
 
 def _run(args: argparse.Namespace, benchmark: str) -> int:

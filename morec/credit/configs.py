@@ -47,7 +47,9 @@ class RRDConfig(RDConfig):
         if self.subset_size < 1:
             raise ValueError(f"subset_size must be at least 1, got {self.subset_size}")
         if self.bias_correction and self.subset_size < 2:
-            raise ValueError("subset_size must be at least 2 with bias_correction (the sample variance needs two steps)")
+            raise ValueError(
+                "subset_size must be at least 2 with bias_correction (the sample variance needs two steps)"
+            )
 
 
 @dataclass

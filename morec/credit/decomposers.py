@@ -109,8 +109,11 @@ class Episodes:
         def put(x, dtype):
             return torch.as_tensor(np.asarray(x), dtype=dtype, device=device)
 
-        return cls(put(dataset.episode_starts(), torch.int64), put(dataset.episode_lengths(), torch.int64),
-                   put(dataset.returns(), torch.float32))
+        return cls(
+            put(dataset.episode_starts(), torch.int64),
+            put(dataset.episode_lengths(), torch.int64),
+            put(dataset.returns(), torch.float32),
+        )
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -121,8 +124,9 @@ class Episodes:
 
 
 # ------------------------------------------------------------------------------ objective
-def return_decomposition_loss(pred: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor, returns: torch.Tensor,
-                              bias_correction: bool) -> torch.Tensor:
+def return_decomposition_loss(
+    pred: torch.Tensor, mask: torch.Tensor, lengths: torch.Tensor, returns: torch.Tensor, bias_correction: bool
+) -> torch.Tensor:
     """Mean over episodes of ``(m_I - R/T)^2``, minus
     ``(1 - k/T) s_I^2 / k`` with ``bias_correction``.
 
@@ -141,8 +145,9 @@ def return_decomposition_loss(pred: torch.Tensor, mask: torch.Tensor, lengths: t
     return loss.mean()
 
 
-def sample_steps(episodes: Episodes, batch: torch.Tensor, subset_size: int | None,
-                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_steps(
+    episodes: Episodes, batch: torch.Tensor, subset_size: int | None, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Dataset rows ``[B, W]`` and mask ``[B, W]`` for the episodes ``batch [B]``: all steps
     (``subset_size=None``, RD) or ``min(K, T)`` steps drawn uniformly without replacement (RRD)."""
     starts, lengths = episodes.starts[batch], episodes.lengths[batch]
@@ -225,11 +230,19 @@ class Decomposer(ABC):
         self._require_fitted()
         _check_dataset(dataset)
         rewards = self._relabel_rewards(dataset)
-        meta = {**dataset.metadata, RELABEL_KEY: {"method": self.method, **self.encoder_info,
-                                                  "config": asdict(self.config), "seed": self.report.seed}}
+        meta = {
+            **dataset.metadata,
+            RELABEL_KEY: {
+                "method": self.method,
+                **self.encoder_info,
+                "config": asdict(self.config),
+                "seed": self.report.seed,
+            },
+        }
         arrays = {k: v.copy() for k, v in dataset.arrays().items()}
-        return OfflineDataset(**{**arrays, "rewards": rewards}, metadata=meta,
-                              infos={k: v.copy() for k, v in dataset.infos.items()})
+        return OfflineDataset(
+            **{**arrays, "rewards": rewards}, metadata=meta, infos={k: v.copy() for k, v in dataset.infos.items()}
+        )
 
     def _relabel_rewards(self, dataset: OfflineDataset) -> np.ndarray:
         return self.predict(dataset.observations, dataset.actions)
@@ -246,8 +259,16 @@ class Decomposer(ABC):
     def save(self, path: str | Path) -> Path:
         """Write config, fitted state, fit report and encoder name/source to ``path``."""
         self._require_fitted()
-        return atomic_torch_save({"class": type(self).__name__, "config": asdict(self.config), **self.encoder_info,
-                                  "report": self.report.to_dict(), "state": self._state()}, path)
+        return atomic_torch_save(
+            {
+                "class": type(self).__name__,
+                "config": asdict(self.config),
+                **self.encoder_info,
+                "report": self.report.to_dict(),
+                "state": self._state(),
+            },
+            path,
+        )
 
 
 # ------------------------------------------------------------------------------ IRCR
@@ -276,8 +297,19 @@ class IRCR(Decomposer):
         self.key_mean, self.key_std = keys.mean(0), _safe_std(keys)
         self.keys = (keys - self.key_mean) / self.key_std
         self.credit = self._normalise(raw)
-        self.report = FitReport(self.method, None, None, len(episodes), len(dataset), dataset.obs_dim,
-                                dataset.act_dim, 0, None, time.perf_counter() - start, seed)
+        self.report = FitReport(
+            self.method,
+            None,
+            None,
+            len(episodes),
+            len(dataset),
+            dataset.obs_dim,
+            dataset.act_dim,
+            0,
+            None,
+            time.perf_counter() - start,
+            seed,
+        )
         return self.report
 
     def _normalise(self, credit: torch.Tensor) -> torch.Tensor:
@@ -297,8 +329,13 @@ class IRCR(Decomposer):
         return torch.cat([self.credit[i] for i in nearest]) if nearest else self.credit[:0]
 
     def _state(self) -> dict[str, Any]:
-        return {"keys": self.keys, "credit": self.credit, "key_mean": self.key_mean, "key_std": self.key_std,
-                "credit_range": self.credit_range}
+        return {
+            "keys": self.keys,
+            "credit": self.credit,
+            "key_mean": self.key_mean,
+            "key_std": self.key_std,
+            "credit_range": self.credit_range,
+        }
 
     def _load_state(self, state: dict[str, Any]) -> None:
         for name in ("keys", "credit", "key_mean", "key_std"):
@@ -341,7 +378,9 @@ class _LearnedDecomposer(Decomposer):
         super().__init__(config, device)
         for attr in ("name", "source"):
             if not isinstance(getattr(encoder, attr, None), str):
-                raise TypeError(f"encoder must have a string attribute {attr!r} (see morec.credit.factors.FactorEncoder)")
+                raise TypeError(
+                    f"encoder must have a string attribute {attr!r} (see morec.credit.factors.FactorEncoder)"
+                )
         if not callable(encoder):
             raise TypeError("encoder must be callable as encoder(obs [N, O], act [N, A]) -> [N, K]")
         self.encoder = encoder
@@ -369,7 +408,10 @@ class _LearnedDecomposer(Decomposer):
         if not np.isfinite(out).all():
             raise ValueError(f"encoder {self.encoder.name!r} returned non-finite factors")
         if self.factor_mean is not None and out.shape[1] != len(self.factor_mean):
-            raise ValueError(f"encoder {self.encoder.name!r} returned {out.shape[1]} factors; the model was fitted on {len(self.factor_mean)}")
+            raise ValueError(
+                f"encoder {self.encoder.name!r} returned {out.shape[1]} factors; the model was fitted on "
+                f"{len(self.factor_mean)}"
+            )
         return torch.as_tensor(out, dtype=torch.float32, device=self.device)
 
     def _inputs(self, factors: torch.Tensor) -> torch.Tensor:
@@ -402,18 +444,33 @@ class _LearnedDecomposer(Decomposer):
             num_episodes = max(1, cfg.batch_size // self.subset_size)
 
         losses = []
-        for _ in progress_iter(show_progress, range(cfg.updates), total=cfg.updates, desc=f"fit {self.method}", unit="update", leave=False):
+        for _ in progress_iter(
+            show_progress, range(cfg.updates), total=cfg.updates, desc=f"fit {self.method}", unit="update", leave=False
+        ):
             batch = torch.randint(len(episodes), (num_episodes,), generator=sample_gen, device=self.device)
             rows, mask = sample_steps(episodes, batch, self.subset_size, sample_gen)
             pred = self.net(inputs[rows.reshape(-1)]).reshape(rows.shape)
-            loss = return_decomposition_loss(pred, mask, episodes.lengths[batch], episodes.returns[batch], self.bias_correction)
+            loss = return_decomposition_loss(
+                pred, mask, episodes.lengths[batch], episodes.returns[batch], self.bias_correction
+            )
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             losses.append(loss.detach())
-        tail = torch.stack(losses[-max(1, len(losses) // 10):])
-        self.report = FitReport(self.method, self.encoder.name, self.encoder.source, len(episodes), len(dataset),
-                                dataset.obs_dim, dataset.act_dim, cfg.updates, float(tail.mean()), time.perf_counter() - start, seed)
+        tail = torch.stack(losses[-max(1, len(losses) // 10) :])
+        self.report = FitReport(
+            self.method,
+            self.encoder.name,
+            self.encoder.source,
+            len(episodes),
+            len(dataset),
+            dataset.obs_dim,
+            dataset.act_dim,
+            cfg.updates,
+            float(tail.mean()),
+            time.perf_counter() - start,
+            seed,
+        )
         return self.report
 
     def _predict(self, obs: np.ndarray, act: np.ndarray) -> torch.Tensor:
@@ -459,7 +516,9 @@ class LatentRewardDecoder(_LearnedDecomposer):
     method = "lare"
     standardize = True
 
-    def __init__(self, encoder: FactorEncoder, config: LaReConfig | None = None, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, encoder: FactorEncoder, config: LaReConfig | None = None, device: str | torch.device = "cpu"
+    ) -> None:
         super().__init__(encoder, config or LaReConfig(), device)
 
 
@@ -470,12 +529,20 @@ def _safe_std(x: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------ loading
-_CLASSES = {cls.__name__: cls for cls in (IRCR, ReturnDecomposition, RandomizedReturnDecomposition, LatentRewardDecoder)}
-_CONFIGS = {"IRCR": IRCRConfig, "ReturnDecomposition": RDConfig, "RandomizedReturnDecomposition": RRDConfig,
-            "LatentRewardDecoder": LaReConfig}
+_CLASSES = {
+    cls.__name__: cls for cls in (IRCR, ReturnDecomposition, RandomizedReturnDecomposition, LatentRewardDecoder)
+}
+_CONFIGS = {
+    "IRCR": IRCRConfig,
+    "ReturnDecomposition": RDConfig,
+    "RandomizedReturnDecomposition": RRDConfig,
+    "LatentRewardDecoder": LaReConfig,
+}
 
 
-def load_decomposer(path: str | Path, device: str | torch.device = "cpu", encoder: FactorEncoder | None = None) -> Decomposer:
+def load_decomposer(
+    path: str | Path, device: str | torch.device = "cpu", encoder: FactorEncoder | None = None
+) -> Decomposer:
     """Restore a decomposer written by ``save``. Built-in encoders (identity, hand-written) are
     rebuilt from their saved name; any other encoder (e.g. LLM-written) must be given as
     ``encoder`` and must carry the saved name."""

@@ -30,7 +30,9 @@ class FactorEncoder(Protocol):
     def __call__(self, obs: np.ndarray, act: np.ndarray) -> np.ndarray: ...
 
 
-def check_inputs(obs: np.ndarray, act: np.ndarray, obs_dim: int | None = None, act_dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def check_inputs(
+    obs: np.ndarray, act: np.ndarray, obs_dim: int | None = None, act_dim: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``obs``/``act`` as float arrays ``[N, O]``/``[N, A]`` with the same ``N`` (and the expected
     widths when given); a clear ValueError otherwise."""
     obs, act = np.asarray(obs, dtype=np.float64), np.asarray(act, dtype=np.float64)
@@ -148,5 +150,5 @@ def encoder_by_name(name: str) -> FactorEncoder:
         return IdentityFactors()
     prefix = f"{HAND_WRITTEN}/"
     if name.startswith(prefix):
-        return hand_written_factors(name[len(prefix):])
+        return hand_written_factors(name[len(prefix) :])
     raise ValueError(f"encoder {name!r} is not built in: pass the encoder object when loading")

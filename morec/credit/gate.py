@@ -62,17 +62,71 @@ VALUE_METHODS = frozenset(
 )
 VALUE_ATTRIBUTES = VALUE_PROPERTIES | VALUE_METHODS
 # positional index of the dtype parameter of array methods (numpy's C methods have no signature)
-METHOD_DTYPE_SLOTS = {"astype": 0, "sum": 1, "mean": 1, "std": 1, "var": 1, "prod": 1, "cumsum": 1, "cumprod": 1, "trace": 3}
+METHOD_DTYPE_SLOTS = {
+    "astype": 0,
+    "sum": 1,
+    "mean": 1,
+    "std": 1,
+    "var": 1,
+    "prod": 1,
+    "cumsum": 1,
+    "cumprod": 1,
+    "trace": 3,
+}
 _MODULES = ("np", "math")
 _ALLOWED_NODES = (
-    ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign, ast.AugAssign,
-    ast.AnnAssign, ast.For, ast.While, ast.If, ast.With, ast.withitem, ast.Raise, ast.Try,
-    ast.ExceptHandler, ast.Assert, ast.Pass, ast.Break, ast.Continue, ast.Expr, ast.BoolOp,
-    ast.NamedExpr, ast.BinOp, ast.UnaryOp, ast.Lambda, ast.IfExp, ast.Dict, ast.Set, ast.ListComp,
-    ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.comprehension, ast.Compare, ast.Call,
-    ast.keyword, ast.FormattedValue, ast.JoinedStr, ast.Constant, ast.Attribute, ast.Subscript,
-    ast.Starred, ast.Name, ast.List, ast.Tuple, ast.Slice,
-    ast.expr_context, ast.boolop, ast.operator, ast.unaryop, ast.cmpop,
+    ast.Module,
+    ast.FunctionDef,
+    ast.arguments,
+    ast.arg,
+    ast.Return,
+    ast.Assign,
+    ast.AugAssign,
+    ast.AnnAssign,
+    ast.For,
+    ast.While,
+    ast.If,
+    ast.With,
+    ast.withitem,
+    ast.Raise,
+    ast.Try,
+    ast.ExceptHandler,
+    ast.Assert,
+    ast.Pass,
+    ast.Break,
+    ast.Continue,
+    ast.Expr,
+    ast.BoolOp,
+    ast.NamedExpr,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Lambda,
+    ast.IfExp,
+    ast.Dict,
+    ast.Set,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+    ast.comprehension,
+    ast.Compare,
+    ast.Call,
+    ast.keyword,
+    ast.FormattedValue,
+    ast.JoinedStr,
+    ast.Constant,
+    ast.Attribute,
+    ast.Subscript,
+    ast.Starred,
+    ast.Name,
+    ast.List,
+    ast.Tuple,
+    ast.Slice,
+    ast.expr_context,
+    ast.boolop,
+    ast.operator,
+    ast.unaryop,
+    ast.cmpop,
 )
 
 
@@ -112,7 +166,6 @@ def _signatures() -> tuple[dict[str, int | None], dict[str, int | None]]:
 NUMPY_DTYPE_SLOTS, NUMPY_POSITIONAL_COUNTS = _signatures()
 
 
-
 class SandboxError(RuntimeError):
     """Untrusted code was refused or failed. ``kind`` is one of :data:`ERROR_KINDS`."""
 
@@ -147,7 +200,9 @@ def validate_source(source: str, entry_point: str = ENTRY_POINT) -> ast.Module:
     for stmt in tree.body:
         docstring = isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
         if not (docstring or isinstance(stmt, (ast.FunctionDef, ast.Assign, ast.AnnAssign))):
-            _refuse(stmt, f"only function definitions and assignments may appear at module level, not {type(stmt).__name__}")
+            _refuse(
+                stmt, f"only function definitions and assignments may appear at module level, not {type(stmt).__name__}"
+            )
     entries = [s for s in tree.body if isinstance(s, ast.FunctionDef) and s.name == entry_point]
     if not entries:
         raise SandboxError("refused", f"no top-level function `def {entry_point}(obs, act):` is defined")
@@ -212,7 +267,11 @@ def _is_numeric_dtype(node: ast.expr) -> bool:
 class _Checker(ast.NodeVisitor):
     def generic_visit(self, node: ast.AST) -> None:
         if not isinstance(node, _ALLOWED_NODES):
-            _refuse(node, f"`{type(node).__name__}` is not allowed (imports, classes, global, del, yield, async and match are refused)")
+            _refuse(
+                node,
+                f"`{type(node).__name__}` is not allowed (imports, classes, global, del, yield, async and match are "
+                f"refused)",
+            )
         super().generic_visit(node)
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
@@ -250,8 +309,11 @@ class _Checker(ast.NodeVisitor):
             _refuse(node, f"`np.{module[1]}` takes at most {most} positional argument(s); pass the others by keyword")
         for dtype in dtypes:
             if not _is_numeric_dtype(dtype):
-                _refuse(dtype, f"dtype must be one of {', '.join(sorted(DTYPE_NAMES))} or a numeric dtype string such as "
-                               "'float64' (no object, void, structured or computed dtypes)")
+                _refuse(
+                    dtype,
+                    f"dtype must be one of {', '.join(sorted(DTYPE_NAMES))} or a numeric dtype string such as "
+                    "'float64' (no object, void, structured or computed dtypes)",
+                )
         if isinstance(node.func, ast.Attribute):
             self._check_attribute(node.func, called=True)
         else:
@@ -279,7 +341,10 @@ class _Checker(ast.NodeVisitor):
             name, path = module
             if name == "np":
                 if path not in NUMPY_NAMES or (path in NUMPY_FUNCTIONS and path not in NUMPY_DTYPE_SLOTS):
-                    _refuse(node, f"`np.{path}` is not available: only array maths, no file, memory, process or random access")
+                    _refuse(
+                        node,
+                        f"`np.{path}` is not available: only array maths, no file, memory, process or random access",
+                    )
                 if path in NUMPY_FUNCTIONS and not called:
                     _refuse(node, f"`np.{path}` may only be called, not passed around or stored")
             elif path not in MATH_NAMES:

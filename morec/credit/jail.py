@@ -69,20 +69,88 @@ _O_ASYNC, _PROT_EXEC = 0o20000, 0x4
 
 # syscall numbers: x86-64 asm/unistd_64.h, AArch64 asm-generic/unistd.h
 _X86_64 = dict(
-    read=0, write=1, close=3, mmap=9, mprotect=10, munmap=11, brk=12, rt_sigaction=13, rt_sigprocmask=14,
-    rt_sigreturn=15, readv=19, writev=20, sched_yield=24, mremap=25, madvise=28, nanosleep=35, getpid=39,
-    exit=60, fcntl=72, gettimeofday=96, getuid=102, getgid=104, geteuid=107, getegid=108, getppid=110,
-    sigaltstack=131, sched_getparam=143, sched_getscheduler=145, gettid=186, futex=202, sched_setaffinity=203,
-    sched_getaffinity=204, restart_syscall=219, clock_gettime=228, clock_getres=229, clock_nanosleep=230,
-    exit_group=231, mbind=237, prlimit64=302, getrandom=318,
+    read=0,
+    write=1,
+    close=3,
+    mmap=9,
+    mprotect=10,
+    munmap=11,
+    brk=12,
+    rt_sigaction=13,
+    rt_sigprocmask=14,
+    rt_sigreturn=15,
+    readv=19,
+    writev=20,
+    sched_yield=24,
+    mremap=25,
+    madvise=28,
+    nanosleep=35,
+    getpid=39,
+    exit=60,
+    fcntl=72,
+    gettimeofday=96,
+    getuid=102,
+    getgid=104,
+    geteuid=107,
+    getegid=108,
+    getppid=110,
+    sigaltstack=131,
+    sched_getparam=143,
+    sched_getscheduler=145,
+    gettid=186,
+    futex=202,
+    sched_setaffinity=203,
+    sched_getaffinity=204,
+    restart_syscall=219,
+    clock_gettime=228,
+    clock_getres=229,
+    clock_nanosleep=230,
+    exit_group=231,
+    mbind=237,
+    prlimit64=302,
+    getrandom=318,
 )
 _AARCH64 = dict(
-    fcntl=25, close=57, read=63, write=64, readv=65, writev=66, exit=93, exit_group=94, futex=98, nanosleep=101,
-    clock_gettime=113, clock_getres=114, clock_nanosleep=115, sched_getscheduler=120, sched_getparam=121,
-    sched_setaffinity=122, sched_getaffinity=123, sched_yield=124, restart_syscall=128, sigaltstack=132,
-    rt_sigaction=134, rt_sigprocmask=135, rt_sigreturn=139, gettimeofday=169, getpid=172, getppid=173,
-    getuid=174, geteuid=175, getgid=176, getegid=177, gettid=178, brk=214, munmap=215, mremap=216, mmap=222,
-    mprotect=226, madvise=233, mbind=235, prlimit64=261, getrandom=278,
+    fcntl=25,
+    close=57,
+    read=63,
+    write=64,
+    readv=65,
+    writev=66,
+    exit=93,
+    exit_group=94,
+    futex=98,
+    nanosleep=101,
+    clock_gettime=113,
+    clock_getres=114,
+    clock_nanosleep=115,
+    sched_getscheduler=120,
+    sched_getparam=121,
+    sched_setaffinity=122,
+    sched_getaffinity=123,
+    sched_yield=124,
+    restart_syscall=128,
+    sigaltstack=132,
+    rt_sigaction=134,
+    rt_sigprocmask=135,
+    rt_sigreturn=139,
+    gettimeofday=169,
+    getpid=172,
+    getppid=173,
+    getuid=174,
+    geteuid=175,
+    getgid=176,
+    getegid=177,
+    gettid=178,
+    brk=214,
+    munmap=215,
+    mremap=216,
+    mmap=222,
+    mprotect=226,
+    madvise=233,
+    mbind=235,
+    prlimit64=261,
+    getrandom=278,
 )
 # (audit architecture, syscall table)
 _ARCHES: dict[str, tuple[int, dict[str, int]]] = {
@@ -125,8 +193,10 @@ def seccomp_program(machine: str) -> bytes:
     arch, table = _ARCHES[machine]
     # (code, jump if true, jump if false, k); jumps name labels, resolved to offsets below
     prog: list[tuple[int, int | str, int | str, int]] = [
-        (_LD_W_ABS, 0, 0, _ARCH), (_JEQ_K, 0, "kill", arch),
-        (_LD_W_ABS, 0, 0, _NR), (_JGE_K, "kill", 0, _X32_BIT),
+        (_LD_W_ABS, 0, 0, _ARCH),
+        (_JEQ_K, 0, "kill", arch),
+        (_LD_W_ABS, 0, 0, _NR),
+        (_JGE_K, "kill", 0, _X32_BIT),
     ]
     prog += [(_JEQ_K, "allow", 0, table[name]) for name in ALLOWED_SYSCALLS]
     prog += [(_JEQ_K, "self_only", 0, table[name]) for name in SELF_ONLY_SYSCALLS]
@@ -139,7 +209,11 @@ def seccomp_program(machine: str) -> bytes:
     labels["fcntl"] = len(prog)
     prog += [(_LD_W_ABS, 0, 0, _arg(1))]
     prog += [(_JEQ_K, "allow", 0, FCNTL_COMMANDS[c]) for c in ("F_GETFD", "F_SETFD", "F_GETFL")]
-    prog += [(_JEQ_K, 0, "deny", FCNTL_COMMANDS["F_SETFL"]), (_LD_W_ABS, 0, 0, _arg(2)), (_JSET_K, "deny", "allow", _O_ASYNC)]
+    prog += [
+        (_JEQ_K, 0, "deny", FCNTL_COMMANDS["F_SETFL"]),
+        (_LD_W_ABS, 0, 0, _arg(2)),
+        (_JSET_K, "deny", "allow", _O_ASYNC),
+    ]
     for label, ret in (("allow", _RET_ALLOW), ("deny", _RET_ERRNO | errno.EPERM), ("kill", _RET_KILL_PROCESS)):
         labels[label] = len(prog)
         prog.append((_RET_K, 0, 0, ret))
@@ -151,7 +225,9 @@ def seccomp_program(machine: str) -> bytes:
         assert 0 <= jump < 256, "BPF jump out of range"
         return jump
 
-    return b"".join(struct.pack("HBBI", code, offset(i, jt), offset(i, jf), k) for i, (code, jt, jf, k) in enumerate(prog))
+    return b"".join(
+        struct.pack("HBBI", code, offset(i, jt), offset(i, jf), k) for i, (code, jt, jf, k) in enumerate(prog)
+    )
 
 
 def confine(memory_mb: int, cpu_s: int, parent_pid: int) -> dict[str, Any]:
@@ -181,8 +257,14 @@ def confine(memory_mb: int, cpu_s: int, parent_pid: int) -> dict[str, Any]:
     if os.getppid() != parent_pid:  # the parent died before the line above took effect
         os._exit(0)
     _install_seccomp(libc)
-    return {"seccomp": True, "uid": host_uid, "net_namespace": namespaces, "ipc_namespace": namespaces,
-            "user_namespace": namespaces and not root, "seconds": round(time.perf_counter() - start, 6)}
+    return {
+        "seccomp": True,
+        "uid": host_uid,
+        "net_namespace": namespaces,
+        "ipc_namespace": namespaces,
+        "user_namespace": namespaces and not root,
+        "seconds": round(time.perf_counter() - start, 6),
+    }
 
 
 def _prctl(libc: Any, option: int, arg: int, what: str) -> None:
@@ -193,9 +275,14 @@ def _prctl(libc: Any, option: int, arg: int, what: str) -> None:
 def _limit_resources(memory_mb: int, cpu_s: int) -> None:
     with open("/proc/self/status") as status:
         vm_kb = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
-    limits = [(resource.RLIMIT_AS, vm_kb * 1024 + memory_mb * (1 << 20)), (resource.RLIMIT_CPU, cpu_s),
-              (resource.RLIMIT_NOFILE, 3), (resource.RLIMIT_FSIZE, 0), (resource.RLIMIT_CORE, 0),
-              (resource.RLIMIT_NPROC, 0)]
+    limits = [
+        (resource.RLIMIT_AS, vm_kb * 1024 + memory_mb * (1 << 20)),
+        (resource.RLIMIT_CPU, cpu_s),
+        (resource.RLIMIT_NOFILE, 3),
+        (resource.RLIMIT_FSIZE, 0),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_NPROC, 0),
+    ]
     for limit, value in limits:
         resource.setrlimit(limit, (value, value))
 

@@ -58,11 +58,34 @@ from morec.tasks import check_layout, get_task
 logger = logging.getLogger(__name__)
 
 __all__ = [  # the backends' names are re-exported for `from morec.credit.llm import ...`
-    "CHECKS", "ENV_API_KEY", "ENV_BASE_URL", "ENV_MODEL", "CacheMissError", "CheckReport", "EnvironmentSpec",
-    "FactorSearchConfig", "FactorSearchResult", "HTTPChatBackend", "HTTPChatConfig", "LLMBackend", "LLMError",
-    "LLMRequestError", "LLMResponseError", "LLMUnavailableError", "Message", "ReplayCache", "ScriptedBackend",
-    "build_messages", "builtin_spec", "check_answer", "effective_rank", "extract_code", "feedback_message",
-    "generate_factor_encoder", "load_factor_encoder", "spec_for_dataset",
+    "CHECKS",
+    "ENV_API_KEY",
+    "ENV_BASE_URL",
+    "ENV_MODEL",
+    "CacheMissError",
+    "CheckReport",
+    "EnvironmentSpec",
+    "FactorSearchConfig",
+    "FactorSearchResult",
+    "HTTPChatBackend",
+    "HTTPChatConfig",
+    "LLMBackend",
+    "LLMError",
+    "LLMRequestError",
+    "LLMResponseError",
+    "LLMUnavailableError",
+    "Message",
+    "ReplayCache",
+    "ScriptedBackend",
+    "build_messages",
+    "builtin_spec",
+    "check_answer",
+    "effective_rank",
+    "extract_code",
+    "feedback_message",
+    "generate_factor_encoder",
+    "load_factor_encoder",
+    "spec_for_dataset",
 ]
 
 
@@ -94,8 +117,12 @@ class EnvironmentSpec:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description,
-                "observation": list(self.observation), "action": list(self.action)}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "observation": list(self.observation),
+            "action": list(self.action),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EnvironmentSpec:
@@ -107,14 +134,14 @@ class EnvironmentSpec:
 
 _TASK_TEXT = {
     "hopper": "A two-dimensional one-legged robot (torso, thigh, leg, foot) must hop forward, in the +x "
-              "direction, as fast as possible without falling. The episode ends early when the torso height "
-              "drops to 0.7 or below, the torso angle leaves (-0.2, 0.2) rad, or any joint angle or velocity "
-              "leaves (-100, 100).",
+    "direction, as fast as possible without falling. The episode ends early when the torso height "
+    "drops to 0.7 or below, the torso angle leaves (-0.2, 0.2) rad, or any joint angle or velocity "
+    "leaves (-100, 100).",
     "halfcheetah": "A two-dimensional cat-like robot with a back leg and a front leg (thigh, shin, foot each) "
-                   "must run forward, in the +x direction, as fast as possible. The episode never ends early.",
+    "must run forward, in the +x direction, as fast as possible. The episode never ends early.",
     "walker2d": "A two-dimensional biped (torso; right and left legs with thigh, leg, foot) must walk forward, "
-                "in the +x direction, as fast as possible without falling. The episode ends early when the torso "
-                "height leaves (0.8, 2.0) or the torso angle leaves (-1, 1) rad.",
+    "in the +x direction, as fast as possible without falling. The episode ends early when the torso "
+    "height leaves (0.8, 2.0) or the torso angle leaves (-1, 1) rad.",
 }
 
 
@@ -126,15 +153,20 @@ def builtin_spec(task: str, layout: str | None = None) -> EnvironmentSpec:
     domain, layout = spec.domain.name, layout or spec.layout
     joints = spec.domain.joints
     clip = " (clipped to [-10, 10])" if spec.domain.clips_velocities else ""
-    height = ("z-coordinate of the torso relative to its initial height of 0.7 m, m" if domain == "halfcheetah"
-              else "z-coordinate (height above the ground) of the torso, m")
+    height = (
+        "z-coordinate of the torso relative to its initial height of 0.7 m, m"
+        if domain == "halfcheetah"
+        else "z-coordinate (height above the ground) of the torso, m"
+    )
     positions = [height, "angle of the torso (pitch), rad"]
     positions += [f"angle of the {j} joint, rad" for j in joints]
     if check_layout(layout) == "neorl":
         positions.insert(0, "x-coordinate of the torso (distance travelled forward), m")
-    velocities = [f"velocity of the torso along x (forward speed), m/s{clip}",
-                  f"velocity of the torso along z (vertical), m/s{clip}",
-                  f"angular velocity of the torso, rad/s{clip}"]
+    velocities = [
+        f"velocity of the torso along x (forward speed), m/s{clip}",
+        f"velocity of the torso along z (vertical), m/s{clip}",
+        f"angular velocity of the torso, rad/s{clip}",
+    ]
     velocities += [f"angular velocity of the {j} joint, rad/s{clip}" for j in joints]
     text = _TASK_TEXT[domain] + " Keep the control effort (squared torques) small."
     actions = tuple(f"torque at the {j} joint, normalised to [-1, 1]" for j in joints)
@@ -203,9 +235,13 @@ def {ENTRY_POINT}(obs, act):
 
 
 def feedback_message(error: str, n_probes: int) -> Message:
-    return {"role": "user", "content": (
-        f"Your code failed verification on {n_probes} states sampled from the dataset:\n{error}\n"
-        f"Fix it and reply with exactly one python code block defining `{ENTRY_POINT}(obs, act)`.")}
+    return {
+        "role": "user",
+        "content": (
+            f"Your code failed verification on {n_probes} states sampled from the dataset:\n{error}\n"
+            f"Fix it and reply with exactly one python code block defining `{ENTRY_POINT}(obs, act)`."
+        ),
+    }
 
 
 _LANGUAGE = re.compile(r"[ \t]*([A-Za-z0-9_+-]*)[ \t]*\r?")
@@ -261,8 +297,11 @@ class FactorSearchConfig:
 
     def allowing_unjailed(self) -> FactorSearchConfig:
         """This config with both limits allowing a system without the jail (see :mod:`.sandbox`)."""
-        return replace(self, limits=replace(self.limits, allow_unjailed=True),
-                       encode_limits=replace(self.encode_limits, allow_unjailed=True))
+        return replace(
+            self,
+            limits=replace(self.limits, allow_unjailed=True),
+            encode_limits=replace(self.encode_limits, allow_unjailed=True),
+        )
 
 
 @dataclass
@@ -300,7 +339,9 @@ def effective_rank(factors: np.ndarray) -> float:
 MAX_ANSWER_CHARS = 200_000
 
 
-def check_answer(answer: str, obs: np.ndarray, act: np.ndarray, config: FactorSearchConfig) -> tuple[str | None, CheckReport]:
+def check_answer(
+    answer: str, obs: np.ndarray, act: np.ndarray, config: FactorSearchConfig
+) -> tuple[str | None, CheckReport]:
     """Run :data:`CHECKS` on one answer with probe states ``obs [N, O]``, ``act [N, A]``: one code
     block; sandbox validation; runs within the time budget and memory limit and returns ``[N, K]``
     finite numbers; ``K <= max_factors``; the same output twice; the same rows when computed one at
@@ -344,22 +385,46 @@ def _run_checks(code: str, obs: np.ndarray, act: np.ndarray, config: FactorSearc
         again = worker.run(obs, act, max_columns=k)
         if not again.ok or not np.array_equal(again.factors, out):
             why = f"{again.error.kind}: {again.error.message}" if not again.ok else "the values differ"
-            return _failed(report, "deterministic", f"a second call on the same input gave a different result ({why}); "
-                                                     "do not use randomness or state kept between calls")
+            return _failed(
+                report,
+                "deterministic",
+                f"a second call on the same input gave a different result ({why}); "
+                "do not use randomness or state kept between calls",
+            )
         subset = np.arange(len(obs))[::-2]
-        pieces = [(np.arange(i, i + 1), worker.run(obs[i:i + 1], act[i:i + 1], max_columns=k)) for i in range(min(4, len(obs)))]
+        pieces = [
+            (np.arange(i, i + 1), worker.run(obs[i : i + 1], act[i : i + 1], max_columns=k))
+            for i in range(min(4, len(obs)))
+        ]
         pieces.append((subset, worker.run(obs[subset], act[subset], max_columns=k)))
         for rows, res in pieces:
-            if not res.ok or res.factors.shape != (len(rows), k) or not np.allclose(res.factors, out[rows], rtol=1e-6, atol=1e-9):
+            if (
+                not res.ok
+                or res.factors.shape != (len(rows), k)
+                or not np.allclose(res.factors, out[rows], rtol=1e-6, atol=1e-9)
+            ):
                 why = f"{res.error.kind}: {res.error.message}" if not res.ok else "different values"
-                return _failed(report, "batch_consistent", f"rows computed in a smaller batch ({len(rows)} rows) do not match the "
-                                                            f"full batch ({why}); compute each row from its own obs/act only")
+                return _failed(
+                    report,
+                    "batch_consistent",
+                    f"rows computed in a smaller batch ({len(rows)} rows) do not match the "
+                    f"full batch ({why}); compute each row from its own obs/act only",
+                )
     std = out.std(0)
     constant = [int(j) for j in np.flatnonzero(std <= 1e-9 * (1.0 + np.abs(out.mean(0))))]
-    report.factor_stats = {"mean": out.mean(0).tolist(), "std": std.tolist(), "min": out.min(0).tolist(), "max": out.max(0).tolist()}
+    report.factor_stats = {
+        "mean": out.mean(0).tolist(),
+        "std": std.tolist(),
+        "min": out.min(0).tolist(),
+        "max": out.max(0).tolist(),
+    }
     if constant:
-        return _failed(report, "varies", f"factor(s) {constant} are constant on all {len(obs)} probe states; every factor "
-                                          "must depend on the state or action (use a continuous quantity, not a rare flag)")
+        return _failed(
+            report,
+            "varies",
+            f"factor(s) {constant} are constant on all {len(obs)} probe states; every factor "
+            "must depend on the state or action (use a continuous quantity, not a rare flag)",
+        )
     corr = np.corrcoef(out, rowvar=False).reshape(k, k)
     report.redundant_pairs = [(i, j) for i in range(k) for j in range(i + 1, k) if abs(corr[i, j]) > 0.99]
     report.effective_rank = round(effective_rank(out), 4)
@@ -424,11 +489,22 @@ def generate_factor_encoder(
     def ask(request: list[Message], seed: int, stage: str) -> dict[str, Any]:
         answer = backend.complete(request, seed)
         code, report = check_answer(answer, obs, act, config)
-        attempt = {"stage": stage, "seed": seed, "request": request, "answer": answer, "code": code, "report": asdict(report)}
+        attempt = {
+            "stage": stage,
+            "seed": seed,
+            "request": request,
+            "answer": answer,
+            "code": code,
+            "report": asdict(report),
+        }
         attempts.append(attempt)
         _write_json(run_dir / "dialogue.json", attempts)
-        logger.info("factor candidate %d (%s): %s", len(attempts) - 1, stage,
-                    "passed" if report.passed else f"failed {report.failed_check}: {report.error}")
+        logger.info(
+            "factor candidate %d (%s): %s",
+            len(attempts) - 1,
+            stage,
+            "passed" if report.passed else f"failed {report.failed_check}: {report.error}",
+        )
         return attempt
 
     try:
@@ -437,8 +513,10 @@ def generate_factor_encoder(
         if not any(a["report"]["passed"] for a in attempts) and config.max_repair_rounds:
             base = max(attempts, key=lambda a: CheckReport(**a["report"]).progress)  # first of the furthest
             for r in range(config.max_repair_rounds):
-                request = messages + [{"role": "assistant", "content": base["answer"]},
-                                      feedback_message(f"[{base['report']['failed_check']}] {base['report']['error']}", len(obs))]
+                request = messages + [
+                    {"role": "assistant", "content": base["answer"]},
+                    feedback_message(f"[{base['report']['failed_check']}] {base['report']['error']}", len(obs)),
+                ]
                 base = ask(request, config.seed + config.n_candidates + r, "repair")
                 if base["report"]["passed"]:
                     break
@@ -446,26 +524,46 @@ def generate_factor_encoder(
         _write_json(run_dir / "result.json", {"fallback": None, "error": f"{type(err).__name__}: {err}"})
         raise
 
-    ranked = [(a["report"]["effective_rank"], -a["report"]["n_factors"], -i) for i, a in enumerate(attempts) if a["report"]["passed"]]
+    ranked = [
+        (a["report"]["effective_rank"], -a["report"]["n_factors"], -i)
+        for i, a in enumerate(attempts)
+        if a["report"]["passed"]
+    ]
     index = -max(ranked)[2] if ranked else None
     chosen = None if index is None else attempts[index]
     summary = [{"stage": a["stage"], "seed": a["seed"], **a["report"]} for a in attempts]
     if chosen is None:
         last = attempts[-1]["report"]
-        reason = (f"no verified factor code after {config.n_candidates} candidates and "
-                  f"{len(attempts) - config.n_candidates} repair rounds; last error [{last['failed_check']}] {last['error']}")
-        logger.warning("LLM factor search for %s fell back to the identity encoder: %s (see %s)", spec.name, reason, run_dir)
+        reason = (
+            f"no verified factor code after {config.n_candidates} candidates and "
+            f"{len(attempts) - config.n_candidates} repair rounds; last error [{last['failed_check']}] {last['error']}"
+        )
+        logger.warning(
+            "LLM factor search for %s fell back to the identity encoder: %s (see %s)", spec.name, reason, run_dir
+        )
         encoder: SandboxedEncoder | IdentityFactors = IdentityFactors()
         code = None
     else:
         code, reason = chosen["code"], None
-        encoder = SandboxedEncoder(code, f"llm-{spec.name}-{code_digest(code)}", config.encode_limits,
-                                   n_factors=chosen["report"]["n_factors"])
+        encoder = SandboxedEncoder(
+            code, f"llm-{spec.name}-{code_digest(code)}", config.encode_limits, n_factors=chosen["report"]["n_factors"]
+        )
         (run_dir / "factors.py").write_text(code)
-    _write_json(run_dir / "probes.json", {"n_probes": len(obs), "checks": list(CHECKS), "chosen": index, "attempts": summary})
+    _write_json(
+        run_dir / "probes.json", {"n_probes": len(obs), "checks": list(CHECKS), "chosen": index, "attempts": summary}
+    )
     n_factors = dataset.obs_dim + dataset.act_dim if chosen is None else chosen["report"]["n_factors"]
-    _write_json(run_dir / "result.json", {"fallback": chosen is None, "reason": reason, "encoder": encoder.name,
-                                          "source": encoder.source, "n_factors": n_factors, "chosen": index})
+    _write_json(
+        run_dir / "result.json",
+        {
+            "fallback": chosen is None,
+            "reason": reason,
+            "encoder": encoder.name,
+            "source": encoder.source,
+            "n_factors": n_factors,
+            "chosen": index,
+        },
+    )
     return FactorSearchResult(encoder, chosen is None, reason, code, attempts, run_dir)
 
 

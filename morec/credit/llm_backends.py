@@ -86,7 +86,10 @@ class HTTPChatConfig:
     backoff_s: float = 1.0
 
     def __post_init__(self) -> None:
-        if urllib.parse.urlparse(self.base_url).scheme not in ("http", "https") or not urllib.parse.urlparse(self.base_url).netloc:
+        if (
+            urllib.parse.urlparse(self.base_url).scheme not in ("http", "https")
+            or not urllib.parse.urlparse(self.base_url).netloc
+        ):
             raise ValueError(f"base_url must be an http(s) URL like http://127.0.0.1:8765/v1, got {self.base_url!r}")
         if self.timeout_s <= 0 or self.max_retries < 0 or self.backoff_s < 0:
             raise ValueError(f"timeout_s must be positive and max_retries/backoff_s non-negative: {self}")
@@ -120,8 +123,15 @@ class HTTPChatBackend:
 
     def complete(self, messages: Sequence[Message], seed: int = 0) -> str:
         cfg = self.config
-        body = json.dumps({"model": cfg.model, "messages": list(messages), "temperature": cfg.temperature,
-                           "max_tokens": cfg.max_tokens, "seed": seed}).encode()
+        body = json.dumps(
+            {
+                "model": cfg.model,
+                "messages": list(messages),
+                "temperature": cfg.temperature,
+                "max_tokens": cfg.max_tokens,
+                "seed": seed,
+            }
+        ).encode()
         headers = {"Content-Type": "application/json"}
         if cfg.api_key:
             headers["Authorization"] = f"Bearer {cfg.api_key}"
@@ -130,7 +140,9 @@ class HTTPChatBackend:
             if attempt:
                 time.sleep(cfg.backoff_s * 2 ** (attempt - 1))
             try:
-                with self._opener.open(urllib.request.Request(self.url, body, headers, method="POST"), timeout=cfg.timeout_s) as resp:
+                with self._opener.open(
+                    urllib.request.Request(self.url, body, headers, method="POST"), timeout=cfg.timeout_s
+                ) as resp:
                     raw = resp.read()
                 return self._content(raw)
             except urllib.error.HTTPError as err:
@@ -142,28 +154,37 @@ class HTTPChatBackend:
                 reason = getattr(err, "reason", err)
                 kind = "timeout" if isinstance(reason, TimeoutError) else "connection error"
                 problems.append(f"{kind}: {reason}")
-            logger.warning("LLM request to %s failed (attempt %d/%d): %s", self.url, attempt + 1, cfg.max_retries + 1, problems[-1])
+            logger.warning(
+                "LLM request to %s failed (attempt %d/%d): %s", self.url, attempt + 1, cfg.max_retries + 1, problems[-1]
+            )
         raise LLMUnavailableError(f"the LLM server at {self.url} failed {len(problems)} times: " + "; ".join(problems))
 
     def _content(self, raw: bytes) -> str:
         try:
             data = json.loads(raw)
         except ValueError:
-            raise LLMResponseError(f"the LLM server at {self.url} returned a body that is not JSON: {_excerpt(raw)}") from None
+            raise LLMResponseError(
+                f"the LLM server at {self.url} returned a body that is not JSON: {_excerpt(raw)}"
+            ) from None
         try:
             content = data["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
-            raise LLMResponseError(f"the LLM server at {self.url} returned JSON without choices[0].message.content: "
-                                   f"{_excerpt(raw)}") from None
+            raise LLMResponseError(
+                f"the LLM server at {self.url} returned JSON without choices[0].message.content: {_excerpt(raw)}"
+            ) from None
         if not isinstance(content, str):
             raise LLMResponseError(f"the LLM server at {self.url} returned non-text content: {_excerpt(raw)}")
         return content
 
     def _refusal(self, code: int, detail: str) -> str:
-        hint = {401: f"check the API key ({ENV_API_KEY})", 403: f"check the API key ({ENV_API_KEY}) and its permissions",
-                404: f"check the base URL ({ENV_BASE_URL}, usually ending in /v1) and the model name ({ENV_MODEL})"}
+        hint = {
+            401: f"check the API key ({ENV_API_KEY})",
+            403: f"check the API key ({ENV_API_KEY}) and its permissions",
+            404: f"check the base URL ({ENV_BASE_URL}, usually ending in /v1) and the model name ({ENV_MODEL})",
+        }
         return f"the LLM server at {self.url} refused the request with HTTP {code}: {detail}" + (
-            f"; {hint[code]}" if code in hint else "")
+            f"; {hint[code]}" if code in hint else ""
+        )
 
 
 def _excerpt(raw: bytes, limit: int = 300) -> str:
@@ -198,11 +219,17 @@ class ReplayCache:
             self.hits += 1
             return entry["response"]
         if self.backend is None:
-            raise CacheMissError(f"offline replay: no recording of request {key[:12]} in {self.directory}; "
-                                 "record it first with a live backend")
+            raise CacheMissError(
+                f"offline replay: no recording of request {key[:12]} in {self.directory}; "
+                "record it first with a live backend"
+            )
         response = self.backend.complete(messages, seed)
-        entry = {"request": {"messages": list(messages), "seed": seed}, "response": response,
-                 "backend": repr(self.backend), "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        entry = {
+            "request": {"messages": list(messages), "seed": seed},
+            "response": response,
+            "backend": repr(self.backend),
+            "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(entry, indent=2)))
         self.recorded += 1
         return response
@@ -218,7 +245,9 @@ class ScriptedBackend:
     def complete(self, messages: Sequence[Message], seed: int = 0) -> str:
         self.requests.append((list(messages), seed))
         if len(self.requests) > len(self.answers):
-            raise LLMError(f"scripted backend has only {len(self.answers)} answers; request {len(self.requests)} has none")
+            raise LLMError(
+                f"scripted backend has only {len(self.answers)} answers; request {len(self.requests)} has none"
+            )
         answer = self.answers[len(self.requests) - 1]
         if isinstance(answer, Exception):
             raise answer

@@ -19,8 +19,17 @@ METHODS = ("ircr", "rd", "rrd", "rrd-unbiased", "lare")
 FACTORS = ("hand-written", "identity", "llm")
 
 
-def make_decomposer(method: str, ds: OfflineDataset, out: Path, *, factors: str = "identity", updates: int = RDConfig.updates,
-                    device: str = "cpu", replay_cache: str | None = None, allow_unjailed_llm_code: bool = False):
+def make_decomposer(
+    method: str,
+    ds: OfflineDataset,
+    out: Path,
+    *,
+    factors: str = "identity",
+    updates: int = RDConfig.updates,
+    device: str = "cpu",
+    replay_cache: str | None = None,
+    allow_unjailed_llm_code: bool = False,
+):
     """``(decomposer, search)``: the unfitted decomposer ``method`` (one of :data:`METHODS`) and,
     for LaRe with LLM factors, the factor search (its files go beside ``out``), else ``None``."""
     from morec.credit.decomposers import IRCR, LatentRewardDecoder, RandomizedReturnDecomposition, ReturnDecomposition
@@ -38,7 +47,9 @@ def make_decomposer(method: str, ds: OfflineDataset, out: Path, *, factors: str 
     search = None
     if factors == "hand-written":
         if ds.domain is None:
-            raise UserError("--factors hand-written needs a hopper, halfcheetah or walker2d dataset; use identity or llm")
+            raise UserError(
+                "--factors hand-written needs a hopper, halfcheetah or walker2d dataset; use identity or llm"
+            )
         encoder = hand_written_factors(ds.domain)
     elif factors == "identity":
         encoder = IdentityFactors()
@@ -63,9 +74,21 @@ def make_decomposer(method: str, ds: OfflineDataset, out: Path, *, factors: str 
     return LatentRewardDecoder(encoder, LaReConfig(updates=updates), device=device), search
 
 
-def relabel(ds: OfflineDataset, out: Path, method: str, *, source: str, factors: str = "identity", updates: int = RDConfig.updates,
-            seed: int = 0, device: str = "cpu", replay_cache: str | None = None, allow_unjailed_llm_code: bool = False,
-            show_progress: bool = True, shaping: tuple[ShapingConfig, float] | None = None) -> dict:
+def relabel(
+    ds: OfflineDataset,
+    out: Path,
+    method: str,
+    *,
+    source: str,
+    factors: str = "identity",
+    updates: int = RDConfig.updates,
+    seed: int = 0,
+    device: str = "cpu",
+    replay_cache: str | None = None,
+    allow_unjailed_llm_code: bool = False,
+    show_progress: bool = True,
+    shaping: tuple[ShapingConfig, float] | None = None,
+) -> dict:
     """Fit ``method`` on ``ds`` (``"none"``: keep its rewards), then shape the result with
     ``shaping`` = ``(ShapingConfig, discount)`` if given; save the dataset to ``out`` and its report
     to ``out.with_suffix('.json')``; returns the report (with the Pearson correlation against
@@ -82,8 +105,16 @@ def relabel(ds: OfflineDataset, out: Path, method: str, *, source: str, factors:
     relabelled, search = ds, None
     if method != "none":
         with as_user_error(SandboxError):  # LLM code refused (no jail here) or failing on the data: one line
-            decomposer, search = make_decomposer(method, ds, out, factors=factors, updates=updates, device=device,
-                                                 replay_cache=replay_cache, allow_unjailed_llm_code=allow_unjailed_llm_code)
+            decomposer, search = make_decomposer(
+                method,
+                ds,
+                out,
+                factors=factors,
+                updates=updates,
+                device=device,
+                replay_cache=replay_cache,
+                allow_unjailed_llm_code=allow_unjailed_llm_code,
+            )
             fit = decomposer.fit(ds, seed=seed, show_progress=show_progress)
             relabelled = decomposer.relabel(ds)
         report["fit"] = fit.to_dict()

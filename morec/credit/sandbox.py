@@ -87,7 +87,9 @@ else:  # the child runs this file by path: `python -I` puts no package on the pa
     import importlib.util
 
     def _sibling(name: str) -> Any:
-        spec = importlib.util.spec_from_file_location(f"morec_sandbox_{name}", os.path.join(os.path.dirname(__file__), f"{name}.py"))
+        spec = importlib.util.spec_from_file_location(
+            f"morec_sandbox_{name}", os.path.join(os.path.dirname(__file__), f"{name}.py")
+        )
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)
@@ -219,30 +221,47 @@ class SandboxWorker:
         if shape[0] != len(obs) or reply.get("payload") != 8 * shape[0] * shape[1]:
             raise SandboxError("crashed", f"the sandbox reply has an inconsistent shape {shape} or size")
         if not 1 <= shape[1] <= max_columns:
-            raise SandboxError("bad_output", f"the code returned {shape[1]} factors on {shape[0]} rows; "
-                                             f"expected between 1 and {max_columns}")
+            raise SandboxError(
+                "bad_output",
+                f"the code returned {shape[1]} factors on {shape[0]} rows; expected between 1 and {max_columns}",
+            )
         payload = self._read(proc, reply["payload"], deadline)
         self._in_sync = True
         factors = np.frombuffer(payload, dtype=np.float64).reshape(shape).copy()
         bad = int(np.size(factors) - np.isfinite(factors).sum())
         if bad:
             cols = sorted(set(np.nonzero(~np.isfinite(factors))[1].tolist()))
-            raise SandboxError("bad_output", f"{bad} non-finite values (NaN/inf) in factor column(s) {cols}; "
-                                             "guard divisions, logs and square roots")
+            raise SandboxError(
+                "bad_output",
+                f"{bad} non-finite values (NaN/inf) in factor column(s) {cols}; guard divisions, logs and square roots",
+            )
         return factors
 
     def _child_argv(self) -> list[str]:
         """The child's command line: this file as a script, with its limits and our pid."""
         limits = self.limits
-        return [sys.executable, "-I", os.path.abspath(__file__), str(limits.memory_mb), str(limits.cpu_s),
-                str(os.getpid()), "allow-unjailed" if limits.allow_unjailed else "jailed"]
+        return [
+            sys.executable,
+            "-I",
+            os.path.abspath(__file__),
+            str(limits.memory_mb),
+            str(limits.cpu_s),
+            str(os.getpid()),
+            "allow-unjailed" if limits.allow_unjailed else "jailed",
+        ]
 
     def _start(self) -> subprocess.Popen:
         self._kill()
         env = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "LC_ALL": "C"}
         proc = subprocess.Popen(
-            self._child_argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=env, cwd="/", close_fds=True, start_new_session=True,
+            self._child_argv(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            cwd="/",
+            close_fds=True,
+            start_new_session=True,
         )
         os.set_blocking(proc.stdin.fileno(), False)
         self._proc = proc
@@ -265,10 +284,12 @@ class SandboxWorker:
         while view:
             left = deadline - time.monotonic()
             if left <= 0 or not _ready(fd, select.POLLOUT, left):
-                raise SandboxError("timeout", f"the sandbox did not take its input within {self.limits.timeout_s:g} s; "
-                                              "the code was stopped")
+                raise SandboxError(
+                    "timeout",
+                    f"the sandbox did not take its input within {self.limits.timeout_s:g} s; the code was stopped",
+                )
             try:
-                view = view[os.write(fd, view[: 1 << 16]):]
+                view = view[os.write(fd, view[: 1 << 16]) :]
             except BlockingIOError:
                 continue
             except OSError:
@@ -300,8 +321,11 @@ class SandboxWorker:
         while got < n:
             left = deadline - time.monotonic()
             if left <= 0 or not _ready(fd, select.POLLIN, left):
-                raise SandboxError("timeout", f"no answer within {self.limits.timeout_s:g} s; the code was stopped "
-                                              "(avoid unbounded loops and per-row Python loops over large batches)")
+                raise SandboxError(
+                    "timeout",
+                    f"no answer within {self.limits.timeout_s:g} s; the code was stopped "
+                    "(avoid unbounded loops and per-row Python loops over large batches)",
+                )
             chunk = os.read(fd, min(n - got, 1 << 20))
             if not chunk:
                 raise SandboxError("crashed", self._death_note(proc))
@@ -353,9 +377,12 @@ def _ready(fd: int, event: int, seconds: float) -> bool:
 def _require_jail(limits: SandboxLimits) -> None:
     reason = jail.unsupported_reason()
     if reason and not limits.allow_unjailed:
-        raise SandboxError("unjailed", f"{reason}. LLM-written code is not run without the jail; to run it behind the static "
-                                       "check and resource limits alone, pass SandboxLimits(allow_unjailed=True) "
-                                       "(morec relabel --allow-unjailed-llm-code)")
+        raise SandboxError(
+            "unjailed",
+            f"{reason}. LLM-written code is not run without the jail; to run it behind the static "
+            "check and resource limits alone, pass SandboxLimits(allow_unjailed=True) "
+            "(morec relabel --allow-unjailed-llm-code)",
+        )
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -376,7 +403,9 @@ def _as_batch(obs: Any, act: Any) -> tuple[np.ndarray, np.ndarray]:
     return obs, act
 
 
-def run_untrusted(source: str, obs: np.ndarray, act: np.ndarray, limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
+def run_untrusted(
+    source: str, obs: np.ndarray, act: np.ndarray, limits: SandboxLimits = SandboxLimits()
+) -> SandboxResult:
     """Validate ``source`` and run it once in a fresh child; refusals come back as a result too."""
     start = time.monotonic()
     try:
@@ -396,8 +425,15 @@ class SandboxedEncoder:
 
     source = "llm"
 
-    def __init__(self, code: str, name: str, limits: SandboxLimits = SandboxLimits(), *,
-                 n_factors: int | None = None, max_rows: int = 65_536):
+    def __init__(
+        self,
+        code: str,
+        name: str,
+        limits: SandboxLimits = SandboxLimits(),
+        *,
+        n_factors: int | None = None,
+        max_rows: int = 65_536,
+    ):
         if max_rows < 1:
             raise ValueError(f"max_rows must be positive, got {max_rows}")
         self.code = code
@@ -412,7 +448,9 @@ class SandboxedEncoder:
         expected = self.n_factors
         parts = []
         for i in range(0, len(obs), self.max_rows):
-            part = self._worker.run(obs[i:i + self.max_rows], act[i:i + self.max_rows], max_columns=expected or MAX_COLUMNS).unwrap()
+            part = self._worker.run(
+                obs[i : i + self.max_rows], act[i : i + self.max_rows], max_columns=expected or MAX_COLUMNS
+            ).unwrap()
             if expected is not None and part.shape[1] != expected:
                 raise SandboxError("bad_output", f"{self.name} returned {part.shape[1]} factors, expected {expected}")
             expected = part.shape[1]
@@ -456,7 +494,9 @@ def _refuse_dtype(value: Any, where: str) -> None:
     try:
         dtype = np.dtype(value)
     except (TypeError, ValueError, SyntaxError):
-        raise TypeError(f"{where}: {value!r} is not a numeric dtype; only bool, integer and float dtypes are allowed") from None
+        raise TypeError(
+            f"{where}: {value!r} is not a numeric dtype; only bool, integer and float dtypes are allowed"
+        ) from None
     if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
         raise TypeError(f"{where}: dtype {dtype} is not allowed; only bool, integer and float dtypes")
 
@@ -543,7 +583,10 @@ def _as_factor_matrix(out: Any, n: int) -> np.ndarray:
         for i, part in enumerate(out):
             arr = numeric(part, f"factor {i}")
             if arr.shape not in ((n,), (n, 1)):
-                raise SandboxError("bad_output", f"factor {i} has shape {arr.shape}; each factor in a list must be [N] or [N, 1] with N = {n}")
+                raise SandboxError(
+                    "bad_output",
+                    f"factor {i} has shape {arr.shape}; each factor in a list must be [N] or [N, 1] with N = {n}",
+                )
             cols.append(arr.reshape(n, 1))
         mat = np.concatenate(cols, axis=1)
     else:
@@ -551,7 +594,9 @@ def _as_factor_matrix(out: Any, n: int) -> np.ndarray:
         if mat.shape == (n,):
             mat = mat[:, None]
     if mat.ndim != 2 or mat.shape[0] != n:
-        raise SandboxError("bad_output", f"the output has shape {mat.shape}; return [N, K] with N = {n} rows (one per input row)")
+        raise SandboxError(
+            "bad_output", f"the output has shape {mat.shape}; return [N, K] with N = {n} rows (one per input row)"
+        )
     if not 1 <= mat.shape[1] <= MAX_COLUMNS:
         raise SandboxError("bad_output", f"the output has {mat.shape[1]} columns; return between 1 and {MAX_COLUMNS}")
     return np.ascontiguousarray(mat, dtype=np.float64)
@@ -591,7 +636,12 @@ def _serve(argv: list[str]) -> None:  # pragma: no cover - runs in the child pro
     safe_builtins = {n: getattr(builtins, n) for n in SAFE_BUILTIN_NAMES}
     safe_builtins["print"] = lambda *args, **kwargs: None
     safe_builtins["__import__"] = _numpy_only_import  # numpy's C code imports through the caller's builtins
-    namespace: dict[str, Any] = {"__builtins__": safe_builtins, "np": _safe_numpy(), "math": math, "__name__": "llm_factors"}
+    namespace: dict[str, Any] = {
+        "__builtins__": safe_builtins,
+        "np": _safe_numpy(),
+        "math": math,
+        "__name__": "llm_factors",
+    }
     try:
         report = jail.confine(memory_mb, cpu_s, parent_pid)
     except (jail.JailError, OSError) as err:
@@ -618,7 +668,7 @@ def _serve(argv: list[str]) -> None:  # pragma: no cover - runs in the child pro
             n, o = header["obs_shape"]
             a = header["act_shape"][1]
             flat = np.frombuffer(payload, dtype=np.float64)
-            obs, act = flat[: n * o].reshape(n, o).copy(), flat[n * o:].reshape(n, a).copy()
+            obs, act = flat[: n * o].reshape(n, o).copy(), flat[n * o :].reshape(n, a).copy()
             out = _as_factor_matrix(func(obs, act), n)
         except SandboxError as err:
             fail(err.kind, err.message)

@@ -126,7 +126,9 @@ class OfflineDataset:
             meta.setdefault("task", task.domain.name)
             meta["env_id"] = task.eval_env_id
             meta.setdefault("benchmark", task.benchmark)
-            V.check_obs_dim(fields["observations"].shape[1], task.domain.obs_dim_for(layout), f"{env_id} ({layout} layout)")
+            V.check_obs_dim(
+                fields["observations"].shape[1], task.domain.obs_dim_for(layout), f"{env_id} ({layout} layout)"
+            )
             if action_low is None:
                 action_low, action_high = task.domain.action_low, task.domain.action_high
         meta["layout"] = layout if layout is not None else meta.get("layout")
@@ -144,9 +146,11 @@ class OfflineDataset:
         lengths, rets = self.episode_lengths(), self.returns()
         lines = [
             f"OfflineDataset: {len(self):,} transitions, {len(rets):,} episodes ({where})",
-            f"  observations {_shape(self.observations)}  range [{self.observations.min():.3g}, {self.observations.max():.3g}]",
+            f"  observations {_shape(self.observations)}  range [{self.observations.min():.3g}, "
+            f"{self.observations.max():.3g}]",
             f"  actions      {_shape(self.actions)}  range [{self.actions.min():.3g}, {self.actions.max():.3g}]",
-            f"  rewards      {_shape(self.rewards)}  mean {self.rewards.mean():.3g}, range [{self.rewards.min():.3g}, {self.rewards.max():.3g}]",
+            f"  rewards      {_shape(self.rewards)}  mean {self.rewards.mean():.3g}, range [{self.rewards.min():.3g}, "
+            f"{self.rewards.max():.3g}]",
             f"  returns      mean {rets.mean():.1f} +- {rets.std():.1f}, range [{rets.min():.1f}, {rets.max():.1f}]; "
             f"episode lengths {lengths.min()}..{lengths.max()}",
             f"  ends         {int(self.terminals.sum())} terminals, {int(self.timeouts.sum())} timeouts, "
@@ -271,14 +275,18 @@ class OfflineDataset:
         taken in a random order fixed by ``seed`` while they fit, so for one seed a smaller subset
         is always part of a larger one (nested subsets for data-size studies)."""
         if transitions > len(self):
-            raise DatasetError(f"a subset of {transitions:,} transitions was asked of a dataset of {len(self):,}; "
-                               f"ask for at most {len(self):,}")
+            raise DatasetError(
+                f"a subset of {transitions:,} transitions was asked of a dataset of {len(self):,}; "
+                f"ask for at most {len(self):,}"
+            )
         episodes = list(self.episodes())
         order = np.random.default_rng(seed).permutation(len(episodes))
         lengths = np.array([episodes[i].stop - episodes[i].start for i in order])
         kept = order[: int(np.searchsorted(np.cumsum(lengths), transitions, side="right"))]
         if not len(kept):
-            raise DatasetError(f"no whole episode fits in {transitions:,} transitions (the first drawn has {lengths[0]:,})")
+            raise DatasetError(
+                f"no whole episode fits in {transitions:,} transitions (the first drawn has {lengths[0]:,})"
+            )
         return self.take(np.concatenate([np.arange(episodes[i].start, episodes[i].stop) for i in np.sort(kept)]))
 
     def sample(self, n: int, rng: np.random.Generator) -> OfflineDataset:

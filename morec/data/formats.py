@@ -100,11 +100,15 @@ def read_neorl_npz(path: Path, num_trajectories: int | None = None) -> dict[str,
         raise DatasetError(f"{path}: not a readable npz file ({err}); re-download or regenerate it") from err
     missing = [k for k in ("obs", "next_obs", "action", "reward", "done", "index") if k not in data]
     if missing:
-        raise DatasetError(f"{path}: missing NeoRL key(s) {missing}; a NeoRL file has obs, next_obs, action, reward, done, index")
+        raise DatasetError(
+            f"{path}: missing NeoRL key(s) {missing}; a NeoRL file has obs, next_obs, action, reward, done, index"
+        )
     n = len(data["obs"])
     ends = _trajectory_ends(np.asarray(data["index"]).reshape(-1).astype(np.int64), n, path)
     if num_trajectories is None and ends[-1] != n:
-        raise DatasetError(f"{path}: field 'index' ends at row {ends[-1]} but the file has {n} rows; the file looks damaged")
+        raise DatasetError(
+            f"{path}: field 'index' ends at row {ends[-1]} but the file has {n} rows; the file looks damaged"
+        )
     if num_trajectories is not None:
         if num_trajectories > len(ends):
             raise DatasetError(f"{path} holds {len(ends)} trajectories, fewer than the {num_trajectories} asked for")
@@ -134,8 +138,10 @@ def _trajectory_ends(index: np.ndarray, n: int, path: Path) -> np.ndarray:
     else:
         ends = index[1:] if len(index) and index[0] == 0 else index
     if len(ends) == 0 or np.any(np.diff(ends) <= 0) or ends[-1] > n or ends[0] <= 0:
-        raise DatasetError(f"{path}: field 'index' must be increasing trajectory ends within 1..{n} (or trajectory starts "
-                           f"from 0, as NeoRL's get_dataset returns them), got {index[:5]}...")
+        raise DatasetError(
+            f"{path}: field 'index' must be increasing trajectory ends within 1..{n} (or trajectory starts "
+            f"from 0, as NeoRL's get_dataset returns them), got {index[:5]}..."
+        )
     return ends
 
 
@@ -155,11 +161,15 @@ def read_minari(dataset_id: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]
             f"`minari download {dataset_id}` on a machine with network access and copy it into "
             f"{os.environ.get('MINARI_DATASETS_PATH', '~/.minari/datasets')}"
         ) from err
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")}
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("observations", "actions", "rewards", "next_observations", "terminals", "timeouts")
+    }
     for ep in mds.iterate_episodes():
         obs = np.asarray(ep.observations)
         if obs.dtype == object or obs.ndim != 2:
-            raise DatasetError(f"Minari dataset {dataset_id!r}: only flat Box observations are supported, got {obs.shape}")
+            raise DatasetError(
+                f"Minari dataset {dataset_id!r}: only flat Box observations are supported, got {obs.shape}"
+            )
         parts["observations"].append(obs[:-1])
         parts["next_observations"].append(obs[1:])
         parts["actions"].append(np.asarray(ep.actions))

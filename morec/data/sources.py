@@ -64,7 +64,9 @@ def _fetch_or_explain(url: str, target: Path, download: bool, what: str) -> None
         ) from err
 
 
-def _from_fields(fields: Mapping[str, Any], *, infos=None, metadata: dict[str, Any], env_id: str | None, **options) -> OfflineDataset:
+def _from_fields(
+    fields: Mapping[str, Any], *, infos=None, metadata: dict[str, Any], env_id: str | None, **options
+) -> OfflineDataset:
     keys = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
     return OfflineDataset.from_arrays(
         **{k: fields.get(k) for k in keys}, infos=infos, metadata=metadata, env_id=env_id, **options
@@ -87,7 +89,8 @@ def _warn_if_environment_unknown(ds: OfflineDataset, path: Path) -> OfflineDatas
             f"{path.name} does not name its environment and is not an official D4RL/NeoRL file name: its observation "
             "layout is unknown and MuJoCo-oracle checks are skipped; pass the environment with --env (env_id=), "
             "e.g. --env Hopper-v4 or --env hopper-medium-replay-v2",
-            UnknownEnvironmentWarning, stacklevel=3,
+            UnknownEnvironmentWarning,
+            stacklevel=3,
         )
     return ds
 
@@ -128,7 +131,12 @@ def _load_neorl(name: str, split: str, download: bool, **options) -> OfflineData
         if larger:
             path = larger[0]
         else:
-            _fetch_or_explain(NEORL_URL.format(task=f"{task.domain.gym_name}-v3", file=path.name), path, download, f"NeoRL dataset {name!r}")
+            _fetch_or_explain(
+                NEORL_URL.format(task=f"{task.domain.gym_name}-v3", file=path.name),
+                path,
+                download,
+                f"NeoRL dataset {name!r}",
+            )
     fields = formats.read_neorl_npz(path, num_trajectories=task.num_trajectories)
     meta = {"source": f"neorl:{name}", "path": str(path), "layout": "neorl", "split": split}
     return _from_fields(fields, metadata=meta, env_id=name, **options)
@@ -202,5 +210,3 @@ def load_dataset(
         env_id = env_id or _env_from_file_name(path, meta)
         return _warn_if_environment_unknown(_from_fields(fields, metadata=meta, env_id=env_id, **options), path)
     raise DatasetError(f"cannot tell the format of {path}: use a D4RL .hdf5 or a NeoRL .npz file")
-
-

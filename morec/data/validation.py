@@ -67,7 +67,8 @@ def check_lengths(fields: dict[str, np.ndarray]) -> int:
     for name, arr in fields.items():
         if len(arr) != n:
             raise DatasetError(
-                f"field {name!r} has {len(arr)} rows but 'observations' has {n}; every field needs one row per transition"
+                f"field {name!r} has {len(arr)} rows but 'observations' has {n}; every field needs one row per "
+                f"transition"
             )
     if n == 0:
         raise DatasetError("the dataset is empty (0 transitions); give at least one transition")

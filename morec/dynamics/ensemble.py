@@ -50,8 +50,9 @@ class EnsembleDynamics(nn.Module):
     input_std: torch.Tensor
     elites: torch.Tensor
 
-    def __init__(self, task: TaskInfo, config: EnsembleConfig | None = None, seed: int = 0,
-                 device: str | torch.device = "cpu"):
+    def __init__(
+        self, task: TaskInfo, config: EnsembleConfig | None = None, seed: int = 0, device: str | torch.device = "cpu"
+    ):
         super().__init__()
         self.config = cfg = config or EnsembleConfig()
         self.task = task
@@ -79,7 +80,9 @@ class EnsembleDynamics(nn.Module):
         return self.config.num_members
 
     # ------------------------------------------------------------------ forward
-    def forward_normalised(self, x: torch.Tensor, members: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_normalised(
+        self, x: torch.Tensor, members: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Standardised input ``[B, O + A]`` or ``[E, B, O + A]`` -> raw ``(delta-and-reward mean,
         clamped logvar)``, each ``[E, B, O + 1]``; with ``members`` (indices), only those members
         run and ``E = len(members)``."""
@@ -91,7 +94,9 @@ class EnsembleDynamics(nn.Module):
     def normalise(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         return (torch.cat([obs, act], dim=-1) - self.input_mean) / self.input_std
 
-    def predict(self, obs: torch.Tensor, act: torch.Tensor, members: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict(
+        self, obs: torch.Tensor, act: torch.Tensor, members: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``obs [B, O]``, ``act [B, A]`` -> ``(mean, logvar)`` each ``[E, B, O + 1]``, where
         ``mean[..., :O]`` is the predicted next observation and ``mean[..., O]`` the reward. With
         ``members`` (indices, e.g. ``self.elites``) only those members run: ``E = len(members)``."""
@@ -99,8 +104,14 @@ class EnsembleDynamics(nn.Module):
         mean = torch.cat([delta[..., :-1] + obs, delta[..., -1:]], dim=-1)
         return mean, logvar
 
-    def sample(self, obs: torch.Tensor, act: torch.Tensor, num_samples: int = 1, elites_only: bool = True,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        num_samples: int = 1,
+        elites_only: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Gaussian samples ``[S, M, B, O + 1]`` (``M`` = elites or all members) of next
         observation and reward."""
         mean, logvar = self.predict(obs, act, self.elites if elites_only else None)
@@ -129,7 +140,9 @@ class EnsembleDynamics(nn.Module):
         return directory / CHECKPOINT_FILE
 
     @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device = "cpu", expect: TaskInfo | None = None) -> EnsembleDynamics:
+    def load(
+        cls, directory: str | Path, device: str | torch.device = "cpu", expect: TaskInfo | None = None
+    ) -> EnsembleDynamics:
         """Load a saved ensemble. With ``expect``, a model trained for other observation/action
         sizes, environment or layout is refused with a clear error."""
         path = Path(directory) / CHECKPOINT_FILE

@@ -18,8 +18,14 @@ class EnsembleLinear(nn.Module):
     output ``[E, B, out]``. ``weight_decay`` is this layer's L2 coefficient (see :meth:`l2_penalty`).
     """
 
-    def __init__(self, num_members: int, in_features: int, out_features: int, weight_decay: float = 0.0,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        num_members: int,
+        in_features: int,
+        out_features: int,
+        weight_decay: float = 0.0,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(num_members, in_features, out_features))
         self.bias = nn.Parameter(torch.zeros(num_members, 1, out_features))

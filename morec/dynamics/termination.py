@@ -78,8 +78,7 @@ def _make(domain: str, layout: str) -> TerminationFn:
     def termination_fn(obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         if next_obs.shape[-1] != obs_dim:
             raise ValueError(
-                f"{domain} termination ({layout} layout) expects next_obs [B, {obs_dim}], "
-                f"got {tuple(next_obs.shape)}"
+                f"{domain} termination ({layout} layout) expects next_obs [B, {obs_dim}], got {tuple(next_obs.shape)}"
             )
         return done(next_obs, shift)
 

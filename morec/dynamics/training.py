@@ -49,8 +49,13 @@ def training_arrays(dataset, device: torch.device) -> tuple[torch.Tensor, torch.
     """Inputs ``[N, O + A]`` = (s, a) and targets ``[N, O + 1]`` = (s' - s, r) as tensors."""
     obs = np.asarray(dataset.observations, np.float32)
     x = np.concatenate([obs, np.asarray(dataset.actions, np.float32)], axis=1)
-    y = np.concatenate([np.asarray(dataset.next_observations, np.float32) - obs,
-                        np.asarray(dataset.rewards, np.float32).reshape(-1, 1)], axis=1)
+    y = np.concatenate(
+        [
+            np.asarray(dataset.next_observations, np.float32) - obs,
+            np.asarray(dataset.rewards, np.float32).reshape(-1, 1),
+        ],
+        axis=1,
+    )
     return torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
 
 
@@ -70,8 +75,8 @@ def holdout_mse(model: EnsembleDynamics, x: torch.Tensor, y: torch.Tensor, chunk
     """``[E]`` mean squared error of each member's mean on standardised inputs ``x [N, in]``."""
     total = torch.zeros(model.num_members, device=x.device)
     for start in range(0, len(x), chunk):
-        mean, _ = model.forward_normalised(x[start:start + chunk])
-        total += (mean - y[start:start + chunk]).pow(2).mean(dim=2).sum(dim=1)
+        mean, _ = model.forward_normalised(x[start : start + chunk])
+        total += (mean - y[start : start + chunk]).pow(2).mean(dim=2).sum(dim=1)
     return total / len(x)
 
 
@@ -123,11 +128,15 @@ def fit_ensemble(
     if checkpoint is not None and Path(checkpoint).exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         if state["signature"] != signature:
-            raise ValueError(f"{checkpoint} was written by a dynamics training with other data or settings; delete it to start over")
+            raise ValueError(
+                f"{checkpoint} was written by a dynamics training with other data or settings; delete it to start over"
+            )
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         best_state, best_mse, member_rows = state["best_state"], state["best_mse"], state["member_rows"]
-        epochs_since_update, epoch, train_nll, seconds_before = (state[k] for k in ("since", "epoch", "train_nll", "seconds"))
+        epochs_since_update, epoch, train_nll, seconds_before = (
+            state[k] for k in ("since", "epoch", "train_nll", "seconds")
+        )
         gen.set_state(state["generator"])
     bar = progress_bar(show_progress, desc="dynamics", unit="epoch", total=cfg.max_epochs, initial=epoch, line_every=1)
     model.train()
@@ -136,7 +145,7 @@ def fit_ensemble(
         member_rows = torch.gather(member_rows, 1, order)
         losses = []
         for start in range(0, n_train, cfg.batch_size):
-            rows = member_rows[:, start:start + cfg.batch_size]  # [E, B]
+            rows = member_rows[:, start : start + cfg.batch_size]  # [E, B]
             nll = _nll(model, x_train[rows], y_train[rows])
             loss = nll + model.l2_penalty() + model.logvar_bound_penalty()
             optimiser.zero_grad(set_to_none=True)
@@ -168,17 +177,32 @@ def fit_ensemble(
                 writer.add_scalar(f"dynamics/holdout_mse_member_{e}", float(mse[e]), epoch)
         bar.update(1)
         # how far early stopping is: epochs since any member improved, out of the patience
-        bar.set_postfix(best_holdout_mse=f"{elite_mse:.4f}", since_best=f"{epochs_since_update}/{cfg.max_epochs_since_update}",
-                        train_nll=f"{train_nll:.3f}")
+        bar.set_postfix(
+            best_holdout_mse=f"{elite_mse:.4f}",
+            since_best=f"{epochs_since_update}/{cfg.max_epochs_since_update}",
+            train_nll=f"{train_nll:.3f}",
+        )
         seconds = seconds_before + time.perf_counter() - start_time
         stopped_by = stop_reason(cfg, epoch, epochs_since_update, seconds)
         if stopped_by is not None:
             break
         if checkpoint is not None:
-            atomic_torch_save({"signature": signature, "model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                               "best_state": best_state, "best_mse": best_mse, "member_rows": member_rows,
-                               "since": epochs_since_update, "epoch": epoch, "train_nll": train_nll, "seconds": seconds,
-                               "generator": gen.get_state()}, checkpoint)
+            atomic_torch_save(
+                {
+                    "signature": signature,
+                    "model": model.state_dict(),
+                    "optimiser": optimiser.state_dict(),
+                    "best_state": best_state,
+                    "best_mse": best_mse,
+                    "member_rows": member_rows,
+                    "since": epochs_since_update,
+                    "epoch": epoch,
+                    "train_nll": train_nll,
+                    "seconds": seconds,
+                    "generator": gen.get_state(),
+                },
+                checkpoint,
+            )
     bar.close()
     if checkpoint is not None:
         Path(checkpoint).unlink(missing_ok=True)

@@ -24,6 +24,20 @@ _LAZY = {  # name -> submodule
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
-__all__ = ["AUTO", "Discriminator", "DistillationConfig", "DynamicsReward", "DynamicsRewardConfig", "FewSnapshotsWarning",
-           "FilterCheckConfig", "MorecFilterConfig", "MorecSelector", "calibrate_threshold", "check_filter",
-           "discrimination_report", "distil_reward", "fit_dynamics_reward", "resolve_threshold"]
+__all__ = [
+    "AUTO",
+    "Discriminator",
+    "DistillationConfig",
+    "DynamicsReward",
+    "DynamicsRewardConfig",
+    "FewSnapshotsWarning",
+    "FilterCheckConfig",
+    "MorecFilterConfig",
+    "MorecSelector",
+    "calibrate_threshold",
+    "check_filter",
+    "discrimination_report",
+    "distil_reward",
+    "fit_dynamics_reward",
+    "resolve_threshold",
+]

@@ -84,24 +84,33 @@ def step_matched_errors(filtered: np.ndarray, unfiltered: np.ndarray, matched_st
     ratio = np.where(rows > 0, f / np.where(u > 0, u, np.nan), np.nan)
     head = ratio[:matched_steps]
     mean = float(np.nanmean(head)) if np.isfinite(head).any() else None
-    per_step = {"filtered_error": _listed(f, rows), "unfiltered_error": _listed(u, rows),
-                "ratio": _listed(ratio, rows), "rows": rows.tolist()}
+    per_step = {
+        "filtered_error": _listed(f, rows),
+        "unfiltered_error": _listed(u, rows),
+        "ratio": _listed(ratio, rows),
+        "rows": rows.tolist(),
+    }
     return mean, per_step
 
 
 def return_errors(model_returns: np.ndarray, true_returns: np.ndarray) -> dict:
     """``[N]`` model and true returns of the same start states -> mean, |error| and bias."""
     diff = model_returns - true_returns
-    return {"return_mean": float(model_returns.mean()), "return_abs_error": float(np.abs(diff).mean()),
-            "return_bias": float(diff.mean())}
+    return {
+        "return_mean": float(model_returns.mean()),
+        "return_abs_error": float(np.abs(diff).mean()),
+        "return_bias": float(diff.mean()),
+    }
 
 
 def real_reward_summary(reward: DynamicsReward, obs, act, next_obs, threshold: float) -> dict:
     """r_D of real transitions ``[N, ...]``: the fraction below ``threshold`` and its 5/25/50 % quantiles."""
     with torch.no_grad():
         r = reward(obs, act, next_obs).double().cpu().numpy()
-    return {"false_truncation_rate": float((r < threshold).mean()),
-            "real_reward_quantiles": {str(q): float(np.quantile(r, q / 100)) for q in (5, 25, 50)}}
+    return {
+        "false_truncation_rate": float((r < threshold).mean()),
+        "real_reward_quantiles": {str(q): float(np.quantile(r, q / 100)) for q in (5, 25, 50)},
+    }
 
 
 # ---------------------------------------------------------------------------------------- rollouts
@@ -114,15 +123,26 @@ def rollout_record(engine: RolloutEngine, policy: RowPolicy, starts: torch.Tenso
         records.append(rec)
         live["rows"], live["step"] = rec.rows[~rec.ended], rec.step + 1
 
-    buffer = ModelBuffer(max(len(starts) * engine.config.horizon, 1), starts.shape[1], engine.dynamics.task.act_dim, engine.device)
+    buffer = ModelBuffer(
+        max(len(starts) * engine.config.horizon, 1), starts.shape[1], engine.dynamics.task.act_dim, engine.device
+    )
     stats = engine.rollout(starts, lambda obs: policy(obs, live["rows"], live["step"]), buffer, step_callback=on_step)
 
     def cat(name, dtype=np.float64):
         return torch.cat([getattr(r, name) for r in records]).cpu().numpy().astype(dtype)
 
     step = np.concatenate([np.full(len(r.rows), r.step) for r in records])
-    return RolloutRecord(step, cat("rows", np.int64), cat("observations"), cat("actions"), cat("next_observations"),
-                         cat("rewards"), cat("terminals", bool), cat("terminated", bool), stats)
+    return RolloutRecord(
+        step,
+        cat("rows", np.int64),
+        cat("observations"),
+        cat("actions"),
+        cat("next_observations"),
+        cat("rewards"),
+        cat("terminals", bool),
+        cat("terminated", bool),
+        stats,
+    )
 
 
 def true_returns(oracle, policy: RowPolicy, starts: torch.Tensor, horizon: int) -> np.ndarray:
@@ -134,15 +154,20 @@ def true_returns(oracle, policy: RowPolicy, starts: torch.Tensor, horizon: int) 
     for step in range(horizon):
         if len(rows) == 0:
             break
-        act = policy(torch.as_tensor(obs, dtype=torch.float32, device=starts.device),
-                     torch.as_tensor(rows, device=starts.device), step)
+        act = policy(
+            torch.as_tensor(obs, dtype=torch.float32, device=starts.device),
+            torch.as_tensor(rows, device=starts.device),
+            step,
+        )
         obs, reward, terminated = oracle.step(obs, act.detach().cpu().numpy().astype(np.float64))
         total[rows] += reward
         obs, rows = obs[~terminated], rows[~terminated]
     return total
 
 
-def error_table(rec: RolloutRecord, oracle, obs_std: np.ndarray, horizon: int, starts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def error_table(
+    rec: RolloutRecord, oracle, obs_std: np.ndarray, horizon: int, starts: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(``[T]`` oracle error of each written transition, ``[T]`` true rewards, ``[H, N]`` error per
     step and start state, nan where that row was not alive)."""
     true_next, true_reward, _ = oracle.step(rec.obs, rec.act)
@@ -159,10 +184,16 @@ def run_summary(rec: RolloutRecord, err: np.ndarray, true_reward: np.ndarray, st
     last = int(np.nonzero(counts)[0].max())
     stats = rec.stats
     return {
-        "error": float(err.mean()), "median_error": float(np.median(err)), "error_first_step": float(per_step[0]),
-        f"error_step_{last + 1}": float(per_step[last]), "reward_abs_error": float(np.abs(rec.reward - true_reward).mean()),
-        "transitions": int(len(err)), "mean_length": stats.mean_length, "truncated": stats.stopped,
-        "terminated": stats.terminated, "reward_d": stats.selector.get("reward_d"),
+        "error": float(err.mean()),
+        "median_error": float(np.median(err)),
+        "error_first_step": float(per_step[0]),
+        f"error_step_{last + 1}": float(per_step[last]),
+        "reward_abs_error": float(np.abs(rec.reward - true_reward).mean()),
+        "transitions": int(len(err)),
+        "mean_length": stats.mean_length,
+        "truncated": stats.stopped,
+        "terminated": stats.terminated,
+        "reward_d": stats.selector.get("reward_d"),
         "mean_rollout_length": len(err) / starts,
         "fake_terminal_fraction": float((rec.terminal & ~rec.terminated).mean()),
     }
@@ -174,9 +205,18 @@ def model_returns(rec: RolloutRecord, starts: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------- the check
 @torch.no_grad()
-def check_policy(dynamics, reward: DynamicsReward | None, filter_config: MorecFilterConfig, threshold: float,
-                 policy: CheckedPolicy, starts: torch.Tensor, oracle, termination_fn, obs_std: np.ndarray,
-                 config: FilterCheckConfig) -> dict:
+def check_policy(
+    dynamics,
+    reward: DynamicsReward | None,
+    filter_config: MorecFilterConfig,
+    threshold: float,
+    policy: CheckedPolicy,
+    starts: torch.Tensor,
+    oracle,
+    termination_fn,
+    obs_std: np.ndarray,
+    config: FilterCheckConfig,
+) -> dict:
     """The per-policy report (``policies.<name>``); without ``reward`` only the unfiltered side."""
     horizon, n = config.horizon, len(starts)
 
@@ -201,18 +241,25 @@ def check_policy(dynamics, reward: DynamicsReward | None, filter_config: MorecFi
         out["unfiltered"].update(return_errors(model_returns(unfiltered, n), truth))  # deterministic: the same rollout
         if reward is not None:
             select_only = MorecSelector(reward, filter_config, threshold=float("-inf"))
-            out["filtered"].update(return_errors(model_returns(rollout_record(engine(select_only), policy.act, starts), n), truth))
+            out["filtered"].update(
+                return_errors(model_returns(rollout_record(engine(select_only), policy.act, starts), n), truth)
+            )
             unf = out["unfiltered"]["return_abs_error"]
             out["return_error_ratio"] = out["filtered"]["return_abs_error"] / unf if unf > 0 else None
     return out
 
 
-def first_step_selection(dynamics, reward, selector: MorecSelector, policy: CheckedPolicy, starts, oracle,
-                         obs_std, config: FilterCheckConfig) -> dict:
+def first_step_selection(
+    dynamics, reward, selector: MorecSelector, policy: CheckedPolicy, starts, oracle, obs_std, config: FilterCheckConfig
+) -> dict:
     """At step 1 from ``starts``: ``selection_gain_captured`` and the rank correlation between r_D
     and oracle error over all candidates (``reward_error_spearman``, negative = reward tracks truth)."""
-    engine = RolloutEngine(dynamics, lambda o, a, x: torch.zeros(len(o), dtype=torch.bool, device=o.device),
-                           config.rollout(), seed=config.seed)
+    engine = RolloutEngine(
+        dynamics,
+        lambda o, a, x: torch.zeros(len(o), dtype=torch.bool, device=o.device),
+        config.rollout(),
+        seed=config.seed,
+    )
     act = policy.act(starts, torch.arange(len(starts), device=starts.device), 0)
     cands, _, consensus = engine.candidates(starts, act)  # [K, B, O + 1], [B, O + 1]
     reward_d, scores = selector.score(starts, act, cands, consensus)  # [K, B]
@@ -220,26 +267,44 @@ def first_step_selection(dynamics, reward, selector: MorecSelector, policy: Chec
     true_next, _, _ = oracle.step(starts.cpu().numpy(), act.cpu().numpy())
     pred = cands[..., :-1].cpu().numpy().astype(np.float64)
     err = normalised_error(pred, true_next[None], obs_std)  # [K, B]
-    return {"selection_gain_captured": selection_gain(err, picked),
-            "reward_error_spearman": spearman(reward_d.cpu().numpy().ravel(), err.ravel())}
+    return {
+        "selection_gain_captured": selection_gain(err, picked),
+        "reward_error_spearman": spearman(reward_d.cpu().numpy().ravel(), err.ravel()),
+    }
 
 
-def check_filter(dynamics, reward: DynamicsReward | None, filter_config: MorecFilterConfig, threshold: float | None,
-                 policies: list[CheckedPolicy], starts: torch.Tensor, oracle, termination_fn, obs_std: np.ndarray,
-                 config: FilterCheckConfig, real_transitions: tuple | None = None) -> dict:
+def check_filter(
+    dynamics,
+    reward: DynamicsReward | None,
+    filter_config: MorecFilterConfig,
+    threshold: float | None,
+    policies: list[CheckedPolicy],
+    starts: torch.Tensor,
+    oracle,
+    termination_fn,
+    obs_std: np.ndarray,
+    config: FilterCheckConfig,
+    real_transitions: tuple | None = None,
+) -> dict:
     """The whole report: ``policies.<name>`` for each policy, the false-truncation rate on
     ``real_transitions`` (held-out real ``(s, a, s')``) and ``policy_ranking_spearman``."""
     report: dict = {}
     if reward is not None and real_transitions is not None:
         report.update(real_reward_summary(reward, *real_transitions, threshold))
-    report["policies"] = {p.name: check_policy(dynamics, reward, filter_config, threshold, p, starts, oracle,
-                                               termination_fn, obs_std, config) for p in policies}
+    report["policies"] = {
+        p.name: check_policy(
+            dynamics, reward, filter_config, threshold, p, starts, oracle, termination_fn, obs_std, config
+        )
+        for p in policies
+    }
     evaluated = [(p.name, report["policies"][p.name]) for p in policies if p.deterministic]
     if len(evaluated) >= 2:
         truth = np.array([r["true_return_mean"] for _, r in evaluated])
         report["policy_ranking_spearman"] = {
             side: spearman(np.array([r[side]["return_mean"] for _, r in evaluated]), truth)
-            for side in ("filtered", "unfiltered") if side in evaluated[0][1]}
+            for side in ("filtered", "unfiltered")
+            if side in evaluated[0][1]
+        }
     return report
 
 
@@ -254,7 +319,9 @@ def discrimination_report(reward, dynamics, ds, seed: int, n: int = 5000, noise_
     rng = np.random.default_rng(seed)
     rows = rng.choice(len(ds), size=min(n, len(ds)), replace=False)
     device = dynamics.device
-    obs, act, nxt = (torch.as_tensor(a[rows], device=device) for a in (ds.observations, ds.actions, ds.next_observations))
+    obs, act, nxt = (
+        torch.as_tensor(a[rows], device=device) for a in (ds.observations, ds.actions, ds.next_observations)
+    )
     gen = torch.Generator(device=device).manual_seed(seed)
     real = reward(obs, act, nxt).cpu().numpy()
     model_next, _, _ = sample_elite_next_obs(dynamics, obs, act, gen)

@@ -99,7 +99,9 @@ AUTO = "auto"
 
 @dataclass
 class MorecFilterConfig:
-    mode: str = "softmax"  # "softmax" or "argmax" of the score; "random": a uniform pick (an ablation: truncation alone)
+    mode: str = (
+        "softmax"  # "softmax" or "argmax" of the score; "random": a uniform pick (an ablation: truncation alone)
+    )
     temperature: float = 0.1
     consensus_weight: float = 1.0  # 0 = the paper (select by r_D alone); see morec.dynamics_reward.filter
     threshold: float | str = AUTO  # "auto" (see false_truncation_target) or a number (the paper: 0.6)
@@ -132,4 +134,6 @@ class FilterCheckConfig:
     seed: int = 0
 
     def rollout(self) -> RolloutConfig:
-        return RolloutConfig(horizon=self.horizon, samples_per_member=self.samples_per_member, candidate_clip=self.candidate_clip)
+        return RolloutConfig(
+            horizon=self.horizon, samples_per_member=self.samples_per_member, candidate_clip=self.candidate_clip
+        )

@@ -60,13 +60,23 @@ class _Rows:
     """Draws rows ``(s [B, O], a [B, A])`` from dataset rows (or model states reached from them)
     with the ensemble's candidates, for distillation or its check."""
 
-    def __init__(self, dynamics, observations: np.ndarray, actions: np.ndarray, next_observations: np.ndarray,
-                 config: DistillationConfig, rollout: RolloutConfig, seed: int, device):
+    def __init__(
+        self,
+        dynamics,
+        observations: np.ndarray,
+        actions: np.ndarray,
+        next_observations: np.ndarray,
+        config: DistillationConfig,
+        rollout: RolloutConfig,
+        seed: int,
+        device,
+    ):
         tensor = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
         self.obs, self.acts, self.next_obs = tensor(observations), tensor(actions), tensor(next_observations)
         self.config = config
-        self.engine = RolloutEngine(dynamics, lambda o, a, n: torch.zeros(len(o), dtype=torch.bool, device=o.device),
-                                    rollout, seed=seed)
+        self.engine = RolloutEngine(
+            dynamics, lambda o, a, n: torch.zeros(len(o), dtype=torch.bool, device=o.device), rollout, seed=seed
+        )
         self.generator = self.engine.generator
 
     def draw(self, n: int, steps: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -79,7 +89,9 @@ class _Rows:
         for _ in range(steps):
             act = torch.rand((n, act_dim), device=device, generator=gen) * 2 - 1
             cands, _, _ = self.engine.candidates(obs, act)
-            obs = cands[torch.randint(len(cands), (n,), device=device, generator=gen), torch.arange(n, device=device), :-1]
+            obs = cands[
+                torch.randint(len(cands), (n,), device=device, generator=gen), torch.arange(n, device=device), :-1
+            ]
         random = torch.rand((n, act_dim), device=device, generator=gen) * 2 - 1
         use_random = torch.rand((n, 1), device=device, generator=gen) < self.config.random_action_fraction
         act = torch.where(use_random, random, self.acts[rows])
@@ -97,11 +109,19 @@ def _split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[cut:]), np.sort(order[:cut])
 
 
-def distil_reward(reward: DynamicsReward, dynamics, observations: np.ndarray, actions: np.ndarray,
-                  next_observations: np.ndarray, config: DistillationConfig | None = None,
-                  rollout: RolloutConfig | None = None, filter_config: MorecFilterConfig | None = None,
-                  threshold: float = 0.6, show_progress: bool = True,
-                  log_dir: str | None = None) -> tuple[DynamicsReward, DistillationReport]:
+def distil_reward(
+    reward: DynamicsReward,
+    dynamics,
+    observations: np.ndarray,
+    actions: np.ndarray,
+    next_observations: np.ndarray,
+    config: DistillationConfig | None = None,
+    rollout: RolloutConfig | None = None,
+    filter_config: MorecFilterConfig | None = None,
+    threshold: float = 0.6,
+    show_progress: bool = True,
+    log_dir: str | None = None,
+) -> tuple[DynamicsReward, DistillationReport]:
     """Distil ``reward`` (the teacher) into a one-network reward on dataset transitions
     (``[N, O]``, ``[N, A]``, ``[N, O]``) with candidates from ``dynamics`` drawn as ``rollout``
     says. Agreement is measured on the held-out rows at ``threshold``, with argmax picks under
@@ -114,16 +134,21 @@ def distil_reward(reward: DynamicsReward, dynamics, observations: np.ndarray, ac
     train_rows, check_rows = _split(len(observations), config.holdout_fraction, config.seed)
     data = (observations, actions, next_observations)
     train = _Rows(dynamics, *(a[train_rows] for a in data), config, rollout, config.seed, device)
-    student = Discriminator(1, reward.in_features, config.hidden_sizes,
-                            generator=torch.Generator().manual_seed(config.seed)).to(device)
+    student = Discriminator(
+        1, reward.in_features, config.hidden_sizes, generator=torch.Generator().manual_seed(config.seed)
+    ).to(device)
     optim = torch.optim.Adam(student.parameters(), lr=config.lr)
     writer = SummaryWriter(log_dir) if log_dir else None
     start = time.time()
-    for update in progress_iter(show_progress, range(config.updates), total=config.updates, desc="distil reward", unit="update"):
+    for update in progress_iter(
+        show_progress, range(config.updates), total=config.updates, desc="distil reward", unit="update"
+    ):
         with torch.no_grad():
             obs, act, next_obs, _ = train.draw(config.batch_size, update % (config.model_steps + 1))
             k = len(next_obs)
-            feats = reward.features(obs.expand(k, -1, -1), act.expand(k, -1, -1), next_obs).reshape(-1, reward.in_features)
+            feats = reward.features(obs.expand(k, -1, -1), act.expand(k, -1, -1), next_obs).reshape(
+                -1, reward.in_features
+            )
             target = teacher_logit(reward, feats).reshape(k, -1)  # [K, B]
         logit = student(feats)[0].reshape(k, -1)
         loss = F.mse_loss(logit, target)
@@ -139,8 +164,12 @@ def distil_reward(reward: DynamicsReward, dynamics, observations: np.ndarray, ac
             writer.add_scalar("distil/loss", float(loss), update + 1)
             writer.add_scalar("distil/logit_mse", float(F.mse_loss(logit.detach(), target)), update + 1)
     seconds = time.time() - start
-    distilled = reward.with_snapshots([{k: v.detach().clone() for k, v in student.state_dict().items()}], [1.0], [-1.0],
-                                      config=dataclasses.replace(reward.config, hidden_sizes=config.hidden_sizes))
+    distilled = reward.with_snapshots(
+        [{k: v.detach().clone() for k, v in student.state_dict().items()}],
+        [1.0],
+        [-1.0],
+        config=dataclasses.replace(reward.config, hidden_sizes=config.hidden_sizes),
+    )
     distilled.distilled_from = reward.num_snapshots
     check = _Rows(dynamics, *(a[check_rows] for a in data), config, rollout, config.seed + 1, device)
     agreement = distillation_agreement(reward, distilled, check, filter_config, threshold, config.model_steps)
@@ -149,15 +178,26 @@ def distil_reward(reward: DynamicsReward, dynamics, observations: np.ndarray, ac
         for name, value in agreement["pick_agreement"].items():
             writer.add_scalar(f"distil/pick_agreement_{name}", value, config.updates)
         writer.close()
-    return distilled, DistillationReport(updates=config.updates, seconds=round(seconds, 1),
-                                         teacher_snapshots=reward.num_snapshots, holdout_rows=len(check_rows),
-                                         threshold=threshold, **agreement)
+    return distilled, DistillationReport(
+        updates=config.updates,
+        seconds=round(seconds, 1),
+        teacher_snapshots=reward.num_snapshots,
+        holdout_rows=len(check_rows),
+        threshold=threshold,
+        **agreement,
+    )
 
 
 @torch.no_grad()
-def distillation_agreement(teacher: DynamicsReward, student: DynamicsReward, rows: _Rows,
-                           filter_config: MorecFilterConfig, threshold: float, model_steps: int,
-                           per_step: int = 1000) -> dict:
+def distillation_agreement(
+    teacher: DynamicsReward,
+    student: DynamicsReward,
+    rows: _Rows,
+    filter_config: MorecFilterConfig,
+    threshold: float,
+    model_steps: int,
+    per_step: int = 1000,
+) -> dict:
     """Held-out candidate sets at dataset states and 1..``model_steps`` steps into model rollouts:
     logit error, rank correlation, argmax-pick agreement (per consensus weight) and truncation
     agreement (each reward's kept candidate below ``threshold``, picks under ``filter_config``)."""
@@ -168,7 +208,9 @@ def distillation_agreement(teacher: DynamicsReward, student: DynamicsReward, row
     for step in range(model_steps + 1):
         obs, act, next_obs, consensus = rows.draw(per_step, step)
         k = len(next_obs)
-        feats = teacher.features(obs.expand(k, -1, -1), act.expand(k, -1, -1), next_obs).reshape(-1, teacher.in_features)
+        feats = teacher.features(obs.expand(k, -1, -1), act.expand(k, -1, -1), next_obs).reshape(
+            -1, teacher.in_features
+        )
         errors.append((student.snapshots(feats)[0].clamp(-1, 1) - teacher_logit(teacher, feats)).abs())
         if step == 0:  # the real s' is not a candidate
             next_obs = next_obs[:-1]
@@ -181,9 +223,15 @@ def distillation_agreement(teacher: DynamicsReward, student: DynamicsReward, row
             if w == filter_config.consensus_weight:
                 t_all.append(t_r.ravel())
                 s_all.append(s_r.ravel())
-                cuts.append(((t_r.gather(0, t_pick[None]) < threshold) == (s_r.gather(0, s_pick[None]) < threshold)).float().ravel())
+                cuts.append(
+                    ((t_r.gather(0, t_pick[None]) < threshold) == (s_r.gather(0, s_pick[None]) < threshold))
+                    .float()
+                    .ravel()
+                )
     teacher_r, student_r = torch.cat(t_all).cpu().numpy(), torch.cat(s_all).cpu().numpy()
-    return {"logit_mae": float(torch.cat(errors).mean()),
-            "reward_spearman": spearman(teacher_r, student_r),
-            "pick_agreement": {f"consensus_weight_{w:g}": float(torch.cat(p).mean()) for w, p in picks.items()},
-            "truncation_agreement": float(torch.cat(cuts).mean())}
+    return {
+        "logit_mae": float(torch.cat(errors).mean()),
+        "reward_spearman": spearman(teacher_r, student_r),
+        "pick_agreement": {f"consensus_weight_{w:g}": float(torch.cat(p).mean()) for w, p in picks.items()},
+        "truncation_agreement": float(torch.cat(cuts).mean()),
+    }

@@ -37,11 +37,14 @@ class MorecSelector:
         self.reward = reward
         self.config = config or MorecFilterConfig()
         if threshold is None and self.config.threshold == AUTO:
-            raise ValueError("threshold 'auto' must be resolved first: pass threshold=calibrate_threshold(...).threshold")
+            raise ValueError(
+                "threshold 'auto' must be resolved first: pass threshold=calibrate_threshold(...).threshold"
+            )
         self.threshold = float(self.config.threshold if threshold is None else threshold)
 
-    def score(self, obs: torch.Tensor, act: torch.Tensor, candidates: torch.Tensor,
-              consensus: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def score(
+        self, obs: torch.Tensor, act: torch.Tensor, candidates: torch.Tensor, consensus: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(r_D [K, B], selection score [K, B])`` of ``candidates [K, B, O + 1]`` at ``obs [B, O]``,
         ``act [B, A]`` given the elites' mean prediction ``consensus [B, O + 1]``."""
         next_obs = candidates[..., :-1]

@@ -35,11 +35,18 @@ HELDOUT_FIELDS = ("heldout_obs", "heldout_act", "heldout_next_obs")
 class Discriminator(nn.Module):
     """``E`` ReLU MLPs run as one: features ``[B, F]`` (or ``[E, B, F]``) -> logits ``[E, B]``."""
 
-    def __init__(self, num_members: int, in_features: int, hidden_sizes: tuple[int, ...],
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        num_members: int,
+        in_features: int,
+        hidden_sizes: tuple[int, ...],
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         sizes = (in_features, *hidden_sizes, 1)
-        self.layers = nn.ModuleList(EnsembleLinear(num_members, i, o, generator=generator) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(
+            EnsembleLinear(num_members, i, o, generator=generator) for i, o in zip(sizes[:-1], sizes[1:])
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers[:-1]:
@@ -47,7 +54,9 @@ class Discriminator(nn.Module):
         return self.layers[-1](x)[..., 0]
 
     @staticmethod
-    def stack(snapshots: list[dict[str, torch.Tensor]], in_features: int, hidden_sizes: tuple[int, ...]) -> Discriminator:
+    def stack(
+        snapshots: list[dict[str, torch.Tensor]], in_features: int, hidden_sizes: tuple[int, ...]
+    ) -> Discriminator:
         """One ``N``-member network from ``N`` single-member state dicts."""
         net = Discriminator(len(snapshots), in_features, hidden_sizes)
         net.load_state_dict({k: torch.cat([s[k] for s in snapshots]) for k in snapshots[0]})
@@ -119,8 +128,13 @@ class DynamicsReward(nn.Module):
         a = (act - self.act_low) / act_span * 2 - 1
         return torch.cat([s, a, s2 - s], dim=-1)
 
-    def with_snapshots(self, states: list[dict[str, torch.Tensor]], real_logits: list[float],
-                       fake_logits: list[float], config: DynamicsRewardConfig | None = None) -> DynamicsReward:
+    def with_snapshots(
+        self,
+        states: list[dict[str, torch.Tensor]],
+        real_logits: list[float],
+        fake_logits: list[float],
+        config: DynamicsRewardConfig | None = None,
+    ) -> DynamicsReward:
         """A reward with this one's feature ranges and the given discriminator snapshots
         (single-member state dicts, shaped as ``config`` says: by default this reward's) and
         their calibration logits ``e_i``, ``g_i``."""
@@ -171,8 +185,15 @@ class DynamicsReward(nn.Module):
         return atomic_torch_save(payload, directory / CHECKPOINT_FILE)
 
     @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device = "cpu", obs_dim: int | None = None,
-             act_dim: int | None = None, env_id: str | None = None, layout: str | None = None) -> DynamicsReward:
+    def load(
+        cls,
+        directory: str | Path,
+        device: str | torch.device = "cpu",
+        obs_dim: int | None = None,
+        act_dim: int | None = None,
+        env_id: str | None = None,
+        layout: str | None = None,
+    ) -> DynamicsReward:
         """Load a saved reward; one trained for other sizes, another environment or layout is
         refused with a :class:`ValueError` naming the fix (checked where both sides are known)."""
         path = Path(directory) / CHECKPOINT_FILE
@@ -182,8 +203,10 @@ class DynamicsReward(nn.Module):
         for name, want in (("obs_dim", obs_dim), ("act_dim", act_dim), ("env_id", env_id), ("layout", layout)):
             have = payload.get(name)
             if want is not None and have is not None and have != want:
-                raise ValueError(f"dynamics reward at {path} was trained with {name}={have!r} but this task has "
-                                 f"{name}={want!r}; train a reward on this task's data (morec train-reward)")
+                raise ValueError(
+                    f"dynamics reward at {path} was trained with {name}={have!r} but this task has "
+                    f"{name}={want!r}; train a reward on this task's data (morec train-reward)"
+                )
         n = len(payload["state_dict"]["real_logit"])
         model = cls(payload["obs_dim"], payload["act_dim"], DynamicsRewardConfig(**payload["config"]), num_snapshots=n)
         model.load_state_dict(payload["state_dict"])

@@ -37,22 +37,26 @@ def heldout_transitions(reward: DynamicsReward) -> tuple[torch.Tensor, torch.Ten
     """The calibration half of the reward's held-out real ``(s [N, O], a [N, A], s' [N, O])``, or a
     ``ValueError`` naming the fix. The other half measures the false-truncation rate."""
     if reward.heldout is None:
-        raise ValueError("threshold 'auto' needs held-out real transitions stored with the dynamics reward, and this "
-                         "reward has none (trained by an older morec): retrain it with `morec train-reward`, "
-                         "or give a number (the paper's 0.6)")
+        raise ValueError(
+            "threshold 'auto' needs held-out real transitions stored with the dynamics reward, and this "
+            "reward has none (trained by an older morec): retrain it with `morec train-reward`, "
+            "or give a number (the paper's 0.6)"
+        )
     return reward.heldout_part("calibrate")
 
 
 @torch.no_grad()
-def calibrate_threshold(reward: DynamicsReward, dynamics, config: MorecFilterConfig, rollout: RolloutConfig,
-                        seed: int = 0) -> ThresholdCalibration:
+def calibrate_threshold(
+    reward: DynamicsReward, dynamics, config: MorecFilterConfig, rollout: RolloutConfig, seed: int = 0
+) -> ThresholdCalibration:
     """The ``auto`` threshold for ``reward`` with candidates from ``dynamics`` drawn and picked as
     ``rollout`` (samples per member, clip) and ``config`` (mode, temperature) say."""
     obs, act, next_obs = heldout_transitions(reward)
     target = config.false_truncation_target
     real = reward(obs, act, next_obs)  # [N]
-    engine = RolloutEngine(dynamics, lambda o, a, n: torch.zeros(len(o), dtype=torch.bool, device=o.device),
-                           rollout, seed=seed)
+    engine = RolloutEngine(
+        dynamics, lambda o, a, n: torch.zeros(len(o), dtype=torch.bool, device=o.device), rollout, seed=seed
+    )
     candidates, _, consensus = engine.candidates(obs, act)  # [K, N, O + 1], [N, O + 1]
     picker = MorecSelector(reward, config, threshold=float("-inf"))
     reward_d, scores = picker.score(obs, act, candidates, consensus)  # [K, N]
@@ -61,8 +65,9 @@ def calibrate_threshold(reward: DynamicsReward, dynamics, config: MorecFilterCon
     return ThresholdCalibration(min(real_q, kept_q), target, real_q, kept_q, len(obs))
 
 
-def resolve_threshold(reward: DynamicsReward, dynamics, config: MorecFilterConfig, rollout: RolloutConfig,
-                      seed: int = 0) -> tuple[float, ThresholdCalibration | None]:
+def resolve_threshold(
+    reward: DynamicsReward, dynamics, config: MorecFilterConfig, rollout: RolloutConfig, seed: int = 0
+) -> tuple[float, ThresholdCalibration | None]:
     """``(threshold in use, calibration or None)``: ``config.threshold`` itself unless it is ``auto``."""
     if config.threshold != AUTO:
         return float(config.threshold), None

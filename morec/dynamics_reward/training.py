@@ -51,9 +51,11 @@ from morec.progress import progress_iter
 
 
 def snapshot_warning(used: int, taken: int, cfg: DynamicsRewardConfig) -> str:
-    return (f"the dynamics reward uses only {used} discriminator snapshot(s) (of {taken} taken; num_updates="
-            f"{cfg.num_updates}, snapshot_interval={cfg.snapshot_interval}, snapshot_stride={cfg.snapshot_stride}); "
-            f"MOREC needs a historical ensemble of at least {MIN_SNAPSHOTS}: raise num_updates or lower snapshot_stride")
+    return (
+        f"the dynamics reward uses only {used} discriminator snapshot(s) (of {taken} taken; num_updates="
+        f"{cfg.num_updates}, snapshot_interval={cfg.snapshot_interval}, snapshot_stride={cfg.snapshot_stride}); "
+        f"MOREC needs a historical ensemble of at least {MIN_SNAPSHOTS}: raise num_updates or lower snapshot_stride"
+    )
 
 
 @dataclass
@@ -69,8 +71,9 @@ class RewardFitReport:
     seconds: float
 
 
-def sample_elite_next_obs(dynamics: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor,
-                          generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def sample_elite_next_obs(
+    dynamics: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Reparameterised next observation ``[B, O]`` from a uniformly chosen elite per row, with
     that member's mean and logvar ``[B, O + 1]`` (differentiable w.r.t. the dynamics)."""
     mean, logvar = dynamics.predict(obs, act)  # [E, B, O + 1]
@@ -103,7 +106,9 @@ class NegativeSampler:
         self.room = torch.as_tensor(trajectory_room(dataset), device=device)
 
     @torch.no_grad()
-    def __call__(self, gen: EnsembleDynamics, rows: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    def __call__(
+        self, gen: EnsembleDynamics, rows: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, ...]:
         """``rows [B]`` -> ``(s_hat [B, O], a [B, A], s_hat' [B, O])``."""
         obs = self.obs[rows]
         if self.steps == 1:
@@ -127,10 +132,12 @@ def _bernoulli_entropy(logits: torch.Tensor) -> torch.Tensor:
     return (F.softplus(logits) - p * logits).mean()  # -p log p - (1-p) log(1-p)
 
 
-def _gradient_penalty(disc: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def _gradient_penalty(
+    disc: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
     eps = torch.rand(len(real), 1, device=real.device, generator=generator)
     mix = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    grad, = torch.autograd.grad(disc(mix).sum(), mix, create_graph=True)
+    (grad,) = torch.autograd.grad(disc(mix).sum(), mix, create_graph=True)
     return (grad.norm(dim=1) - 1).pow(2).mean()
 
 
@@ -184,9 +191,15 @@ def fit_dynamics_reward(
     if cfg.generator == "fixed":
         gen, opt_g = dynamics, None
     else:
-        gen = copy.deepcopy(dynamics).requires_grad_(True) if cfg.generator == "adversarial" else fresh_generator(dynamics, seed)
+        gen = (
+            copy.deepcopy(dynamics).requires_grad_(True)
+            if cfg.generator == "adversarial"
+            else fresh_generator(dynamics, seed)
+        )
         opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.generator_lr)
-    log_entropy_coef = torch.tensor(math.log(cfg.entropy_coef), device=device, requires_grad=cfg.entropy_target is not None)
+    log_entropy_coef = torch.tensor(
+        math.log(cfg.entropy_coef), device=device, requires_grad=cfg.entropy_target is not None
+    )
     opt_e = torch.optim.Adam([log_entropy_coef], lr=cfg.discriminator_lr) if cfg.entropy_target is not None else None
     writer = SummaryWriter(log_dir) if log_dir else None
     history: deque = deque(maxlen=cfg.max_snapshots)
@@ -194,13 +207,16 @@ def fit_dynamics_reward(
     last = {"d_loss": float("nan"), "d_acc": float("nan"), "g_loss": None, "entropy": float("nan")}
 
     feats = reward.features
-    for update in progress_iter(show_progress, range(1, cfg.num_updates + 1), total=cfg.num_updates, desc="dynamics reward", unit="update"):
+    for update in progress_iter(
+        show_progress, range(1, cfg.num_updates + 1), total=cfg.num_updates, desc="dynamics reward", unit="update"
+    ):
         rows = train[torch.randint(len(train), (cfg.batch_size,), device=device, generator=gen_rng)]
         o, a, n = obs[rows], act[rows], nxt[rows]
         real_x, fake_x = feats(o, a, n), feats(*negatives(gen, rows, gen_rng))
         real_logit, fake_logit = clip(disc(real_x)[0]), clip(disc(fake_x)[0])
-        d_loss = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit)) + \
-            F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
+        d_loss = F.binary_cross_entropy_with_logits(
+            real_logit, torch.ones_like(real_logit)
+        ) + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
         d_entropy = _bernoulli_entropy(torch.cat([real_logit, fake_logit]))
         entropy_coef = cfg.entropy_coef if opt_e is None else log_entropy_coef.detach().exp()
         loss = d_loss - entropy_coef * d_entropy
@@ -212,7 +228,9 @@ def fit_dynamics_reward(
             cand_x = feats(o.expand(k, -1, -1), a.expand(k, -1, -1), cands).reshape(-1, real_x.shape[-1])
             cand_logit = clip(disc(cand_x)[0]).reshape(k, -1)
             ranked = torch.cat([real_logit[None], cand_logit])  # [K + 1, B]: real first
-            loss = loss + cfg.contrastive_coef * F.cross_entropy(ranked.T, torch.zeros(len(rows), dtype=torch.long, device=device))
+            loss = loss + cfg.contrastive_coef * F.cross_entropy(
+                ranked.T, torch.zeros(len(rows), dtype=torch.long, device=device)
+            )
         if cfg.grad_penalty_coef:
             loss = loss + cfg.grad_penalty_coef * _gradient_penalty(lambda z: disc(z)[0], real_x, fake_x, torch_gen)
         opt_d.zero_grad(set_to_none=True)
@@ -231,7 +249,11 @@ def fit_dynamics_reward(
             sample, _, logvar = sample_elite_next_obs(gen, o, a, gen_rng)
             adversarial = -F.softplus(disc(feats(o, a, sample))[0]).mean()  # maximise -log(1 - D)
             entropy = 0.5 * logvar[:, :-1].mean()
-            g_loss = adversarial + cfg.mle_coef * _generator_mle(gen, x_all[rows], y_all[rows]) - cfg.generator_entropy_coef * entropy
+            g_loss = (
+                adversarial
+                + cfg.mle_coef * _generator_mle(gen, x_all[rows], y_all[rows])
+                - cfg.generator_entropy_coef * entropy
+            )
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
@@ -254,11 +276,15 @@ def fit_dynamics_reward(
                     writer.add_scalar("reward/generator_loss", last["g_loss"], update)
 
     if not history:
-        raise ValueError(f"num_updates={cfg.num_updates} is below snapshot_interval={cfg.snapshot_interval}: no snapshot was taken")
+        raise ValueError(
+            f"num_updates={cfg.num_updates} is below snapshot_interval={cfg.snapshot_interval}: no snapshot was taken"
+        )
     chosen = [h for h in list(history)[::-1][:: cfg.snapshot_stride] if h[1] > h[2]][::-1]
     if not chosen:
-        raise RuntimeError("no discriminator snapshot separates real from generated data (e_i <= g_i for all); "
-                           "train longer or raise discriminator_lr")
+        raise RuntimeError(
+            "no discriminator snapshot separates real from generated data (e_i <= g_i for all); "
+            "train longer or raise discriminator_lr"
+        )
     final = reward.with_snapshots([c[0] for c in chosen], [c[1] for c in chosen], [c[2] for c in chosen])
     final.env_id, final.layout = dynamics.task.env_id, dynamics.task.layout
     final.set_heldout(obs[cal], act[cal], nxt[cal])  # calibration rows: the discriminator never trained on them
@@ -268,9 +294,15 @@ def fit_dynamics_reward(
         writer.add_scalar("reward/snapshots_used", len(chosen), cfg.num_updates)
         writer.close()
     report = RewardFitReport(
-        updates=cfg.num_updates, snapshots_taken=len(history), snapshots_used=len(chosen),
-        discriminator_loss=last["d_loss"], discriminator_accuracy=last["d_acc"], generator_loss=last["g_loss"],
-        real_logit=history[-1][1], fake_logit=history[-1][2], seconds=time.perf_counter() - start_time,
+        updates=cfg.num_updates,
+        snapshots_taken=len(history),
+        snapshots_used=len(chosen),
+        discriminator_loss=last["d_loss"],
+        discriminator_accuracy=last["d_acc"],
+        generator_loss=last["g_loss"],
+        real_logit=history[-1][1],
+        fake_logit=history[-1][2],
+        seconds=time.perf_counter() - start_time,
     )
     return final.eval(), report
 

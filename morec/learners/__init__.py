@@ -8,14 +8,34 @@ from morec.learners.config import AgentConfig, MobileConfig
 
 _LAZY = {  # name -> submodule
     **dict.fromkeys(["ModelBasedSAC"], ".sac"),
-    **dict.fromkeys(["LogAlpha", "MixedBatch", "ModelBasedStats", "SACNetworks", "StepSettings", "sac_step"], ".sac_step"),
-    "MOPO": ".mopo", "MOBILE": ".mobile", "StackedSAC": ".stacked",
+    **dict.fromkeys(
+        ["LogAlpha", "MixedBatch", "ModelBasedStats", "SACNetworks", "StepSettings", "sac_step"], ".sac_step"
+    ),
+    "MOPO": ".mopo",
+    "MOBILE": ".mobile",
+    "StackedSAC": ".stacked",
     **dict.fromkeys(["MixedSampler", "StackedSampler"], ".sampler"),
     **dict.fromkeys(["TwinCritic", "build_actor", "sample_action"], ".networks"),
 }
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
-__all__ = ["MOBILE", "MOPO", "AgentConfig", "LogAlpha", "MixedBatch", "MixedSampler", "MobileConfig", "ModelBasedSAC",
-           "ModelBasedStats", "SACNetworks", "StackedSAC", "StackedSampler", "StepSettings", "TwinCritic", "build_actor",
-           "sac_step", "sample_action"]
+__all__ = [
+    "MOBILE",
+    "MOPO",
+    "AgentConfig",
+    "LogAlpha",
+    "MixedBatch",
+    "MixedSampler",
+    "MobileConfig",
+    "ModelBasedSAC",
+    "ModelBasedStats",
+    "SACNetworks",
+    "StackedSAC",
+    "StackedSampler",
+    "StepSettings",
+    "TwinCritic",
+    "build_actor",
+    "sac_step",
+    "sample_action",
+]

@@ -73,8 +73,13 @@ def real_sampler(dataset, device: str | torch.device, generator: torch.Generator
     return MixedSampler(real, ModelBuffer(1, dataset.obs_dim, dataset.act_dim, device), 1.0, generator)
 
 
-def train_bc(dataset, action_space: gym.spaces.Box, config: BCConfig | None = None, seed: int = 0,
-             device: str | torch.device = "cpu") -> tuple[SACPolicy, list[float]]:
+def train_bc(
+    dataset,
+    action_space: gym.spaces.Box,
+    config: BCConfig | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> tuple[SACPolicy, list[float]]:
     """A deterministic-at-evaluation SACPolicy cloned from ``dataset``, and the loss every 1000 steps."""
     cfg = config or BCConfig()
     torch.manual_seed(seed)

@@ -57,7 +57,9 @@ class CapturedUpdate:
         if signature != self.signature:
             self._capture(sampler, real_rows, model_rows)
             self.signature = signature
-        assert self.real_rows is not None and self.graph is not None and self.stats is not None  # captured just now, or before
+        assert (
+            self.real_rows is not None and self.graph is not None and self.stats is not None
+        )  # captured just now, or before
         self.real_rows.copy_(real_rows)
         if model_rows is not None:
             assert self.model_rows is not None  # the signature includes the model rows' shape
@@ -109,7 +111,9 @@ class CapturedUpdate:
                         state["step"] = state["step"].to(device=self.device, dtype=torch.float32)
 
     def _snapshot(self) -> dict:
-        optim_states = [{p: {k: v.clone() for k, v in s.items()} for p, s in o.state.items()} for o in self.algo.torch_optimizers]
+        optim_states = [
+            {p: {k: v.clone() for k, v in s.items()} for p, s in o.state.items()} for o in self.algo.torch_optimizers
+        ]
         return {
             "tensors": [t.detach().clone() for t in self.algo.state_dict().values()],
             "optimizers": optim_states,
@@ -134,7 +138,9 @@ class CapturedUpdate:
         torch.cuda.set_rng_state(state, self.device)
 
 
-def replay_or_none(learner, sampler, real_rows: torch.Tensor, model_rows: torch.Tensor | None) -> ModelBasedStats | None:
+def replay_or_none(
+    learner, sampler, real_rows: torch.Tensor, model_rows: torch.Tensor | None
+) -> ModelBasedStats | None:
     """``learner.captured_update``'s replay of the step at these rows. If the step cannot be
     captured: with ``learner._eager_on_capture_failure`` (``train.compile=auto``) a warning, the
     learner eager from then on, and ``None`` (the caller steps eagerly); otherwise a clear error."""
@@ -143,8 +149,10 @@ def replay_or_none(learner, sampler, real_rows: torch.Tensor, model_rows: torch.
     except RuntimeError as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         if not learner._eager_on_capture_failure:
-            raise UserError(f"train.compile=on: the gradient step could not be captured as a CUDA graph ({reason}); "
-                            "train.compile=auto runs it eagerly instead") from error
+            raise UserError(
+                f"train.compile=on: the gradient step could not be captured as a CUDA graph ({reason}); "
+                "train.compile=auto runs it eagerly instead"
+            ) from error
         warnings.warn(f"the update could not be captured as a CUDA graph, so it runs eagerly: {reason}", stacklevel=4)
         learner.captured_update = None
         return None

@@ -18,8 +18,15 @@ from morec.learners.sac_step import ActorSample, NextStateSampler, SACNetworks
 from morec.rollout.buffer import TransitionBatch
 
 
-def bellman_uncertainty(obs: torch.Tensor, act: torch.Tensor, sample_next: NextStateSampler, actor_sample: ActorSample,
-                        critic_target: torch.nn.Module, num_samples: int, dtype: str = "float32") -> torch.Tensor:
+def bellman_uncertainty(
+    obs: torch.Tensor,
+    act: torch.Tensor,
+    sample_next: NextStateSampler,
+    actor_sample: ActorSample,
+    critic_target: torch.nn.Module,
+    num_samples: int,
+    dtype: str = "float32",
+) -> torch.Tensor:
     """``u(s, a)`` ``[..., B]`` of ``obs [..., B, O]``, ``act [..., B, A]``: the standard deviation
     over the elites of the mean over ``num_samples`` next states (from ``sample_next``) of
     ``min_k Q_target(s', a')`` with ``a'`` from ``actor_sample``; the passes in ``dtype``."""
@@ -29,7 +36,9 @@ def bellman_uncertainty(obs: torch.Tensor, act: torch.Tensor, sample_next: NextS
     with torch.autocast(obs.device.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
         next_act, _ = actor_sample(flat)
         q = critic_target(flat, next_act).min(-2).values  # [..., N * E * B]
-    return q.float().reshape(next_obs.shape[:-1]).mean(-3).std(-2)  # unbiased over elites, as torch.std in the released code
+    return (
+        q.float().reshape(next_obs.shape[:-1]).mean(-3).std(-2)
+    )  # unbiased over elites, as torch.std in the released code
 
 
 class MOBILE(ModelBasedSAC):
@@ -40,14 +49,30 @@ class MOBILE(ModelBasedSAC):
     @torch.no_grad()
     def bellman_uncertainty(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         """``u(s, a) [B]`` with this learner's dynamics, actor and target critics (see :func:`bellman_uncertainty`)."""
-        return bellman_uncertainty(obs, act, self.dynamics.sample, self.networks().actor_sample, self.critic_target,
-                                   self.mobile.num_samples, self.mobile.penalty_dtype)
+        return bellman_uncertainty(
+            obs,
+            act,
+            self.dynamics.sample,
+            self.networks().actor_sample,
+            self.critic_target,
+            self.mobile.num_samples,
+            self.mobile.penalty_dtype,
+        )
 
-    def model_penalty(self, rows: TransitionBatch, nets: SACNetworks, sample_next: NextStateSampler | None) -> torch.Tensor:
+    def model_penalty(
+        self, rows: TransitionBatch, nets: SACNetworks, sample_next: NextStateSampler | None
+    ) -> torch.Tensor:
         if sample_next is None:
             raise ValueError("MOBILE's penalty samples next states: pass its next_state_sampler()")
-        return self.mobile.beta * bellman_uncertainty(rows.observations, rows.actions, sample_next, nets.actor_sample,
-                                                      nets.critic_target, self.mobile.num_samples, self.mobile.penalty_dtype)
+        return self.mobile.beta * bellman_uncertainty(
+            rows.observations,
+            rows.actions,
+            sample_next,
+            nets.actor_sample,
+            nets.critic_target,
+            self.mobile.num_samples,
+            self.mobile.penalty_dtype,
+        )
 
     def next_state_sampler(self) -> NextStateSampler:
         return lambda obs, act, n: self.dynamics.sample(obs, act, num_samples=n)

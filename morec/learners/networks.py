@@ -18,7 +18,9 @@ __all__ = ["TANH_EPS", "TwinCritic", "build_actor", "sample_action", "tanh_gauss
 TANH_EPS = 1e-6  # inside log(1 - tanh^2 + eps), as OfflineRL-Kit (tianshou's default is float32's eps)
 
 
-def tanh_gaussian_log_prob(mu: torch.Tensor, sigma: torch.Tensor, pre: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+def tanh_gaussian_log_prob(
+    mu: torch.Tensor, sigma: torch.Tensor, pre: torch.Tensor, action: torch.Tensor
+) -> torch.Tensor:
     """``[B]`` log-probability of ``action = tanh(pre)`` ``[B, A]`` with ``pre ~ N(mu, sigma)``: the
     Gaussian's, then tianshou's tanh correction."""
     log_prob = (-0.5 * ((pre - mu) / sigma).pow(2) - sigma.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
@@ -39,11 +41,19 @@ def sample_action(actor: nn.Module, obs: torch.Tensor) -> tuple[torch.Tensor, to
 class TwinCritic(nn.Module):
     """``num_critics`` Q networks run as one: ``(obs [..., B, O], act [..., B, A]) -> Q [C, ...]``."""
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden_sizes: tuple[int, ...], num_critics: int = 2,
-                 generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden_sizes: tuple[int, ...],
+        num_critics: int = 2,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         sizes = (obs_dim + act_dim, *hidden_sizes, 1)
-        self.layers = nn.ModuleList(EnsembleLinear(num_critics, i, o, generator=generator) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(
+            EnsembleLinear(num_critics, i, o, generator=generator) for i, o in zip(sizes[:-1], sizes[1:])
+        )
         for layer in self.linears:  # PyTorch's default Linear initialisation, as SAC implementations use
             bound = 1 / math.sqrt(layer.weight.shape[1])
             nn.init.uniform_(layer.weight, -bound, bound, generator=generator)

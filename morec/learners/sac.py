@@ -79,7 +79,8 @@ class ModelBasedSAC(torch.nn.Module):
         self.critic = critic
         self.critic_target = copy.deepcopy(critic).requires_grad_(False)
         self.actor_optim = self._create_optimizer(
-            policy.actor, AdamOptimizerFactory(lr=config.actor_lr).with_lr_scheduler_factory(CosineLRFactory(total_steps))
+            policy.actor,
+            AdamOptimizerFactory(lr=config.actor_lr).with_lr_scheduler_factory(CosineLRFactory(total_steps)),
         )
         self.critic_optim = self._create_optimizer(critic, AdamOptimizerFactory(lr=config.critic_lr))
         self.log_alpha = LogAlpha(0.0 if config.auto_alpha else math.log(config.alpha), config.auto_alpha)
@@ -138,7 +139,9 @@ class ModelBasedSAC(torch.nn.Module):
         return self.log_alpha.value.exp().detach()
 
     # ------------------------------------------------------------------ hooks for subclasses
-    def model_penalty(self, rows: TransitionBatch, nets: SACNetworks, sample_next: NextStateSampler | None) -> torch.Tensor:
+    def model_penalty(
+        self, rows: TransitionBatch, nets: SACNetworks, sample_next: NextStateSampler | None
+    ) -> torch.Tensor:
         """``[..., n]`` penalty subtracted from the critic target of model ``rows`` ``[..., n, ...]``
         (none by default), from the networks ``nets`` and the ``sample_next`` of
         :meth:`next_state_sampler` it is given: with a seed dimension when the learner is stacked."""
@@ -161,17 +164,28 @@ class ModelBasedSAC(torch.nn.Module):
     # ------------------------------------------------------------------ the update
     def networks(self) -> SACNetworks:
         """This learner's networks and optimizers, as :func:`~morec.learners.sac_step.sac_step` reads them."""
-        return SACNetworks(actor_sample=lambda obs: sample_action(self.actor, obs), critic=self.critic,
-                           critic_target=self.critic_target, actor_critic=self.actor_critic(), log_alpha=self.log_alpha,
-                           critic_optim=self.critic_optim, actor_optim=self.actor_optim,
-                           alpha_optim=self.alpha_optim if self.config.auto_alpha else None)
+        return SACNetworks(
+            actor_sample=lambda obs: sample_action(self.actor, obs),
+            critic=self.critic,
+            critic_target=self.critic_target,
+            actor_critic=self.actor_critic(),
+            log_alpha=self.log_alpha,
+            critic_optim=self.critic_optim,
+            actor_optim=self.actor_optim,
+            alpha_optim=self.alpha_optim if self.config.auto_alpha else None,
+        )
 
     def step_settings(self, sample_next: NextStateSampler | None) -> StepSettings:
         """This algorithm's settings and hooks for :func:`~morec.learners.sac_step.sac_step`, its penalty
         sampling next states with ``sample_next``."""
-        return StepSettings(gamma=self.config.gamma, tau=self.config.tau, target_entropy=self.target_entropy,
-                            penalty=lambda rows, nets: self.model_penalty(rows, nets, sample_next),
-                            backup_entropy=self.backup_entropy(), target_lower_bound=self.target_lower_bound())
+        return StepSettings(
+            gamma=self.config.gamma,
+            tau=self.config.tau,
+            target_entropy=self.target_entropy,
+            penalty=lambda rows, nets: self.model_penalty(rows, nets, sample_next),
+            backup_entropy=self.backup_entropy(),
+            target_lower_bound=self.target_lower_bound(),
+        )
 
     def update(self, sampler: MixedSampler, batch_size: int) -> ModelBasedStats:
         """One gradient step on a batch of ``batch_size`` rows drawn by ``sampler``, then one step of

@@ -55,7 +55,15 @@ class ModelBasedStats(TrainingStats):
     penalty_mean: torch.Tensor | float = 0.0  # the algorithm's own penalty on model rows (MOBILE); 0 for MOPO
     extra: dict = field(default_factory=dict)
 
-    SCALARS = ("actor_loss", "critic_loss", "alpha", "alpha_loss", "q_mean", "target_mean", "penalty_mean")  # what the trainer logs
+    SCALARS = (
+        "actor_loss",
+        "critic_loss",
+        "alpha",
+        "alpha_loss",
+        "q_mean",
+        "target_mean",
+        "penalty_mean",
+    )  # what the trainer logs
 
 
 class LogAlpha(nn.Module):
@@ -130,7 +138,11 @@ def sac_step(nets: SACNetworks, batch: MixedBatch, settings: StepSettings) -> Mo
             tp.lerp_(p, s.tau)
     # tensors, not floats: reading a value waits for the device, so only the logger does it
     return ModelBasedStats(
-        actor_loss=actor_loss.detach(), critic_loss=critic_loss.detach(), alpha=alpha, alpha_loss=alpha_loss.detach(),
-        q_mean=q.detach().mean((-2, -1)), target_mean=target.mean(-1),
+        actor_loss=actor_loss.detach(),
+        critic_loss=critic_loss.detach(),
+        alpha=alpha,
+        alpha_loss=alpha_loss.detach(),
+        q_mean=q.detach().mean((-2, -1)),
+        target_mean=target.mean(-1),
         penalty_mean=penalty[..., n_real:].mean(-1) if batch.n_model else torch.zeros_like(alpha),
     )

@@ -27,7 +27,9 @@ class MixedSampler:
         """Row indices of a batch of ``n``: ``[n_real]`` into the real data and ``[n - n_real]`` into
         the model buffer (``None`` when it is empty)."""
         n_real = n if len(self.model) == 0 else int(n * self.real_ratio)
-        real_rows = torch.randint(len(self.real), (n_real,), device=self.real.observations.device, generator=self.generator)
+        real_rows = torch.randint(
+            len(self.real), (n_real,), device=self.real.observations.device, generator=self.generator
+        )
         model_rows = self.model.draw_rows(n - n_real, generator=self.generator) if n - n_real else None
         return real_rows, model_rows
 
@@ -53,7 +55,9 @@ class StackedSampler:
 
     def gather(self, real_rows: torch.Tensor, model_rows: torch.Tensor | None) -> MixedBatch:
         """The batch at ``real_rows [S, n_real]`` and ``model_rows [S, n_model]``, real rows first."""
-        batches = [sampler.gather(real_rows[s], None if model_rows is None else model_rows[s])
-                   for s, sampler in enumerate(self.samplers)]
+        batches = [
+            sampler.gather(real_rows[s], None if model_rows is None else model_rows[s])
+            for s, sampler in enumerate(self.samplers)
+        ]
         fields = (torch.stack([getattr(b.transitions, f) for b in batches]) for f in ModelBuffer.FIELDS)
         return MixedBatch(TransitionBatch(*fields), batches[0].n_model)

@@ -58,19 +58,32 @@ class StackedActor(nn.Module):
         linears = [self._linears(actor) for actor in actors]
         *hidden, (self.mu_weight, self.mu_bias), (self.sigma_weight, self.sigma_bias) = [
             (_stacked([seed[i].weight for seed in linears]), _stacked([seed[i].bias.unsqueeze(0) for seed in linears]))
-            for i in range(len(linears[0]))]
+            for i in range(len(linears[0]))
+        ]
         self.hidden_weights = nn.ParameterList(w for w, _ in hidden)
         self.hidden_biases = nn.ParameterList(b for _, b in hidden)
 
     @staticmethod
     def _linears(actor: Any) -> list[nn.Linear]:
         """A tianshou actor's layers: the hidden ones (ReLU after each), then the mean and the log-std heads."""
-        return [*(m for m in actor.preprocess.modules() if isinstance(m, nn.Linear)), actor.mu.model[0], actor.sigma.model[0]]
+        return [
+            *(m for m in actor.preprocess.modules() if isinstance(m, nn.Linear)),
+            actor.mu.model[0],
+            actor.sigma.model[0],
+        ]
 
     def pairs(self, actor: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """``(stacked parameter, the seed's parameter)`` for one seed's ``actor``."""
-        stacked = [*zip(self.hidden_weights, self.hidden_biases), (self.mu_weight, self.mu_bias), (self.sigma_weight, self.sigma_bias)]
-        return [pair for (w, b), layer in zip(stacked, self._linears(actor), strict=True) for pair in ((w, layer.weight), (b, layer.bias))]
+        stacked = [
+            *zip(self.hidden_weights, self.hidden_biases),
+            (self.mu_weight, self.mu_bias),
+            (self.sigma_weight, self.sigma_bias),
+        ]
+        return [
+            pair
+            for (w, b), layer in zip(stacked, self._linears(actor), strict=True)
+            for pair in ((w, layer.weight), (b, layer.bias))
+        ]
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = obs
@@ -113,8 +126,11 @@ class StackedCritic(nn.Module):
 
     def pairs(self, critic: TwinCritic) -> list[tuple[nn.Parameter, nn.Parameter]]:
         """``(stacked parameter, the seed's parameter)`` for one seed's ``critic``."""
-        return [pair for w, b, layer in zip(self.weights, self.biases, critic.linears, strict=True)
-                for pair in ((w, layer.weight), (b, layer.bias))]
+        return [
+            pair
+            for w, b, layer in zip(self.weights, self.biases, critic.linears, strict=True)
+            for pair in ((w, layer.weight), (b, layer.bias))
+        ]
 
 
 class StackedSAC(nn.Module):
@@ -136,12 +152,16 @@ class StackedSAC(nn.Module):
         self.actor = StackedActor([learner.actor for learner in learners])
         self.critic = StackedCritic([learner.critic for learner in learners])
         self.critic_target = StackedCritic([learner.critic_target for learner in learners]).requires_grad_(False)
-        self.log_alpha = LogAlpha(torch.stack([learner.log_alpha.value.detach() for learner in learners]), self.config.auto_alpha)
+        self.log_alpha = LogAlpha(
+            torch.stack([learner.log_alpha.value.detach() for learner in learners]), self.config.auto_alpha
+        )
         self.actor_on_target_critics = first.actor_critic() is first.critic_target
         self._optimizers: list[Algorithm.Optimizer] = []
         self.torch_optimizers: list[torch.optim.Optimizer] = []
         self.actor_optim = self._optimizer(self.actor, self.config.actor_lr)
-        self.lr_schedulers = [CosineAnnealingLR(self.torch_optimizers[0], T_max=cast(CosineAnnealingLR, first.lr_schedulers[0]).T_max)]
+        self.lr_schedulers = [
+            CosineAnnealingLR(self.torch_optimizers[0], T_max=cast(CosineAnnealingLR, first.lr_schedulers[0]).T_max)
+        ]
         self.critic_optim = self._optimizer(self.critic, self.config.critic_lr)
         if self.config.auto_alpha:
             self.alpha_optim = self._optimizer(self.log_alpha, self.config.alpha_lr)
@@ -160,15 +180,24 @@ class StackedSAC(nn.Module):
     # ------------------------------------------------------------------ the seeds' learners
     def _pairs(self) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
         """Each stacked parameter with the seeds' parameters it stacks."""
-        per_seed = [[*self.actor.pairs(learner.actor), *self.critic.pairs(learner.critic),
-                     *self.critic_target.pairs(learner.critic_target), (self.log_alpha.value, learner.log_alpha.value)]
-                    for learner in self.learners]
+        per_seed = [
+            [
+                *self.actor.pairs(learner.actor),
+                *self.critic.pairs(learner.critic),
+                *self.critic_target.pairs(learner.critic_target),
+                (self.log_alpha.value, learner.log_alpha.value),
+            ]
+            for learner in self.learners
+        ]
         return [(pairs[0][0], [seed[i][1] for seed in per_seed]) for i, pairs in enumerate(zip(*per_seed))]
 
     def _optimizer_pairs(self):
         """``(stacked torch optimizer, the seeds' torch optimizers)`` in the learners' order (actor,
         critics, entropy weight)."""
-        return [(optim, [learner.torch_optimizers[i] for learner in self.learners]) for i, optim in enumerate(self.torch_optimizers)]
+        return [
+            (optim, [learner.torch_optimizers[i] for learner in self.learners])
+            for i, optim in enumerate(self.torch_optimizers)
+        ]
 
     @torch.no_grad()
     def read_from_seeds(self) -> None:
@@ -186,7 +215,11 @@ class StackedSAC(nn.Module):
                     continue
                 state = stacked_optim.state.setdefault(p, {})
                 for key in seed_states[0]:
-                    value = seed_states[0][key] if key == "step" else torch.stack([s[key].reshape(p.shape[1:]) for s in seed_states])
+                    value = (
+                        seed_states[0][key]
+                        if key == "step"
+                        else torch.stack([s[key].reshape(p.shape[1:]) for s in seed_states])
+                    )
                     if key in state:
                         state[key].copy_(value)
                     else:
@@ -212,8 +245,12 @@ class StackedSAC(nn.Module):
         for stacked_optim, seed_optims in self._optimizer_pairs():
             for p, state in stacked_optim.state.items():
                 for s, (optim, q) in enumerate(zip(seed_optims, seeds_of[id(p)])):
-                    optim.state[q] = {key: value.detach().to("cpu", torch.float32).clone() if key == "step" else value[s].reshape(q.shape).clone()
-                                      for key, value in state.items()}
+                    optim.state[q] = {
+                        key: value.detach().to("cpu", torch.float32).clone()
+                        if key == "step"
+                        else value[s].reshape(q.shape).clone()
+                        for key, value in state.items()
+                    }
         self.write_schedules_to_seeds()
 
     def write_schedules_to_seeds(self) -> None:
@@ -247,7 +284,9 @@ class StackedSAC(nn.Module):
         else:  # a seed whose model buffer is still empty trains on real rows only: step the seeds one by one
             stats = self._update_each_seed(sampler, rows)
         with warnings.catch_warnings():  # after a step of the seeds' own optimizers, the stack's did not step
-            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before `optimizer.step()`"))
+            warnings.filterwarnings(
+                "ignore", message=re.escape("Detected call of `lr_scheduler.step()` before `optimizer.step()`")
+            )
             for scheduler in self.lr_schedulers:
                 scheduler.step()
         stats.train_time = time.perf_counter() - start
@@ -255,23 +294,35 @@ class StackedSAC(nn.Module):
 
     def _update_each_seed(self, sampler: StackedSampler, rows) -> ModelBasedStats:
         self.write_to_seeds()
-        per_seed = [learner.update_with_batch(seed_sampler.gather(*seed_rows))
-                    for learner, seed_sampler, seed_rows in zip(self.learners, sampler.samplers, rows)]
+        per_seed = [
+            learner.update_with_batch(seed_sampler.gather(*seed_rows))
+            for learner, seed_sampler, seed_rows in zip(self.learners, sampler.samplers, rows)
+        ]
         self.read_from_seeds()
-        stacked: dict[str, Any] = {key: torch.stack([getattr(s, key) for s in per_seed]) for key in ModelBasedStats.SCALARS}
+        stacked: dict[str, Any] = {
+            key: torch.stack([getattr(s, key) for s in per_seed]) for key in ModelBasedStats.SCALARS
+        }
         return ModelBasedStats(**stacked)
 
     @staticmethod
     def seed_stats(stats: ModelBasedStats, seed_index: int) -> ModelBasedStats:
         """One seed's scalars (0-dim tensors) of a stacked update's ``[S]`` stats."""
-        return ModelBasedStats(**{key: getattr(stats, key)[seed_index] for key in ModelBasedStats.SCALARS}, train_time=stats.train_time)
+        return ModelBasedStats(
+            **{key: getattr(stats, key)[seed_index] for key in ModelBasedStats.SCALARS}, train_time=stats.train_time
+        )
 
     def networks(self) -> SACNetworks:
         """The stacked networks and optimizers, as :func:`~morec.learners.sac_step.sac_step` reads them."""
-        return SACNetworks(actor_sample=self.actor.sample, critic=self.critic, critic_target=self.critic_target,
-                           actor_critic=self.critic_target if self.actor_on_target_critics else self.critic,
-                           log_alpha=self.log_alpha, critic_optim=self.critic_optim, actor_optim=self.actor_optim,
-                           alpha_optim=self.alpha_optim if self.config.auto_alpha else None)
+        return SACNetworks(
+            actor_sample=self.actor.sample,
+            critic=self.critic,
+            critic_target=self.critic_target,
+            actor_critic=self.critic_target if self.actor_on_target_critics else self.critic,
+            log_alpha=self.log_alpha,
+            critic_optim=self.critic_optim,
+            actor_optim=self.actor_optim,
+            alpha_optim=self.alpha_optim if self.config.auto_alpha else None,
+        )
 
     def next_state_sampler(self) -> NextStateSampler | None:
         """The seeds' next-state samplers as one: ``[S, B, O]`` -> ``[S, n, E, B, O + 1]``, each seed's

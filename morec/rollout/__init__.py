@@ -7,12 +7,29 @@ from morec.lazy import lazy_attributes
 from morec.rollout.config import RolloutConfig
 
 _LAZY = {  # name -> submodule
-    **dict.fromkeys(["Policy", "RandomEliteSelector", "RolloutEngine", "RolloutStats", "Selection", "Selector", "StepRecord"], ".engine"),
+    **dict.fromkeys(
+        ["Policy", "RandomEliteSelector", "RolloutEngine", "RolloutStats", "Selection", "Selector", "StepRecord"],
+        ".engine",
+    ),
     **dict.fromkeys(["ModelBuffer", "TransitionBatch"], ".buffer"),
     **dict.fromkeys(["ModelErrorReport", "model_error", "open_loop_error", "oracle_report"], ".model_error"),
 }
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
-__all__ = ["ModelBuffer", "ModelErrorReport", "Policy", "RandomEliteSelector", "RolloutConfig", "RolloutEngine", "RolloutStats",
-           "Selection", "Selector", "StepRecord", "TransitionBatch", "model_error", "open_loop_error", "oracle_report"]
+__all__ = [
+    "ModelBuffer",
+    "ModelErrorReport",
+    "Policy",
+    "RandomEliteSelector",
+    "RolloutConfig",
+    "RolloutEngine",
+    "RolloutStats",
+    "Selection",
+    "Selector",
+    "StepRecord",
+    "TransitionBatch",
+    "model_error",
+    "open_loop_error",
+    "oracle_report",
+]

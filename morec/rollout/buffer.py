@@ -50,7 +50,7 @@ class ModelBuffer:
         if n == 0:
             return
         if n > self.capacity:  # only the newest `capacity` rows would survive anyway
-            batch = TransitionBatch(*(getattr(batch, f)[-self.capacity:] for f in self.FIELDS))
+            batch = TransitionBatch(*(getattr(batch, f)[-self.capacity :] for f in self.FIELDS))
             n = self.capacity
         rows = (self.position + torch.arange(n, device=self.device)) % self.capacity
         for name in self.FIELDS:
@@ -77,11 +77,17 @@ class ModelBuffer:
 
     def state_dict(self) -> dict:
         """Stored rows (on the CPU) and the write position, for checkpoints."""
-        return {"position": self.position, "size": self.size,
-                **{f: getattr(self.storage, f)[: self.size].cpu() for f in self.FIELDS}}
+        return {
+            "position": self.position,
+            "size": self.size,
+            **{f: getattr(self.storage, f)[: self.size].cpu() for f in self.FIELDS},
+        }
 
     def load_state_dict(self, state: dict) -> None:
-        if state["observations"].shape[1:] != self.storage.observations.shape[1:] or len(state["observations"]) > self.capacity:
+        if (
+            state["observations"].shape[1:] != self.storage.observations.shape[1:]
+            or len(state["observations"]) > self.capacity
+        ):
             raise ValueError("buffer state does not fit this buffer (other dimensions or a larger capacity)")
         for f in self.FIELDS:
             getattr(self.storage, f)[: len(state[f])] = state[f].to(self.device)

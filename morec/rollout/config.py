@@ -18,4 +18,6 @@ class RolloutConfig:
     retain_epochs: int = 5  # model buffer holds batch_size * horizon * retain_epochs transitions
     samples_per_member: int = 1  # Gaussian draws per elite; candidates K = elites x samples (MOREC: 2)
     penalty_coef: float = 0.0  # MOPO's lambda: reward -= lambda * max over members of ||sigma||
-    candidate_clip: float | None = None  # clip candidates (next state and reward) to +-this (the released MOREC code: 25 on D4RL); None: no clip
+    candidate_clip: float | None = (
+        None  # clip candidates (next state and reward) to +-this (the released MOREC code: 25 on D4RL); None: no clip
+    )

@@ -33,8 +33,12 @@ from morec.rollout.buffer import ModelBuffer, TransitionBatch
 from morec.rollout.config import RolloutConfig
 
 Policy = Callable[[torch.Tensor], torch.Tensor]  # obs [B, O] -> act [B, A]
-TruncationFn = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (step, obs, act, next_obs) -> bool [B]
-RewardTransformFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (reward [B], obs, act, next_obs) -> reward [B]
+TruncationFn = Callable[
+    [int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor
+]  # (step, obs, act, next_obs) -> bool [B]
+RewardTransformFn = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor
+]  # (reward [B], obs, act, next_obs) -> reward [B]
 
 
 @dataclass
@@ -51,8 +55,15 @@ class Selection:
 
 
 class Selector(Protocol):
-    def __call__(self, obs: torch.Tensor, act: torch.Tensor, candidates: torch.Tensor, step: int,
-                 generator: torch.Generator, consensus: torch.Tensor) -> Selection:
+    def __call__(
+        self,
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        candidates: torch.Tensor,
+        step: int,
+        generator: torch.Generator,
+        consensus: torch.Tensor,
+    ) -> Selection:
         """``obs [B, O]``, ``act [B, A]``, ``candidates [K, B, O + 1]``, ``consensus [B, O + 1]``
         (the elites' mean prediction) -> :class:`Selection`."""
 
@@ -103,9 +114,16 @@ class RolloutEngine:
     ``act [B, A]``, ``next_obs [B, O]``) to the reward ``[B]`` written before the penalty.
     """
 
-    def __init__(self, dynamics, termination_fn: TerminationFn, config: RolloutConfig | None = None,
-                 selector: Selector | None = None, truncation_fn: TruncationFn | None = None, seed: int = 0,
-                 reward_transform: RewardTransformFn | None = None):
+    def __init__(
+        self,
+        dynamics,
+        termination_fn: TerminationFn,
+        config: RolloutConfig | None = None,
+        selector: Selector | None = None,
+        truncation_fn: TruncationFn | None = None,
+        seed: int = 0,
+        reward_transform: RewardTransformFn | None = None,
+    ):
         self.dynamics = dynamics
         self.termination_fn = termination_fn
         self.config = config or RolloutConfig()
@@ -144,8 +162,13 @@ class RolloutEngine:
         return picked, sel, penalty
 
     @torch.no_grad()
-    def rollout(self, start_states: torch.Tensor, policy: Policy, buffer: ModelBuffer,
-                step_callback: Callable[[StepRecord], None] | None = None) -> RolloutStats:
+    def rollout(
+        self,
+        start_states: torch.Tensor,
+        policy: Policy,
+        buffer: ModelBuffer,
+        step_callback: Callable[[StepRecord], None] | None = None,
+    ) -> RolloutStats:
         """Run up to ``horizon`` steps from ``start_states [B, O]`` and write every transition."""
         obs = start_states.to(self.device, torch.float32)
         n_start = len(obs)
@@ -161,7 +184,9 @@ class RolloutEngine:
             next_obs, model_reward = picked[:, :-1], picked[:, -1]
             terminated = self.termination_fn(obs, act, next_obs)
             stop = sel.stop if sel.stop is not None else torch.zeros_like(terminated)
-            truncated = self.truncation_fn(step, obs, act, next_obs) if self.truncation_fn else torch.zeros_like(terminated)
+            truncated = (
+                self.truncation_fn(step, obs, act, next_obs) if self.truncation_fn else torch.zeros_like(terminated)
+            )
             if sel.truncate is not None:
                 truncated = truncated | sel.truncate
             terminals = terminated | stop
@@ -169,12 +194,16 @@ class RolloutEngine:
             if self.reward_transform is not None:
                 reward = self.reward_transform(model_reward, obs, act, next_obs)
                 if reward.shape != model_reward.shape:
-                    raise ValueError(f"reward_transform must return rewards of shape {tuple(model_reward.shape)}, "
-                                     f"got {tuple(reward.shape)}")
+                    raise ValueError(
+                        f"reward_transform must return rewards of shape {tuple(model_reward.shape)}, "
+                        f"got {tuple(reward.shape)}"
+                    )
             buffer.add(TransitionBatch(obs, act, reward - penalty, next_obs, terminals))
             ended = terminals | truncated
             if step_callback is not None:
-                step_callback(StepRecord(step, obs, act, next_obs, reward - penalty, terminals, terminated, ended, rows))
+                step_callback(
+                    StepRecord(step, obs, act, next_obs, reward - penalty, terminals, terminated, ended, rows)
+                )
             n = len(obs)
             n_written += n
             sums["reward"] += model_reward.sum()

@@ -62,8 +62,13 @@ def model_error(
     elite) from ``start_states [B, O]`` for ``horizon`` steps, then ask ``oracle`` for the true
     next state of every written ``(s, a)``. No penalty is applied, so rewards are comparable."""
     term = termination_fn or get_termination_fn(oracle.env_id, oracle.layout)
-    engine = RolloutEngine(dynamics, term, RolloutConfig(horizon=horizon, samples_per_member=samples_per_member),
-                           selector=selector, seed=seed)
+    engine = RolloutEngine(
+        dynamics,
+        term,
+        RolloutConfig(horizon=horizon, samples_per_member=samples_per_member),
+        selector=selector,
+        seed=seed,
+    )
     records: list[StepRecord] = []
     buffer = ModelBuffer(max(len(start_states) * horizon, 1), start_states.shape[1], _act_dim(dynamics), engine.device)
     stats: RolloutStats = engine.rollout(start_states, policy, buffer, step_callback=records.append)
@@ -111,8 +116,13 @@ def open_loop_error(
     chosen = rng.choice(np.asarray(starts), size=min(num_segments, len(starts)), replace=False)
     rows = chosen[:, None] + np.arange(horizon)  # [S, H]
     device = dynamics.device
-    engine = RolloutEngine(dynamics, lambda o, a, n: torch.zeros(len(o), dtype=torch.bool, device=device),
-                           RolloutConfig(horizon=horizon, samples_per_member=samples_per_member), selector=selector, seed=seed)
+    engine = RolloutEngine(
+        dynamics,
+        lambda o, a, n: torch.zeros(len(o), dtype=torch.bool, device=device),
+        RolloutConfig(horizon=horizon, samples_per_member=samples_per_member),
+        selector=selector,
+        seed=seed,
+    )
     actions = torch.as_tensor(dataset.actions[rows], device=device)
     truth = dataset.next_observations[rows].astype(np.float64)
     obs = torch.as_tensor(dataset.observations[chosen], device=device)
@@ -140,7 +150,9 @@ def oracle_report(model, ds, starts: int, horizon: int, seed: int) -> dict:
 
     closed = model_error(model, None, random_policy, start_states, horizon, oracle, obs_std=std, seed=seed)
     return {
-        "random_policy_model_error": {k: closed.to_dict()[k] for k in ("overall", "median", "per_step", "reward_abs_error", "transitions")},
+        "random_policy_model_error": {
+            k: closed.to_dict()[k] for k in ("overall", "median", "per_step", "reward_abs_error", "transitions")
+        },
         "open_loop_error_per_step": open_loop_error(model, ds, horizon, obs_std=std, seed=seed),
     }
 

@@ -23,8 +23,12 @@ def load_sac_actor(path: str | Path, env_id: str, device: str | torch.device = "
     first = next(v for k, v in state.items() if k.endswith("weight"))
     env = make_env(env_id)
     if first.shape[1] != env.observation_space.shape[0]:
-        raise ValueError(f"{path} takes observations of size {first.shape[1]}, but {env_id} has {env.observation_space.shape[0]}")
-    algo = build_sac(env.observation_space.shape[0], env.action_space, SACConfig(hidden_size=first.shape[0]), str(device))
+        raise ValueError(
+            f"{path} takes observations of size {first.shape[1]}, but {env_id} has {env.observation_space.shape[0]}"
+        )
+    algo = build_sac(
+        env.observation_space.shape[0], env.action_space, SACConfig(hidden_size=first.shape[0]), str(device)
+    )
     algo.policy.load_state_dict(state)
     return algo.policy.actor.eval()
 
@@ -83,8 +87,9 @@ def random_row_policy(act_dim: int, horizon: int, rows: int, seed: int, device) 
     return lambda obs, row, step: table[step, row]
 
 
-def actor_row_policy(actor: torch.nn.Module, act_dim: int, horizon: int, rows: int, seed: int, device,
-                     noise_std: float = 0.0) -> RowPolicy:
+def actor_row_policy(
+    actor: torch.nn.Module, act_dim: int, horizon: int, rows: int, seed: int, device, noise_std: float = 0.0
+) -> RowPolicy:
     """A SAC actor's sample (plus ``noise_std`` Gaussian action noise, clipped to [-1, 1]) with
     its noise fixed per (start row, step)."""
     pre, extra = noise_table(horizon, rows, 2 * act_dim, seed, device).split(act_dim, dim=-1)
@@ -94,6 +99,7 @@ def actor_row_policy(actor: torch.nn.Module, act_dim: int, horizon: int, rows: i
         (mu, sigma), _ = actor(obs)
         a = torch.tanh(mu + sigma * pre[step, row]) + noise_std * extra[step, row]
         return a.clamp(-1.0, 1.0)
+
     return act
 
 
@@ -110,31 +116,42 @@ def load_torchscript(path: str | Path, device: str | torch.device = "cpu") -> to
         return torch.jit.load(str(path), map_location=device).eval()
 
 
-def load_torchscript_policy(path: str | Path, obs_dim: int, act_dim: int, device: str | torch.device = "cpu") -> TensorPolicy:
+def load_torchscript_policy(
+    path: str | Path, obs_dim: int, act_dim: int, device: str | torch.device = "cpu"
+) -> TensorPolicy:
     """A deterministic policy from a TorchScript file mapping observations ``[B, O]`` float32 to
     actions ``[B, A]`` (clipped to [-1, 1]). A missing file, a file that is not TorchScript and a
     module that does not map ``[B, obs_dim]`` to ``[B, act_dim]`` raise errors naming the fix."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"policy file {path} does not exist; give the path of a TorchScript module "
-                                "(torch.jit.script(policy).save(path))")
+        raise FileNotFoundError(
+            f"policy file {path} does not exist; give the path of a TorchScript module "
+            "(torch.jit.script(policy).save(path))"
+        )
     try:
         module = load_torchscript(path, device)
     except (RuntimeError, ValueError) as err:
-        raise ValueError(f"{path} is not a TorchScript module ({str(err).strip().splitlines()[0]}); save the policy "
-                         "with torch.jit.script(policy).save(path) or torch.jit.trace(policy, example_obs).save(path)") from None
+        raise ValueError(
+            f"{path} is not a TorchScript module ({str(err).strip().splitlines()[0]}); save the policy "
+            "with torch.jit.script(policy).save(path) or torch.jit.trace(policy, example_obs).save(path)"
+        ) from None
     probe = torch.zeros(2, obs_dim, device=device)
     try:
         with torch.no_grad():
             out = module(probe)
     except Exception as err:  # noqa: BLE001  # whatever the scripted code raises, it means the shapes do not fit
-        raise ValueError(f"{path} fails on observations of shape [B, {obs_dim}] for this task "
-                         f"({str(err).strip().splitlines()[-1][:200]}); it must map [B, {obs_dim}] float32 to [B, {act_dim}]") from None
+        raise ValueError(
+            f"{path} fails on observations of shape [B, {obs_dim}] for this task "
+            f"({str(err).strip().splitlines()[-1][:200]}); it must map [B, {obs_dim}] float32 to [B, {act_dim}]"
+        ) from None
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, act_dim):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"{path} maps observations [2, {obs_dim}] to {got}; this task needs actions [B, {act_dim}] in [-1, 1]")
+        raise ValueError(
+            f"{path} maps observations [2, {obs_dim}] to {got}; this task needs actions [B, {act_dim}] in [-1, 1]"
+        )
 
     @torch.no_grad()
     def act(obs: torch.Tensor) -> torch.Tensor:
         return module(obs.float()).float().clamp(-1.0, 1.0)
+
     return act

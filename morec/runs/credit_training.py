@@ -72,8 +72,9 @@ def pearson(path: Path, truth: np.ndarray) -> float:
     return float(np.corrcoef(rewards, truth)[0, 1])
 
 
-def run_suites(labels: list[str], *, out: Path, suite: SuiteConfig, options: dict, lanes: int,
-               say: Callable[[str], None] = print) -> list[int]:
+def run_suites(
+    labels: list[str], *, out: Path, suite: SuiteConfig, options: dict, lanes: int, say: Callable[[str], None] = print
+) -> list[int]:
     """One suite per labelling (``suite`` with that labelling's dataset and results folder, run with
     :func:`~morec.runs.suite.run_suite`'s ``options``), ``lanes`` at a time (on Ray, one after the
     other: the cluster runs each suite's runs side by side already); 1 for a suite with failed runs."""
@@ -98,19 +99,39 @@ def combine(labels: list[str], correlations: dict[str, float], *, out: Path, tas
             continue
         with open(table, newline="") as fh:
             for row in csv.DictReader(fh):
-                rows.append({"rewards": label, "pearson": f"{correlations[label]:.3f}", "variant": row["variant"],
-                             "seeds": row["seeds"], "last": row["last"], "last10": row["last10"], "best": row["best"]})
+                rows.append(
+                    {
+                        "rewards": label,
+                        "pearson": f"{correlations[label]:.3f}",
+                        "variant": row["variant"],
+                        "seeds": row["seeds"],
+                        "last": row["last"],
+                        "last10": row["last10"],
+                        "best": row["best"],
+                    }
+                )
     header = ["rewards", "pearson", "variant", "seeds", "last", "last10", "best"]
     text = write_rows(rows, header, out / "table.csv")
-    text += (f"\n\n{task}, normalised scores, mean ± std over seeds (`last`: final evaluation; `last10`: mean of "
-             "the last 10). `pearson`: the labelling's correlation with the true per-step rewards.\n")
+    text += (
+        f"\n\n{task}, normalised scores, mean ± std over seeds (`last`: final evaluation; `last10`: mean of "
+        "the last 10). `pearson`: the labelling's correlation with the true per-step rewards.\n"
+    )
     (out / "table.md").write_text(text)
     return text
 
 
-def credit_training(dataset: Path, task: str, out: Path, *, suite: SuiteConfig, suite_options: dict | None = None,
-                    labels: Sequence[str] = tuple(LABELLINGS), lanes: int = 1, table_only: bool = False,
-                    say: Callable[[str], None] = print) -> tuple[str, int]:
+def credit_training(
+    dataset: Path,
+    task: str,
+    out: Path,
+    *,
+    suite: SuiteConfig,
+    suite_options: dict | None = None,
+    labels: Sequence[str] = tuple(LABELLINGS),
+    lanes: int = 1,
+    table_only: bool = False,
+    say: Callable[[str], None] = print,
+) -> tuple[str, int]:
     """Build the ``labels`` views of ``dataset`` under ``out/data``, train ``suite`` (its variants and
     seeds of ``task``'s configs) on each (``out/results/<label>``) and combine them into
     ``out/table.md``. Returns ``(the table, 1 if a suite had failed runs else 0)``; ``table_only``
@@ -134,5 +155,9 @@ def credit_training(dataset: Path, task: str, out: Path, *, suite: SuiteConfig, 
             build_dataset(label, Path(dataset), path)
         correlations[label] = pearson(path, truth) if path.exists() else float("nan")
     (out / "correlations.json").write_text(json.dumps(correlations, indent=2))
-    codes = [] if table_only else run_suites(labels, out=out, suite=suite, options=suite_options or {}, lanes=lanes, say=say)
+    codes = (
+        []
+        if table_only
+        else run_suites(labels, out=out, suite=suite, options=suite_options or {}, lanes=lanes, say=say)
+    )
     return combine(labels, correlations, out=out, task=task), max(codes, default=0)

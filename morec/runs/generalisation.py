@@ -16,9 +16,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-def generalisation(collect_dir: Path, out: Path, *, levels: Sequence[str] = ("medium-replay", "medium"),
-                   generators: Sequence[str] = ("fixed", "adversarial"), updates: int = 3000, horizon: int = 100,
-                   starts: int = 500, seed: int = 0) -> dict:
+def generalisation(
+    collect_dir: Path,
+    out: Path,
+    *,
+    levels: Sequence[str] = ("medium-replay", "medium"),
+    generators: Sequence[str] = ("fixed", "adversarial"),
+    updates: int = 3000,
+    horizon: int = 100,
+    starts: int = 500,
+    seed: int = 0,
+) -> dict:
     """Per level of ``collect_dir`` (the output of ``morec collect``): the dynamics' holdout error
     and, per reward generator, its discrimination report and the filtered-vs-unfiltered oracle
     errors under a random, a noisy medium and the expert policy. Trained models under ``out`` are reused."""
@@ -47,19 +55,44 @@ def generalisation(collect_dir: Path, out: Path, *, levels: Sequence[str] = ("me
                 train = json.loads((reward_dir / "report.json").read_text())
             else:
                 dyn = load_dynamics(dyn_dir, ds, "cpu")
-                _, train = train_reward(ds, dyn, DynamicsRewardConfig(generator=generator, num_updates=updates), reward_dir,
-                                           seed=seed, show_progress=False)
+                _, train = train_reward(
+                    ds,
+                    dyn,
+                    DynamicsRewardConfig(generator=generator, num_updates=updates),
+                    reward_dir,
+                    seed=seed,
+                    show_progress=False,
+                )
             evals = {}
-            for name, policy, paths in (("random", "random", ()), ("noisy_behaviour", "noisy-behaviour", (str(medium),)),
-                                        ("expert", "checkpoint", (str(expert),))):
-                rep = eval_model(dataset, str(dyn_dir), reward=str(reward_dir), policy=policy, policy_paths=paths,
-                                 starts=starts, check=check)
-                evals[name] = {"ratio": rep["filtered_over_unfiltered_error"], "spearman": rep["reward_error_spearman"],
-                               "unfiltered_error": rep["unfiltered"]["error"], "filtered_error": rep["filtered"]["error"],
-                               "unfiltered_length": rep["unfiltered"]["mean_length"], "filtered_length": rep["filtered"]["mean_length"],
-                               # step 1 has the same rows in both runs: the selection effect without truncation
-                               "first_step_ratio": rep["filtered"]["error_first_step"] / rep["unfiltered"]["error_first_step"]}
-            entry[generator] = {"discrimination": train["discrimination"], "reward_fit_seconds": train["fit"]["seconds"], "eval": evals}
+            for name, policy, paths in (
+                ("random", "random", ()),
+                ("noisy_behaviour", "noisy-behaviour", (str(medium),)),
+                ("expert", "checkpoint", (str(expert),)),
+            ):
+                rep = eval_model(
+                    dataset,
+                    str(dyn_dir),
+                    reward=str(reward_dir),
+                    policy=policy,
+                    policy_paths=paths,
+                    starts=starts,
+                    check=check,
+                )
+                evals[name] = {
+                    "ratio": rep["filtered_over_unfiltered_error"],
+                    "spearman": rep["reward_error_spearman"],
+                    "unfiltered_error": rep["unfiltered"]["error"],
+                    "filtered_error": rep["filtered"]["error"],
+                    "unfiltered_length": rep["unfiltered"]["mean_length"],
+                    "filtered_length": rep["filtered"]["mean_length"],
+                    # step 1 has the same rows in both runs: the selection effect without truncation
+                    "first_step_ratio": rep["filtered"]["error_first_step"] / rep["unfiltered"]["error_first_step"],
+                }
+            entry[generator] = {
+                "discrimination": train["discrimination"],
+                "reward_fit_seconds": train["fit"]["seconds"],
+                "eval": evals,
+            }
         results["runs"][level] = entry
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(results, indent=2))

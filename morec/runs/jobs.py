@@ -39,20 +39,45 @@ def load_dynamics(path: str | Path, ds: OfflineDataset, device) -> EnsembleDynam
 
 
 # ---------------------------------------------------------------------------------------- the models
-def train_dynamics(ds: OfflineDataset, out: Path, config: EnsembleConfig, *, source: str, seed: int = 0,
-                   device: str = "cpu", eval_starts: int = 500, eval_horizon: int = 10,
-                   show_progress: bool = True) -> tuple[EnsembleDynamics, dict]:
+def train_dynamics(
+    ds: OfflineDataset,
+    out: Path,
+    config: EnsembleConfig,
+    *,
+    source: str,
+    seed: int = 0,
+    device: str = "cpu",
+    eval_starts: int = 500,
+    eval_horizon: int = 10,
+    show_progress: bool = True,
+) -> tuple[EnsembleDynamics, dict]:
     """``morec train-dynamics``: the ensemble fitted on ``ds`` and saved to ``out`` with its report
     (the fit, and the error of model rollouts against the simulator from ``eval_starts`` states):
     :func:`morec.training.models.fit_dynamics_model`. Returns ``(model, report)``."""
     from morec.training.models import fit_dynamics_model
 
-    return fit_dynamics_model(ds, config, out, seed=seed, device=device, show_progress=show_progress, source=source,
-                              oracle_starts=eval_starts, oracle_horizon=eval_horizon)
+    return fit_dynamics_model(
+        ds,
+        config,
+        out,
+        seed=seed,
+        device=device,
+        show_progress=show_progress,
+        source=source,
+        oracle_starts=eval_starts,
+        oracle_horizon=eval_horizon,
+    )
 
 
-def train_reward(ds: OfflineDataset, dynamics: EnsembleDynamics, config: DynamicsRewardConfig, out: Path, *,
-                 seed: int = 0, show_progress: bool = True) -> tuple[DynamicsReward, dict]:
+def train_reward(
+    ds: OfflineDataset,
+    dynamics: EnsembleDynamics,
+    config: DynamicsRewardConfig,
+    out: Path,
+    *,
+    seed: int = 0,
+    show_progress: bool = True,
+) -> tuple[DynamicsReward, dict]:
     """``morec train-reward``: the dynamics reward learned on 90% of ``ds`` and saved to ``out``,
     its report with the ROC AUC on the 10% held out (:func:`morec.training.models.fit_reward_model`)."""
     from morec.training.models import fit_reward_model
@@ -60,9 +85,16 @@ def train_reward(ds: OfflineDataset, dynamics: EnsembleDynamics, config: Dynamic
     return fit_reward_model(ds, dynamics, config, out, seed=seed, holdout=0.1, show_progress=show_progress)
 
 
-def distil_reward_to(ds: OfflineDataset, dynamics: EnsembleDynamics, teacher: DynamicsReward, config: DistillationConfig,
-                     out: Path, *,
-                     filter_config: MorecFilterConfig | None = None, show_progress: bool = True) -> tuple[DynamicsReward, dict]:
+def distil_reward_to(
+    ds: OfflineDataset,
+    dynamics: EnsembleDynamics,
+    teacher: DynamicsReward,
+    config: DistillationConfig,
+    out: Path,
+    *,
+    filter_config: MorecFilterConfig | None = None,
+    show_progress: bool = True,
+) -> tuple[DynamicsReward, dict]:
     """``morec distil-reward``: ``teacher`` distilled into one network, its agreement measured at
     the teacher's threshold under ``filter_config`` (``auto`` resolved from the teacher's held-out
     data), with the check's candidates (:func:`morec.training.models.distil_reward_model`)."""
@@ -72,13 +104,31 @@ def distil_reward_to(ds: OfflineDataset, dynamics: EnsembleDynamics, teacher: Dy
     filter_config = filter_config or MorecFilterConfig()
     rollout = FilterCheckConfig().rollout()
     threshold, _ = resolve_threshold(teacher, dynamics, filter_config, rollout, seed=config.seed)
-    return distil_reward_model(ds, dynamics, teacher, config, out, filter_config=filter_config, threshold=threshold,
-                               rollout=rollout, show_progress=show_progress)
+    return distil_reward_model(
+        ds,
+        dynamics,
+        teacher,
+        config,
+        out,
+        filter_config=filter_config,
+        threshold=threshold,
+        rollout=rollout,
+        show_progress=show_progress,
+    )
 
 
 # ---------------------------------------------------------------------------------------- model check
-def checked_policies(kind: str, paths: Sequence[str], ds: OfflineDataset, device, rows: int, *, seed: int,
-                     horizon: int, noise: float = 0.3) -> list[CheckedPolicy]:
+def checked_policies(
+    kind: str,
+    paths: Sequence[str],
+    ds: OfflineDataset,
+    device,
+    rows: int,
+    *,
+    seed: int,
+    horizon: int,
+    noise: float = 0.3,
+) -> list[CheckedPolicy]:
     """The policies to check, each with noise fixed per (start row, step) from ``seed``: ``kind``
     is one of :data:`POLICY_KINDS`; ``paths`` the policy files (none for ``random``)."""
     from morec.dynamics_reward.check import CheckedPolicy
@@ -95,7 +145,9 @@ def checked_policies(kind: str, paths: Sequence[str], ds: OfflineDataset, device
     if kind == "random":
         if paths:
             raise ValueError("--policy random takes no --policy-path; use --policy torchscript for policy files")
-        return [CheckedPolicy("random", random_row_policy(ds.act_dim, horizon, rows, seed, device), deterministic=False)]
+        return [
+            CheckedPolicy("random", random_row_policy(ds.act_dim, horizon, rows, seed, device), deterministic=False)
+        ]
     if not paths:
         what = "a TorchScript file" if kind == "torchscript" else "a policy_<step>.pt written by morec collect"
         raise ValueError(f"--policy {kind} needs --policy-path ({what})")
@@ -113,15 +165,30 @@ def checked_policies(kind: str, paths: Sequence[str], ds: OfflineDataset, device
             raise FileNotFoundError(f"policy file {path} does not exist")
         actor = load_sac_actor(path, ds.metadata["env_id"], device)
         policy_noise = noise if kind == "noisy-behaviour" else 0.0
-        policies.append(CheckedPolicy(name, actor_row_policy(actor, ds.act_dim, horizon, rows, seed, device, policy_noise),
-                                      deterministic=False))
+        policies.append(
+            CheckedPolicy(
+                name,
+                actor_row_policy(actor, ds.act_dim, horizon, rows, seed, device, policy_noise),
+                deterministic=False,
+            )
+        )
     return policies
 
 
-def eval_model(dataset: str, dynamics: str, *, env: str | None = None, reward: str | None = None, policy: str = "random",
-               policy_paths: Sequence[str] = (), policy_noise: float = 0.3, starts: int = 500,
-               filter_config: MorecFilterConfig | None = None, check: FilterCheckConfig | None = None,
-               device: str = "cpu") -> dict:
+def eval_model(
+    dataset: str,
+    dynamics: str,
+    *,
+    env: str | None = None,
+    reward: str | None = None,
+    policy: str = "random",
+    policy_paths: Sequence[str] = (),
+    policy_noise: float = 0.3,
+    starts: int = 500,
+    filter_config: MorecFilterConfig | None = None,
+    check: FilterCheckConfig | None = None,
+    device: str = "cpu",
+) -> dict:
     """Oracle error of model rollouts under ``policy`` from ``starts`` dataset states, unfiltered
     and (with a trained ``reward``) filtered: the report of :func:`morec.dynamics_reward.check.check_filter`
     with the first policy's summary at the top level. ``check.seed`` fixes the start states, the
@@ -132,17 +199,37 @@ def eval_model(dataset: str, dynamics: str, *, env: str | None = None, reward: s
     filter_config = filter_config or MorecFilterConfig()
     check = check or FilterCheckConfig()
     if filter_config.distilled:
-        raise UserError("filter.distilled is for morec train; to check a distilled reward, make one with "
-                        "`morec distil-reward` and pass its --out as --reward")
+        raise UserError(
+            "filter.distilled is for morec train; to check a distilled reward, make one with "
+            "`morec distil-reward` and pass its --out as --reward"
+        )
     with as_user_error(ValueError, FileNotFoundError):  # bad input: a UserError naming the fix
-        setup = _eval_setup(dataset, dynamics, env, reward, policy, policy_paths, policy_noise, starts, filter_config, check, device)
+        setup = _eval_setup(
+            dataset, dynamics, env, reward, policy, policy_paths, policy_noise, starts, filter_config, check, device
+        )
     calibration, real_source = setup.pop("calibration"), setup.pop("real_source")
     report = check_filter(**setup)
     first = next(iter(report["policies"].values()))
-    legacy = {k: first[k] for k in ("unfiltered", "filtered", "filtered_over_unfiltered_error", "reward_error_spearman",
-                                  "true_return_mean", "return_error_ratio") if k in first}
-    out = {"dataset": str(dataset), "policy": policy, "horizon": check.horizon, "starts": len(setup["starts"]),
-           **legacy, "threshold": setup["threshold"] if reward else None}
+    legacy = {
+        k: first[k]
+        for k in (
+            "unfiltered",
+            "filtered",
+            "filtered_over_unfiltered_error",
+            "reward_error_spearman",
+            "true_return_mean",
+            "return_error_ratio",
+        )
+        if k in first
+    }
+    out = {
+        "dataset": str(dataset),
+        "policy": policy,
+        "horizon": check.horizon,
+        "starts": len(setup["starts"]),
+        **legacy,
+        "threshold": setup["threshold"] if reward else None,
+    }
     if calibration is not None:
         out["threshold_calibration"] = calibration.to_dict()
     if reward:
@@ -151,8 +238,19 @@ def eval_model(dataset: str, dynamics: str, *, env: str | None = None, reward: s
     return out | report
 
 
-def _eval_setup(dataset: str, dynamics: str, env: str | None, reward: str | None, policy: str, policy_paths: Sequence[str],
-                policy_noise: float, starts: int, filt: MorecFilterConfig, check: FilterCheckConfig, device: str) -> dict:
+def _eval_setup(
+    dataset: str,
+    dynamics: str,
+    env: str | None,
+    reward: str | None,
+    policy: str,
+    policy_paths: Sequence[str],
+    policy_noise: float,
+    starts: int,
+    filt: MorecFilterConfig,
+    check: FilterCheckConfig,
+    device: str,
+) -> dict:
     """Load and check everything eval-model needs; bad input raises ``ValueError``/``FileNotFoundError``."""
     import torch
 
@@ -167,28 +265,48 @@ def _eval_setup(dataset: str, dynamics: str, env: str | None, reward: str | None
         warnings.simplefilter("ignore", UnknownEnvironmentWarning)
         ds = load_dataset(dataset, env_id=env)
     if ds.metadata.get("layout") is None or ds.domain is None:
-        raise UserError(f"{dataset} does not say which environment it comes from, and eval-model needs the "
-                        "MuJoCo simulator: pass --env, e.g. --env Hopper-v4 or --env hopper-medium-replay-v2")
+        raise UserError(
+            f"{dataset} does not say which environment it comes from, and eval-model needs the "
+            "MuJoCo simulator: pass --env, e.g. --env Hopper-v4 or --env hopper-medium-replay-v2"
+        )
     device = torch.device(device)
     env_id, layout = ds.metadata.get("env_id"), ds.metadata.get("layout")
     dyn = load_dynamics(dynamics, ds, device)
     oracle = MujocoOracle(env_id, layout)
     rows = np.random.default_rng(seed).choice(len(ds), size=min(starts, len(ds)), replace=False)
     start_states = torch.as_tensor(ds.observations[rows], device=device)
-    policies = checked_policies(policy, policy_paths, ds, device, len(rows), seed=seed + 1, horizon=check.horizon, noise=policy_noise)
+    policies = checked_policies(
+        policy, policy_paths, ds, device, len(rows), seed=seed + 1, horizon=check.horizon, noise=policy_noise
+    )
     trained, threshold, calibration, real, real_source = None, None, None, None, None
     if reward:
-        trained = DynamicsReward.load(reward, device, obs_dim=ds.obs_dim, act_dim=ds.act_dim, env_id=env_id, layout=layout)
+        trained = DynamicsReward.load(
+            reward, device, obs_dim=ds.obs_dim, act_dim=ds.act_dim, env_id=env_id, layout=layout
+        )
         threshold, calibration = resolve_threshold(trained, dyn, filt, check.rollout(), seed=seed)
         if trained.heldout is not None:
             real = trained.heldout_part("measure")
-            real_source = ("half of the reward's held-out transitions (never trained on; the other half sets "
-                           "threshold auto)")
+            real_source = (
+                "half of the reward's held-out transitions (never trained on; the other half sets threshold auto)"
+            )
         else:
             sample = np.random.default_rng(seed + 2).choice(len(ds), size=min(5000, len(ds)), replace=False)
-            real = tuple(torch.as_tensor(a[sample], device=device) for a in (ds.observations, ds.actions, ds.next_observations))
+            real = tuple(
+                torch.as_tensor(a[sample], device=device) for a in (ds.observations, ds.actions, ds.next_observations)
+            )
             real_source = "a sample of --dataset (this reward stores no held-out data; it may have trained on these)"
-    return {"dynamics": dyn, "reward": trained, "filter_config": filt, "threshold": threshold, "policies": policies,
-            "starts": start_states, "oracle": oracle, "termination_fn": get_termination_fn(oracle.env_id, oracle.layout),
-            "obs_std": observation_std(ds), "config": check, "real_transitions": real,
-            "calibration": calibration, "real_source": real_source}
+    return {
+        "dynamics": dyn,
+        "reward": trained,
+        "filter_config": filt,
+        "threshold": threshold,
+        "policies": policies,
+        "starts": start_states,
+        "oracle": oracle,
+        "termination_fn": get_termination_fn(oracle.env_id, oracle.layout),
+        "obs_std": observation_std(ds),
+        "config": check,
+        "real_transitions": real,
+        "calibration": calibration,
+        "real_source": real_source,
+    }

@@ -31,7 +31,9 @@ def parse_param(text: str) -> tuple[str, str, list[Any]]:
     key, sep, spec = text.partition("=")
     kind, sep2, raw = spec.partition(":")
     if not (sep and sep2 and key.strip()) or kind not in DOMAINS:
-        raise ConfigError(f"--param {text!r}: expected KEY=KIND:VALUES with KIND one of {DOMAINS}, e.g. mobile.beta=grid:0.5,1.0")
+        raise ConfigError(
+            f"--param {text!r}: expected KEY=KIND:VALUES with KIND one of {DOMAINS}, e.g. mobile.beta=grid:0.5,1.0"
+        )
     values = [yaml.safe_load(v) for v in raw.split(",") if v.strip()]
     if kind in ("uniform", "loguniform", "randint") and len(values) != 2:
         raise ConfigError(f"--param {text!r}: {kind} takes two bounds, lo,hi")
@@ -43,22 +45,30 @@ def parse_param(text: str) -> tuple[str, str, list[Any]]:
 def tune_domain(kind: str, values: list[Any]):
     from ray import tune
 
-    return {"grid": lambda: tune.grid_search(values), "choice": lambda: tune.choice(values),
-            "uniform": lambda: tune.uniform(*values), "loguniform": lambda: tune.loguniform(*values),
-            "randint": lambda: tune.randint(*values)}[kind]()
+    return {
+        "grid": lambda: tune.grid_search(values),
+        "choice": lambda: tune.choice(values),
+        "uniform": lambda: tune.uniform(*values),
+        "loguniform": lambda: tune.loguniform(*values),
+        "randint": lambda: tune.randint(*values),
+    }[kind]()
 
 
 def assignments(params: dict[str, Any]) -> list[str]:
     return [f"{key}={json.dumps(value)}" for key, value in params.items()]  # JSON scalars are YAML
 
 
-def trial_config(base_config: list[str], overrides: list[str], dataset: str | None, params: dict[str, Any] | None = None) -> TrainConfig:
+def trial_config(
+    base_config: list[str], overrides: list[str], dataset: str | None, params: dict[str, Any] | None = None
+) -> TrainConfig:
     """The config of one trial: ``base_config`` (files, later ones laid over the first; none: the
     defaults) with ``overrides`` and the swept ``params`` (YAML text), then ``dataset`` as it is."""
     return resolve_config(base_config or None, overrides + assignments(params or {}), dataset)
 
 
-def train_trial(params: dict[str, Any], base_config: list[str], overrides: list[str], dataset: str | None, runs_root: str) -> None:
+def train_trial(
+    params: dict[str, Any], base_config: list[str], overrides: list[str], dataset: str | None, runs_root: str
+) -> None:
     """One Tune trial: a `morec train` run in ``runs_root/<trial id>`` (resumed after a restore)."""
     from ray import tune
 
@@ -66,13 +76,25 @@ def train_trial(params: dict[str, Any], base_config: list[str], overrides: list[
 
     cfg = trial_config(base_config, overrides, dataset, params)
     run_dir = Path(runs_root) / tune.get_context().get_trial_id()
-    run_training(cfg, run_dir, resume=(run_dir / "checkpoint.pt").exists(), show_progress=False, on_evaluation=lambda record: tune.report(
-        {"normalized_score": record["normalized_score"], "return_mean": record["return_mean"],
-         "gradient_step": record["gradient_step"], "epoch": record["epoch"]}))
+    run_training(
+        cfg,
+        run_dir,
+        resume=(run_dir / "checkpoint.pt").exists(),
+        show_progress=False,
+        on_evaluation=lambda record: tune.report(
+            {
+                "normalized_score": record["normalized_score"],
+                "return_mean": record["return_mean"],
+                "gradient_step": record["gradient_step"],
+                "epoch": record["epoch"],
+            }
+        ),
+    )
 
 
-def check_config(base_config: list[str], overrides: list[str], params: list[tuple[str, str, list[Any]]],
-                 dataset: str | None = None) -> TrainConfig:
+def check_config(
+    base_config: list[str], overrides: list[str], params: list[tuple[str, str, list[Any]]], dataset: str | None = None
+) -> TrainConfig:
     """Fail before Ray starts on bad keys or values: one config per listed value or bound."""
     cfg = trial_config(base_config, overrides, dataset)
     for key, _, values in params:
@@ -97,16 +119,18 @@ def write_results(grid, keys: list[str], expected_evaluations: int, results: Pat
             continue
         scores = history["normalized_score"].to_numpy()
         status = "error" if result.error else ("finished" if len(scores) >= expected_evaluations else "stopped early")
-        rows.append({
-            **{k: result.config.get(k) for k in keys},
-            "trial": result.metrics.get("trial_id") or Path(result.path).name,
-            "status": status,
-            "evaluations": len(scores),
-            "last": round(float(scores[-1]), 2),
-            "last10": round(float(scores[-10:].mean()), 2),
-            "best": round(float(scores.max()), 2),
-            "error": str(result.error).splitlines()[0] if result.error else "",
-        })
+        rows.append(
+            {
+                **{k: result.config.get(k) for k in keys},
+                "trial": result.metrics.get("trial_id") or Path(result.path).name,
+                "status": status,
+                "evaluations": len(scores),
+                "last": round(float(scores[-1]), 2),
+                "last10": round(float(scores[-10:].mean()), 2),
+                "best": round(float(scores.max()), 2),
+                "error": str(result.error).splitlines()[0] if result.error else "",
+            }
+        )
     if silent:
         print(f"{silent} trial(s) reported nothing (not started, or the sweep was interrupted): re-run with --resume")
     rows.sort(key=lambda r: -r["last10"])
@@ -118,15 +142,29 @@ def write_results(grid, keys: list[str], expected_evaluations: int, results: Pat
     if best is not None:
         config = yaml.safe_load((runs_root / best["trial"] / "config.yaml").read_text())
         (results / "best_config.yaml").write_text(
-            f"# best trial {best['trial']}: last-10 mean normalised score {best['last10']}\n" + yaml.safe_dump(config, sort_keys=False))
+            f"# best trial {best['trial']}: last-10 mean normalised score {best['last10']}\n"
+            + yaml.safe_dump(config, sort_keys=False)
+        )
         print(f"best trial {best['trial']} (last-10 mean {best['last10']}): {results / 'best_config.yaml'}")
     return rows
 
 
-def run_sweep(params: list[str], *, config: list[str] | None = None, dataset: str | None = None, overrides: list[str] = (),
-              results: str | Path = "runs/sweep", resume: bool = False, num_samples: int = 1, scheduler: str = "asha",
-              grace_evals: int = 1, address: str | None = None, max_concurrent: int | None = None,
-              cpus_per_trial: float = 1.0, gpus_per_trial: float | None = None) -> int:
+def run_sweep(
+    params: list[str],
+    *,
+    config: list[str] | None = None,
+    dataset: str | None = None,
+    overrides: list[str] = (),
+    results: str | Path = "runs/sweep",
+    resume: bool = False,
+    num_samples: int = 1,
+    scheduler: str = "asha",
+    grace_evals: int = 1,
+    address: str | None = None,
+    max_concurrent: int | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float | None = None,
+) -> int:
     """Sweep the ``params`` (``KEY=KIND:VALUES``) over ``config`` with fixed ``overrides``
     (``KEY=VALUE``, YAML) and ``dataset`` (as it is); 0 when every trial reported and none failed.
     Bad keys or values, a sweep already in ``results`` without ``resume`` and a missing Ray raise
@@ -158,20 +196,29 @@ def run_sweep(params: list[str], *, config: list[str] | None = None, dataset: st
     gpus, overrides = gpu_share(gpus_per_trial, ray.cluster_resources().get("GPU", 0), overrides)
     runs_root = results / "runs"
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, base_config=base_config, overrides=overrides, dataset=dataset, runs_root=str(runs_root)),
-        {"cpu": cpus_per_trial, "gpu": gpus})
+        tune.with_parameters(
+            train_trial, base_config=base_config, overrides=overrides, dataset=dataset, runs_root=str(runs_root)
+        ),
+        {"cpu": cpus_per_trial, "gpu": gpus},
+    )
     if resume and tune.Tuner.can_restore(str(experiment)):
         tuner = tune.Tuner.restore(str(experiment), trainable, resume_errored=True)
     else:
         asha = None
         if scheduler == "asha":
-            asha = tune.schedulers.ASHAScheduler(time_attr="training_iteration", max_t=evaluations_per_trial(cfg),
-                                                 grace_period=grace_evals)
+            asha = tune.schedulers.ASHAScheduler(
+                time_attr="training_iteration", max_t=evaluations_per_trial(cfg), grace_period=grace_evals
+            )
         tuner = tune.Tuner(
             trainable,
             param_space={key: tune_domain(kind, values) for key, kind, values in parsed},
-            tune_config=tune.TuneConfig(metric="normalized_score", mode="max", num_samples=num_samples,
-                                        scheduler=asha, max_concurrent_trials=max_concurrent),
+            tune_config=tune.TuneConfig(
+                metric="normalized_score",
+                mode="max",
+                num_samples=num_samples,
+                scheduler=asha,
+                max_concurrent_trials=max_concurrent,
+            ),
             run_config=tune.RunConfig(name="tune", storage_path=str(results), verbose=1),
         )
     grid = tuner.fit()

@@ -5,7 +5,8 @@ transforms.
 One transform with its parameters, applied to the learner's rewards::
 
     shaping:
-      transform: clip        # none (default) | clip | potential | flip_noise | delta | clip_delta | pattern_bonus | gated
+      transform: clip        # none (default) | clip | potential | flip_noise | delta | clip_delta | pattern_bonus |
+      gated
       low: -1.0
       high: 1.0
       apply_to: both         # dataset | model | both
@@ -116,19 +117,39 @@ class ShapingConfig:
                 continue
             owners = [t for t, names in PARAMETERS.items() if f.name in names]
             takes = f"{self.transform} takes {', '.join(own)}" if own else "transform none takes no parameters"
-            raise ValueError(f"{f.name} is a parameter of {' and '.join(owners)}, not of {self.transform} ({takes}); "
-                             f"remove shaping.{f.name} or set shaping.transform={owners[0]}")
-        for name in ("low", "high", "gamma", "bias", "potential_scale", "center", "initial", "eta", "weight",
-                     "threshold", "cap", "weights", "thresholds"):
+            raise ValueError(
+                f"{f.name} is a parameter of {' and '.join(owners)}, not of {self.transform} ({takes}); "
+                f"remove shaping.{f.name} or set shaping.transform={owners[0]}"
+            )
+        for name in (
+            "low",
+            "high",
+            "gamma",
+            "bias",
+            "potential_scale",
+            "center",
+            "initial",
+            "eta",
+            "weight",
+            "threshold",
+            "cap",
+            "weights",
+            "thresholds",
+        ):
             value = getattr(self, name)
             for v in value if isinstance(value, tuple) else (value,):
                 if v is not None and math.isnan(v):
                     raise ValueError(f"{name} must be a number, got nan")
         getattr(self, f"_check_{self.transform}", lambda: None)()
         if self.apply_to != "dataset" and self.transform not in PER_STEP + ("none",):
-            why = ("its coin flips in model rollouts would not be replayed by --resume" if self.transform == "flip_noise"
-                   else "it needs whole episodes, and model rollouts give single steps")
-            raise ValueError(f"transform {self.transform} shapes dataset rewards only ({why}); set shaping.apply_to=dataset")
+            why = (
+                "its coin flips in model rollouts would not be replayed by --resume"
+                if self.transform == "flip_noise"
+                else "it needs whole episodes, and model rollouts give single steps"
+            )
+            raise ValueError(
+                f"transform {self.transform} shapes dataset rewards only ({why}); set shaping.apply_to=dataset"
+            )
 
     @property
     def enabled(self) -> bool:
@@ -163,8 +184,10 @@ class ShapingConfig:
         if self.potential == "linear" and not self.weights:
             raise ValueError("potential linear needs shaping.weights, one number per observation dimension")
         if self.potential == "fitted" and (self.weights is not None or self.bias is not None):
-            raise ValueError("potential fitted learns its own weights and bias; remove shaping.weights/shaping.bias "
-                             "or set shaping.potential=linear")
+            raise ValueError(
+                "potential fitted learns its own weights and bias; remove shaping.weights/shaping.bias "
+                "or set shaping.potential=linear"
+            )
         if self.potential_scale is not None and not math.isfinite(self.potential_scale):
             raise ValueError(f"potential_scale must be finite, got {self.potential_scale}")
 
@@ -190,7 +213,12 @@ class ShapingConfig:
 
     def _check_gated(self) -> None:
         if not self.channels or len(set(self.channels)) != len(self.channels):
-            raise ValueError(f"transform gated needs shaping.channels, distinct names (rewards or infos columns), got {self.channels}")
+            raise ValueError(
+                f"transform gated needs shaping.channels, distinct names (rewards or infos columns), got "
+                f"{self.channels}"
+            )
         if len(self.thresholds or ()) != len(self.channels) - 1:
-            raise ValueError(f"thresholds needs one value per channel but the last ({len(self.channels) - 1}), "
-                             f"got {len(self.thresholds or ())}")
+            raise ValueError(
+                f"thresholds needs one value per channel but the last ({len(self.channels) - 1}), "
+                f"got {len(self.thresholds or ())}"
+            )

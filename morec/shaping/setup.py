@@ -43,7 +43,9 @@ class LinearPotential:
     weights: tuple[float, ...]
     bias: float = 0.0
     scale: float = 1.0
-    _tensors: dict[Any, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _tensors: dict[Any, tuple[torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         self.weights = tuple(float(w) for w in self.weights)
@@ -53,12 +55,17 @@ class LinearPotential:
 
     def __call__(self, obs):
         if obs.shape[-1] != len(self.weights):
-            raise ValueError(f"LinearPotential has {len(self.weights)} weights but observations have {obs.shape[-1]} dimensions")
+            raise ValueError(
+                f"LinearPotential has {len(self.weights)} weights but observations have {obs.shape[-1]} dimensions"
+            )
         if isinstance(obs, torch.Tensor):
             key = (obs.device, obs.dtype)
             if key not in self._tensors:  # built once per device: nothing crosses to the device inside rollouts
                 w = torch.tensor(self.weights, dtype=torch.float64) * self.scale
-                self._tensors[key] = (w.to(obs.device, obs.dtype), torch.tensor(self.bias * self.scale).to(obs.device, obs.dtype))
+                self._tensors[key] = (
+                    w.to(obs.device, obs.dtype),
+                    torch.tensor(self.bias * self.scale).to(obs.device, obs.dtype),
+                )
             w, b = self._tensors[key]
             return obs @ w + b
         w = np.asarray(self.weights, np.float64) * self.scale
@@ -78,7 +85,9 @@ def discounted_returns_to_go(dataset: OfflineDataset, gamma: float) -> np.ndarra
     return out
 
 
-def fit_value_potential(dataset: OfflineDataset, gamma: float, scale: float = 1.0) -> tuple[LinearPotential, dict[str, float]]:
+def fit_value_potential(
+    dataset: OfflineDataset, gamma: float, scale: float = 1.0
+) -> tuple[LinearPotential, dict[str, float]]:
     """The ``fitted`` potential: least squares of the discounted return-to-go on ``[s, 1]``, i.e. a
     linear estimate of the behaviour policy's value. Returns it and fit statistics (``r2``)."""
     target = discounted_returns_to_go(dataset, gamma)
@@ -86,13 +95,19 @@ def fit_value_potential(dataset: OfflineDataset, gamma: float, scale: float = 1.
     coef, *_ = np.linalg.lstsq(x, target, rcond=None)
     residual = target - x @ coef
     spread = float(((target - target.mean()) ** 2).sum())
-    r2 = 1.0 - float((residual ** 2).sum()) / spread if spread > 0 else 1.0
+    r2 = 1.0 - float((residual**2).sum()) / spread if spread > 0 else 1.0
     potential = LinearPotential(tuple(coef[:-1]), float(coef[-1]), scale)
-    return potential, {"r2": r2, "return_to_go_mean": float(target.mean()), "potential_mean": float(potential(dataset.observations).mean())}
+    return potential, {
+        "r2": r2,
+        "return_to_go_mean": float(target.mean()),
+        "potential_mean": float(potential(dataset.observations).mean()),
+    }
 
 
 # ---------------------------------------------------------------------------------------- transforms
-def build_transform(config: ShapingConfig, dataset: OfflineDataset, *, gamma: float, seed: int) -> tuple[Transform, dict[str, Any]]:
+def build_transform(
+    config: ShapingConfig, dataset: OfflineDataset, *, gamma: float, seed: int
+) -> tuple[Transform, dict[str, Any]]:
     """The :mod:`morec.shaping.transforms` transform ``config`` names and notes for the record (a fitted
     potential's statistics). ``gamma``: the learner's discount, used where ``config.gamma`` is null;
     ``seed``: flip noise's seed where ``config.seed`` is null. ``dataset`` fits the ``fitted``
@@ -109,8 +124,10 @@ def build_transform(config: ShapingConfig, dataset: OfflineDataset, *, gamma: fl
             potential, notes["potential_fit"] = fit_value_potential(dataset, gamma, scale)
         else:
             if len(c.weights) != dataset.obs_dim:
-                raise UserError(f"shaping.weights has {len(c.weights)} numbers but the dataset's observations have "
-                                f"{dataset.obs_dim} dimensions; give one weight per dimension")
+                raise UserError(
+                    f"shaping.weights has {len(c.weights)} numbers but the dataset's observations have "
+                    f"{dataset.obs_dim} dimensions; give one weight per dimension"
+                )
             potential = LinearPotential(c.weights, 0.0 if c.bias is None else c.bias, scale)
         return PotentialShaping(potential, gamma), notes
     if c.transform == "flip_noise":
@@ -135,8 +152,10 @@ def _require_infos(dataset: OfflineDataset, names: list[str], key: str) -> None:
     missing = [n for n in names if n not in dataset.infos]
     if missing:
         have = ", ".join(sorted(dataset.infos)) or "none"
-        raise UserError(f"{key}: the dataset has no infos column {missing[0]!r} (its infos columns: {have}); "
-                        "name one it has (or 'rewards' for a gated channel)")
+        raise UserError(
+            f"{key}: the dataset has no infos column {missing[0]!r} (its infos columns: {have}); "
+            "name one it has (or 'rewards' for a gated channel)"
+        )
 
 
 # ---------------------------------------------------------------------------------------- model rewards
@@ -151,7 +170,9 @@ class ModelRewardShaping:
         self._after: torch.Tensor | None = None
         self.transitions = 0
 
-    def __call__(self, rewards: torch.Tensor, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, rewards: torch.Tensor, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor
+    ) -> torch.Tensor:
         shaped = self.adapter(rewards, obs, act, next_obs)
         if self._before is None:
             self._before = torch.zeros((), dtype=torch.float64, device=rewards.device)
@@ -193,8 +214,9 @@ class RewardShaping:
         return out
 
 
-def build_shaping(config: ShapingConfig, dataset: OfflineDataset, *, gamma: float, termination_fn: TerminationFn | None,
-                  seed: int) -> RewardShaping:
+def build_shaping(
+    config: ShapingConfig, dataset: OfflineDataset, *, gamma: float, termination_fn: TerminationFn | None, seed: int
+) -> RewardShaping:
     """A training run's :class:`RewardShaping` of ``dataset`` (as loaded, unshaped). ``gamma``: the
     learner's discount; ``termination_fn``: the task's, which potential shaping of model steps needs
     (``Phi(s') = 0`` where it says terminal). With ``transform: none`` nothing is built or drawn."""
@@ -210,15 +232,22 @@ def build_shaping(config: ShapingConfig, dataset: OfflineDataset, *, gamma: floa
     return RewardShaping(config, real, hook, transform, record)
 
 
-def shape_dataset(config: ShapingConfig, dataset: OfflineDataset, *, gamma: float, seed: int) -> tuple[OfflineDataset, dict[str, Any]]:
+def shape_dataset(
+    config: ShapingConfig, dataset: OfflineDataset, *, gamma: float, seed: int
+) -> tuple[OfflineDataset, dict[str, Any]]:
     """``dataset`` with its rewards shaped by ``config``'s transform (whatever ``config.apply_to``
     says: this is the file's own data) and a JSON record; ``metadata["reward_shaping"]`` lists it."""
     if not config.enabled:
         raise UserError("the shaping config's transform is none; set shaping.transform (e.g. clip or potential)")
     transform, notes = build_transform(config, dataset, gamma=gamma, seed=seed)
     shaped = _shaped(transform, dataset)
-    record = {"transform": config.transform, "parameters": config.parameters(), "built": _finite_or_text(describe(transform)), **notes,
-              "dataset": reward_change(dataset, shaped)}
+    record = {
+        "transform": config.transform,
+        "parameters": config.parameters(),
+        "built": _finite_or_text(describe(transform)),
+        **notes,
+        "dataset": reward_change(dataset, shaped),
+    }
     return shaped, record
 
 
@@ -242,7 +271,12 @@ def _finite_or_text(value: Any) -> Any:
 def reward_change(before: OfflineDataset, after: OfflineDataset) -> dict[str, float]:
     """Reward and return statistics of a dataset before and after shaping."""
     r0, r1 = before.rewards.astype(np.float64), after.rewards.astype(np.float64)
-    return {"reward_mean_before": float(r0.mean()), "reward_mean_after": float(r1.mean()),
-            "reward_min_after": float(r1.min()), "reward_max_after": float(r1.max()),
-            "return_mean_before": float(before.returns().mean()), "return_mean_after": float(after.returns().mean()),
-            "changed_fraction": float((before.rewards != after.rewards).mean())}
+    return {
+        "reward_mean_before": float(r0.mean()),
+        "reward_mean_after": float(r1.mean()),
+        "reward_min_after": float(r1.min()),
+        "reward_max_after": float(r1.max()),
+        "return_mean_before": float(before.returns().mean()),
+        "return_mean_after": float(after.returns().mean()),
+        "changed_fraction": float((before.rewards != after.rewards).mean()),
+    }

@@ -52,7 +52,9 @@ def _check_rewards(rewards: Any, name: str = "rewards") -> None:
         raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(rewards).__name__}")
     if rewards.ndim != 1:
         raise ValueError(f"{name} must be 1-D [T], got shape {tuple(rewards.shape)}")
-    floating = rewards.is_floating_point() if isinstance(rewards, torch.Tensor) else np.issubdtype(rewards.dtype, np.floating)
+    floating = (
+        rewards.is_floating_point() if isinstance(rewards, torch.Tensor) else np.issubdtype(rewards.dtype, np.floating)
+    )
     if not floating:
         raise ValueError(f"{name} must have a floating-point dtype, got {rewards.dtype}")
 
@@ -67,7 +69,9 @@ def _matching(value: Any, rewards: Array, name: str, owner: str) -> Array:
     elif not isinstance(value, np.ndarray):
         raise TypeError(f"{owner}: '{name}' must be a numpy array like rewards, got {type(value).__name__}")
     if value.ndim < 1 or value.shape[0] != rewards.shape[0]:
-        raise ValueError(f"{owner}: '{name}' must have {rewards.shape[0]} rows like rewards, got shape {tuple(value.shape)}")
+        raise ValueError(
+            f"{owner}: '{name}' must have {rewards.shape[0]} rows like rewards, got shape {tuple(value.shape)}"
+        )
     return value
 
 
@@ -215,7 +219,9 @@ class PatternBonus:
 
     def __call__(self, rewards: Array, **context: Any) -> Array:
         _check_rewards(rewards)
-        bonus = _vector(_require(context, self.bonus_key, rewards, "PatternBonus"), rewards, self.bonus_key, "PatternBonus")
+        bonus = _vector(
+            _require(context, self.bonus_key, rewards, "PatternBonus"), rewards, self.bonus_key, "PatternBonus"
+        )
         boosted = rewards + self.weight * bonus
         boosted = boosted.clamp(max=self.cap) if isinstance(boosted, torch.Tensor) else np.minimum(boosted, self.cap)
         return _where(rewards < self.threshold, boosted, rewards)
@@ -300,14 +306,24 @@ class PotentialShaping:
     def _phi(self, obs: Array, rewards: Array, name: str) -> Array:
         value = self.potential(obs)
         if not isinstance(value, torch.Tensor if isinstance(rewards, torch.Tensor) else np.ndarray):
-            raise TypeError(f"PotentialShaping: potential({name}) must return a {type(rewards).__name__}, got {type(value).__name__}")
-        return _vector(_matching(value, rewards, f"potential({name})", "PotentialShaping"), rewards, f"potential({name})", "PotentialShaping")
+            raise TypeError(
+                f"PotentialShaping: potential({name}) must return a {type(rewards).__name__}, got "
+                f"{type(value).__name__}"
+            )
+        return _vector(
+            _matching(value, rewards, f"potential({name})", "PotentialShaping"),
+            rewards,
+            f"potential({name})",
+            "PotentialShaping",
+        )
 
     def __call__(self, rewards: Array, **context: Any) -> Array:
         _check_rewards(rewards)
         obs = _require(context, "observations", rewards, "PotentialShaping")
         next_obs = _require(context, "next_observations", rewards, "PotentialShaping")
-        terminals = _bool_vector(_require(context, "terminals", rewards, "PotentialShaping"), "terminals", "PotentialShaping")
+        terminals = _bool_vector(
+            _require(context, "terminals", rewards, "PotentialShaping"), "terminals", "PotentialShaping"
+        )
         phi_next = _where(terminals, _zeros(rewards), self._phi(next_obs, rewards, "next_observations"))
         return rewards + self.gamma * phi_next - self._phi(obs, rewards, "observations")
 
@@ -336,7 +352,9 @@ class GatedAccumulation:
         if not channels or len(set(channels)) != len(channels):
             raise ValueError(f"channels must be non-empty, distinct names, got {channels}")
         if len(thresholds) != len(channels) - 1:
-            raise ValueError(f"thresholds needs one value per channel but the last ({len(channels) - 1}), got {len(thresholds)}")
+            raise ValueError(
+                f"thresholds needs one value per channel but the last ({len(channels) - 1}), got {len(thresholds)}"
+            )
         object.__setattr__(self, "channels", channels)
         object.__setattr__(self, "thresholds", thresholds)
 
@@ -354,9 +372,12 @@ class GatedAccumulation:
 
     def _stack(self, rewards: Array, context: dict[str, Any]) -> Array:
         _check_rewards(rewards)
-        rows = [rewards if name == "rewards" else
-                _vector(_require(context, name, rewards, "GatedAccumulation"), rewards, name, "GatedAccumulation")
-                for name in self.channels]
+        rows = [
+            rewards
+            if name == "rewards"
+            else _vector(_require(context, name, rewards, "GatedAccumulation"), rewards, name, "GatedAccumulation")
+            for name in self.channels
+        ]
         return torch.stack(rows) if isinstance(rewards, torch.Tensor) else np.stack(rows)
 
     def __call__(self, rewards: Array, **context: Any) -> Array:
@@ -396,7 +417,10 @@ def describe(transform: Transform) -> dict[str, Any]:
         return {"name": "Compose", "transforms": [describe(t) for t in transform.transforms]}
     if not dataclasses.is_dataclass(transform):
         return {"name": plain(transform)}
-    return {"name": type(transform).__name__, **{f.name: _parameter(getattr(transform, f.name)) for f in dataclasses.fields(transform) if f.init}}
+    return {
+        "name": type(transform).__name__,
+        **{f.name: _parameter(getattr(transform, f.name)) for f in dataclasses.fields(transform) if f.init},
+    }
 
 
 def _parameter(value: Any) -> Any:
@@ -424,8 +448,10 @@ def apply_per_episode(transform: Transform, dataset: OfflineDataset) -> OfflineD
         context = {k: v[episode] for k, v in {**fixed, **dataset.infos}.items()}
         out = transform(dataset.rewards[episode], **context)
         if not isinstance(out, np.ndarray) or out.shape != rewards[episode].shape:
-            raise ValueError(f"transform must return a numpy array of shape {rewards[episode].shape} per episode, "
-                             f"got {type(out).__name__} {getattr(out, 'shape', '')}")
+            raise ValueError(
+                f"transform must return a numpy array of shape {rewards[episode].shape} per episode, "
+                f"got {type(out).__name__} {getattr(out, 'shape', '')}"
+            )
         rewards[episode] = out
     metadata = dict(dataset.metadata)
     metadata["reward_shaping"] = [*metadata.get("reward_shaping", []), describe(transform)]
@@ -448,10 +474,14 @@ class StepAdapter:
 
     def __post_init__(self) -> None:
         if not getattr(self.transform, "per_step", False):
-            raise ValueError(f"transform {type(self.transform).__name__} is not per_step; it needs whole episodes "
-                             "and cannot shape single model-rollout steps")
+            raise ValueError(
+                f"transform {type(self.transform).__name__} is not per_step; it needs whole episodes "
+                "and cannot shape single model-rollout steps"
+            )
 
-    def __call__(self, rewards: torch.Tensor, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self, rewards: torch.Tensor, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor
+    ) -> torch.Tensor:
         context = {"observations": obs, "actions": act, "next_observations": next_obs}
         if self.termination_fn is not None:
             context["terminals"] = self.termination_fn(obs, act, next_obs)

@@ -15,5 +15,17 @@ _LAZY = {
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
-__all__ = ["ConfigError", "RunDirectory", "TrainConfig", "TrainResult", "TrainingLoop", "UpdateRequest", "build_components",
-           "load_config", "run_training", "start_run", "train", "train_seeds"]
+__all__ = [
+    "ConfigError",
+    "RunDirectory",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingLoop",
+    "UpdateRequest",
+    "build_components",
+    "load_config",
+    "run_training",
+    "start_run",
+    "train",
+    "train_seeds",
+]

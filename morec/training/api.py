@@ -38,10 +38,16 @@ class TrainResult:
     policy: torch.jit.ScriptModule
 
 
-def train(config: TrainConfig | str | Path | list[str | Path] | None = None, *,
-          dataset: OfflineDataset | Mapping[str, Any] | str | Path | None = None, run_dir: str | Path | None = None,
-          seed: int | None = None, overrides: Mapping[str, Any] | None = None, resume: bool = False,
-          show_progress: bool = True) -> TrainResult:
+def train(
+    config: TrainConfig | str | Path | list[str | Path] | None = None,
+    *,
+    dataset: OfflineDataset | Mapping[str, Any] | str | Path | None = None,
+    run_dir: str | Path | None = None,
+    seed: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    resume: bool = False,
+    show_progress: bool = True,
+) -> TrainResult:
     """Train MOPO or MOBILE (MOREC on or off) as ``morec train`` does and return the result.
 
     ``config``: a :class:`~morec.training.config.TrainConfig`, a YAML file or a bundled config's path under
@@ -86,4 +92,3 @@ def store_dataset(dataset: OfflineDataset | Mapping[str, Any], cfg: TrainConfig)
     if not path.exists():
         loaded.save(path)  # atomic
     return path
-

@@ -52,7 +52,9 @@ def _serve(spec: ActorSpec, connection: _PipePair) -> None:
     ``("error", traceback)``; return when the trainer closes the connection or goes away."""
     torch.set_num_threads(1)
     evaluator = Evaluator(spec.task, spec.env_id, spec.layout)
-    policy = SACPolicy(actor=build_actor(spec.obs_dim, spec.act_dim, spec.hidden_sizes), action_space=evaluator.action_space)
+    policy = SACPolicy(
+        actor=build_actor(spec.obs_dim, spec.act_dim, spec.hidden_sizes), action_space=evaluator.action_space
+    )
     while True:
         try:
             actor_state, episodes, seed = connection.recv()
@@ -88,8 +90,10 @@ class BackgroundEvaluator:
         try:
             self._connection.send((state, episodes, seed))
         except OSError:  # a broken pipe: the process is gone
-            raise EvaluationFailed(f"evaluating the policy of epoch {tag.get('epoch')} in the background failed: "
-                                   f"the evaluation process ended (exit code {self._process.wait()})") from None
+            raise EvaluationFailed(
+                f"evaluating the policy of epoch {tag.get('epoch')} in the background failed: "
+                f"the evaluation process ended (exit code {self._process.wait()})"
+            ) from None
         self.pending = tag
 
     def _start(self) -> None:
@@ -98,11 +102,16 @@ class BackgroundEvaluator:
         talking over a pipe pair it inherits."""
         to_child, from_parent = os.pipe()
         to_parent, from_child = os.pipe()
-        package_root = str(Path(__file__).resolve().parents[2])  # the folder holding morec/: importable however the trainer found it
+        package_root = str(
+            Path(__file__).resolve().parents[2]
+        )  # the folder holding morec/: importable however the trainer found it
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         self._process = subprocess.Popen(
             [sys.executable, "-m", __name__, str(to_child), str(from_child), repr(asdict(self.spec))],
-            pass_fds=(to_child, from_child), stdin=subprocess.DEVNULL, env=env)
+            pass_fds=(to_child, from_child),
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
         os.close(to_child)
         os.close(from_child)
         self._connection = _PipePair(read_fd=to_parent, write_fd=from_parent)
@@ -118,8 +127,9 @@ class BackgroundEvaluator:
         tag, self.pending = self.pending, None
         if status != "ok":
             error = payload.strip().splitlines()[-1]
-            raise EvaluationFailed(f"evaluating the policy of epoch {tag.get('epoch')} in the background failed: {error}") \
-                from ProcessTraceback(payload)
+            raise EvaluationFailed(
+                f"evaluating the policy of epoch {tag.get('epoch')} in the background failed: {error}"
+            ) from ProcessTraceback(payload)
         return tag, payload
 
     def close(self) -> None:
@@ -152,7 +162,9 @@ class _PipePair:
         self._read.close()
 
 
-if __name__ == "__main__":  # the evaluation process: python -m morec.training.background_evaluation READ_FD WRITE_FD SPEC
+if (
+    __name__ == "__main__"
+):  # the evaluation process: python -m morec.training.background_evaluation READ_FD WRITE_FD SPEC
     import ast
 
     _serve(ActorSpec(**ast.literal_eval(sys.argv[3])), _PipePair(read_fd=int(sys.argv[1]), write_fd=int(sys.argv[2])))

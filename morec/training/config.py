@@ -130,10 +130,13 @@ class TrainConfig:
             raise ConfigError("rollout.penalty_coef is MOPO's reward penalty; MOBILE uses mobile.beta instead")
         if self.morec and self.reward.planned_snapshots < MIN_SNAPSHOTS:
             r = self.reward
-            warnings.warn(f"reward.num_updates={r.num_updates} with one snapshot per {r.snapshot_interval} updates and "
-                          f"snapshot_stride={r.snapshot_stride} leaves {r.planned_snapshots} discriminator snapshot(s) "
-                          f"(MOREC needs at least {MIN_SNAPSHOTS}): raise reward.num_updates or lower reward.snapshot_stride",
-                          FewSnapshotsWarning, stacklevel=2)
+            warnings.warn(
+                f"reward.num_updates={r.num_updates} with one snapshot per {r.snapshot_interval} updates and "
+                f"snapshot_stride={r.snapshot_stride} leaves {r.planned_snapshots} discriminator snapshot(s) "
+                f"(MOREC needs at least {MIN_SNAPSHOTS}): raise reward.num_updates or lower reward.snapshot_stride",
+                FewSnapshotsWarning,
+                stacklevel=2,
+            )
 
     @property
     def resolved_model_seed(self) -> int:
@@ -201,13 +204,20 @@ TYPE_WORDS = {int: "an integer", float: "a number", str: "a string", bool: "true
 def _type_words(hint) -> str:
     """``int | None`` -> ``an integer or null``: what a YAML user must write, not a Python type."""
     options = get_args(hint) if get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    words = [TYPE_WORDS.get(get_origin(o) or o, getattr(o, "__name__", str(o))) if o is not type(None) else "null" for o in options]
+    words = [
+        TYPE_WORDS.get(get_origin(o) or o, getattr(o, "__name__", str(o))) if o is not type(None) else "null"
+        for o in options
+    ]
     return " or ".join(words)
 
 
 def _unknown_key_message(path: str, key: str, names: set[str]) -> str:
     close = difflib.get_close_matches(key, sorted(names), n=1)
-    hint = f"did you mean {path}{close[0]}?" if close else f"valid keys{' in ' + path.rstrip('.') if path else ''}: {', '.join(sorted(names))}"
+    hint = (
+        f"did you mean {path}{close[0]}?"
+        if close
+        else f"valid keys{' in ' + path.rstrip('.') if path else ''}: {', '.join(sorted(names))}"
+    )
     return f"unknown config key {path + key!r}; {hint}"
 
 
@@ -225,7 +235,9 @@ def set_dotted(values: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = yaml.safe_load(raw)
 
 
-def resolve_config(config: str | Path | list[str | Path] | None, overrides: list[str] = (), dataset: str | None = None) -> TrainConfig:
+def resolve_config(
+    config: str | Path | list[str | Path] | None, overrides: list[str] = (), dataset: str | None = None
+) -> TrainConfig:
     """What ``morec train --config ... --set ... --dataset ...`` trains: ``config`` (a file or a
     bundled config's path under ``configs/``; ``None``: the defaults; a list: later files laid over
     the first) with the ``overrides`` (``KEY=VALUE``, values in YAML), then ``dataset`` as it is (a
@@ -237,7 +249,9 @@ def resolve_config(config: str | Path | list[str | Path] | None, overrides: list
     return cfg
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = (), overlays: list[str | Path] = ()) -> TrainConfig:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] = (), overlays: list[str | Path] = ()
+) -> TrainConfig:
     """A :class:`TrainConfig` from a YAML file (or the defaults), then the YAML ``overlays`` laid over
     it in order, then ``key=value`` overrides. Each file brings the overlays it names itself
     (``overlay:``). ``morec train --config A.yaml --config B.yaml`` is ``load_config(A, overlays=[B])``."""

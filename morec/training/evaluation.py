@@ -92,8 +92,12 @@ class Evaluator:
     def __call__(self, policy: SACPolicy, episodes: int, seed: int) -> dict[str, float]:
         returns = evaluate_policy(policy, self.env_id, self.layout, episodes, seed)
         scores = normalized_score(self.task, returns)
-        return {"return_mean": float(returns.mean()), "return_std": float(returns.std()),
-                "normalized_score": float(scores.mean()), "normalized_score_std": float(scores.std())}
+        return {
+            "return_mean": float(returns.mean()),
+            "return_std": float(returns.std()),
+            "normalized_score": float(scores.mean()),
+            "normalized_score_std": float(scores.std()),
+        }
 
     def submit(self, policy: SACPolicy, episodes: int, seed: int, tag: dict) -> None:
         self._scores, self.pending = self(policy, episodes, seed), tag

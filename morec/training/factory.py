@@ -22,7 +22,9 @@ LEARNERS: dict[str, Callable[..., ModelBasedSAC]] = {
 }
 
 
-def build_algorithm(cfg: TrainConfig, obs_dim: int, act_dim: int, action_space: gym.spaces.Box, dynamics) -> ModelBasedSAC:
+def build_algorithm(
+    cfg: TrainConfig, obs_dim: int, act_dim: int, action_space: gym.spaces.Box, dynamics
+) -> ModelBasedSAC:
     """``cfg.algorithm`` on ``cfg.device``. The actor draws from torch's global generator, the
     critics from one seeded by ``cfg.seed``; MOBILE also needs the ``dynamics`` for its penalty. The
     networks are compiled, and on CUDA the whole update captured as a CUDA graph, where

@@ -84,7 +84,9 @@ class RunDirectory:
                 diff = list(config_differences(saved, resolved))
                 raise ConfigError(f"--resume: {self.checkpoint} was written with another config (differs in {diff})")
         elif self.checkpoint.exists():
-            raise ConfigError(f"{self.path} already holds a run; pass --resume to continue it or choose another --run-dir")
+            raise ConfigError(
+                f"{self.path} already holds a run; pass --resume to continue it or choose another --run-dir"
+            )
         else:  # an attempt killed before its first checkpoint: its curves are about to be written again
             shutil.rmtree(self.tb, ignore_errors=True)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -121,7 +123,7 @@ class TrainingComponents:
     """What the loop runs on, built by :func:`morec.training.pipeline.build_components`."""
 
     dataset: OfflineDataset  # the data as loaded (the models trained on it; its mean return goes into the summary)
-    real: TransitionBatch  # the learner's data (rewards shaped where shaping says) on the device: rollout starts, real rows
+    real: TransitionBatch  # the learner's data (rewards shaped where shaping says) on the device: rollout starts, rows
     dynamics: EnsembleDynamics  # the ensemble the engine rolls through
     engine: RolloutEngine  # model rollouts (selector, reward transform, penalty) into model_buffer
     model_buffer: ModelBuffer
@@ -137,10 +139,18 @@ class TrainingLoop:
     """Trains ``components.algorithm`` to ``cfg.train.epochs`` in ``run`` (a :class:`RunDirectory`,
     closed when :meth:`run` returns). ``resume=True`` continues from the run's checkpoint."""
 
-    TRUNCATION_WARNING = 0.9  # warn when the filter cuts this fraction of the first rollout's start states into fake terminals
+    TRUNCATION_WARNING = (
+        0.9  # warn when the filter cuts this fraction of the first rollout's start states into fake terminals
+    )
 
-    def __init__(self, cfg: TrainConfig, run: RunDirectory, components: TrainingComponents, resume: bool = False,
-                 show_progress: bool = True):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run: RunDirectory,
+        components: TrainingComponents,
+        resume: bool = False,
+        show_progress: bool = True,
+    ):
         self.cfg, self.run_directory, self.components, self.progress = cfg, run, components, show_progress
         self.run_dir, self.checkpoint_path = run.path, run.checkpoint
         parts = components
@@ -151,7 +161,9 @@ class TrainingLoop:
         self.evaluation_to_redo: dict[str, int] | None = None  # in flight when the loaded checkpoint was written
         self.seconds_before_session = 0.0  # training time of earlier sessions of a resumed run
         self.rollouts: list[dict[str, float]] = []  # per model rollout: its statistics (for the summary)
-        self.stacked_with_seeds: list[int] | None = None  # set by morec.training.seeds when its updates are stacked with other seeds'
+        self.stacked_with_seeds: list[int] | None = (
+            None  # set by morec.training.seeds when its updates are stacked with other seeds'
+        )
         self.bar_position = 0  # the progress bar's line (morec.training.seeds gives each seed its own)
         if resume:
             self._load_checkpoint()
@@ -170,8 +182,13 @@ class TrainingLoop:
             "algorithm": self.algo.training_state(),
             "lr_schedulers": [s.state_dict() for s in self.algo.lr_schedulers],
             "model_buffer": self.model_buffer.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                    "sample": self.sample_gen.get_state(), "engine": self.engine.generator.get_state(), "numpy": np.random.get_state()},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "sample": self.sample_gen.get_state(),
+                "engine": self.engine.generator.get_state(),
+                "numpy": np.random.get_state(),
+            },
         }
         atomic_write(self.checkpoint_path, lambda tmp: torch.save(state, tmp))
 
@@ -196,10 +213,14 @@ class TrainingLoop:
     # ------------------------------------------------------------------ training
     def rollout(self) -> None:
         cfg = self.cfg.rollout
-        rows = torch.randint(len(self.real), (cfg.batch_size,), device=self.real.observations.device, generator=self.sample_gen)
+        rows = torch.randint(
+            len(self.real), (cfg.batch_size,), device=self.real.observations.device, generator=self.sample_gen
+        )
         actor = self.algo.actor
         with torch.no_grad():
-            stats = self.engine.rollout(self.real.observations[rows], lambda o: sample_action(actor, o)[0], self.model_buffer)
+            stats = self.engine.rollout(
+                self.real.observations[rows], lambda o: sample_action(actor, o)[0], self.model_buffer
+            )
         step = self.gradient_step
         self.writer.add_scalar("rollout/mean_length", stats.mean_length, step)
         self.writer.add_scalar("rollout/transitions", stats.transitions, step)
@@ -210,9 +231,15 @@ class TrainingLoop:
         for key, value in stats.selector.items():
             self.writer.add_scalar(f"rollout/{key}", value, step)
         starts = max(stats.start_states, 1)
-        self.rollouts.append({"mean_length": stats.mean_length, "transitions": stats.transitions,
-                              "truncation_rate": stats.stopped / starts, "termination_rate": stats.terminated / starts,
-                              "model_buffer_size": len(self.model_buffer)})
+        self.rollouts.append(
+            {
+                "mean_length": stats.mean_length,
+                "transitions": stats.transitions,
+                "truncation_rate": stats.stopped / starts,
+                "termination_rate": stats.terminated / starts,
+                "model_buffer_size": len(self.model_buffer),
+            }
+        )
         if len(self.rollouts) == 1:
             self._warn_if_the_filter_ends_almost_every_rollout(self.rollouts[0])
 
@@ -221,15 +248,26 @@ class TrainingLoop:
         data with fake terminals, and the critic learns a horizon of a few steps: on HalfCheetah and
         Hopper medium-replay that made MOPO + MOREC fail (docs/morec_learning). Cuts written as ``stop``
         did not. Said once, at the first rollout."""
-        if not self.cfg.morec or self.cfg.filter.truncate_as != "terminal" or first["truncation_rate"] < self.TRUNCATION_WARNING:
+        if (
+            not self.cfg.morec
+            or self.cfg.filter.truncate_as != "terminal"
+            or first["truncation_rate"] < self.TRUNCATION_WARNING
+        ):
             return
         warnings.warn(
-            f"the MOREC filter (filter.threshold={self.cfg.filter.threshold}) cut {first['truncation_rate']:.0%} of the "
-            f"first rollout's start states short (mean length {first['mean_length']:.1f} of {self.cfg.rollout.horizon}) and "
-            "marked each cut a terminal; if the learner stalls, use filter.truncate_as=stop (the recommended MOREC configs do) "
-            "or filter.threshold=auto", stacklevel=2)
+            f"the MOREC filter (filter.threshold={self.cfg.filter.threshold}) cut {first['truncation_rate']:.0%} of "
+            f"the "
+            f"first rollout's start states short (mean length {first['mean_length']:.1f} of "
+            f"{self.cfg.rollout.horizon}) and "
+            "marked each cut a terminal; if the learner stalls, use filter.truncate_as=stop (the recommended MOREC "
+            "configs do) "
+            "or filter.threshold=auto",
+            stacklevel=2,
+        )
 
-    def steps(self, on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> Generator[UpdateRequest, ModelBasedStats, dict]:
+    def steps(
+        self, on_evaluation: Callable[[dict[str, Any]], None] | None = None
+    ) -> Generator[UpdateRequest, ModelBasedStats, dict]:
         """The run, top to bottom: epochs of gradient steps, a model rollout every ``rollout.freq``
         steps, scalars every ``train.log_every``, and per epoch the evaluation (when due) and the
         checkpoint. It yields an :class:`UpdateRequest` where a gradient step is due, is sent that
@@ -244,8 +282,13 @@ class TrainingLoop:
                 if self.gradient_step % self.cfg.rollout.freq == 0:
                     self.rollout()
                 after = self.gradient_step + 1  # what the run reads of its learner before its next request:
-                reads = ("learner" if after % steps_per_epoch == 0 or after % self.cfg.rollout.freq == 0  # epoch end, rollout
-                         else "schedule" if after % cfg.log_every == 0 else None)  # a logged learning rate
+                reads = (
+                    "learner"
+                    if after % steps_per_epoch == 0 or after % self.cfg.rollout.freq == 0  # epoch end, rollout
+                    else "schedule"
+                    if after % cfg.log_every == 0
+                    else None
+                )  # a logged learning rate
                 stats = yield UpdateRequest(self.sampler, cfg.batch_size, reads)
                 self.gradient_step = after
                 self._window_steps += 1
@@ -280,8 +323,15 @@ class TrainingLoop:
         checkpoint had in flight started again (its actor is the checkpoint's)."""
         self.session_start = time.perf_counter()
         total = self.cfg.train.epochs * self.cfg.train.steps_per_epoch
-        self.bar = progress_bar(self.progress, total=total, initial=self.gradient_step, desc=self.cfg.name, unit="step", line_every=None,
-                                position=self.bar_position)
+        self.bar = progress_bar(
+            self.progress,
+            total=total,
+            initial=self.gradient_step,
+            desc=self.cfg.name,
+            unit="step",
+            line_every=None,
+            position=self.bar_position,
+        )
         self._window_start, self._window_steps = time.perf_counter(), 0
         if self.evaluation_to_redo is not None:
             redo, self.evaluation_to_redo = self.evaluation_to_redo, None
@@ -345,15 +395,23 @@ class TrainingLoop:
 
     def _print_evaluation(self, seconds: float) -> None:
         record, best = self.evaluations[-1], max(e["normalized_score"] for e in self.evaluations)
-        print(f"epoch {record['epoch']}/{self.cfg.train.epochs} (step {record['gradient_step']}): "
-              f"score {record['normalized_score']:.1f} (best {best:.1f}), return {record['return_mean']:.1f}, "
-              f"{seconds:.0f} s this session", file=sys.stderr, flush=True)
+        print(
+            f"epoch {record['epoch']}/{self.cfg.train.epochs} (step {record['gradient_step']}): "
+            f"score {record['normalized_score']:.1f} (best {best:.1f}), return {record['return_mean']:.1f}, "
+            f"{seconds:.0f} s this session",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _summary(self, seconds: float) -> dict[str, Any]:
         scores = [e["normalized_score"] for e in self.evaluations]
         return {
-            "task": self.cfg.task, "algorithm": self.cfg.algorithm, "morec": self.cfg.morec, "seed": self.cfg.seed,
-            "gradient_steps": self.gradient_step, "epochs": self.epoch,
+            "task": self.cfg.task,
+            "algorithm": self.cfg.algorithm,
+            "morec": self.cfg.morec,
+            "seed": self.cfg.seed,
+            "gradient_steps": self.gradient_step,
+            "epochs": self.epoch,
             "last_score": scores[-1] if scores else None,
             "last10_mean_score": float(np.mean(scores[-10:])) if scores else None,
             "best_score": max(scores) if scores else None,
@@ -375,7 +433,16 @@ def rollout_summary(rollouts: list[dict[str, float]]) -> dict[str, float | int |
     ``truncation_rate``: rollouts the filter cut; ``termination_rate``: ended by the task's
     termination) and the model buffer's size after the last one."""
     if not rollouts:
-        return {"count": 0, "mean_length": None, "transitions": None, "truncation_rate": None, "termination_rate": None,
-                "model_buffer_size": None}
-    means = {k: float(np.mean([r[k] for r in rollouts])) for k in ("mean_length", "transitions", "truncation_rate", "termination_rate")}
+        return {
+            "count": 0,
+            "mean_length": None,
+            "transitions": None,
+            "truncation_rate": None,
+            "termination_rate": None,
+            "model_buffer_size": None,
+        }
+    means = {
+        k: float(np.mean([r[k] for r in rollouts]))
+        for k in ("mean_length", "transitions", "truncation_rate", "termination_rate")
+    }
     return {"count": len(rollouts), **means, "model_buffer_size": int(rollouts[-1]["model_buffer_size"])}

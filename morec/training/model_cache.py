@@ -46,8 +46,9 @@ def entry_dir(cfg: TrainConfig, kind: str, key: str) -> Path:
     return Path(cfg.cache_dir) / kind / key
 
 
-def cached_dynamics(cfg: TrainConfig, ds: OfflineDataset, fingerprint: str, writer: SummaryWriter | None,
-                    progress: bool) -> tuple[EnsembleDynamics, str, Path]:
+def cached_dynamics(
+    cfg: TrainConfig, ds: OfflineDataset, fingerprint: str, writer: SummaryWriter | None, progress: bool
+) -> tuple[EnsembleDynamics, str, Path]:
     """``(ensemble, its cache key, its folder)``: the one ``cfg.dynamics_path`` names, or loaded from
     the cache, or trained on ``ds`` (logging to ``writer``) and saved there."""
     task = TaskInfo.of(ds)
@@ -62,48 +63,87 @@ def cached_dynamics(cfg: TrainConfig, ds: OfflineDataset, fingerprint: str, writ
     with exclusive_lock(folder.with_name(key + ".lock"), f"waiting for another process training dynamics {folder}"):
         if (folder / "dynamics.pt").exists():
             return EnsembleDynamics.load(folder, cfg.device, expect=task), key, folder
-        model, _ = fit_dynamics_model(ds, cfg.dynamics, folder, seed=cfg.resolved_model_seed, device=cfg.device, writer=writer,
-                                      show_progress=progress)
+        model, _ = fit_dynamics_model(
+            ds,
+            cfg.dynamics,
+            folder,
+            seed=cfg.resolved_model_seed,
+            device=cfg.device,
+            writer=writer,
+            show_progress=progress,
+        )
     return model, key, folder
 
 
-def cached_reward(cfg: TrainConfig, ds: OfflineDataset, dynamics: EnsembleDynamics, dynamics_key: str,
-                  progress: bool) -> tuple[DynamicsReward, str, Path]:
+def cached_reward(
+    cfg: TrainConfig, ds: OfflineDataset, dynamics: EnsembleDynamics, dynamics_key: str, progress: bool
+) -> tuple[DynamicsReward, str, Path]:
     """``(the dynamics reward of dynamics, its cache key, its folder)``: the one ``cfg.reward_path``
     names, or loaded, or trained and saved."""
     if cfg.reward_path is not None:
         folder = Path(cfg.reward_path).resolve()
         try:
-            reward = DynamicsReward.load(folder, cfg.device, obs_dim=ds.obs_dim, act_dim=ds.act_dim,
-                                         env_id=ds.metadata.get("env_id"), layout=ds.metadata.get("layout"))
+            reward = DynamicsReward.load(
+                folder,
+                cfg.device,
+                obs_dim=ds.obs_dim,
+                act_dim=ds.act_dim,
+                env_id=ds.metadata.get("env_id"),
+                layout=ds.metadata.get("layout"),
+            )
         except (ValueError, FileNotFoundError) as err:
             raise ConfigError(f"reward_path: {err}") from None
         return reward, cache_key("named", str(folder)), folder
     key = cache_key("reward", dynamics_key, asdict(cfg.reward), cfg.resolved_model_seed)
     folder = entry_dir(cfg, "reward", key)
-    with exclusive_lock(folder.with_name(key + ".lock"), f"waiting for another process training the dynamics reward {folder}"):
+    with exclusive_lock(
+        folder.with_name(key + ".lock"), f"waiting for another process training the dynamics reward {folder}"
+    ):
         if (folder / "dynamics_reward.pt").exists():
             return DynamicsReward.load(folder, cfg.device, obs_dim=ds.obs_dim, act_dim=ds.act_dim), key, folder
-        reward, _ = fit_reward_model(ds, dynamics, cfg.reward, folder, seed=cfg.resolved_model_seed, show_progress=progress)
+        reward, _ = fit_reward_model(
+            ds, dynamics, cfg.reward, folder, seed=cfg.resolved_model_seed, show_progress=progress
+        )
     return reward, key, folder
 
 
-def cached_distilled_reward(cfg: TrainConfig, ds: OfflineDataset, dynamics: EnsembleDynamics, teacher: DynamicsReward,
-                            reward_key: str, threshold: float, writer: SummaryWriter | None, progress: bool) -> DynamicsReward:
+def cached_distilled_reward(
+    cfg: TrainConfig,
+    ds: OfflineDataset,
+    dynamics: EnsembleDynamics,
+    teacher: DynamicsReward,
+    reward_key: str,
+    threshold: float,
+    writer: SummaryWriter | None,
+    progress: bool,
+) -> DynamicsReward:
     """``teacher`` (named by its cache key) distilled into one network with ``morec distil-reward``'s
     defaults: loaded, or distilled and saved with ``report.json`` (agreement with the teacher at
     ``threshold``, also written to ``writer`` as ``reward/distil_*``)."""
     config = DistillationConfig(seed=cfg.resolved_model_seed)
-    rollout = RolloutConfig(samples_per_member=cfg.rollout.samples_per_member, candidate_clip=cfg.rollout.candidate_clip)
+    rollout = RolloutConfig(
+        samples_per_member=cfg.rollout.samples_per_member, candidate_clip=cfg.rollout.candidate_clip
+    )
     key = cache_key("distilled", reward_key, asdict(config), rollout.samples_per_member, rollout.candidate_clip)
     folder = entry_dir(cfg, "reward", key)
-    with exclusive_lock(folder.with_name(key + ".lock"), f"waiting for another process distilling the dynamics reward {folder}"):
+    with exclusive_lock(
+        folder.with_name(key + ".lock"), f"waiting for another process distilling the dynamics reward {folder}"
+    ):
         if (folder / "dynamics_reward.pt").exists():
             student = DynamicsReward.load(folder, cfg.device, obs_dim=ds.obs_dim, act_dim=ds.act_dim)
             report = json.loads((folder / "report.json").read_text())
         else:
-            student, report = distil_reward_model(ds, dynamics, teacher, config, folder, filter_config=cfg.filter, threshold=threshold,
-                                                  rollout=rollout, show_progress=progress)
+            student, report = distil_reward_model(
+                ds,
+                dynamics,
+                teacher,
+                config,
+                folder,
+                filter_config=cfg.filter,
+                threshold=threshold,
+                rollout=rollout,
+                show_progress=progress,
+            )
     if writer is not None:
         writer.add_scalar("reward/distil_truncation_agreement", report["truncation_agreement"], 0)
         for name, value in report["pick_agreement"].items():

@@ -27,9 +27,19 @@ def _write_report(out: Path, report: dict) -> None:
     atomic_write(out / "report.json", lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
 
 
-def fit_dynamics_model(ds: OfflineDataset, config: EnsembleConfig, out: Path, *, seed: int, device: str = "cpu",
-                       writer: SummaryWriter | None = None, show_progress: bool = True, source: str | None = None,
-                       oracle_starts: int = 0, oracle_horizon: int = 10) -> tuple[EnsembleDynamics, dict]:
+def fit_dynamics_model(
+    ds: OfflineDataset,
+    config: EnsembleConfig,
+    out: Path,
+    *,
+    seed: int,
+    device: str = "cpu",
+    writer: SummaryWriter | None = None,
+    show_progress: bool = True,
+    source: str | None = None,
+    oracle_starts: int = 0,
+    oracle_horizon: int = 10,
+) -> tuple[EnsembleDynamics, dict]:
     """The ensemble fitted on ``ds`` (resuming an interrupted fit from ``out/fit_checkpoint.pt``),
     its scalars in ``writer`` (else ``out/tb``), saved to ``out`` with ``report.json``: the fit and,
     with ``oracle_starts`` and a known environment, the error of model rollouts against the MuJoCo
@@ -39,8 +49,15 @@ def fit_dynamics_model(ds: OfflineDataset, config: EnsembleConfig, out: Path, *,
 
     out = Path(out)
     model = EnsembleDynamics(TaskInfo.of(ds), config, seed=seed, device=device)
-    fit = fit_ensemble(model, ds, seed=seed, writer=writer, log_dir=None if writer else str(out / "tb"), show_progress=show_progress,
-                       checkpoint=out / "fit_checkpoint.pt")
+    fit = fit_ensemble(
+        model,
+        ds,
+        seed=seed,
+        writer=writer,
+        log_dir=None if writer else str(out / "tb"),
+        show_progress=show_progress,
+        checkpoint=out / "fit_checkpoint.pt",
+    )
     report = {"dataset": source, "transitions": len(ds), "fit": fit.__dict__}
     if oracle_starts and ds.domain is not None and ds.metadata.get("layout") in ("d4rl", "neorl"):
         report["oracle"] = oracle_report(model, ds, oracle_starts, oracle_horizon, seed)
@@ -49,8 +66,16 @@ def fit_dynamics_model(ds: OfflineDataset, config: EnsembleConfig, out: Path, *,
     return model, report
 
 
-def fit_reward_model(ds: OfflineDataset, dynamics: EnsembleDynamics, config: DynamicsRewardConfig, out: Path, *, seed: int,
-                     holdout: float = 0.0, show_progress: bool = True) -> tuple[DynamicsReward, dict]:
+def fit_reward_model(
+    ds: OfflineDataset,
+    dynamics: EnsembleDynamics,
+    config: DynamicsRewardConfig,
+    out: Path,
+    *,
+    seed: int,
+    holdout: float = 0.0,
+    show_progress: bool = True,
+) -> tuple[DynamicsReward, dict]:
     """The MOREC dynamics reward of ``dynamics`` learned on ``ds`` (with ``holdout`` > 0, on the rest
     of a random split, and ``report.json`` holds r_D's ROC AUC on the held-out part), saved to
     ``out``. Too few snapshots warn (:class:`~morec.dynamics_reward.config.FewSnapshotsWarning`)."""
@@ -59,7 +84,9 @@ def fit_reward_model(ds: OfflineDataset, dynamics: EnsembleDynamics, config: Dyn
 
     out = Path(out)
     train, test = ds.split(holdout, seed=seed) if holdout else (ds, None)  # the AUC scores transitions never trained on
-    reward, fit = fit_dynamics_reward(train, dynamics, config, seed=seed, log_dir=str(out / "tb"), show_progress=show_progress)
+    reward, fit = fit_dynamics_reward(
+        train, dynamics, config, seed=seed, log_dir=str(out / "tb"), show_progress=show_progress
+    )
     report = {"fit": fit.__dict__, "snapshots_used": fit.snapshots_used, "holdout": holdout}
     if test is not None:
         report["discrimination"] = discrimination_report(reward, dynamics, test, seed)
@@ -68,17 +95,37 @@ def fit_reward_model(ds: OfflineDataset, dynamics: EnsembleDynamics, config: Dyn
     return reward, report
 
 
-def distil_reward_model(ds: OfflineDataset, dynamics: EnsembleDynamics, teacher: DynamicsReward, config: DistillationConfig,
-                        out: Path, *, filter_config: MorecFilterConfig, threshold: float, rollout: RolloutConfig,
-                        show_progress: bool = True) -> tuple[DynamicsReward, dict]:
+def distil_reward_model(
+    ds: OfflineDataset,
+    dynamics: EnsembleDynamics,
+    teacher: DynamicsReward,
+    config: DistillationConfig,
+    out: Path,
+    *,
+    filter_config: MorecFilterConfig,
+    threshold: float,
+    rollout: RolloutConfig,
+    show_progress: bool = True,
+) -> tuple[DynamicsReward, dict]:
     """``teacher`` distilled into one network (:mod:`morec.dynamics_reward.distillation`) on ``ds``'s
     states and ``rollout``'s candidates, saved to ``out`` with ``report.json``: how often the
     student agrees with the teacher on the pick and on truncation at ``threshold``."""
     from morec.dynamics_reward.distillation import distil_reward
 
     out = Path(out)
-    student, fit = distil_reward(teacher, dynamics, ds.observations, ds.actions, ds.next_observations, config, rollout=rollout,
-                                 filter_config=filter_config, threshold=threshold, show_progress=show_progress, log_dir=str(out / "tb"))
+    student, fit = distil_reward(
+        teacher,
+        dynamics,
+        ds.observations,
+        ds.actions,
+        ds.next_observations,
+        config,
+        rollout=rollout,
+        filter_config=filter_config,
+        threshold=threshold,
+        show_progress=show_progress,
+        log_dir=str(out / "tb"),
+    )
     report = {"teacher_snapshots": teacher.num_snapshots, "config": asdict(config), **fit.to_dict()}
     _write_report(out, report)
     student.save(out)

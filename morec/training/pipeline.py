@@ -47,8 +47,16 @@ from morec.training.factory import build_algorithm
 from morec.training.loop import RunDirectory, TrainingComponents, TrainingLoop
 from morec.training.model_cache import cached_distilled_reward, cached_dynamics, cached_reward, dataset_fingerprint
 
-__all__ = ["build_components", "build_reward_shaping", "build_rollout_engine", "build_selector",
-           "default_dataset_source", "load_training_dataset", "run_training", "start_run"]
+__all__ = [
+    "build_components",
+    "build_reward_shaping",
+    "build_rollout_engine",
+    "build_selector",
+    "default_dataset_source",
+    "load_training_dataset",
+    "run_training",
+    "start_run",
+]
 
 
 # ---------------------------------------------------------------------------------------- data
@@ -71,36 +79,63 @@ def build_reward_shaping(cfg: TrainConfig, dataset: OfflineDataset, layout: str)
     """``cfg.shaping`` on the loaded ``dataset``: the learner's real data (its rewards shaped where
     ``shaping.apply_to`` says, else ``dataset`` itself) and the rollout engine's model-reward hook
     (``None`` unless model rewards are shaped). With ``transform: none`` nothing is built or drawn."""
-    return build_shaping(cfg.shaping, dataset, gamma=cfg.agent.gamma, termination_fn=get_termination_fn(cfg.task, layout),
-                         seed=cfg.seed)
+    return build_shaping(
+        cfg.shaping, dataset, gamma=cfg.agent.gamma, termination_fn=get_termination_fn(cfg.task, layout), seed=cfg.seed
+    )
 
 
 # ---------------------------------------------------------------------------------------- rollouts
-def build_selector(cfg: TrainConfig, dataset: OfflineDataset, dynamics: EnsembleDynamics, reward: DynamicsReward | None,
-                   reward_key: str | None, writer: SummaryWriter, show_progress: bool) -> Selector | None:
+def build_selector(
+    cfg: TrainConfig,
+    dataset: OfflineDataset,
+    dynamics: EnsembleDynamics,
+    reward: DynamicsReward | None,
+    reward_key: str | None,
+    writer: SummaryWriter,
+    show_progress: bool,
+) -> Selector | None:
     """MOREC's filter on ``reward`` (named by its cache key; its threshold resolved, distilled where
     the config says), or ``None`` for the random elite of MOPO/MOBILE."""
     if not cfg.morec:
         return None
     try:
-        threshold, calibration = resolve_threshold(reward, dynamics, cfg.filter, cfg.rollout, seed=cfg.resolved_model_seed)
+        threshold, calibration = resolve_threshold(
+            reward, dynamics, cfg.filter, cfg.rollout, seed=cfg.resolved_model_seed
+        )
         if cfg.filter.distilled:  # the student scores; its own threshold (auto: calibrated on its r_D)
-            reward = cached_distilled_reward(cfg, dataset, dynamics, reward, reward_key, threshold, writer, show_progress)
-            threshold, calibration = resolve_threshold(reward, dynamics, cfg.filter, cfg.rollout, seed=cfg.resolved_model_seed)
+            reward = cached_distilled_reward(
+                cfg, dataset, dynamics, reward, reward_key, threshold, writer, show_progress
+            )
+            threshold, calibration = resolve_threshold(
+                reward, dynamics, cfg.filter, cfg.rollout, seed=cfg.resolved_model_seed
+            )
     except ValueError as err:  # a reward cached by an older morec stores no held-out data
-        raise ConfigError(f"filter.threshold: {err} (for `morec train`: delete the cached reward under "
-                          f"{Path(cfg.cache_dir) / 'reward'} so it is trained again)") from None
+        raise ConfigError(
+            f"filter.threshold: {err} (for `morec train`: delete the cached reward under "
+            f"{Path(cfg.cache_dir) / 'reward'} so it is trained again)"
+        ) from None
     if calibration is not None:
         writer.add_scalar("rollout/threshold", threshold, 0)
     return MorecSelector(reward, cfg.filter, threshold=threshold)
 
 
-def build_rollout_engine(cfg: TrainConfig, dynamics: EnsembleDynamics, layout: str, selector: Selector | None,
-                         reward_transform: RewardTransformFn | None = None) -> RolloutEngine:
+def build_rollout_engine(
+    cfg: TrainConfig,
+    dynamics: EnsembleDynamics,
+    layout: str,
+    selector: Selector | None,
+    reward_transform: RewardTransformFn | None = None,
+) -> RolloutEngine:
     """Model rollouts as ``cfg.rollout`` says, ending at the task's termination; ``reward_transform``
     maps each step's model reward before MOPO's penalty."""
-    return RolloutEngine(dynamics, get_termination_fn(cfg.task, layout), cfg.rollout, selector=selector, seed=cfg.seed,
-                         reward_transform=reward_transform)
+    return RolloutEngine(
+        dynamics,
+        get_termination_fn(cfg.task, layout),
+        cfg.rollout,
+        selector=selector,
+        seed=cfg.seed,
+        reward_transform=reward_transform,
+    )
 
 
 # ---------------------------------------------------------------------------------------- composition
@@ -118,9 +153,12 @@ def build_components(cfg: TrainConfig, tb_dir: str | Path, show_progress: bool =
     layout = dataset.metadata["layout"]
     writer = SummaryWriter(str(tb_dir))
     try:
-        dynamics, dynamics_key, dynamics_dir = cached_dynamics(cfg, dataset, dataset_fingerprint(dataset), writer, show_progress)
-        reward, reward_key, reward_dir = (cached_reward(cfg, dataset, dynamics, dynamics_key, show_progress) if cfg.morec
-                                          else (None, None, None))
+        dynamics, dynamics_key, dynamics_dir = cached_dynamics(
+            cfg, dataset, dataset_fingerprint(dataset), writer, show_progress
+        )
+        reward, reward_key, reward_dir = (
+            cached_reward(cfg, dataset, dynamics, dynamics_key, show_progress) if cfg.morec else (None, None, None)
+        )
         selector = build_selector(cfg, dataset, dynamics, reward, reward_key, writer, show_progress)
     finally:
         writer.close()
@@ -136,11 +174,24 @@ def build_components(cfg: TrainConfig, tb_dir: str | Path, show_progress: bool =
     torch.manual_seed(cfg.seed)  # the same networks whether the models above were trained or loaded from the cache
     algorithm = build_algorithm(cfg, dataset.obs_dim, dataset.act_dim, evaluator.action_space, dynamics)
     if cfg.train.evaluates_in_background(cfg.device):
-        evaluator = BackgroundEvaluator(ActorSpec(cfg.task, evaluator.env_id, layout, dataset.obs_dim, dataset.act_dim,
-                                                  tuple(cfg.agent.hidden_sizes)))
-    return TrainingComponents(dataset=dataset, real=real, dynamics=dynamics, engine=engine, model_buffer=model_buffer,
-                              sample_generator=sample_generator, sampler=sampler, algorithm=algorithm, evaluator=evaluator,
-                              shaping=shaping, model_dirs={"dynamics": str(dynamics_dir), "reward": str(reward_dir) if reward_dir else None})
+        evaluator = BackgroundEvaluator(
+            ActorSpec(
+                cfg.task, evaluator.env_id, layout, dataset.obs_dim, dataset.act_dim, tuple(cfg.agent.hidden_sizes)
+            )
+        )
+    return TrainingComponents(
+        dataset=dataset,
+        real=real,
+        dynamics=dynamics,
+        engine=engine,
+        model_buffer=model_buffer,
+        sample_generator=sample_generator,
+        sampler=sampler,
+        algorithm=algorithm,
+        evaluator=evaluator,
+        shaping=shaping,
+        model_dirs={"dynamics": str(dynamics_dir), "reward": str(reward_dir) if reward_dir else None},
+    )
 
 
 def start_run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool = True) -> TrainingLoop:
@@ -153,7 +204,12 @@ def start_run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_
         return TrainingLoop(cfg, run, components, resume=resume, show_progress=show_progress)
 
 
-def run_training(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool = True,
-                 on_evaluation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def run_training(
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    show_progress: bool = True,
+    on_evaluation: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Train ``cfg`` in ``run_dir`` to the end and return the summary (see :meth:`TrainingLoop.steps`)."""
     return start_run(cfg, run_dir, resume=resume, show_progress=show_progress).run(on_evaluation)

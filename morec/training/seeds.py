@@ -51,7 +51,9 @@ def parse_seeds(text: str) -> list[int]:
         try:
             seeds.append(int(part.strip()))
         except ValueError:
-            raise ConfigError(f"--seeds: {part.strip()!r} is not an integer; give comma-separated integers, e.g. --seeds 0,1,2") from None
+            raise ConfigError(
+                f"--seeds: {part.strip()!r} is not an integer; give comma-separated integers, e.g. --seeds 0,1,2"
+            ) from None
     repeated = sorted({s for s in seeds if seeds.count(s) > 1})
     if repeated:
         raise ConfigError(f"--seeds: {repeated} given more than once; each seed is one run directory")
@@ -106,8 +108,9 @@ class SeedRun:
         self.advance(stats)
 
 
-def train_seeds(cfg: TrainConfig, run_root: str | Path, seeds: Sequence[int], resume: bool = False,
-                show_progress: bool = True) -> list[dict[str, Any]]:
+def train_seeds(
+    cfg: TrainConfig, run_root: str | Path, seeds: Sequence[int], resume: bool = False, show_progress: bool = True
+) -> list[dict[str, Any]]:
     """Train ``cfg`` once per seed in ``run_root/seed<N>``, in lockstep in this process; return the
     summaries in the order of ``seeds``. ``resume=True`` continues each seed from its checkpoint; a
     seed stopped before its first checkpoint starts again. Where ``train.stack_seeds`` says, the
@@ -116,7 +119,9 @@ def train_seeds(cfg: TrainConfig, run_root: str | Path, seeds: Sequence[int], re
 
     runs: list[SeedRun] = []
     try:
-        for position, seed in enumerate(seeds):  # started one after another: each seeds the global generators with its seed
+        for position, seed in enumerate(
+            seeds
+        ):  # started one after another: each seeds the global generators with its seed
             run_dir = Path(run_root) / f"seed{seed}"
             own_resume = resume and (run_dir / "checkpoint.pt").exists()
             loop = start_run(replace(cfg, seed=seed), run_dir, resume=own_resume, show_progress=show_progress)
@@ -145,9 +150,12 @@ def _catch_up(runs: Sequence[SeedRun]) -> None:
     if not behind:
         return
     names = ", ".join(str(run.loop.cfg.seed) for run in behind)
-    warnings.warn(f"seeds {names} resume behind the others (the run stopped between the seeds' checkpoints); they train "
-                  f"on their own to step {target} before the stack resumes, so these seeds' runs differ from an "
-                  "uninterrupted stacked run", stacklevel=3)
+    warnings.warn(
+        f"seeds {names} resume behind the others (the run stopped between the seeds' checkpoints); they train "
+        f"on their own to step {target} before the stack resumes, so these seeds' runs differ from an "
+        "uninterrupted stacked run",
+        stacklevel=3,
+    )
     for run in behind:
         while run.loop.gradient_step < target:
             run.update_alone()

@@ -13,6 +13,15 @@ from morec.runs.suite.runner import run_suite
 from morec.runs.suite.worker import RunOutcome, execute_run, is_finished
 
 __all__ = [
-    "BENCHMARK_TASKS", "VARIANTS", "RunOutcome", "RunSpec", "SuiteConfig", "execute_run", "is_finished",
-    "plan_runs", "run_suite", "write_curves", "write_table",
+    "BENCHMARK_TASKS",
+    "VARIANTS",
+    "RunOutcome",
+    "RunSpec",
+    "SuiteConfig",
+    "execute_run",
+    "is_finished",
+    "plan_runs",
+    "run_suite",
+    "write_curves",
+    "write_table",
 ]

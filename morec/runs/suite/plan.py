@@ -11,8 +11,16 @@ from morec.tasks import D4RL_LEVELS
 # the shipped variants: config files under configs/<benchmark>/<task>/ without .yaml; `_morec`: MOREC as
 # morec recommends it, `_morec_matched`: MOREC's rollout and filter with the host's learner settings,
 # `paper/`: the paper's launcher (scripts/make_configs.py). A configs tree of your own (--configs) may name others.
-VARIANTS = ("mopo", "mopo_morec", "mopo_morec_matched", "paper/mopo_morec",
-            "mobile", "mobile_morec", "mobile_morec_matched", "paper/mobile_morec")
+VARIANTS = (
+    "mopo",
+    "mopo_morec",
+    "mopo_morec_matched",
+    "paper/mopo_morec",
+    "mobile",
+    "mobile_morec",
+    "mobile_morec_matched",
+    "paper/mobile_morec",
+)
 DEFAULT_VARIANTS = ("mopo", "mopo_morec", "mobile", "mobile_morec")  # a suite without --variants
 
 BENCHMARK_TASKS = {
@@ -62,7 +70,9 @@ class SuiteConfig:
         known = self.known_variants()
         unknown = sorted(set(self.variants) - set(known))
         if unknown:
-            raise ValueError(f"unknown variant(s) {unknown}: choose from {known} (the configs in {self.configs / self.benchmark})")
+            raise ValueError(
+                f"unknown variant(s) {unknown}: choose from {known} (the configs in {self.configs / self.benchmark})"
+            )
         if self.dataset and Path(self.dataset).exists():
             self.dataset = str(Path(self.dataset).resolve())
         if self.retries < 0:
@@ -72,7 +82,9 @@ class SuiteConfig:
         """The variants the configs tree has a file for (under any task): the shipped :data:`VARIANTS`,
         or the names of a tree of your own (``--configs``)."""
         tasks = [folder for folder in (self.configs / self.benchmark).iterdir() if folder.is_dir()]
-        return sorted({path.relative_to(task).with_suffix("").as_posix() for task in tasks for path in task.rglob("*.yaml")})
+        return sorted(
+            {path.relative_to(task).with_suffix("").as_posix() for task in tasks for path in task.rglob("*.yaml")}
+        )
 
     def config_path(self, run: RunSpec) -> Path:
         return self.configs / self.benchmark / run.task / f"{run.variant}.yaml"
@@ -84,11 +96,15 @@ class SuiteConfig:
 
     def check(self) -> None:
         """Every run's config file exists (before anything is scheduled)."""
-        missing = sorted({str(self.config_path(r)) for r in plan_runs(self)} - {str(p) for p in self.configs.rglob("*.yaml")})
+        missing = sorted(
+            {str(self.config_path(r)) for r in plan_runs(self)} - {str(p) for p in self.configs.rglob("*.yaml")}
+        )
         if missing:
             raise FileNotFoundError(
-                f"no config for {len(missing)} run(s), e.g. {missing[0]}; check --tasks/--variants against {self.configs / self.benchmark} "
-                "(or point --configs at a source checkout's configs/)")
+                f"no config for {len(missing)} run(s), e.g. {missing[0]}; check --tasks/--variants against "
+                f"{self.configs / self.benchmark} "
+                "(or point --configs at a source checkout's configs/)"
+            )
 
 
 def plan_runs(cfg: SuiteConfig) -> list[RunSpec]:

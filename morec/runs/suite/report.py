@@ -42,25 +42,49 @@ def write_table(runs: list[RunSpec], results: Path, failures: list[RunOutcome] =
         summary = read_summary(run.run_dir(results))
         if summary is not None:
             groups.setdefault((run.task, run.variant), []).append(summary)
-    rows = [{"task": task, "variant": variant, "seeds": len(summaries),
-             "last": _mean_std([s["last_score"] for s in summaries]),
-             "last10": _mean_std([s["last10_mean_score"] for s in summaries]),
-             "best": _mean_std([s["best_score"] for s in summaries]),
-             "dataset_return": f"{np.mean([s['dataset_mean_return'] for s in summaries]):.1f}",
-             "rollout_length": _rollout_mean(summaries, "mean_length", "{:.1f}"),
-             "truncated": _rollout_mean(summaries, "truncation_rate", "{:.3f}"),
-             "model_buffer": _rollout_mean(summaries, "model_buffer_size", "{:.0f}")}
-            for (task, variant), summaries in sorted(groups.items())]
-    header = ["task", "variant", "seeds", "last", "last10", "best", "dataset_return", "rollout_length", "truncated", "model_buffer"]
+    rows = [
+        {
+            "task": task,
+            "variant": variant,
+            "seeds": len(summaries),
+            "last": _mean_std([s["last_score"] for s in summaries]),
+            "last10": _mean_std([s["last10_mean_score"] for s in summaries]),
+            "best": _mean_std([s["best_score"] for s in summaries]),
+            "dataset_return": f"{np.mean([s['dataset_mean_return'] for s in summaries]):.1f}",
+            "rollout_length": _rollout_mean(summaries, "mean_length", "{:.1f}"),
+            "truncated": _rollout_mean(summaries, "truncation_rate", "{:.3f}"),
+            "model_buffer": _rollout_mean(summaries, "model_buffer_size", "{:.0f}"),
+        }
+        for (task, variant), summaries in sorted(groups.items())
+    ]
+    header = [
+        "task",
+        "variant",
+        "seeds",
+        "last",
+        "last10",
+        "best",
+        "dataset_return",
+        "rollout_length",
+        "truncated",
+        "model_buffer",
+    ]
     lines = [write_rows(rows, header, results / "table.csv")]
-    lines.append("\nNormalised scores, mean ± std over seeds (`last`: final evaluation; `last10`: mean of the last 10). "
-                 "Means over seeds of each run's model rollouts: `rollout_length` (transitions per start state), "
-                 "`truncated` (fraction of rollouts the filter cut), `model_buffer` (model transitions held at the end).")
+    lines.append(
+        "\nNormalised scores, mean ± std over seeds (`last`: final evaluation; `last10`: mean of the last 10). "
+        "Means over seeds of each run's model rollouts: `rollout_length` (transitions per start state), "
+        "`truncated` (fraction of rollouts the filter cut), `model_buffer` (model transitions held at the end)."
+    )
     failed = {o.run for o in failures}
     if failures:
         lines.append(f"\n## Failed runs ({len(failures)})\n")
         for o in failures:
-            lines += [f"### {o.run.label} ({o.attempts} attempt{'s' if o.attempts > 1 else ''})", "```", o.error or "", "```"]
+            lines += [
+                f"### {o.run.label} ({o.attempts} attempt{'s' if o.attempts > 1 else ''})",
+                "```",
+                o.error or "",
+                "```",
+            ]
     missing = [r for r in runs if r not in failed and read_summary(r.run_dir(results)) is None]
     if missing:
         lines.append(f"\n## Not finished ({len(missing)})\n")
@@ -99,7 +123,9 @@ def variant_curve(variant_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray, 
     """``(steps, mean, std, seeds averaged, seeds left out)`` of ``tag`` over ``variant_dir/seed*/tb``,
     or ``None`` without any. A seed still running has not reached the others' last step: averaging it
     in would cut every seed's curve to its length, so it is left out (and counted)."""
-    curves = [c for c in (read_curve(tb, tag) for tb in sorted(variant_dir.glob("seed*/tb"))) if c is not None and len(c[0])]
+    curves = [
+        c for c in (read_curve(tb, tag) for tb in sorted(variant_dir.glob("seed*/tb"))) if c is not None and len(c[0])
+    ]
     if not curves:
         return None
     last = max(steps[-1] for steps, _ in curves)
@@ -107,8 +133,13 @@ def variant_curve(variant_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray, 
     return (*mean_std_curve(finished), len(finished), len(curves) - len(finished))
 
 
-def write_curves(results: Path | list[Path], tasks: list[str] | None = None, tag: str = "eval/normalized_score",
-                 out: Path | None = None, labels: list[str] | None = None) -> list[Path]:
+def write_curves(
+    results: Path | list[Path],
+    tasks: list[str] | None = None,
+    tag: str = "eval/normalized_score",
+    out: Path | None = None,
+    labels: list[str] | None = None,
+) -> list[Path]:
     """One PNG per task under ``out`` (default ``<first results>/curves``) from
     ``<results>/<task>/<variant>/seed*/tb``. Several results roots (a study and its ablations) share
     each task's plot; ``labels`` names them in the legend (default: their folder paths)."""
@@ -122,7 +153,11 @@ def write_curves(results: Path | list[Path], tasks: list[str] | None = None, tag
         raise ValueError(f"{len(labels)} labels for {len(roots)} results folders: give one label per folder")
     names = labels if labels is not None else [str(r) for r in roots]
     out = Path(out or roots[0] / "curves")
-    task_names = list(dict.fromkeys(tasks)) if tasks else sorted({d.name for r in roots if r.is_dir() for d in r.iterdir() if d.is_dir()})
+    task_names = (
+        list(dict.fromkeys(tasks))
+        if tasks
+        else sorted({d.name for r in roots if r.is_dir() for d in r.iterdir() if d.is_dir()})
+    )
     written = []
     for task in task_names:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -134,8 +169,12 @@ def write_curves(results: Path | list[Path], tasks: list[str] | None = None, tag
                     continue
                 steps, mean, std, finished, left_out = curve
                 prefix = f"{name}: " if len(roots) > 1 else ""
-                ax.plot(steps, mean, label=f"{prefix}{variant_dir.name} ({finished} seed{'' if finished == 1 else 's'}"
-                                           f"{f', {left_out} still running left out' if left_out else ''})")
+                ax.plot(
+                    steps,
+                    mean,
+                    label=f"{prefix}{variant_dir.name} ({finished} seed{'' if finished == 1 else 's'}"
+                    f"{f', {left_out} still running left out' if left_out else ''})",
+                )
                 ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
         if ax.lines:
             ax.set(title=task, xlabel="gradient step", ylabel=tag)

@@ -68,7 +68,14 @@ class PoolBackend:
 class RayBackend:
     name = "ray"
 
-    def __init__(self, cfg: SuiteConfig, max_parallel: int | None, address: str | None, cpus_per_run: float, gpus_per_run: float | None):
+    def __init__(
+        self,
+        cfg: SuiteConfig,
+        max_parallel: int | None,
+        address: str | None,
+        cpus_per_run: float,
+        gpus_per_run: float | None,
+    ):
         try:
             import ray
         except ImportError:
@@ -133,7 +140,9 @@ class Progress:
         retried = f" after {outcome.attempts} attempts" if outcome.attempts > 1 else ""
         self.bar.update(1)
         self.bar.set_postfix_str(self.counts())
-        tqdm.write(f"[{self.counts()}] {outcome.run.label}: {status} in {outcome.seconds:.0f} s{retried}", file=sys.stdout)
+        tqdm.write(
+            f"[{self.counts()}] {outcome.run.label}: {status} in {outcome.seconds:.0f} s{retried}", file=sys.stdout
+        )
         sys.stdout.flush()
 
     def close(self) -> None:
@@ -160,8 +169,15 @@ def _schedule(backend, todo: list[RunSpec], progress: Progress) -> list[RunOutco
     return outcomes
 
 
-def run_suite(cfg: SuiteConfig, backend: str = "ray", max_parallel: int | None = None, address: str | None = None,
-              cpus_per_run: float = 1.0, gpus_per_run: float | None = None, table_only: bool = False) -> int:
+def run_suite(
+    cfg: SuiteConfig,
+    backend: str = "ray",
+    max_parallel: int | None = None,
+    address: str | None = None,
+    cpus_per_run: float = 1.0,
+    gpus_per_run: float | None = None,
+    table_only: bool = False,
+) -> int:
     """Run what is not finished, then write ``table.md``/``table.csv``, curves and ``suite.json``.
     Returns the number of runs that failed (0: everything finished)."""
     cfg.check()
@@ -173,9 +189,17 @@ def run_suite(cfg: SuiteConfig, backend: str = "ray", max_parallel: int | None =
     outcomes: list[RunOutcome] = []
     start, startup, backend_name = time.perf_counter(), 0.0, "none"
     if todo:
-        executor = RayBackend(cfg, max_parallel, address, cpus_per_run, gpus_per_run) if backend == "ray" else PoolBackend(cfg, max_parallel)
+        executor = (
+            RayBackend(cfg, max_parallel, address, cpus_per_run, gpus_per_run)
+            if backend == "ray"
+            else PoolBackend(cfg, max_parallel)
+        )
         backend_name, startup = executor.name, executor.startup_seconds
-        print(f"{backend_name}: {executor.capacity} run(s) at a time" + (f", started in {startup:.1f} s" if startup else ""), flush=True)
+        print(
+            f"{backend_name}: {executor.capacity} run(s) at a time"
+            + (f", started in {startup:.1f} s" if startup else ""),
+            flush=True,
+        )
         progress = Progress(len(runs), len(todo))
         in_main_thread = threading.current_thread() is threading.main_thread()
         if in_main_thread:  # `kill` stops the workers too, as Ctrl-C does
@@ -183,7 +207,11 @@ def run_suite(cfg: SuiteConfig, backend: str = "ray", max_parallel: int | None =
         try:
             outcomes = _schedule(executor, todo, progress)
         except KeyboardInterrupt:
-            print("\ninterrupted: finished runs are kept; re-run the same command to run the rest (interrupted runs resume)", flush=True)
+            print(
+                "\ninterrupted: finished runs are kept; re-run the same command to run the rest (interrupted runs "
+                "resume)",
+                flush=True,
+            )
             raise
         finally:
             if in_main_thread:
@@ -193,12 +221,31 @@ def run_suite(cfg: SuiteConfig, backend: str = "ray", max_parallel: int | None =
     failures = [o for o in outcomes if not o.ok]
     write_table(runs, cfg.results, failures)
     write_curves(cfg.results, [r.task for r in runs])
-    record = {"backend": backend_name, "startup_seconds": round(startup, 2), "wall_seconds": round(time.perf_counter() - start, 2),
-              "runs": len(runs), "ran": len(outcomes), "failed": len(failures), "config": plain(asdict(cfg)),
-              "outcomes": [{**asdict(o.run), "ok": o.ok, "seconds": round(o.seconds, 1), "attempts": o.attempts, "score": o.score,
-                            "error": o.error} for o in outcomes]}
+    record = {
+        "backend": backend_name,
+        "startup_seconds": round(startup, 2),
+        "wall_seconds": round(time.perf_counter() - start, 2),
+        "runs": len(runs),
+        "ran": len(outcomes),
+        "failed": len(failures),
+        "config": plain(asdict(cfg)),
+        "outcomes": [
+            {
+                **asdict(o.run),
+                "ok": o.ok,
+                "seconds": round(o.seconds, 1),
+                "attempts": o.attempts,
+                "score": o.score,
+                "error": o.error,
+            }
+            for o in outcomes
+        ],
+    }
     atomic_write(cfg.results / "suite.json", lambda tmp: tmp.write_text(json.dumps(record, indent=2)))
-    print(f"suite: {len(outcomes) - len(failures)} run(s) finished, {len(failures)} failed in {record['wall_seconds']:.0f} s "
-          f"({backend_name}{f', start-up {startup:.1f} s' if startup else ''})", flush=True)
+    print(
+        f"suite: {len(outcomes) - len(failures)} run(s) finished, {len(failures)} failed in "
+        f"{record['wall_seconds']:.0f} s "
+        f"({backend_name}{f', start-up {startup:.1f} s' if startup else ''})",
+        flush=True,
+    )
     return len(failures)
-

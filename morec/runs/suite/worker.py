@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 ERROR_TAIL_LINES = 20
 
+
 class Children:
     """The training processes one suite started, so it can stop them (and start no more) when it is
     interrupted; several suites in one process each have their own."""
@@ -83,7 +84,9 @@ def run_config(run: RunSpec, cfg: SuiteConfig) -> TrainConfig:
     from morec.training.config import load_config
 
     resolved = load_config(cfg.config_path(run), cfg.overrides, overlays=cfg.overlays)
-    return replace(resolved, cache_dir=str(cfg.results / "cache"), seed=run.seed, dataset=cfg.dataset or resolved.dataset)
+    return replace(
+        resolved, cache_dir=str(cfg.results / "cache"), seed=run.seed, dataset=cfg.dataset or resolved.dataset
+    )
 
 
 def train_command(run: RunSpec, cfg: SuiteConfig) -> list[str]:
@@ -93,8 +96,14 @@ def train_command(run: RunSpec, cfg: SuiteConfig) -> list[str]:
     run_dir = run.run_dir(cfg.results)
     text = yaml.safe_dump(plain(run_config(run, cfg).to_dict()), sort_keys=False)
     atomic_write(run_dir / REQUESTED_CONFIG, lambda tmp: tmp.write_text(text))
-    return [sys.executable, "-m", __name__, str(run_dir / REQUESTED_CONFIG), str(run_dir),
-            *(["--resume"] if (run_dir / "checkpoint.pt").exists() else [])]
+    return [
+        sys.executable,
+        "-m",
+        __name__,
+        str(run_dir / REQUESTED_CONFIG),
+        str(run_dir),
+        *(["--resume"] if (run_dir / "checkpoint.pt").exists() else []),
+    ]
 
 
 def train_child(argv: list[str]) -> int:
@@ -127,7 +136,9 @@ def _die_with_parent() -> None:
 def _describe_failure(code: int, log_path: Path, offset: int) -> str:
     with open(log_path, "rb") as fh:
         fh.seek(offset)
-        lines = [line for line in fh.read().decode(errors="replace").splitlines() if line.strip()][1:]  # minus the header
+        lines = [line for line in fh.read().decode(errors="replace").splitlines() if line.strip()][
+            1:
+        ]  # minus the header
     cause = lines[-1] if lines else "no output"
     if code < 0:
         cause = f"killed by signal {-code}; last output: {cause}"
