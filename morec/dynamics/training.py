@@ -175,13 +175,14 @@ def fit_ensemble(
             writer.add_scalar("dynamics/holdout_mse_elites", elite_mse, epoch)
             for e in range(E):
                 writer.add_scalar(f"dynamics/holdout_mse_member_{e}", float(mse[e]), epoch)
-        bar.update(1)
-        # how far early stopping is: epochs since any member improved, out of the patience
+        # how far early stopping is: epochs since any member improved, out of the patience (set before
+        # the update, which prints this epoch's line in a log file)
         bar.set_postfix(
             best_holdout_mse=f"{elite_mse:.4f}",
             since_best=f"{epochs_since_update}/{cfg.max_epochs_since_update}",
             train_nll=f"{train_nll:.3f}",
         )
+        bar.update(1)
         seconds = seconds_before + time.perf_counter() - start_time
         stopped_by = stop_reason(cfg, epoch, epochs_since_update, seconds)
         if stopped_by is not None:
