@@ -58,7 +58,7 @@ def test_learning_table_marks_partial_variants_and_reads_each_run(tmp_path):
     meta = {"task": "hopper-medium-v2", "dataset": "d.hdf5", "same_config_as": {}}
     bc = {"runs": [{"normalized_score": 5.0}, {"normalized_score": 7.0}], "dataset_mean_return": 100.0}
     args = Namespace(horizon=100, starts=500)
-    learning.tabulate(tmp_path, meta, ["mopo", "mopo_morec_matched", "mopo_morec"], [0, 1], "d.hdf5", bc, args)
+    learning.tabulate(tmp_path, meta, ["mopo", "mopo_morec_matched", "paper/mopo_morec"], [0, 1], "d.hdf5", bc, args)
     rows = {r["variant"]: r for r in json.loads((tmp_path / "table.json").read_text())["rows"]}
     mopo, matched, paper = rows["MOPO"], rows["MOPO + MOREC (matched)"], rows["MOPO + MOREC (paper)"]
     assert (mopo["seeds"], mopo["partial"], mopo["last"], mopo["exploitation_gap"]) == (
@@ -82,10 +82,12 @@ def test_learning_runs_a_config_once_and_reports_it_for_both_variants(tmp_path):
     learning = load_script("morec_learning")
     # on HalfCheetah MOREC's λ is Kit's, so the paper config is the matched one; on Hopper it is not
     assert learning.same_config_as(
-        "halfcheetah-medium-replay-v2", ["mopo", "mopo_morec_matched", "mopo_morec"], [], False
-    ) == {"mopo_morec": "mopo_morec_matched"}
+        "halfcheetah-medium-replay-v2", ["mopo", "mopo_morec_matched", "paper/mopo_morec"], [], False
+    ) == {"paper/mopo_morec": "mopo_morec_matched"}
     assert (
-        learning.same_config_as("hopper-medium-replay-v2", ["mopo", "mopo_morec_matched", "mopo_morec"], [], False)
+        learning.same_config_as(
+            "hopper-medium-replay-v2", ["mopo", "mopo_morec_matched", "paper/mopo_morec"], [], False
+        )
         == {}
     )
     runs = tmp_path / "runs" / "halfcheetah-medium-replay-v2"
@@ -93,10 +95,16 @@ def test_learning_runs_a_config_once_and_reports_it_for_both_variants(tmp_path):
     meta = {
         "task": "halfcheetah-medium-replay-v2",
         "dataset": "d.hdf5",
-        "same_config_as": {"mopo_morec": "mopo_morec_matched"},
+        "same_config_as": {"paper/mopo_morec": "mopo_morec_matched"},
     }
     learning.tabulate(
-        tmp_path, meta, ["mopo_morec_matched", "mopo_morec"], [0], "d.hdf5", None, Namespace(horizon=100, starts=500)
+        tmp_path,
+        meta,
+        ["mopo_morec_matched", "paper/mopo_morec"],
+        [0],
+        "d.hdf5",
+        None,
+        Namespace(horizon=100, starts=500),
     )
     matched, paper = json.loads((tmp_path / "table.json").read_text())["rows"]
     assert paper["variant"].startswith("MOPO + MOREC (paper) = MOPO + MOREC (matched)")
