@@ -58,6 +58,19 @@ def test_parsing_loads_neither_torch_nor_tianshou():
     assert out.returncode == 0 and out.stdout.strip() == "[]"
 
 
+def test_a_training_config_validates_without_torch():
+    code = (
+        "import sys; from morec.training.config import resolve_config; "
+        "cfg = resolve_config('configs/d4rl/hopper-medium-replay-v2/mopo_morec.yaml', ['train.epochs=3']); "
+        "assert cfg.train.epochs == 3; "
+        "print(sorted(m for m in ('torch', 'tianshou', 'gymnasium') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[1]
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
 def test_help_lists_every_subcommand():
     proc = morec("--help")
     assert proc.returncode == 0
