@@ -8,6 +8,8 @@ unless a variant says otherwise:
    three policy sets: ``random``; ``noisy-behaviour`` (the behaviour checkpoint plus 0.3 action
    noise); and two off-behaviour deterministic TorchScript policies in one call (an earlier SAC
    checkpoint and the final one, exported with :func:`morec.rollout.policies.export_sac_actor`);
+   A variant named ``<variant>-distilled`` is ``<variant>`` with its reward distilled into one
+   network (``morec distil-reward``) and checked in its place: does the cheap filter check like r_D?
 3. writes ``table.md`` and ``table.json`` under ``--out`` after every finished step, rows not yet
    complete marked ``partial``.
 
@@ -75,6 +77,7 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
     "consensus-only": (PAPER_REWARD, ["--threshold", "0", "--consensus-weight", "1000000"]),
 }
 # eval-model flags share one trained reward: variants naming the same train-reward flags reuse it
+DISTILLED = "-distilled"  # a variant's name with this suffix: its reward distilled into one network
 POLICY_SETS = ("random", "behaviour", "noisy-behaviour", "off-behaviour")
 
 
@@ -82,6 +85,19 @@ def reward_dir_name(train_flags: list[str]) -> str:
     """The folder under ``<out>/rewards/`` of the reward ``train-reward`` makes with these flags
     (variants with the same flags share it)."""
     return "-".join(f.lstrip("-") for f in train_flags) or "default"
+
+
+def variant_names(text: str) -> list[str]:
+    """The comma-separated ``--variants``, each a name of :data:`VARIANTS` optionally followed by
+    :data:`DISTILLED`; an unknown one stops the script with one line naming the known ones."""
+    names = [n for n in text.split(",") if n]
+    unknown = [n for n in names if n.removesuffix(DISTILLED) not in VARIANTS]
+    if unknown or not names:
+        raise SystemExit(
+            f"morec_check: error: --variants: unknown {', '.join(unknown) or '(none given)'}; known: "
+            f"{', '.join(VARIANTS)} (each may end in {DISTILLED})"
+        )
+    return names
 
 
 def run(cmd: list[str], out: Path) -> dict:
@@ -133,14 +149,18 @@ def table_row(name: str, reward: dict | None, evals: dict[str, dict]) -> dict:
         values = [v for v in values if v is not None]
         return sum(values) / len(values) if values else None
 
-    disc = (reward or {}).get("discrimination", {})
+    distilled = (reward or {}).get("distillation")
+    disc = {} if distilled else (reward or {}).get("discrimination", {})  # the teacher's AUC is not the student's
     first = next(iter(evals.values()), {})
     return {
         "variant": name,
         "partial": reward is None or len(evals) < len(POLICY_SETS),
-        "snapshots_used": (reward or {}).get("snapshots_used"),
+        "snapshots_used": None if distilled else (reward or {}).get("snapshots_used"),
         "auc_model": disc.get("auc_real_vs_model_samples"),
         "auc_perturbed": disc.get("auc_real_vs_perturbed"),
+        # a distilled row: how often the student's argmax pick (r_D alone) and its cut match the teacher's
+        "distilled_pick_agreement": distilled["pick_agreement"]["consensus_weight_0"] if distilled else None,
+        "distilled_truncation_agreement": distilled["truncation_agreement"] if distilled else None,
         "threshold": first.get("threshold"),
         "false_truncation_rate": first.get("false_truncation_rate"),
         "length_behaviour_filtered": pol("behaviour", "mean_rollout_length", "filtered"),
@@ -186,12 +206,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--subset-seed", type=int, default=0)
     p.add_argument("--out", required=True)
-    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}")
+    p.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated subset of {list(VARIANTS)}, each optionally ending in {DISTILLED}",
+    )
     p.add_argument("--horizon", type=int, default=100)
     p.add_argument("--starts", type=int, default=500)
     p.add_argument("--max-epochs", type=int, default=None, help="cap on dynamics training epochs")
     p.add_argument("--num-updates", type=int, default=None, help="train-reward --num-updates (default: its own)")
+    p.add_argument("--distil-updates", type=int, default=None, help="distil-reward --updates (default: its own)")
     args = p.parse_args(argv)
+    variants = variant_names(args.variants)
 
     from morec.collect.recipe import dataset_file_name
     from morec.rollout.policies import export_sac_actor
@@ -216,8 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         "off_behaviour_policies": [ck.name for ck in (earlier, final)],
     }
     rows = []
-    for name in args.variants.split(","):
-        train_flags, eval_flags = VARIANTS[name]
+    for name in variants:
+        train_flags, eval_flags = VARIANTS[name.removesuffix(DISTILLED)]
         key = reward_dir_name(train_flags)
         reward_dir = out / "rewards" / key
         updates = ["--num-updates", str(args.num_updates)] if args.num_updates else []
@@ -237,6 +263,26 @@ def main(argv: list[str] | None = None) -> int:
             ],
             out / "rewards" / f"{key}.json",
         )
+        if name.endswith(DISTILLED):  # the student in the teacher's place; its report in the reward's
+            distilled = run(
+                [
+                    "morec",
+                    "distil-reward",
+                    *base,
+                    "--dynamics",
+                    str(out / "dynamics"),
+                    "--reward",
+                    str(reward_dir),
+                    "--out",
+                    str(out / "rewards" / f"{key}{DISTILLED}"),
+                    "--json",
+                    "--no-progress",
+                    *(["--updates", str(args.distil_updates)] if args.distil_updates else []),
+                ],
+                out / "rewards" / f"{key}{DISTILLED}.json",
+            )
+            reward = {**reward, "distillation": distilled}
+            reward_dir = out / "rewards" / f"{key}{DISTILLED}"
         evals = {}
         for policy_set in POLICY_SETS:
             pol = {

@@ -149,6 +149,10 @@ def variant_row(variant: str, summaries: list[dict], evals: list[dict], seeds: i
         "exploitation_gap": mean_of([p["unfiltered"].get("return_bias") for p in pol], 1),
         "eval_error_unfiltered": mean_of([p["unfiltered"].get("return_abs_error") for p in pol], 1),
         "eval_error_filtered": mean_of([(p.get("filtered") or {}).get("return_abs_error") for p in pol], 1),
+        # a run's wall time (rollouts, updates, evaluations) per 1,000 gradient steps, and that over the
+        # first variant's (the host's), filled in by tabulate
+        "wall_s_per_1k_steps": mean_of([1000 * s["wall_seconds"] / s["gradient_steps"] for s in summaries], 1),
+        "wall_vs_first": "–",
     }
 
 
@@ -202,6 +206,10 @@ def tabulate(out: Path, meta: dict, variants: list[str], seeds: list[int], datas
         if variant in duplicates:
             row["variant"] += f" = {LABELS.get(ran, ran)} (the same config: not run twice)"
         rows.append(row)
+    first_wall = rows[0]["wall_s_per_1k_steps"] if rows else "–"
+    for row in rows:
+        if "–" not in (first_wall, row["wall_s_per_1k_steps"]):
+            row["wall_vs_first"] = f"{float(row['wall_s_per_1k_steps']) / float(first_wall):.2f}"
     if bc is not None:
         rows.append(
             {

@@ -33,6 +33,8 @@ def fake_run(run_dir: Path, score: float, length: float, gap: float | None) -> N
         "policy": "policy.pt",
         "rollouts": {"mean_length": length, "truncation_rate": 0.5, "model_buffer_size": 1000},
         "models": {"dynamics": "dyn", "reward": "rew"},
+        "gradient_steps": 2000,
+        "wall_seconds": 10.0 * length,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary))
     if gap is not None:
@@ -73,6 +75,13 @@ def test_learning_table_marks_partial_variants_and_reads_each_run(tmp_path):
         "0.100",
     )  # only runs that filtered
     assert (paper["seeds"], paper["partial"], paper["last"]) == ("0/2", True, "–")
+    # wall time per 1,000 steps (10 s × length over 2,000 steps) and its ratio to the first row, MOPO
+    assert (mopo["wall_s_per_1k_steps"], matched["wall_s_per_1k_steps"], matched["wall_vs_first"]) == (
+        "25.0",
+        "15.0",
+        "0.60",
+    )
+    assert paper["wall_vs_first"] == "–"
     assert rows["BC"]["last"] == "6.0 ± 1.0"
     table = (tmp_path / "table.md").read_text()
     assert "MOPO + MOREC (matched) (partial)" in table and "Dataset mean return 100.0" in table
@@ -139,6 +148,15 @@ def test_check_subsets_are_written_once_and_a_size_too_large_is_one_line(tmp_pat
         check.episode_subset_file(data, 5_000, 0, tmp_path)
 
 
+def test_check_variants_may_be_distilled_and_an_unknown_one_is_one_line():
+    import pytest
+
+    check = load_script("morec_check")
+    assert check.variant_names("paper,paper-auto-distilled") == ["paper", "paper-auto-distilled"]
+    with pytest.raises(SystemExit, match=r"^morec_check: error: --variants: unknown paper-x-distilled; known: default"):
+        check.variant_names("paper,paper-x-distilled")
+
+
 def test_scale_plan_orders_its_jobs_and_knows_what_is_done(tmp_path, capsys):
     import pytest
 
@@ -164,6 +182,10 @@ def test_scale_plan_orders_its_jobs_and_knows_what_is_done(tmp_path, capsys):
     table = tmp_path / "table.json"
     table.write_text(json.dumps({"seeds": [0, 1], "rows": [{"partial": True}]}))
     assert scale.learning_complete(table, 1) and not scale.learning_complete(table, 2)  # seed 1 still running
+    rows = [{"variant": v, "partial": False} for v in scale.CHECK_VARIANTS.split(",")]
+    table.write_text(json.dumps({"rows": rows}))
+    assert scale.check_complete(table, scale.CHECK_VARIANTS)
+    assert not scale.check_complete(table, scale.FULL_CHECK_VARIANTS)  # the distilled rows are still to come
     with pytest.raises(SystemExit, match="--only: no job named 'learn:hopper'"):
         scale.main(["--root", str(root), "--tasks", "hopper", "--only", "learn:hopper"])
     with pytest.raises(SystemExit, match="--tasks: unknown task 'ant'"):
