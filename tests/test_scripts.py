@@ -8,6 +8,8 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -130,8 +132,6 @@ def test_learning_reruns_behaviour_cloning_for_new_seeds(tmp_path):
 
 
 def test_check_subsets_are_written_once_and_a_size_too_large_is_one_line(tmp_path):
-    import pytest
-
     from morec.data import load_dataset
     from tests.helpers import random_dataset_file
 
@@ -149,8 +149,6 @@ def test_check_subsets_are_written_once_and_a_size_too_large_is_one_line(tmp_pat
 
 
 def test_check_variants_may_be_distilled_and_an_unknown_one_is_one_line():
-    import pytest
-
     check = load_script("morec_check")
     assert check.variant_names("paper,paper-auto-distilled") == ["paper", "paper-auto-distilled"]
     with pytest.raises(SystemExit, match=r"^morec_check: error: --variants: unknown paper-x-distilled; known: default"):
@@ -158,8 +156,6 @@ def test_check_variants_may_be_distilled_and_an_unknown_one_is_one_line():
 
 
 def test_scale_plan_orders_its_jobs_and_knows_what_is_done(tmp_path, capsys):
-    import pytest
-
     scale = load_script("morec_scale")
     root = tmp_path / "scale"
     assert scale.main(["--root", str(root), "--tasks", "hopper,walker2d", "--plan"]) == 0
@@ -190,3 +186,19 @@ def test_scale_plan_orders_its_jobs_and_knows_what_is_done(tmp_path, capsys):
         scale.main(["--root", str(root), "--tasks", "hopper", "--only", "learn:hopper"])
     with pytest.raises(SystemExit, match="--tasks: unknown task 'ant'"):
         scale.main(["--root", str(root), "--tasks", "ant", "--plan"])
+
+
+def test_morec_cost_runs_differ_only_in_morec_and_a_missing_task_is_one_line():
+    bench = load_script("bench_morec_cost")
+    args = Namespace(
+        benchmark="d4rl", task="hopper-medium-v2", dataset="d.hdf5", out="o", epochs=3, set=[], device="cpu"
+    )
+    mopo, morec, distilled = (bench.variant_config(v, args) for v in bench.VARIANTS)
+    assert (mopo.morec, morec.morec, morec.filter.distilled, distilled.filter.distilled) == (False, True, False, True)
+    for cfg in (mopo, morec, distilled):  # the same budget, seed and evaluation for all three
+        assert (cfg.train.epochs, cfg.seed, cfg.train.evaluate_in_background) == (3, 0, "off")
+        assert (cfg.agent, cfg.rollout.penalty_coef) == (mopo.agent, mopo.rollout.penalty_coef)
+    with pytest.raises(
+        SystemExit, match="bench_morec_cost: error: config file .*ant-medium-v2/mopo.yaml does not exist"
+    ):
+        bench.main(["--dataset", "d.hdf5", "--task", "ant-medium-v2", "--out", "o"])
