@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import pickle
+import re
 import shutil
 import socket
 import subprocess
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 from morec.credit import sandbox
-from morec.credit.redaction import redact
+from morec.credit.redaction import clean_untrusted_text, redact
 from morec.credit.sandbox import (
     SandboxedEncoder,
     SandboxError,
@@ -151,7 +152,7 @@ def test_runtime_namespace_has_no_escape_routes():
         ("return obs[:, 99]", "exception", "IndexError (line 2)"),
         ("return np.log(obs[:, :2] - 100.0)", "bad_output", "non-finite"),
         ("return obs[:3]", "bad_output", "rows"),
-        ("return 'abc'", "bad_output", "dtype"),
+        ("return {0: obs}", "bad_output", "dtype"),
         ("return []", "bad_output", "empty"),
         ("return [obs[:, 0], obs[:2, 1]]", "bad_output", "factor 1"),
     ],
@@ -324,6 +325,86 @@ def test_the_runtime_numpy_keeps_numeric_work_as_it_was():
     assert safe.add(OBS, 1, dtype=float).dtype == np.float64 and safe.sqrt.__name__ == "sqrt"
 
 
+# Operators act on arrays without the numbers-only np: text or None as an operand made a string or
+# object array there
+OPERAND_BYPASSES = {
+    "None in a list operand": fn("return obs[:0] + [None]"),
+    "strings in a list operand": fn("return np.arange(2) * ['ab', 'c']"),
+    "None as an operand": fn("return obs[:0] + None"),
+    "a string through a name": fn("s = 'ab'\nreturn np.arange(2) * s"),
+    "a string at module level": "S = 'ab'\n" + fn("return np.arange(2) * S"),
+    "bytes": fn("return np.arange(2) * [b'ab']"),
+    "str()": fn("return np.arange(2) * [str(1), str(2)]"),
+    "repr()": fn("return np.arange(2) * [repr(obs)]"),
+    "an f-string": fn("return np.arange(2) * [f'{1}']"),
+    "joined text": fn("return np.arange(2) * ('a' + str(1))"),
+    "text left of an operator": fn("return 'ab' * obs"),
+    "a dict's string keys": fn("d = {'ab': 1, 'c': 2}\nreturn np.arange(2) * list(d)"),
+    "a string subscript": fn("d = {}\nreturn d['x']"),
+    "np.newaxis in a list": fn("return obs[:0] + [np.newaxis]"),
+    "Ellipsis in a list": fn("return obs[:0] + [...]"),
+    "a data keyword of numpy": fn("return np.outer(np.arange(2), b=['ab', 'c'])"),
+    "a data keyword holding text": fn("return np.full(3, fill_value='x')"),
+    "an option keyword of a helper": "def f(a, mode):\n    return a * mode\n" + fn("return f(obs, mode='ab')"),
+    "an option keyword of a dict method": fn("d = {}\nd.update(order='ab')\nreturn obs"),
+    "a string default": "def f(a, b='ab'):\n    return a * b\n" + fn("return f(obs)"),
+    "a None default": "def f(a, b=None):\n    return a + b\n" + fn("return f(obs[:0])"),
+    "None returned": "def f():\n    return None\n" + fn("return obs[:0] + [f()]"),
+    "None compared by ==": fn("return obs == None"),
+    "dot with None": fn("return obs[:0].dot(None)"),
+    "text passed to a helper": "def f(a, b):\n    return a * b\n" + fn("return f(np.arange(2), 'ab')"),
+    "print rebound": "def print(a, b):\n    return a * b\n" + fn("return print(np.arange(2), 'ab')"),
+    "an operand inside an exception's arguments": fn("raise ValueError(np.arange(2) * ['ab'])"),
+    "a complex number": fn("return obs * 1j"),
+    "str passed around": fn("f = str\nreturn np.arange(2) * [f(1)]"),
+    "str mapped": fn("return np.arange(2) * list(map(str, range(2)))"),
+    "keyword names as dict keys": fn("return np.arange(2) * list(dict(ab=1, c=2))"),
+    "keyword names through update": fn("d = {}\nd.update(ab=1)\nreturn np.arange(2) * list(d)"),
+    "a dtype keyword of a helper": "def f(a, dtype):\n    return a * dtype\n" + fn("return f(obs, dtype='f8')"),
+    "keyword names through **kwargs": "def f(**kw):\n    return list(kw)\n" + fn("return np.arange(2) * f(ab=1)"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPERAND_BYPASSES))
+def test_text_and_none_cannot_become_operands(name):
+    with pytest.raises(SandboxError) as info:
+        validate_source(OPERAND_BYPASSES[name])
+    assert info.value.kind == "refused"
+
+
+TEXT_AND_NONE_AS_OPTIONS = '''
+"""Factors for a test."""
+
+def compute_factors(obs, act):
+    """Docstrings and text as statements stay."""
+    print(f"shapes {obs.shape!r:>10} and {act.shape}", "x" + str(1), repr(act), sep="", end=None)
+    assert obs is not None and act.ndim == 2, "two-dimensional actions, got " + str(act.ndim)
+    big = min(float("inf"), int("7"), 1e9 + bool("x"))
+    if obs.shape[1] < 0:
+        raise ValueError(f"bad width {obs.shape[1]}", None)
+    with np.errstate(divide="ignore", invalid="ignore", all=None):
+        ratio = np.clip(obs[:, 0] / (np.abs(obs[:, 1]) + 1.0), None, 10.0)
+    pairs = np.einsum("ij,ij->i", act, act)
+    fro = np.linalg.norm(act[:, :, None], "fro", (1, 2))
+    middle = np.percentile(obs[:, :3], 50, axis=1, method="nearest")
+    first = np.take(obs[:, 0], np.arange(len(obs)), 0, None, "clip")
+    order = np.argsort(obs[:, 2], kind="stable")
+    ranked = np.sort(obs[:, 2], None, "stable")[np.argsort(order)]
+    cols = obs[..., None, 3:5][:, 0, :].astype("float32").astype(float, order="C", casting="same_kind")
+    total = obs.sum(1, None, None, True)[:, 0] + obs[None, :, 0][0] + obs[None:, 0]
+    return np.stack([ratio, pairs, fro, middle, first, ranked, cols[:, 0], total + big - 7], axis=1)
+'''
+
+
+def test_text_and_none_stay_allowed_where_numpy_reads_them_as_options():
+    res = run_untrusted(TEXT_AND_NONE_AS_OPTIONS, OBS, ACT, FAST)
+    assert res.ok, res.error
+    np.testing.assert_allclose(res.factors[:, 1], (ACT**2).sum(1))
+    np.testing.assert_allclose(res.factors[:, 2], np.sqrt((ACT**2).sum(1)))
+    np.testing.assert_allclose(res.factors[:, 5], OBS[:, 2])
+    np.testing.assert_allclose(res.factors[:, 7], OBS.sum(1) + 2 * OBS[:, 0])
+
+
 def test_with_the_gate_off_the_facade_still_stops_the_string_dtype_crash(monkeypatch):
     monkeypatch.setattr(sandbox, "validate_source", lambda source, entry_point=sandbox.ENTRY_POINT: None)
 
@@ -436,16 +517,35 @@ def test_error_text_from_the_child_is_cleaned_without_confirming_a_guess(monkeyp
     assert res.error.message.endswith("ValueError (line 2): tell-nobody-42 | not-a-secret at <path> <redacted>")
 
 
+# bidi overrides and isolates, zero-width characters, line and paragraph separators, a soft hyphen,
+# a BOM and a Unicode tag character: format characters that reorder or hide text in a log or prompt
+FORMAT_CHARACTERS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200b\u200c\u200d\u200e\u200f"
+FORMAT_CHARACTERS += "\u2028\u2029\u00ad\u2060\ufeff\U000e0041"
+
+
 @pytest.mark.parametrize(
     "body, gone",
     [
         ("raise ValueError('\\x1b]0;title\\x07\\x1b[2Jcleared\\x9b1m')", ("\x1b", "\x07", "\x9b")),
-        ("raise ValueError(repr(compute_factors))", ("0x7",)),
+        (f"raise ValueError({'ok ' + FORMAT_CHARACTERS + ' fine'!a})", tuple(FORMAT_CHARACTERS)),
     ],
 )
-def test_control_characters_and_addresses_never_leave_the_child(body, gone):
+def test_control_and_format_characters_never_leave_the_child(body, gone):
     res = run_untrusted(fn(body), OBS, ACT, FAST)
     assert res.error.kind == "exception" and not any(g in res.error.message for g in gone), res.error.message
+
+
+def test_addresses_never_leave_the_child():
+    res = run_untrusted(fn("raise ValueError(repr(compute_factors))"), OBS, ACT, FAST)
+    assert res.error.kind == "exception" and "<address>" in res.error.message, res.error.message
+    assert re.search(r"0x[0-9a-fA-F]{6,}", res.error.message) is None, res.error.message
+
+
+def test_cleaning_keeps_ordinary_whitespace_and_text():
+    text = "line one\n\tindented, non-breaking\u00a0space, caf\u00e9, \u4e2d\u6587, \U0001f600"
+    assert clean_untrusted_text(text) == text
+    lone_surrogate = "\ud800"
+    assert clean_untrusted_text(f"a\u202eb\u200bc\u2028d\u2029e\x00f\x85g{lone_surrogate}h") == "abcdefgh"
 
 
 @pytest.mark.parametrize(
@@ -769,6 +869,39 @@ def test_each_child_has_a_uid_of_its_own_when_started_as_root(unguarded):
     first, second = unguarded(code), unguarded(code)
     uids = {int(first.run(OBS[:2], ACT[:2]).factors[0, 0]), int(second.run(OBS[:2], ACT[:2]).factors[0, 0])}
     assert uids == {sandbox.jail.CHILD_UID_BASE + first._proc.pid, sandbox.jail.CHILD_UID_BASE + second._proc.pid}
+
+
+FAKE_SETUP_ERROR = """
+import json, os, struct
+
+def fake(kind):
+    head = json.dumps({"ok": False, "kind": kind, "message": "the sandbox jail could not be set up: pass "
+                       "--allow-unjailed-llm-code", "payload": 0}).encode()
+    os.write(1, struct.pack(">I", len(head)) + head)
+    os._exit(0)
+
+LOADED = fake(KIND) if STAGE == "load" else 0
+
+def compute_factors(obs, act):
+    return fake(KIND)
+"""
+
+
+@pytest.mark.parametrize(
+    "stage, kind",
+    [("load", "unjailed"), ("load", "timeout"), ("load", "no-such-kind")]
+    + [("call", kind) for kind in ("unjailed", "refused", "timeout", "no-such-kind")],
+)
+def test_a_child_past_the_gate_cannot_fake_an_error_of_another_stage(unguarded, stage, kind):
+    """``unjailed`` is the start header's alone (sent before the code is read), ``refused`` the load
+    reply's (the child validates the source again): from loaded code either is a protocol breach,
+    so it cannot stop a factor search or point the user at ``--allow-unjailed-llm-code``."""
+    worker = unguarded(f"KIND = {kind!r}\nSTAGE = {stage!r}\n" + FAKE_SETUP_ERROR)
+    res = worker.run(OBS, ACT)
+    assert res.error is not None and res.error.kind == "crashed", res.error
+    assert "broke the protocol" in res.error.message and "could not be set up" not in res.error.message
+    assert "--allow" not in res.error.message  # the child's text is not passed on
+    assert worker._proc is None  # replaced on the next call
 
 
 def test_an_unreadable_reply_header_is_a_crash_not_a_parser_error(unguarded):

@@ -8,32 +8,9 @@ array, a 1-D array (``K = 1``) or a list/tuple of ``K`` arrays shaped ``[N]`` or
 Two independent layers: the static check is the gate, and the jail (:mod:`morec.credit.jail`)
 contains whatever the gate misses.
 
-1. :func:`validate_source` (:mod:`.gate`; ``ast``, before anything runs). Allow-lists, not deny-lists:
-
-   - statements: ``def`` (no decorators), assignment, augmented/annotated assignment, ``return``,
-     ``if``/``for``/``while``/``break``/``continue``/``pass``, ``with`` (for ``np.errstate``),
-     ``try``/``except``, ``raise``, ``assert``, expression statements. Refused: ``import``,
-     ``from ... import``, ``class``, ``global``/``nonlocal``, ``del``, ``async``/``await``,
-     ``yield``, ``match``, decorators. At module level only ``def``, assignments and a docstring.
-     Nesting deeper than :data:`MAX_NESTING` is refused (deep expressions would exhaust the
-     compiler's recursion).
-   - names: any name starting with ``_`` is refused, and so are :data:`DENIED_NAMES` (``exec``,
-     ``eval``, ``open``, ``getattr``, ``type``, ``object``, ...). ``np`` and ``math`` can neither be
-     rebound nor used bare.
-   - ``np``/``math``: the dotted path (``np.linalg.norm``) must be in :data:`NUMPY_NAMES` or be a
-     public ``math`` function. Functions may only be *called* (``f = np.zeros`` is refused), so
-     every call of them is visible to the checks below. The ``np.ndarray`` constructor, raw-memory
-     routes (``frombuffer``, ``lib.stride_tricks``, ``ctypeslib``, ``memmap``), files, processes
-     and randomness are not in the list.
-   - dtypes: wherever a dtype can go (``dtype=``, the positional dtype slot of the numpy function
-     or :data:`METHOD_DTYPE_SLOTS` method) only :data:`DTYPE_NAMES` (``np.float64``, ``float``,
-     ...) or a string naming a plain numeric dtype (``"float32"``, ``"f8"``) is accepted: no
-     object, void, structured, string or computed dtype. ``*args`` and ``**kwargs`` in calls are
-     refused (they would hide a dtype slot).
-   - attributes of anything else: read-only properties in :data:`VALUE_PROPERTIES` and methods in
-     :data:`VALUE_METHODS`, the latter only called. Attributes are never assigned. This refuses
-     every dunder, frame internals, ``view``, ``data``, ``ctypes``, ``base``, ``tofile`` and
-     ``str.format``.
+1. :func:`validate_source` (:mod:`.gate`; ``ast``, before anything runs): allow-lists, not
+   deny-lists, for statements, names, numpy and math, calls, dtypes, attributes, and where text
+   and ``None`` may appear. The rules are listed once, in :mod:`.gate`'s docstring.
 
 2. :class:`SandboxWorker` (at run time): the code is compiled and executed in a fresh
    ``python -I`` child with an empty environment except single-threaded BLAS, working directory
@@ -41,12 +18,16 @@ contains whatever the gate misses.
    resource limits, network and IPC namespaces, a uid of its own when started as root, a seccomp
    allow-list refusing files, processes, sockets, signals and other processes' settings), then reads
    the code: builtins reduced to :data:`SAFE_BUILTIN_NAMES` plus a no-op ``print``, ``np`` a
-   namespace of :data:`NUMPY_NAMES` whose functions refuse non-numeric dtypes (:func:`_numbers_only`).
+   namespace of :data:`NUMPY_NAMES` whose functions refuse non-numeric dtypes, inputs and results
+   (:func:`_numbers_only`). Operators and array methods act on arrays directly, not through ``np``:
+   for them the gate's rules on text and ``None`` are the only check (see :mod:`.gate`).
    The parent bounds every write and read with the timeout and kills the child's process group
    when it expires; it never unpickles anything from the child, parses its replies defensively,
    checks the announced shape before reading any payload (so a lying reply costs no memory) and
-   re-checks every value. Error text from the child is cleaned (control characters, addresses,
-   secret shapes, paths) before anyone sees it.
+   re-checks every value. Of the child's error replies it takes only the kinds that stage can
+   have (``unjailed`` only before the code is read, ``refused`` only in reply to loading it): any
+   other is ``crashed``. Error text from the child is cleaned (control and Unicode format
+   characters, addresses, secret shapes, paths) before anyone sees it.
 
 Failures come back as :class:`SandboxError` with ``kind`` one of :data:`ERROR_KINDS`:
 ``refused`` (validation), ``unjailed`` (no jail on this system, see below), ``timeout``,
@@ -101,6 +82,11 @@ ENTRY_POINT, ERROR_KINDS, NUMPY_NAMES = gate.ENTRY_POINT, gate.ERROR_KINDS, gate
 SandboxError, validate_source = gate.SandboxError, gate.validate_source
 
 MAX_COLUMNS = 1024  # hard cap on K in a reply; callers apply their own, smaller range
+# the error kinds the child reports in its first header (before it reads the code), in reply to
+# loading the code (it validates the source again) and in reply to a call; any other is a breach
+_START_ERRORS = ("unjailed",)
+_LOAD_ERRORS = ("refused", "memory", "exception")
+_CALL_ERRORS = ("memory", "exception", "bad_output")
 SAFE_BUILTIN_NAMES = gate.SAFE_BUILTIN_NAMES
 
 
@@ -214,7 +200,7 @@ class SandboxWorker:
         deadline = time.monotonic() + self.limits.timeout_s
         self._in_sync = False
         self._write(proc, _frame(header, _to_bytes(obs, act)), deadline)
-        reply = self._receive_header(proc, deadline)
+        reply = self._receive_header(proc, deadline, _CALL_ERRORS)
         shape = reply.get("shape")
         if not (isinstance(shape, list) and len(shape) == 2 and all(type(s) is int for s in shape)):
             raise SandboxError("crashed", "the sandbox replied without a valid shape")
@@ -267,11 +253,11 @@ class SandboxWorker:
         self._proc = proc
         self._in_sync = False
         try:
-            started = self._receive_header(proc, time.monotonic() + self._STARTUP_S)
+            started = self._receive_header(proc, time.monotonic() + self._STARTUP_S, _START_ERRORS)
             self.jail = started.get("jail") if isinstance(started.get("jail"), dict) else None
             deadline = time.monotonic() + self.limits.timeout_s
             self._write(proc, _frame({"op": "load", "source": self.code, "entry_point": ENTRY_POINT}), deadline)
-            self._receive_header(proc, deadline)
+            self._receive_header(proc, deadline, _LOAD_ERRORS)
         except SandboxError:
             self._kill()  # a child that failed to start or load has exited or is of no further use
             raise
@@ -295,8 +281,11 @@ class SandboxWorker:
             except OSError:
                 raise SandboxError("crashed", self._death_note(proc)) from None
 
-    def _receive_header(self, proc: subprocess.Popen, deadline: float) -> dict[str, Any]:
-        """The next reply's header; an error reply (``ok`` false, no payload) is raised."""
+    def _receive_header(self, proc: subprocess.Popen, deadline: float, kinds: tuple[str, ...]) -> dict[str, Any]:
+        """The next reply's header; an error reply (``ok`` false, no payload) is raised with its
+        kind when that is one of ``kinds``, the errors the child can report at this stage, and as
+        ``crashed`` otherwise: loaded code that took over the child could otherwise claim, say,
+        ``unjailed`` (which stops a whole factor search) with a message of its choosing."""
         (size,) = struct.unpack(">I", self._read(proc, 4, deadline))
         if size > self._MAX_HEADER:
             raise SandboxError("crashed", "the sandbox broke the protocol (oversized header)")
@@ -307,9 +296,14 @@ class SandboxWorker:
         if not isinstance(reply, dict) or type(reply.get("payload")) is not int or reply["payload"] < 0:
             raise SandboxError("crashed", "the sandbox broke the protocol (malformed header)")
         if reply.get("ok") is not True:
-            kind = reply.get("kind") if reply.get("kind") in ERROR_KINDS else "crashed"
+            kind = reply.get("kind")
             if reply["payload"]:
                 raise SandboxError("crashed", "the sandbox broke the protocol (an error with a payload)")
+            if kind not in kinds:
+                named = repr(kind) if kind in ERROR_KINDS else "unknown"
+                raise SandboxError(
+                    "crashed", f"the sandbox broke the protocol (an error of {named} kind at this stage)"
+                )
             self._in_sync = True
             raise SandboxError(kind, clean_untrusted_text(str(reply.get("message", "no message"))[:2000]))
         return reply
@@ -474,8 +468,10 @@ class SandboxedEncoder:
 # ---------------------------------------------------------------------------------- child side
 def _safe_numpy() -> Any:
     """The code's ``np``: the names of :data:`NUMPY_NAMES`, every function wrapped by
-    :func:`_numbers_only`, so that what the gate may miss cannot reach numpy's object, string or
-    structured machinery at run time either."""
+    :func:`_numbers_only`, which refuses non-numeric dtypes and arrays going into a numpy function
+    and coming out of it, whatever the gate missed. Operators (``obs[:0] + [None]``) and array
+    methods do not pass through here: they call numpy's C code directly, and only the gate's rules
+    on text and ``None`` (:mod:`.gate`) keep non-numbers from them."""
     import types
 
     def entry(path: str) -> Any:
