@@ -26,7 +26,20 @@ class SACConfig:
     eval_every: int = 2_500  # environment steps between evaluations / checkpoints
     eval_episodes: int = 5
 
+    # the command-line flag that sets each count (batch_size and eval_episodes have none)
+    FLAGS = {
+        "train_steps": "--train-steps",
+        "warmup_steps": "--warmup-steps",
+        "eval_every": "--eval-every",
+        "hidden_size": "--hidden-size",
+    }
+
     def __post_init__(self) -> None:
+        for name in ("train_steps", "eval_every", "hidden_size", "batch_size", "eval_episodes", "warmup_steps"):
+            low = 0 if name == "warmup_steps" else 1
+            if getattr(self, name) < low:
+                flag = f" ({self.FLAGS[name]})" if name in self.FLAGS else ""
+                raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}{flag}")
         for name in ("actor_lr", "critic_lr", "alpha_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive (--lr), got {getattr(self, name)}")

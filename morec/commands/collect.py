@@ -65,18 +65,18 @@ def collect_config(args: argparse.Namespace):
     """The :class:`~morec.collect.recipe.CollectConfig` that ``collect``/``quickstart`` arguments describe."""
     warmup = args.warmup_steps if args.warmup_steps is not None else min(SACConfig.warmup_steps, args.train_steps // 5)
     eval_every = args.eval_every if args.eval_every is not None else max(1, args.train_steps // 12)
-    sac = SACConfig(
-        train_steps=args.train_steps,
-        warmup_steps=warmup,
-        eval_every=eval_every,
-        hidden_size=args.hidden_size,
-        actor_lr=args.lr,
-        critic_lr=args.lr,
-        alpha_lr=args.lr,
-        alpha=args.alpha,
-    )
     levels = tuple(x.strip() for x in args.levels.split(",") if x.strip())
     try:
+        sac = SACConfig(
+            train_steps=args.train_steps,
+            warmup_steps=warmup,
+            eval_every=eval_every,
+            hidden_size=args.hidden_size,
+            actor_lr=args.lr,
+            critic_lr=args.lr,
+            alpha_lr=args.lr,
+            alpha=args.alpha,
+        )
         return CollectConfig(
             env_id=args.env,
             out_dir=args.out,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from morec.errors import as_user_error
 from morec.runs.credit_training import LABELLINGS
 
 NAME = "credit-training"
@@ -44,12 +45,16 @@ def run(args: argparse.Namespace) -> int:
         suite_args = suite_args[1:]
     parser = argparse.ArgumentParser(prog="morec credit-training ... --", add_help=False)
     suite.add_arguments(parser)  # the suite's own options, read once: every labelling's suite gets them
+    # bad --variants/--seeds or suite options: a UserError, one line from the CLI
     suite_template, options = suite.suite_from_args(
         parser.parse_args(
             ["d4rl", "--tasks", args.task, "--variants", args.variants, "--seeds", args.seeds, *suite_args]
         ),
         "d4rl",
     )
+    if not args.table_only:
+        with as_user_error(FileNotFoundError):  # a --task or --variants without configs: before any relabelling
+            suite_template.check()
     labels = [x.strip() for x in args.labels.split(",") if x.strip()]
     table, code = credit_training(
         args.dataset,

@@ -111,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
             candidate_clip=args.candidate_clip,
             seed=args.seed,
         )
-    report = eval_model(
+        check.rollout()  # the rollout settings: --horizon, --samples-per-member >= 1, --candidate-clip > 0
+    report = eval_model(  # checks --starts first
         args.dataset,
         args.dynamics,
         env=args.env,

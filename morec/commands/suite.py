@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import sys
 
+from morec.errors import UserError, as_user_error
 from morec.runs.suite.plan import (
     BENCHMARK_TASKS,
     DATASET_ENV_VARS,
@@ -96,29 +96,67 @@ def resolve_backend(choice: str, address: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    # bad --variants/--seeds, missing configs: a UserError (one line from the CLI) before anything runs
+    cfg, options = suite_from_args(args, args.benchmark)
+    with as_user_error(FileNotFoundError):
+        cfg.check()
     try:
-        return _run(args, args.benchmark)
-    except (ValueError, FileNotFoundError) as err:  # bad --variants/--seeds, missing configs: before anything runs
-        print(f"morec: error: {err}", file=sys.stderr)
-        return 2
+        failed = run_suite(cfg, **options)
+    except KeyboardInterrupt:
+        return 130
+    return 1 if failed else 0
+
+
+def _unique(flag: str, items: list, each: str) -> list:
+    """``items`` (from ``flag``), refused when empty or when one is given twice (``--seeds 0,0``
+    would run one run directory twice, side by side)."""
+    if not items:
+        raise UserError(f"{flag}: give at least one, comma-separated")
+    repeated = [x for i, x in enumerate(items) if x in items[:i]]
+    if repeated:
+        raise UserError(f"{flag}: {sorted(set(repeated), key=str)} given more than once; {each}")
+    return items
+
+
+def _seeds(text: str) -> list[int]:
+    """``--seeds 0,1,2`` as integers, each once (the message of `morec train --seeds`)."""
+    seeds = []
+    for part in _csv(text):
+        try:
+            seeds.append(int(part))
+        except ValueError:
+            raise UserError(
+                f"--seeds: {part!r} is not an integer; give comma-separated integers, e.g. --seeds 0,1,2"
+            ) from None
+    return _unique("--seeds", seeds, "each seed is one run directory")
 
 
 def suite_from_args(args: argparse.Namespace, benchmark: str) -> tuple[SuiteConfig, dict]:
     """The :class:`SuiteConfig` and the keyword arguments of :func:`run_suite` that ``morec suite``'s
-    arguments ``args`` describe."""
-    cfg = SuiteConfig(
-        benchmark=benchmark,
-        tasks=_csv(args.tasks) if args.tasks else BENCHMARK_TASKS[benchmark],
-        variants=_csv(args.variants),
-        seeds=[int(s) for s in _csv(args.seeds)],
-        results=args.results or f"runs/{benchmark}",
-        configs=args.configs,
-        smoke=args.smoke,
-        dataset=args.dataset,
-        overrides=list(args.set),
-        retries=args.retries,
-        env={k: os.environ[k] for k in DATASET_ENV_VARS if k in os.environ},
-    )
+    arguments ``args`` describe; a mistake in them raises :class:`~morec.errors.UserError`."""
+    tasks = _unique("--tasks", _csv(args.tasks) if args.tasks else BENCHMARK_TASKS[benchmark], "each task runs once")
+    variants = _unique("--variants", _csv(args.variants), "each variant runs once")
+    seeds = _seeds(args.seeds)
+    if not args.cpus_per_run > 0:
+        raise UserError(f"--cpus-per-run must be positive (Ray CPUs per run, e.g. 1 or 0.5), got {args.cpus_per_run}")
+    if args.gpus_per_run is not None and args.gpus_per_run < 0:
+        raise UserError(f"--gpus-per-run must be 0 or more (a GPU fraction per run), got {args.gpus_per_run}")
+    if args.retries < 0:
+        raise UserError(f"--retries must be 0 or more (extra attempts for a failed run), got {args.retries}")
+    with as_user_error(ValueError):  # an unknown variant
+        cfg = SuiteConfig(
+            benchmark=benchmark,
+            tasks=tasks,
+            variants=variants,
+            seeds=seeds,
+            results=args.results or f"runs/{benchmark}",
+            configs=args.configs,
+            smoke=args.smoke,
+            dataset=args.dataset,
+            overrides=list(args.set),
+            retries=args.retries,
+            env={k: os.environ[k] for k in DATASET_ENV_VARS if k in os.environ},
+        )
     backend = "pool" if args.table_only else resolve_backend(args.backend, args.address)
     return cfg, {
         "backend": backend,
@@ -128,12 +166,3 @@ def suite_from_args(args: argparse.Namespace, benchmark: str) -> tuple[SuiteConf
         "gpus_per_run": args.gpus_per_run,
         "table_only": args.table_only,
     }
-
-
-def _run(args: argparse.Namespace, benchmark: str) -> int:
-    cfg, options = suite_from_args(args, benchmark)
-    try:
-        failed = run_suite(cfg, **options)
-    except KeyboardInterrupt:
-        return 130
-    return 1 if failed else 0

@@ -21,3 +21,12 @@ class RolloutConfig:
     candidate_clip: float | None = (
         None  # clip candidates (next state and reward) to +-this (the released MOREC code: 25 on D4RL); None: no clip
     )
+
+    def __post_init__(self) -> None:
+        for name in ("horizon", "batch_size", "freq", "retain_epochs", "samples_per_member"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.penalty_coef < 0:
+            raise ValueError(f"penalty_coef must be 0 (no penalty) or more, got {self.penalty_coef}")
+        if self.candidate_clip is not None and not self.candidate_clip > 0:
+            raise ValueError(f"candidate_clip must be positive or null (no clip), got {self.candidate_clip}")

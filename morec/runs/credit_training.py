@@ -68,7 +68,7 @@ def pearson(path: Path, truth: np.ndarray) -> float:
 
     rewards = load_dataset(str(path)).rewards
     if len(rewards) != len(truth):
-        raise ValueError(f"{path} has {len(rewards)} transitions but the source has {len(truth)}; delete it to rebuild")
+        raise UserError(f"{path} has {len(rewards)} transitions but the source has {len(truth)}; delete it to rebuild")
     return float(np.corrcoef(rewards, truth)[0, 1])
 
 

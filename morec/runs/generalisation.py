@@ -15,6 +15,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from morec.errors import UserError, as_user_error
+
 
 def generalisation(
     collect_dir: Path,
@@ -32,16 +34,29 @@ def generalisation(
     errors under a random, a noisy medium and the expert policy. Trained models under ``out`` are reused."""
     from morec.data import load_dataset
     from morec.dynamics import EnsembleConfig
-    from morec.dynamics_reward.config import DynamicsRewardConfig, FilterCheckConfig
+    from morec.dynamics_reward.config import GENERATORS, DynamicsRewardConfig, FilterCheckConfig
     from morec.runs.jobs import eval_model, load_dynamics, train_dynamics, train_reward
 
+    # every setting is checked here, before hours of dynamics and reward training
+    unknown = [g for g in generators if g not in GENERATORS]
+    if unknown:
+        raise UserError(f"--generators: unknown {unknown}; choose from {','.join(GENERATORS)}")
+    if starts < 1:
+        raise UserError(f"--starts must be at least 1 (start states per oracle check), got {starts}")
+    with as_user_error(ValueError):
+        reward_configs = {g: DynamicsRewardConfig(generator=g, num_updates=updates) for g in generators}
+        check = FilterCheckConfig(horizon=horizon, seed=seed)
+        check.rollout()  # the rollout settings it implies (horizon >= 1)
     summary = json.loads((collect_dir / "collect_summary.json").read_text())
     policies = collect_dir / "behaviour_sac"
     medium = policies / summary["medium_policy"]["policy_path"]
     expert = policies / summary["expert_policy"]["policy_path"]
     domain = summary["datasets"]["medium:d4rl"]["path"].split("/")[-1].split("-")[0]
     results = {"collect_dir": str(collect_dir), "env_id": summary["env_id"], "runs": {}}
-    check = FilterCheckConfig(horizon=horizon, seed=seed)
+    missing = [str(collect_dir / f"{domain}-{level}.hdf5") for level in levels]
+    missing = [path for path in missing if not Path(path).exists()]
+    if missing:
+        raise UserError(f"--levels: no dataset {missing[0]}; give levels that morec collect wrote in {collect_dir}")
     for level in levels:
         dataset = str(collect_dir / f"{domain}-{level}.hdf5")
         ds = load_dataset(dataset)
@@ -58,7 +73,7 @@ def generalisation(
                 _, train = train_reward(
                     ds,
                     dyn,
-                    DynamicsRewardConfig(generator=generator, num_updates=updates),
+                    reward_configs[generator],
                     reward_dir,
                     seed=seed,
                     show_progress=False,

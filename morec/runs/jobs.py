@@ -203,6 +203,10 @@ def eval_model(
             "filter.distilled is for morec train; to check a distilled reward, make one with "
             "`morec distil-reward` and pass its --out as --reward"
         )
+    if starts < 1:
+        raise UserError(f"--starts must be at least 1 (dataset states the rollouts start from), got {starts}")
+    with as_user_error(ValueError):
+        check.rollout()  # --horizon, --samples-per-member, --candidate-clip: checked before anything loads
     with as_user_error(ValueError, FileNotFoundError):  # bad input: a UserError naming the fix
         setup = _eval_setup(
             dataset, dynamics, env, reward, policy, policy_paths, policy_noise, starts, filter_config, check, device

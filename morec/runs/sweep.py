@@ -149,6 +149,24 @@ def write_results(grid, keys: list[str], expected_evaluations: int, results: Pat
     return rows
 
 
+def pin_paths(cfg: TrainConfig, overrides: list[str], dataset: str | None) -> tuple[list[str], str | None]:
+    """``(overrides, dataset)`` with every path ``cfg`` holds made absolute: trials run in other working
+    directories. The cache folder and the models named by ``dynamics_path`` / ``reward_path`` become
+    overrides; a dataset that is a local file stays where it was given (``dataset``, else an override)."""
+
+    def pinned(key: str, path: str) -> str:
+        return f"{key}={json.dumps(str(Path(path).resolve()))}"  # JSON quoting: a YAML string whatever the path
+
+    overrides = [*overrides, pinned("cache_dir", cfg.cache_dir)]
+    overrides += [pinned(key, getattr(cfg, key)) for key in ("dynamics_path", "reward_path") if getattr(cfg, key)]
+    if cfg.dataset and Path(cfg.dataset).exists():
+        if dataset is not None:
+            dataset = str(Path(dataset).resolve())
+        else:
+            overrides.append(pinned("dataset", cfg.dataset))
+    return overrides, dataset
+
+
 def run_sweep(
     params: list[str],
     *,
@@ -183,13 +201,7 @@ def run_sweep(
     cfg = check_config(config, overrides, parsed, dataset)
     if not parsed:
         raise UserError("give at least one --param to sweep")
-    # trials run in other working directories: pin every path the config holds
-    overrides += [f"cache_dir={json.dumps(str(Path(cfg.cache_dir).resolve()))}"]
-    if cfg.dataset and Path(cfg.dataset).exists():
-        if dataset is not None:
-            dataset = str(Path(dataset).resolve())
-        else:
-            overrides += [f"dataset={json.dumps(str(Path(cfg.dataset).resolve()))}"]
+    overrides, dataset = pin_paths(cfg, overrides, dataset)
     base_config = [str(Path(c).resolve()) for c in config or []]
 
     ray.init(address=address, include_dashboard=False if address is None else None, logging_level=logging.WARNING)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 import warnings
@@ -50,16 +51,23 @@ class TrainSettings:
     eval_episodes: int = 10
     log_every: int = 100  # gradient steps between training scalars
     # on, off, or auto (on for CUDA, off on the CPU): torch.compile the actor and critics, and on CUDA
-    # capture the whole gradient step as one CUDA graph (algos/cuda_graph.py)
+    # capture the whole gradient step as one CUDA graph (morec/learners/cuda_graph.py)
     compile: str | bool = "auto"
     # on, off, or auto (on for CUDA, off on the CPU): evaluate each epoch's policy in another process,
-    # on the CPU, while the next epoch trains (algos/background_evaluation.py)
+    # on the CPU, while the next epoch trains (morec/training/background_evaluation.py)
     evaluate_in_background: str | bool = "auto"
     # on, off, or auto (on for CUDA, off on the CPU): with `morec train --seeds`, update all seeds as one
-    # learner with a seed dimension (algos/stacked_learner.py) instead of one after another
+    # learner with a seed dimension (morec/learners/stacked.py) instead of one after another
     stack_seeds: str | bool = "auto"
 
     def __post_init__(self) -> None:
+        for name in ("epochs", "steps_per_epoch", "batch_size", "eval_every", "eval_episodes", "log_every"):
+            _check_at_least(f"train.{name}", getattr(self, name), 1)
+        if not 0.0 <= self.real_ratio <= 1.0:
+            raise ConfigError(
+                f"train.real_ratio is the fraction of each batch drawn from the dataset: give a number in [0, 1], "
+                f"got {self.real_ratio}"
+            )
         self.compile = _switch("train.compile", self.compile)
         self.evaluate_in_background = _switch("train.evaluate_in_background", self.evaluate_in_background)
         self.stack_seeds = _switch("train.stack_seeds", self.stack_seeds)
@@ -91,19 +99,30 @@ def _switch(key: str, value: str | bool) -> str:
     if isinstance(value, bool):
         value = "on" if value else "off"
     if value not in ("auto", "on", "off"):
-        raise ValueError(f"{key} must be 'auto', 'on' or 'off', got {value!r}")
+        raise ConfigError(f"{key} must be 'auto', 'on' or 'off', got {value!r}")
     return value
+
+
+def _check_at_least(key: str, value: int, low: int) -> None:
+    """A count or period: ``value >= low`` (``0`` epochs between evaluations would divide by zero
+    after the models trained), else a :class:`ConfigError` naming ``key``."""
+    if value < low:
+        raise ConfigError(f"{key} must be at least {low}, got {value}")
+
+
+# torch's device strings a run may name (checked without torch): cpu, cuda, cuda:N, mps
+DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?|mps")
 
 
 @dataclass
 class TrainConfig:
     task: str = "hopper-medium-replay-v2"
-    algorithm: str = "mobile"  # one of ALGORITHMS: "mobile" or "mopo"
+    algorithm: str = "mobile"  # one of ALGORITHMS
     morec: bool = False
     seed: int = 0
     model_seed: int | None = None  # seed of the dynamics and the dynamics reward (None: `seed`); one value for
     # every seed of an experiment shares one trained model, so the seeds differ only in the learner
-    device: str = "cpu"
+    device: str = "cpu"  # cpu, cuda, cuda:N or mps
     dataset: str | None = None  # default: the benchmark dataset named by `task`
     cache_dir: str = "runs/cache"  # trained dynamics and dynamics rewards, shared across runs
     # a trained model to use instead of training (or reusing from cache_dir) one: a `morec
@@ -126,8 +145,17 @@ class TrainConfig:
             get_task(self.task)
         except KeyError as err:
             raise ConfigError(f"task: {err.args[0]}") from err
+        if not isinstance(self.device, str) or not DEVICE_PATTERN.fullmatch(self.device):
+            raise ConfigError(
+                f"device must be cpu, cuda, cuda:N (a GPU's index, e.g. cuda:0) or mps, got {self.device!r}"
+            )
         if self.algorithm == "mobile" and self.rollout.penalty_coef:
             raise ConfigError("rollout.penalty_coef is MOPO's reward penalty; MOBILE uses mobile.beta instead")
+        if self.algorithm == "mobile" and self.dynamics_path is None and self.dynamics.num_elites < 2:
+            raise ConfigError(
+                f"dynamics.num_elites={self.dynamics.num_elites}: MOBILE's penalty is the spread (std) over the "
+                "elites' predictions and needs at least 2 elites; raise dynamics.num_elites"
+            )
         if self.morec and self.reward.planned_snapshots < MIN_SNAPSHOTS:
             r = self.reward
             warnings.warn(
@@ -232,7 +260,13 @@ def set_dotted(values: dict[str, Any], assignment: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"--set {key}: {part!r} is not a section")
-    node[parts[-1]] = yaml.safe_load(raw)
+    try:
+        node[parts[-1]] = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ConfigError(
+            f"--set {assignment}: the value is not valid YAML ({_yaml_problem(err)}); write it in YAML, "
+            "e.g. a list as key=[1, 2] and text holding ':', '#' or brackets in quotes"
+        ) from None
 
 
 def resolve_config(
@@ -272,13 +306,29 @@ def _read_yaml(path: Path, named_by: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"config overlay {path} names itself through {' -> '.join(map(str, named_by))}")
     if not path.is_file():
         raise ConfigError(f"config overlay {path}{f' (named by {named_by[-1]})' if named_by else ''} does not exist")
-    values = yaml.safe_load(path.read_text()) or {}
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(err)}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path} must hold a mapping of config keys, got {type(values).__name__}")
-    named = values.pop(OVERLAY_KEY, None) or []
-    for overlay in [named] if isinstance(named, str) else named:
+    named = values.pop(OVERLAY_KEY, None)
+    overlays = [] if named is None else [named] if isinstance(named, str) else named
+    if not isinstance(overlays, list) or not all(isinstance(o, str) for o in overlays):
+        raise ConfigError(
+            f"{path}: {OVERLAY_KEY} must be a file name or a list of file names (relative to the file), got {named!r}"
+        )
+    for overlay in overlays:
         _lay_over(values, _read_yaml(path.parent / overlay, (*named_by, path.resolve())))
     return values
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's complaint on one line, with the line and column where it has them."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return " ".join(f"{problem}{where}".split())
 
 
 def _lay_over(values: dict[str, Any], overlay: dict[str, Any]) -> None:

@@ -133,6 +133,19 @@ def variant_curve(variant_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray, 
     return (*mean_std_curve(finished), len(finished), len(curves) - len(finished))
 
 
+def variant_dirs(task_dir: Path) -> list[Path]:
+    """The folders under ``task_dir`` that hold runs (``seed*/tb``), sorted, at any depth: a variant
+    may be a path (``paper/mopo_morec``). A run's own folder is not searched further."""
+    found, todo = [], [task_dir] if task_dir.is_dir() else []
+    while todo:
+        folder = todo.pop()
+        subfolders = [d for d in folder.iterdir() if d.is_dir()]
+        if folder != task_dir and any(d.name.startswith("seed") and (d / "tb").is_dir() for d in subfolders):
+            found.append(folder)
+        todo += [d for d in subfolders if not d.name.startswith("seed")]
+    return sorted(found)
+
+
 def write_curves(
     results: Path | list[Path],
     tasks: list[str] | None = None,
@@ -163,16 +176,17 @@ def write_curves(
         fig, ax = plt.subplots(figsize=(6, 4))
         for root, name in zip(roots, names):
             task_dir = root / task
-            for variant_dir in sorted(d for d in task_dir.iterdir() if d.is_dir()) if task_dir.is_dir() else []:
+            for variant_dir in variant_dirs(task_dir):
                 curve = variant_curve(variant_dir, tag)
                 if curve is None:
                     continue
                 steps, mean, std, finished, left_out = curve
                 prefix = f"{name}: " if len(roots) > 1 else ""
+                variant = variant_dir.relative_to(task_dir).as_posix()  # paper/mopo_morec: a path
                 ax.plot(
                     steps,
                     mean,
-                    label=f"{prefix}{variant_dir.name} ({finished} seed{'' if finished == 1 else 's'}"
+                    label=f"{prefix}{variant} ({finished} seed{'' if finished == 1 else 's'}"
                     f"{f', {left_out} still running left out' if left_out else ''})",
                 )
                 ax.fill_between(steps, mean - std, mean + std, alpha=0.2)

@@ -25,6 +25,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from morec.errors import UserError
 from morec.io import atomic_write, plain
 from morec.runs.suite.plan import RunSpec, SuiteConfig, plan_runs
 from morec.runs.suite.report import write_curves, write_table
@@ -180,6 +181,8 @@ def run_suite(
 ) -> int:
     """Run what is not finished, then write ``table.md``/``table.csv``, curves and ``suite.json``.
     Returns the number of runs that failed (0: everything finished)."""
+    if not cpus_per_run > 0:  # Ray's slots are the cluster's CPUs / cpus_per_run
+        raise UserError(f"cpus_per_run (--cpus-per-run) must be positive, got {cpus_per_run}")
     cfg.check()
     cfg.results.mkdir(parents=True, exist_ok=True)
     runs = plan_runs(cfg)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from morec.errors import UserError
 from morec.runs.suite.plan import RunSpec, SuiteConfig
 
 if TYPE_CHECKING:
@@ -109,7 +110,6 @@ def train_command(run: RunSpec, cfg: SuiteConfig) -> list[str]:
 def train_child(argv: list[str]) -> int:
     """The child: train the config file ``argv[0]`` in the run folder ``argv[1]`` (``--resume``:
     from its checkpoint), one line per evaluation; a mistake in the input is one ``morec: error:`` line, exit 2."""
-    from morec.errors import UserError
     from morec.training.config import load_config
     from morec.training.pipeline import run_training
 
@@ -122,15 +122,32 @@ def train_child(argv: list[str]) -> int:
     return 0
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGKILL when the worker that started it dies (Linux), so a killed suite
-    leaves no training process behind."""
+def _find_prctl():
+    """glibc's ``prctl``, or ``None`` where there is none (not Linux): looked up once, here, because
+    loading a library in a forked child (``preexec_fn``) can deadlock when other threads of the parent
+    (the pool backend's) held the loader's lock at the fork."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl  # an instance of our own: its argtypes are ours
+        prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        prctl.restype = ctypes.c_int
+        return prctl
     except (OSError, AttributeError):
-        return  # no glibc prctl (not Linux): the suite's own shutdown still stops its children
+        return None  # no glibc (e.g. musl): the suite's own shutdown still stops its children
+
+
+_PRCTL = _find_prctl()
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the worker that started it dies (Linux), so a killed suite
+    leaves no training process behind. Only calls the ``prctl`` resolved at import: no library is
+    loaded between fork and exec."""
+    _PRCTL(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
 def _describe_failure(code: int, log_path: Path, offset: int) -> str:
@@ -147,7 +164,8 @@ def _describe_failure(code: int, log_path: Path, offset: int) -> str:
 
 def execute_run(run: RunSpec, cfg: SuiteConfig, children: Children = _RAY_TASK_CHILDREN) -> RunOutcome:
     """Train ``run`` to the end (up to ``1 + cfg.retries`` attempts), its child process one of
-    ``children``; never raises for a failed run. A run that another suite finished after this one was
+    ``children``; never raises for a failed run (a mistake in its config fails it at once, with the
+    one-line error, without retries). A run that another suite finished after this one was
     planned is not started (0 attempts)."""
     run_dir = run.run_dir(cfg.results)
     finished = read_summary(run_dir)
@@ -160,12 +178,24 @@ def execute_run(run: RunSpec, cfg: SuiteConfig, children: Children = _RAY_TASK_C
     for attempt in range(1, cfg.retries + 2):
         if children.stopping.is_set():
             return RunOutcome(run, False, time.perf_counter() - start, attempt - 1, error="the suite was interrupted")
-        cmd = train_command(run, cfg)
+        try:
+            cmd = train_command(run, cfg)
+        except UserError as err:  # the run's config (its file, the suite's --set): every attempt would fail alike
+            error = f"morec: error: {' '.join(str(err).split())}"
+            with open(log_path, "ab") as log:
+                log.write(f"\n=== attempt {attempt}: no child started\n{error}\n".encode())
+            return RunOutcome(run, False, time.perf_counter() - start, attempt, error=error)
         with open(log_path, "ab") as log:
             offset = log.tell()
             log.write(f"\n=== attempt {attempt}: {' '.join(cmd)}\n".encode())
             log.flush()
-            child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+            child = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                preexec_fn=_die_with_parent if _PRCTL is not None else None,
+            )
             children.live.add(child)
             try:
                 code = child.wait()
