@@ -37,12 +37,13 @@ lint: install
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m mypy
 
-# lint, then the suite; pytest exits 5 when it collects no test, which is not a failure of the suite.
+# lint, then the suite (a run that collects no test fails: pytest exits 5)
 test: lint
-	$(PYTHON) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+	$(PYTHON) -m pytest
 
+# the suite with the slow end-to-end tests
 test-all: install
-	$(PYTHON) -m pytest -m "" ; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; fi; exit $$rc
+	$(PYTHON) -m pytest -m ""
 
 # the newest releases setup.py allows, in a fresh environment of their own: what the next release
 # of a dependency would break (run it weekly; a failure here is news, not a broken main)

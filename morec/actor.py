@@ -1,6 +1,7 @@
 """The SAC actor every SAC in the project uses: tianshou's state-conditioned Gaussian
 (``ContinuousActorProbabilistic``, unbounded mean, tanh applied when sampling). The behaviour SAC
-(:mod:`morec.collect.behaviour`) and the offline learners and behaviour cloning (:mod:`algos`) build it here."""
+(:mod:`morec.collect.behaviour`) and the offline learners and behaviour cloning (:mod:`morec.learners`)
+build it here."""
 
 from __future__ import annotations
 

@@ -22,8 +22,9 @@ from morec.errors import InputWarning, UserError
 
 DEBUG_ENV = "MOREC_DEBUG"
 SCRIPTS = (
-    "In a source checkout, scripts/ adds tools that are no subcommands: bc_baseline.py (behaviour-cloning reference), "
-    "plot_curves.py (curves of a results root), credit_correlation.py, make_configs.py and the bench_*.py benchmarks."
+    "In a source checkout, scripts/ adds tools that are no subcommands: references (bc_baseline.py), plots "
+    "(plot_curves.py), the configs' generator (make_configs.py), the evidence runners behind docs/ and the "
+    "bench_*.py benchmarks."
 )
 
 

@@ -20,7 +20,7 @@ class InputWarning(UserWarning):
 @contextmanager
 def as_user_error(*types: type[BaseException]) -> Iterator[None]:
     """Re-raise ``types`` raised inside the block as :class:`UserError` with the same message, for
-    libraries (``dynamics``) that do not know about morec's error classes."""
+    library code that raises plain exceptions."""
     try:
         yield
     except types as err:

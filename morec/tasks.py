@@ -1,7 +1,7 @@
 """The MuJoCo locomotion tasks morec knows: robots, names, observation layouts and reference
-scores. This is the one place that knows them: ``dynamics`` (termination, oracle), ``morec``
-(datasets, scores, credit assignment, LLM prompts) and ``algos`` all read them from here
-(``morec.tasks`` re-exports this module). It imports neither torch nor gymnasium at import time.
+scores. This is the one place that knows them: :mod:`morec.dynamics` (termination, oracle), the
+datasets, scores, credit assignment, LLM prompts and the training configs all read them from here.
+It imports neither torch nor gymnasium at import time.
 
 Two observation layouts exist for the same robots:
 

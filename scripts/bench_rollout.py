@@ -14,7 +14,7 @@ no termination so every row runs the full horizon):
   (10 discriminator snapshots, threshold 0 so no row is truncated);
 - ``morec_distilled_b2000_h100_k10``: the same with a distilled reward (one network of the
   ``morec distil-reward`` default size); ``filtered_cost_vs_unfiltered`` gives both as the time per
-  transition relative to the unfiltered MOREC workload (issue target: at most 2);
+  transition relative to the unfiltered MOREC workload (the budget: at most 2);
 - ``reward_d``: r_D evaluations per second for 10 snapshots x 10 candidates x 2,000 states (one
   rollout step's scoring);
 - ``dynamics_epoch_seconds_100k``: one training epoch on 100,000 transitions;

@@ -5,11 +5,12 @@ unless a variant says otherwise:
 
 1. ``morec train-dynamics`` (once; ``--max-epochs`` caps it);
 2. per reward variant, ``morec train-reward`` and ``morec eval-model --horizon H --json`` with
-   three policy sets: ``random``; ``noisy-behaviour`` (the behaviour checkpoint plus 0.3 action
-   noise); and two off-behaviour deterministic TorchScript policies in one call (an earlier SAC
-   checkpoint and the final one, exported with :func:`morec.rollout.policies.export_sac_actor`);
-   A variant named ``<variant>-distilled`` is ``<variant>`` with its reward distilled into one
-   network (``morec distil-reward``) and checked in its place: does the cheap filter check like r_D?
+   four policy sets: ``random``; ``behaviour`` (the behaviour checkpoint itself);
+   ``noisy-behaviour`` (the same plus 0.3 action noise); and two off-behaviour deterministic
+   TorchScript policies in one call (an earlier SAC checkpoint and the final one, exported with
+   :func:`morec.rollout.policies.export_sac_actor`). A variant named ``<variant>-distilled`` is
+   ``<variant>`` with its reward distilled into one network (``morec distil-reward``) and checked
+   in its place: does the cheap filter check like r_D?
 3. writes ``table.md`` and ``table.json`` under ``--out`` after every finished step, rows not yet
    complete marked ``partial``.
 

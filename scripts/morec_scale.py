@@ -68,7 +68,7 @@ COMMON_COLLECT = [
 ]
 CHECK_VARIANTS = "paper,paper-auto,paper-auto-consensus-1,consensus-only"
 # at 1M also the paper reward distilled into one network: does the cheap filter check like r_D
-# (issue 30: filter.distilled may become the default only if it does)?
+# (filter.distilled may become the default only if it does: docs/morec_scale)?
 FULL_CHECK_VARIANTS = CHECK_VARIANTS + ",paper-distilled,paper-auto-distilled"
 CHOOSING_TASKS = ("hopper", "halfcheetah")  # the recommended configuration is chosen on these; walker2d confirms
 

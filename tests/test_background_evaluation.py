@@ -1,4 +1,4 @@
-"""Evaluations in another process (algos/background_evaluation.py, ``train.evaluate_in_background``):
+"""Evaluations in another process (morec/training/background_evaluation.py, ``train.evaluate_in_background``):
 the same records as evaluating in the trainer, a resumed run re-evaluates the evaluation that was
 in flight at its checkpoint, and a failing evaluation process stops the run with its error."""
 

@@ -74,19 +74,9 @@ def test_a_training_config_validates_without_torch():
 def test_help_lists_every_subcommand():
     proc = morec("--help")
     assert proc.returncode == 0
-    for name in (
-        "collect",
-        "quickstart",
-        "train-dynamics",
-        "train-reward",
-        "eval-model",
-        "relabel",
-        "train",
-        "suite",
-        "sweep",
-        "credit-training",
-        "generalisation",
-    ):
+    from morec.commands import COMMANDS
+
+    for name in [module.replace("_", "-") for module in COMMANDS]:
         assert f"\n    {name} " in proc.stdout, name
 
 

@@ -1,4 +1,4 @@
-"""The CUDA-graph update (algos/cuda_graph.py). On the CPU a stand-in graph reruns the recorded
+"""The CUDA-graph update (morec/learners/cuda_graph.py). On the CPU a stand-in graph reruns the recorded
 step at each replay, which checks everything but the capture itself: the static row indices, the
 warm-up steps undone, a recapture when the model buffer appears, the outputs rewritten in place.
 On CUDA the real capture runs (same seed, same result; close to the eager step)."""

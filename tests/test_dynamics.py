@@ -9,6 +9,7 @@ import torch
 from morec.dynamics.ensemble import EnsembleConfig, EnsembleDynamics, TaskInfo
 from morec.dynamics.layers import EnsembleLinear, soft_clamp
 from morec.dynamics.training import fit_ensemble
+from morec.errors import UserError
 from tests.fakes import linear_system
 from tests.helpers import DEVICES
 
@@ -145,11 +146,12 @@ def test_same_seed_same_model(device):
         torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
 
 
-def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_model(tmp_path, monkeypatch):
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_model(tmp_path, monkeypatch, device):
     import morec.dynamics.training as training
 
     ds, ckpt = linear_system(n=1000), tmp_path / "fit.pt"
-    whole = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=5), seed=5)
+    whole = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=5), seed=5, device=device)
     report = fit_ensemble(whole, ds, seed=2, show_progress=False)
     original = training.stop_reason
 
@@ -161,7 +163,7 @@ def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_model(tmp_pat
     monkeypatch.setattr(training, "stop_reason", killed_after_epoch_3)
     with pytest.raises(KeyboardInterrupt):
         fit_ensemble(
-            EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=5), seed=5),
+            EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=5), seed=5, device=device),
             ds,
             seed=2,
             show_progress=False,
@@ -169,15 +171,65 @@ def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_model(tmp_pat
         )
     assert torch.load(ckpt, weights_only=False)["epoch"] == 2  # written after every finished epoch
     monkeypatch.setattr(training, "stop_reason", original)
-    resumed = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=5), seed=5)  # a new process: fresh weights
+    resumed = EnsembleDynamics(
+        TaskInfo(4, 2), small_config(max_epochs=5), seed=5, device=device
+    )  # a new process: fresh weights
     again = fit_ensemble(resumed, ds, seed=2, show_progress=False, checkpoint=ckpt)
     assert (again.epochs, again.holdout_mse, again.elites) == (report.epochs, report.holdout_mse, report.elites)
     for (k, va), vb in zip(whole.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
-    assert not ckpt.exists()  # removed once training ended
+    assert ckpt.exists()  # kept until the caller has saved the model (fit_dynamics_model deletes it)
     torch.save({"signature": {"rows": 1}}, ckpt)
-    with pytest.raises(ValueError, match="other data or settings; delete it"):
+    with pytest.raises(UserError, match="other data or settings; delete it"):
         fit_ensemble(resumed, ds, seed=2, show_progress=False, checkpoint=ckpt)
+
+
+def test_a_checkpoint_resumes_under_a_new_budget_but_not_on_other_data(tmp_path, monkeypatch):
+    import morec.dynamics.training as training
+
+    ds, ckpt = linear_system(n=1000), tmp_path / "fit.pt"
+    original = training.stop_reason
+
+    def killed_after_epoch_2(cfg, epoch, since, seconds):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(cfg, epoch, since, seconds)
+
+    monkeypatch.setattr(training, "stop_reason", killed_after_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        fit_ensemble(
+            EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=3), seed=5),
+            ds,
+            seed=2,
+            show_progress=False,
+            checkpoint=ckpt,
+        )
+    monkeypatch.setattr(training, "stop_reason", original)
+    other = linear_system(n=1000, seed=1)  # the same size, other values
+    with pytest.raises(UserError, match="other data or settings"):
+        fit_ensemble(
+            EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=3), seed=5),
+            other,
+            seed=2,
+            show_progress=False,
+            checkpoint=ckpt,
+        )
+    longer = fit_ensemble(  # a larger cap continues the same fit
+        EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=4), seed=5),
+        ds,
+        seed=2,
+        show_progress=False,
+        checkpoint=ckpt,
+    )
+    assert longer.epochs == 4
+
+
+def test_fit_dynamics_model_deletes_the_checkpoint_only_after_saving(tmp_path):
+    from morec.training.models import fit_dynamics_model
+
+    ds = linear_system(n=600)
+    fit_dynamics_model(ds, small_config(max_epochs=2), tmp_path / "dyn", seed=0, device="cpu", show_progress=False)
+    assert (tmp_path / "dyn" / "dynamics.pt").exists() and not (tmp_path / "dyn" / "fit_checkpoint.pt").exists()
 
 
 def test_save_load_roundtrip_and_mismatch(tmp_path):
@@ -196,3 +248,10 @@ def test_save_load_roundtrip_and_mismatch(tmp_path):
         EnsembleDynamics.load(tmp_path, expect=TaskInfo(4, 2, env_id="Hopper-v4"))
     with pytest.raises(FileNotFoundError, match="no trained dynamics"):
         EnsembleDynamics.load(tmp_path / "nowhere")
+
+
+def test_the_torch_free_config_names_every_activation_the_layers_build():
+    from morec.dynamics.config import ACTIVATION_NAMES
+    from morec.dynamics.layers import ACTIVATIONS
+
+    assert set(ACTIVATION_NAMES) == set(ACTIVATIONS)

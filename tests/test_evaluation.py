@@ -1,4 +1,4 @@
-"""The learners' evaluation loop (algos/evaluation.py) against tianshou's vectorised Collector,
+"""The learners' evaluation loop (morec/training/evaluation.py) against tianshou's vectorised Collector,
 whose returns the published training results used: the same returns, bit for bit, in the same
 order, whether there are fewer, as many or more episodes than envs."""
 

@@ -88,8 +88,19 @@ def test_bundled_configs_are_found_by_their_path_under_configs(tmp_path, monkeyp
 @pytest.mark.slow  # a venv, an install and a short training run (about a minute on 2 cores)
 def test_an_installed_wheel_trains_a_bundled_config_from_any_directory(wheel, tmp_path):
     env_dir = tmp_path / "venv"
-    venv.create(env_dir, system_site_packages=True, with_pip=True)  # the dependencies come from this interpreter
+    venv.create(env_dir, with_pip=True)
     bin_dir = env_dir / "bin"
+    # the dependencies come from this interpreter's environment (a venv or the system's): its
+    # site-packages go on the new one's path, after its own; the .pth files there (an editable
+    # install of this checkout) are not read, so `morec` can only come from the wheel
+    own_site = subprocess.run(
+        [bin_dir / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    parent_sites = [p for p in sys.path if p.endswith("site-packages") and "__editable__" not in p]
+    (Path(own_site) / "parent_environment.pth").write_text("\n".join(parent_sites) + "\n")
     subprocess.run(
         [bin_dir / "python", "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", str(wheel)],
         check=True,
@@ -102,7 +113,7 @@ def test_an_installed_wheel_trains_a_bundled_config_from_any_directory(wheel, tm
     data = random_dataset_file(work / "hopper.hdf5", steps=600)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     where = subprocess.run(
-        [bin_dir / "python", "-c", "import morec, algos; print(morec.__file__, algos.__file__)"],
+        [bin_dir / "python", "-c", "import morec, morec.learners; print(morec.__file__, morec.learners.__file__)"],
         cwd=work,
         env=env,
         capture_output=True,

@@ -1,4 +1,4 @@
-"""Several seeds in one process (algos/seeds.py, ``morec train --seeds``): in lockstep each seed's
+"""Several seeds in one process (morec/training/seeds.py, ``morec train --seeds``): in lockstep each seed's
 run equals the separate run bit for bit and resumes like it; stacked (``train.stack_seeds``) a
 seed's run equals its separate run to float rounding and resumes like the uninterrupted stacked
 run; bad ``--seeds`` get a clear error."""
@@ -34,7 +34,7 @@ def assert_same_runs(separate_dir, batched_dir, separate: dict, batched: dict) -
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_seeds_in_one_process_equal_separate_runs(hopper_file, tmp_path, device):  # noqa: F811
+def test_seeds_in_one_process_equal_separate_runs(hopper_file, tmp_path, device):
     cfg = load_config(
         None,
         smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=True, epochs=2, device=device)
@@ -57,7 +57,7 @@ def test_seeds_in_one_process_equal_separate_runs(hopper_file, tmp_path, device)
 @pytest.mark.parametrize(
     "killed_at_epoch", [1, 2]
 )  # 1: seed 1 has no checkpoint yet; 2: the seeds stopped at different epochs
-def test_seeds_resume_like_the_uninterrupted_runs(hopper_file, tmp_path, monkeypatch, killed_at_epoch):  # noqa: F811
+def test_seeds_resume_like_the_uninterrupted_runs(hopper_file, tmp_path, monkeypatch, killed_at_epoch):
     cfg = load_config(
         None,
         smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3)
@@ -82,7 +82,7 @@ def test_seeds_resume_like_the_uninterrupted_runs(hopper_file, tmp_path, monkeyp
     assert resumed[0]["wall_seconds"] > resumed[0]["wall_seconds_this_session"]
 
 
-def test_a_stacked_seed_is_its_separate_run_to_float_rounding(hopper_file, tmp_path):  # noqa: F811
+def test_a_stacked_seed_is_its_separate_run_to_float_rounding(hopper_file, tmp_path):
     cfg = load_config(
         None,
         smoke(hopper_file, tmp_path / "cache", algorithm="mobile", morec=True, epochs=2)
@@ -109,7 +109,7 @@ def test_a_stacked_seed_is_its_separate_run_to_float_rounding(hopper_file, tmp_p
 @pytest.mark.parametrize(
     "killed_after_seed", [1, 0]
 )  # 1: every seed's checkpoint written; 0: seed 1's is an epoch behind
-def test_stacked_seeds_resume_like_the_uninterrupted_stacked_run(hopper_file, tmp_path, monkeypatch, killed_after_seed):  # noqa: F811
+def test_stacked_seeds_resume_like_the_uninterrupted_stacked_run(hopper_file, tmp_path, monkeypatch, killed_after_seed):
     cfg = load_config(
         None,
         smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3)
@@ -156,7 +156,7 @@ def test_bad_seeds_get_a_clear_error(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
-def test_cli_trains_seeds_into_their_own_run_directories(hopper_file, tmp_path, capsys):  # noqa: F811
+def test_cli_trains_seeds_into_their_own_run_directories(hopper_file, tmp_path, capsys):
     from morec.cli import main
 
     sets = [

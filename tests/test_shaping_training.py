@@ -24,7 +24,7 @@ from morec.shaping.setup import (
 from morec.training.config import ConfigError, config_differences, config_from_dict, load_config
 from morec.training.loop import TrainingLoop
 from morec.training.pipeline import start_run
-from tests.helpers import DEVICES, random_dataset_file, smoke
+from tests.helpers import DEVICES, smoke
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 CLIP, POTENTIAL = CONFIGS / "shaping" / "clip.yaml", CONFIGS / "shaping" / "potential.yaml"
@@ -243,11 +243,6 @@ def test_fitted_potential_is_the_least_squares_value():
 
 
 # ------------------------------------------------------------------------------------ training
-@pytest.fixture(scope="module")
-def hopper_file(tmp_path_factory):
-    return random_dataset_file(tmp_path_factory.mktemp("shaping") / "hopper.hdf5")
-
-
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("shaping_cache")  # the dynamics are shared: shaping does not change them

@@ -1,4 +1,4 @@
-"""The stacked learner (algos/stacked_learner.py): a stack of one seed is the plain learner to float
+"""The stacked learner (morec/learners/stacked.py): a stack of one seed is the plain learner to float
 rounding, the seeds of a stack do not touch each other, the seeds' learners receive its state, a
 seed whose model buffer is empty steps on its own, and a replayed (captured) stacked step is the
 eager one."""

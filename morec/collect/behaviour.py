@@ -133,7 +133,7 @@ class BehaviourTrainer:
         self.evaluations = [Evaluation(**e) for e in state["evaluations"]]
         self.step = state["step"]
         self.rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())  # map_location may have moved it to the device
         return True
 
     # ------------------------------------------------------------------ training

@@ -23,8 +23,8 @@ class TransitionLog:
     """Per-step arrays of a recording, including what the NeoRL layout and the MuJoCo oracle
     need: x position before and after the step, and qpos/qvel before the step.
 
-    Rows go into preallocated arrays that double when full. (Keeping one small array per step
-    alive between SAC updates fragmented the heap: about 140 KB of resident memory per step.)
+    Rows go into preallocated arrays that double when full (one small array per step, kept alive
+    between SAC updates, fragmented the heap).
     """
 
     def __init__(self) -> None:

@@ -1,10 +1,8 @@
 """The ``morec`` subcommands, one module each. A command module parses its flags, calls library
-functions with typed values and prints; the work itself lives in the library (``morec``'s
-modules, ``dynamics``, ``algos``).
+functions with typed values and prints; the work itself lives in the library's concept folders.
 
-This package is the composition root: the only place in ``morec`` that imports ``algos``, which
-itself builds on ``morec``'s library modules. So the packages form no cycle:
-``dynamics`` <- ``morec`` (library) <- ``algos`` <- ``morec.commands`` (tests/test_layers.py).
+This package is the top layer: nothing in the library imports it (the layers, bottom to top, are
+checked by tests/test_layers.py).
 
 Each module defines ``NAME`` (the subcommand), ``HELP`` (its line in ``morec --help``),
 ``add_arguments(parser)`` and ``run(args) -> exit status``. Importing one loads nothing heavy:

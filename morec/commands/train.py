@@ -63,6 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from morec.training.config import resolve_config
+    from morec.training.loop import RunDirectory
     from morec.training.pipeline import run_training
     from morec.training.seeds import parse_seeds, train_seeds
 
@@ -70,12 +71,12 @@ def run(args: argparse.Namespace) -> int:
     say = (lambda *_: None) if args.json else print
     if args.seeds is not None:
         seeds = parse_seeds(args.seeds)
-        run_root = Path(args.run_dir or f"runs/{cfg.name}")
+        run_root = Path(args.run_dir) if args.run_dir else RunDirectory.default_root(cfg)
         say(start_line(cfg, run_root, seeds))
         summaries = train_seeds(cfg, run_root, seeds, resume=args.resume, show_progress=not args.no_progress)
-        runs = [run_root / f"seed{s['seed']}" for s in summaries]
+        runs = [RunDirectory.of_seed(run_root, s["seed"]) for s in summaries]
     else:
-        run_dir = Path(args.run_dir or f"runs/{cfg.name}/seed{cfg.seed}")
+        run_dir = Path(args.run_dir) if args.run_dir else RunDirectory.of_seed(RunDirectory.default_root(cfg), cfg.seed)
         say(start_line(cfg, run_dir, None))
         summaries = [run_training(cfg, run_dir, resume=args.resume, show_progress=not args.no_progress)]
         runs = [run_dir]

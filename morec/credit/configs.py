@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass
 class IRCRConfig:
-    """``normalize``: map credits to [0, 1] with the min and max credit of the fitted data (§3.3)."""
+    """``normalize``: map credits to [0, 1] with the min and max credit of the fitted data."""
 
     normalize: bool = False
 
@@ -16,7 +16,7 @@ class IRCRConfig:
 @dataclass
 class RDConfig:
     """Reward network ``D -> hidden... -> 1`` (ReLU, Xavier init) and its Adam training. Each update
-    draws ``max(1, batch_size // mean T)`` whole episodes (notes §1.5)."""
+    draws ``max(1, batch_size // mean T)`` whole episodes."""
 
     hidden_sizes: tuple[int, ...] = (256, 256)
     lr: float = 3e-4
@@ -37,7 +37,8 @@ class RDConfig:
 
 @dataclass
 class RRDConfig(RDConfig):
-    """RRD: ``subset_size`` K steps per episode, ``batch_size // K`` episodes per update (§3.2)."""
+    """RRD (randomized return decomposition): ``subset_size`` K steps per episode, ``batch_size // K``
+    episodes per update."""
 
     subset_size: int = 64
     bias_correction: bool = False
@@ -54,6 +55,6 @@ class RRDConfig(RDConfig):
 
 @dataclass
 class LaReConfig(RRDConfig):
-    """LaRe's decoder: RRD objective, bias-corrected by default (LaRe_RRDu, notes §1.5)."""
+    """LaRe's decoder: RRD objective, bias-corrected by default (LaRe_RRDu)."""
 
     bias_correction: bool = True

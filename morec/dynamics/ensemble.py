@@ -147,7 +147,9 @@ class EnsembleDynamics(nn.Module):
         sizes, environment or layout is refused with a clear error."""
         path = Path(directory) / CHECKPOINT_FILE
         if not path.exists():
-            raise FileNotFoundError(f"no trained dynamics at {path}; train one first (EnsembleDynamics.fit)")
+            raise FileNotFoundError(
+                f"no trained dynamics at {path}; train one first (`morec train-dynamics`, or fit_ensemble from Python)"
+            )
         payload = torch.load(path, map_location="cpu", weights_only=False)
         task = TaskInfo(**payload["task"])
         if expect is not None:

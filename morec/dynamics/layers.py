@@ -9,14 +9,14 @@ from torch import nn
 
 
 class EnsembleLinear(nn.Module):
-    weight: nn.Parameter  # [E, in, out]
-    bias: nn.Parameter  # [E, 1, out]
-
     """``E`` independent linear layers. Weight ``[E, in, out]``, bias ``[E, 1, out]``.
 
     Input ``[B, in]`` (the same batch for every member) or ``[E, B, in]`` (one batch per member);
     output ``[E, B, out]``. ``weight_decay`` is this layer's L2 coefficient (see :meth:`l2_penalty`).
     """
+
+    weight: nn.Parameter  # [E, in, out]
+    bias: nn.Parameter  # [E, 1, out]
 
     def __init__(
         self,

@@ -19,6 +19,7 @@ ends as the uninterrupted one would; the file is removed when training ends.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from morec.dynamics.ensemble import EnsembleDynamics
+from morec.errors import UserError
 from morec.io import atomic_torch_save
 from morec.progress import progress_bar
 
@@ -57,6 +59,30 @@ def training_arrays(dataset, device: torch.device) -> tuple[torch.Tensor, torch.
         axis=1,
     )
     return torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
+
+
+BUDGET_KEYS = ("max_epochs", "max_seconds")  # may change when a fit resumes
+
+
+def _fingerprint(x: torch.Tensor, y: torch.Tensor) -> str:
+    """A digest of the training arrays, so a checkpoint of other data of the same size is refused."""
+    digest = hashlib.sha1()
+    for array in (x, y):
+        digest.update(array.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _same_fit(saved: dict, current: dict) -> bool:
+    """Whether a checkpoint's signature is this fit's, budget aside (older checkpoints hold no ``data``)."""
+
+    def without_budget(signature: dict) -> dict:
+        config = {k: v for k, v in (signature.get("config") or {}).items() if k not in BUDGET_KEYS}
+        return {**signature, "config": config}
+
+    saved, current = without_budget(saved), without_budget(current)
+    if "data" not in saved:
+        current.pop("data", None)
+    return saved == current
 
 
 def _member_snapshot(model: EnsembleDynamics) -> dict[str, torch.Tensor]:
@@ -92,7 +118,10 @@ def fit_ensemble(
 ) -> FitReport:
     """Fit ``model`` on ``dataset`` (any object with ``observations, actions, rewards,
     next_observations`` arrays). Scalars go to TensorBoard (``log_dir`` or ``writer``); with
-    ``checkpoint``, training resumes from that file and writes it after every epoch."""
+    ``checkpoint``, training resumes from that file and writes it after every epoch (the caller
+    deletes it once the fitted model is saved; a rerun before that repeats the last epoch exactly).
+    A checkpoint of other data, seed or settings is refused; the budget (``max_epochs``,
+    ``max_seconds``) may change between sessions."""
     cfg, device = model.config, model.device
     start_time = time.perf_counter()
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -123,12 +152,11 @@ def fit_ensemble(
     best_mse = torch.full((E,), float("inf"), device=device)
     best_state = _member_snapshot(model)
     epochs_since_update, epoch, train_nll, seconds_before = 0, 0, float("nan"), 0.0
-    # what a checkpoint must have been written for: the same data, seed and settings
-    signature = {"rows": n, "seed": seed, "config": asdict(cfg)}
+    signature = {"rows": n, "seed": seed, "config": asdict(cfg), "data": _fingerprint(x_all, y_all)}
     if checkpoint is not None and Path(checkpoint).exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["signature"] != signature:
-            raise ValueError(
+        if not _same_fit(state["signature"], signature):
+            raise UserError(
                 f"{checkpoint} was written by a dynamics training with other data or settings; delete it to start over"
             )
         model.load_state_dict(state["model"])
@@ -137,7 +165,7 @@ def fit_ensemble(
         epochs_since_update, epoch, train_nll, seconds_before = (
             state[k] for k in ("since", "epoch", "train_nll", "seconds")
         )
-        gen.set_state(state["generator"])
+        gen.set_state(state["generator"].cpu())  # a generator's state is a CPU tensor, whatever its device
     bar = progress_bar(show_progress, desc="dynamics", unit="epoch", total=cfg.max_epochs, initial=epoch, line_every=1)
     model.train()
     while True:
@@ -205,8 +233,6 @@ def fit_ensemble(
                 checkpoint,
             )
     bar.close()
-    if checkpoint is not None:
-        Path(checkpoint).unlink(missing_ok=True)
     model.load_state_dict(best_state)
     elites = torch.argsort(best_mse)[: cfg.num_elites].sort().values
     model.elites.copy_(elites)

@@ -333,5 +333,5 @@ def discrimination_report(reward, dynamics, ds, seed: int, n: int = 5000, noise_
         "perturbation": f"{noise_scale} x std of (s' - s) per dimension",
         "real_reward_mean": float(real.mean()),
         "transitions": int(len(rows)),
-        "note": "scored on a 10% split of the dataset held out from reward training",
+        "note": "scored on transitions held out from reward training (report.json: holdout)",
     }

@@ -21,7 +21,7 @@ class FewSnapshotsWarning(UserWarning):
 @dataclass
 class DynamicsRewardConfig:
     """Discriminator architecture and adversarial training settings (our reconstruction: the
-    authors never released the training code; see morec/reward_training.py)."""
+    authors never released the training code; see morec/dynamics_reward/training.py)."""
 
     hidden_sizes: tuple[int, ...] = (256, 256)
     discriminator_lr: float = 3e-4

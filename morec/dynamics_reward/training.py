@@ -135,7 +135,8 @@ def _bernoulli_entropy(logits: torch.Tensor) -> torch.Tensor:
 def _gradient_penalty(
     disc: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator
 ) -> torch.Tensor:
-    eps = torch.rand(len(real), 1, device=real.device, generator=generator)
+    # drawn where the generator lives (the CPU), then moved: a CPU generator cannot draw on CUDA
+    eps = torch.rand(len(real), 1, device=generator.device, generator=generator).to(real.device)
     mix = (eps * real + (1 - eps) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(disc(mix).sum(), mix, create_graph=True)
     return (grad.norm(dim=1) - 1).pow(2).mean()

@@ -4,7 +4,7 @@ networks, the batch samplers and CUDA-graph capture. Their settings are torch-fr
 everything else loads on first use."""
 
 from morec.lazy import lazy_attributes
-from morec.learners.config import AgentConfig, MobileConfig
+from morec.learners.config import AgentConfig, BCConfig, MobileConfig
 
 _LAZY = {  # name -> submodule
     **dict.fromkeys(["ModelBasedSAC"], ".sac"),
@@ -14,6 +14,7 @@ _LAZY = {  # name -> submodule
     "MOPO": ".mopo",
     "MOBILE": ".mobile",
     "StackedSAC": ".stacked",
+    **dict.fromkeys(["BehaviourCloning", "train_bc"], ".bc"),
     **dict.fromkeys(["MixedSampler", "StackedSampler"], ".sampler"),
     **dict.fromkeys(["TwinCritic", "build_actor", "sample_action"], ".networks"),
 }
@@ -24,6 +25,8 @@ __all__ = [
     "MOBILE",
     "MOPO",
     "AgentConfig",
+    "BCConfig",
+    "BehaviourCloning",
     "LogAlpha",
     "MixedBatch",
     "MixedSampler",
@@ -36,6 +39,7 @@ __all__ = [
     "StepSettings",
     "TwinCritic",
     "build_actor",
+    "train_bc",
     "sac_step",
     "sample_action",
 ]

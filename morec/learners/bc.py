@@ -13,19 +13,12 @@ import torch
 from tianshou.algorithm.algorithm_base import TrainingStats
 from tianshou.algorithm.modelfree.sac import SACPolicy
 
+from morec.learners.config import BCConfig
 from morec.learners.networks import build_actor, tanh_gaussian_log_prob
 from morec.learners.sampler import MixedSampler
 from morec.rollout.buffer import ModelBuffer, TransitionBatch
 
 ACTION_EPS = 1e-4  # keeps atanh finite for actions at exactly +-1
-
-
-@dataclass
-class BCConfig:
-    hidden_sizes: tuple[int, ...] = (256, 256)
-    lr: float = 1e-4
-    batch_size: int = 256
-    steps: int = 10_000
 
 
 def log_likelihood(actor: torch.nn.Module, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:

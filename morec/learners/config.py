@@ -42,3 +42,13 @@ class MobileConfig:
     def __post_init__(self) -> None:
         if self.penalty_dtype not in ("float32", "bfloat16"):
             raise ValueError(f"penalty_dtype must be 'float32' or 'bfloat16', got {self.penalty_dtype!r}")
+
+
+@dataclass
+class BCConfig:
+    """Behaviour cloning: the actor's hidden sizes, Adam's learning rate, batch size and updates."""
+
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    lr: float = 1e-4
+    batch_size: int = 256
+    steps: int = 10_000

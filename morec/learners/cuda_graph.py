@@ -8,7 +8,7 @@ and entropy-weight updates, the target update) is one graph launch.
 What stays outside the graph: drawing the batch's row indices (so the sampler's generator and its
 stream of indices are the eager run's, and the model buffer may grow between steps), the
 learning-rate schedulers (they write the learning rate into a device tensor the graph reads) and
-reading the scalars (``ModelBasedStats`` holds the graph's output tensors; the trainer reads them
+reading the scalars (``ModelBasedStats`` holds the graph's output tensors; the training loop reads them
 every ``train.log_every`` steps, so no step waits for the device).
 
 The capture runs ``WARMUP_STEPS`` eager steps on a side stream first (CUDA's rule for capturing

@@ -10,7 +10,7 @@ both. Shapes below: ``...`` is ``()`` or ``(S,)``, ``B`` the batch, ``C`` the cr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from tianshou.algorithm.algorithm_base import Algorithm, TrainingStats
@@ -43,7 +43,7 @@ class MixedBatch:
 @dataclass(kw_only=True)
 class ModelBasedStats(TrainingStats):
     """One update's scalars as tensors on the learner's device, ``[...]`` (``float()`` reads one and
-    waits for the device; the trainer does so only when it logs). With a CUDA graph they are the
+    waits for the device; the training loop does so only when it logs). With a CUDA graph they are the
     graph's output tensors: read them before the next update, which overwrites them."""
 
     actor_loss: torch.Tensor | float = 0.0
@@ -53,7 +53,6 @@ class ModelBasedStats(TrainingStats):
     q_mean: torch.Tensor | float = 0.0
     target_mean: torch.Tensor | float = 0.0
     penalty_mean: torch.Tensor | float = 0.0  # the algorithm's own penalty on model rows (MOBILE); 0 for MOPO
-    extra: dict = field(default_factory=dict)
 
     SCALARS = (
         "actor_loss",
@@ -63,7 +62,7 @@ class ModelBasedStats(TrainingStats):
         "q_mean",
         "target_mean",
         "penalty_mean",
-    )  # what the trainer logs
+    )  # what the training loop logs
 
 
 class LogAlpha(nn.Module):

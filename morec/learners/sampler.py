@@ -43,7 +43,7 @@ class MixedSampler:
 
 
 class StackedSampler:
-    """The seeds' :class:`~morec.learners.sac.MixedSampler` s: each draws its rows with its own generator;
+    """The seeds' :class:`MixedSampler` s: each draws its rows with its own generator;
     :meth:`gather` stacks the batches into fields ``[S, B, ...]``."""
 
     def __init__(self, samplers: Sequence[MixedSampler]):

@@ -255,7 +255,7 @@ class StackedSAC(nn.Module):
 
     def write_schedules_to_seeds(self) -> None:
         """Copy the learning rates and the schedule's state into the seeds' optimizers and schedulers
-        (what the trainer logs as ``train/actor_lr``)."""
+        (what the training loop logs as ``train/actor_lr``)."""
         for stacked_optim, seed_optims in self._optimizer_pairs():
             for optim in seed_optims:
                 optim.param_groups[0]["lr"] = float(stacked_optim.param_groups[0]["lr"])

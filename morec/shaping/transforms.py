@@ -14,9 +14,6 @@ Every transform is a callable object ``transform(rewards, **context) -> rewards`
   do (:class:`Clip`, step-scope :class:`FlipNoise`, :class:`PotentialShaping`); wrap them in
   :class:`StepAdapter` for ``RolloutEngine(reward_transform=...)``.
 
-Definitions follow the project's research notes on reward shaping for LaRe-style credit
-assignment, which are not part of this repository; the section numbers below (§2, §4, ...) refer
-to those notes.
 :func:`apply_per_episode` relabels an :class:`~morec.data.OfflineDataset` episode by episode.
 """
 
@@ -140,13 +137,13 @@ class Clip:
 
 @dataclass
 class FlipNoise:
-    """Reward-flip noise (§5): with probability ``p`` a reward is reflected about ``center``,
-    ``r -> 2 * center - r``. ``center = 0`` flips the sign; ``center = 0.5`` is §5's ``r -> 1 - r``
+    """Reward-flip noise: with probability ``p`` a reward is reflected about ``center``,
+    ``r -> 2 * center - r``. ``center = 0`` flips the sign; ``center = 0.5`` is ``r -> 1 - r``
     for ``{0, 1}`` rewards, whose expectation is ``p + (1 - 2p) E[r]``. In general
     ``E[r~] = 2 * center * p + (1 - 2p) E[r]``.
 
     ``scope="step"`` draws a coin per step; ``scope="episode"`` draws one coin per call and flips
-    the whole array (§5 flips all rollouts of a prompt group together). Draws come from a generator
+    the whole array (all rollouts of a prompt group flip together). Draws come from a generator
     seeded with ``seed`` (numpy, or torch on the rewards' device), so a fresh instance with the same
     seed reproduces the same flips for the same sequence of calls (in rollouts this stream is
     independent of the ``RolloutEngine`` seed).
@@ -195,13 +192,13 @@ class FlipNoise:
 
 @dataclass(frozen=True)
 class PatternBonus:
-    """RPR-style calibration (§5, §7.4): a reward below ``threshold`` gets a weighted auxiliary
+    """RPR-style calibration: a reward below ``threshold`` gets a weighted auxiliary
     score added, capped at ``cap``; other rewards are unchanged:
 
     ``r_t -> min(cap, r_t + weight * b_t)  if r_t < threshold  else  r_t``
 
     where ``b [T]`` is the context entry named ``bonus_key`` (e.g. a pattern score in ``[0, 1]``).
-    §5's HelpSteer3 setting is ``weight=0.1, threshold=0.5, cap=1``. Requires ``weight >= 0`` and
+    The HelpSteer3 setting of RPR is ``weight=0.1, threshold=0.5, cap=1``. Requires ``weight >= 0`` and
     ``threshold <= cap`` so a non-negative bonus never lowers a reward.
     """
 
@@ -231,7 +228,7 @@ class PatternBonus:
 @dataclass(frozen=True)
 class Delta:
     """Backward difference ``d_t = r_t - r_{t-1}`` with ``r_{-1} = initial``, so ``d_0 = r_0 - initial``
-    and ``sum_t d_t = r_{T-1} - initial``. (Not §2's Delta, which is a forward difference; see
+    and ``sum_t d_t = r_{T-1} - initial``. (Not Clip-Delta's difference, which is a forward one; see
     :class:`ClipDelta`.)"""
 
     initial: float = 0.0
@@ -250,7 +247,7 @@ class Delta:
 
 @dataclass(frozen=True)
 class ClipDelta:
-    """Process-reward refinement Clip-Delta (Gao et al. 2024; notes §2).
+    """Process-reward refinement Clip-Delta (Gao et al. 2024).
 
     ``rewards [K]`` are one solution's per-step process-reward scores ``r_k`` (step ``K``, the last,
     holds the answer). Clip: ``c_k = min(r_k - eta, 0)``. Delta on the clipped scores::
@@ -330,7 +327,7 @@ class PotentialShaping:
 
 @dataclass(frozen=True)
 class GatedAccumulation:
-    """G-RA, gated reward accumulation (Sun et al. 2025; notes §4).
+    """G-RA, gated reward accumulation (Sun et al. 2025).
 
     ``channels`` name reward channels in priority order, highest first: ``"rewards"`` is the array
     passed in, any other name a ``[T]`` context entry (e.g. a dataset ``infos`` column).
@@ -339,7 +336,7 @@ class GatedAccumulation:
 
     ``g_j = prod_{i < j} 1[R_i >= theta_i]`` (``g_0 = 1``) and ``out_t = sum_j g_j * r_{j,t}``,
 
-    so ``sum_t out_t = sum_j g_j R_j`` (§4's ``R_total``): a lower-priority channel counts only if every
+    so ``sum_t out_t = sum_j g_j R_j`` (the paper's ``R_total``): a lower-priority channel counts only if every
     higher one meets its threshold. ``-inf`` thresholds give plain accumulation (D-RA).
     """
 

@@ -1,6 +1,6 @@
 """Training a policy: the config (:mod:`.config`, torch-free: it validates without torch), the
 pipeline that builds a run (:mod:`.pipeline`), the loop (:mod:`.loop`), the model cache, evaluation
-(in the trainer or a background process), seeds in one process (:mod:`.seeds`) and the Python
+(in the training loop or a background process), seeds in one process (:mod:`.seeds`) and the Python
 entry point :func:`morec.train` (:mod:`.api`)."""
 
 from morec.lazy import lazy_attributes

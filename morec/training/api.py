@@ -57,9 +57,13 @@ def train(
     it; ``None`` keeps the config's. ``overrides``: config keys in dotted form with Python values,
     ``{"train.epochs": 20, "filter.threshold": "auto"}``. ``run_dir`` defaults to
     ``runs/<task>-<algorithm>[-morec]/seed<seed>``. Mistakes raise :class:`~morec.errors.UserError`
-    subclasses with the message ``morec train`` prints."""
+    subclasses with the message ``morec train`` prints.
+
+    Like ``morec train``, it seeds the global torch and numpy generators with the run's seed and, on
+    the CPU, sets torch to one thread (``torch.set_num_threads(1)``) for the calling process."""
     from morec.rollout.policies import load_torchscript
     from morec.training.config import TrainConfig, config_from_dict, resolve_config, set_dotted
+    from morec.training.loop import RunDirectory
     from morec.training.pipeline import run_training
 
     assignments = [f"{key}={json.dumps(value)}" for key, value in (overrides or {}).items()]
@@ -76,9 +80,11 @@ def train(
         cfg.dataset = str(dataset)
     elif dataset is not None:
         cfg.dataset = str(store_dataset(dataset, cfg))
-    run = Path(run_dir or f"runs/{cfg.name}/seed{cfg.seed}")
+    run = Path(run_dir) if run_dir else RunDirectory.of_seed(RunDirectory.default_root(cfg), cfg.seed)
     summary = run_training(cfg, run, resume=resume, show_progress=show_progress)
-    return TrainResult(summary=summary, run_dir=run, config=cfg, policy=load_torchscript(run / "policy.pt"))
+    return TrainResult(
+        summary=summary, run_dir=run, config=cfg, policy=load_torchscript(RunDirectory(run, lock=None).policy)
+    )
 
 
 def store_dataset(dataset: OfflineDataset | Mapping[str, Any], cfg: TrainConfig) -> Path:

@@ -49,7 +49,7 @@ class ProcessTraceback(Exception):
 
 def _serve(spec: ActorSpec, connection: _PipePair) -> None:
     """The process: receive ``(actor_state, episodes, seed)``, send back ``("ok", scores)`` or
-    ``("error", traceback)``; return when the trainer closes the connection or goes away."""
+    ``("error", traceback)``; return when the training loop closes the connection or goes away."""
     torch.set_num_threads(1)
     evaluator = Evaluator(spec.task, spec.env_id, spec.layout)
     policy = SACPolicy(
@@ -63,7 +63,7 @@ def _serve(spec: ActorSpec, connection: _PipePair) -> None:
         try:
             policy.actor.load_state_dict(actor_state)
             connection.send(("ok", evaluator(policy, episodes, seed)))
-        except Exception:  # noqa: BLE001 - the trainer raises it with the process's traceback
+        except Exception:  # noqa: BLE001 - the training loop raises it with the process's traceback
             connection.send(("error", traceback.format_exc()))
 
 
@@ -97,24 +97,23 @@ class BackgroundEvaluator:
         self.pending = tag
 
     def _start(self) -> None:
-        """A fresh interpreter running this module (not a fork, which would copy the trainer's threads
+        """A fresh interpreter running this module (not a fork, which would copy the training loop's threads
         and CUDA state, nor multiprocessing's spawn, which imports the caller's ``__main__`` again),
         talking over a pipe pair it inherits."""
-        to_child, from_parent = os.pipe()
-        to_parent, from_child = os.pipe()
-        package_root = str(
-            Path(__file__).resolve().parents[2]
-        )  # the folder holding morec/: importable however the trainer found it
+        child_reads, parent_writes = os.pipe()  # (read end, write end)
+        parent_reads, child_writes = os.pipe()
+        # the folder holding morec/: importable however the training process found it
+        package_root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(to_child), str(from_child), repr(asdict(self.spec))],
-            pass_fds=(to_child, from_child),
+            [sys.executable, "-m", __name__, str(child_reads), str(child_writes), repr(asdict(self.spec))],
+            pass_fds=(child_reads, child_writes),
             stdin=subprocess.DEVNULL,
             env=env,
         )
-        os.close(to_child)
-        os.close(from_child)
-        self._connection = _PipePair(read_fd=to_parent, write_fd=from_parent)
+        os.close(child_reads)
+        os.close(child_writes)
+        self._connection = _PipePair(read_fd=parent_reads, write_fd=parent_writes)
 
     def wait(self) -> tuple[dict[str, Any], dict[str, float]]:
         """``(tag, scores)`` of the evaluation in flight, once it has finished."""

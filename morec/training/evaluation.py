@@ -2,7 +2,7 @@
 action (the mode of its tanh-Gaussian) on up to 10 envs stepped together, seeded once per
 evaluation, with the episode bookkeeping of tianshou's vectorised ``Collector``. The returns equal
 the ``Collector``'s bit for bit (``tests/test_evaluation.py`` compares them), without its replay
-buffer and per-step ``Batch`` work, which made it take about twice as long.
+buffer and per-step ``Batch`` work (docs/speed.md has what that saves).
 
 This is not :func:`morec.collect.episodes.evaluate` (one env, episode ``k`` from ``reset(seed=seed + k)``)
 on purpose: the two give different returns for the same policy and seed, the published training
@@ -78,7 +78,7 @@ def evaluate_policy(policy: SACPolicy, env_id: str, layout: str, episodes: int, 
 class Evaluator:
     """Scores a policy on a task: returns and normalised scores of ``episodes`` episodes
     (:func:`evaluate_policy`, on envs made afresh for each evaluation). :meth:`submit` and
-    :meth:`wait` are the trainer's interface, which
+    :meth:`wait` are the training loop's interface, which
     :class:`~morec.training.background_evaluation.BackgroundEvaluator` shares: here ``submit`` evaluates at once."""
 
     in_background = False

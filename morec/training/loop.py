@@ -39,7 +39,8 @@ from morec.data import OfflineDataset
 from morec.dynamics import EnsembleDynamics
 from morec.io import atomic_write, plain
 from morec.learners.networks import sample_action
-from morec.learners.sac import MixedSampler, ModelBasedSAC, ModelBasedStats
+from morec.learners.sac import ModelBasedSAC, ModelBasedStats
+from morec.learners.sampler import MixedSampler
 from morec.locking import LockBusy, acquire
 from morec.progress import draws_bar, progress_bar
 from morec.rollout.buffer import ModelBuffer, TransitionBatch
@@ -53,6 +54,16 @@ from morec.training.evaluation import Evaluator
 
 class RunDirectory:
     """One run's folder, locked from :meth:`open` until :meth:`close`."""
+
+    @staticmethod
+    def default_root(cfg: TrainConfig) -> Path:
+        """Where a config's runs go unless told: ``runs/<task>-<algorithm>[-morec]``."""
+        return Path("runs") / cfg.name
+
+    @staticmethod
+    def of_seed(root: str | Path, seed: int) -> Path:
+        """The folder of seed ``seed``'s run under ``root``: ``<root>/seed<seed>``."""
+        return Path(root) / f"seed{seed}"
 
     def __init__(self, path: str | Path, lock):
         self.path = Path(path)
@@ -139,7 +150,7 @@ class TrainingLoop:
     """Trains ``components.algorithm`` to ``cfg.train.epochs`` in ``run`` (a :class:`RunDirectory`,
     closed when :meth:`run` returns). ``resume=True`` continues from the run's checkpoint."""
 
-    TRUNCATION_WARNING = (
+    TRUNCATION_WARNING_RATE = (
         0.9  # warn when the filter cuts this fraction of the first rollout's start states into fake terminals
     )
 
@@ -152,7 +163,7 @@ class TrainingLoop:
         show_progress: bool = True,
     ):
         self.cfg, self.run_directory, self.components, self.progress = cfg, run, components, show_progress
-        self.run_dir, self.checkpoint_path = run.path, run.checkpoint
+        self.checkpoint_path = run.checkpoint
         parts = components
         self.dataset, self.real, self.dynamics, self.engine = parts.dataset, parts.real, parts.dynamics, parts.engine
         self.model_buffer, self.sample_gen, self.sampler = parts.model_buffer, parts.sample_generator, parts.sampler
@@ -251,7 +262,7 @@ class TrainingLoop:
         if (
             not self.cfg.morec
             or self.cfg.filter.truncate_as != "terminal"
-            or first["truncation_rate"] < self.TRUNCATION_WARNING
+            or first["truncation_rate"] < self.TRUNCATION_WARNING_RATE
         ):
             return
         warnings.warn(

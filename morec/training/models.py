@@ -48,6 +48,7 @@ def fit_dynamics_model(
     from morec.rollout.model_error import oracle_report
 
     out = Path(out)
+    checkpoint = out / "fit_checkpoint.pt"
     model = EnsembleDynamics(TaskInfo.of(ds), config, seed=seed, device=device)
     fit = fit_ensemble(
         model,
@@ -56,13 +57,14 @@ def fit_dynamics_model(
         writer=writer,
         log_dir=None if writer else str(out / "tb"),
         show_progress=show_progress,
-        checkpoint=out / "fit_checkpoint.pt",
+        checkpoint=checkpoint,
     )
     report = {"dataset": source, "transitions": len(ds), "fit": fit.__dict__}
     if oracle_starts and ds.domain is not None and ds.metadata.get("layout") in ("d4rl", "neorl"):
         report["oracle"] = oracle_report(model, ds, oracle_starts, oracle_horizon, seed)
     _write_report(out, report)
     model.save(out)
+    checkpoint.unlink(missing_ok=True)  # only now: a kill before the save resumes from it
     return model, report
 
 

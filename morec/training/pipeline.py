@@ -35,7 +35,7 @@ from morec.dynamics import EnsembleDynamics, get_termination_fn
 from morec.dynamics_reward.filter import MorecSelector
 from morec.dynamics_reward.model import DynamicsReward
 from morec.dynamics_reward.threshold import resolve_threshold
-from morec.learners.sac import MixedSampler
+from morec.learners.sampler import MixedSampler
 from morec.rollout.buffer import ModelBuffer, TransitionBatch
 from morec.rollout.engine import RewardTransformFn, RolloutEngine, Selector
 from morec.shaping.setup import RewardShaping, build_shaping
@@ -98,22 +98,18 @@ def build_selector(
     the config says), or ``None`` for the random elite of MOPO/MOBILE."""
     if not cfg.morec:
         return None
-    try:
-        threshold, calibration = resolve_threshold(
-            reward, dynamics, cfg.filter, cfg.rollout, seed=cfg.resolved_model_seed
-        )
-        if cfg.filter.distilled:  # the student scores; its own threshold (auto: calibrated on its r_D)
-            reward = cached_distilled_reward(
-                cfg, dataset, dynamics, reward, reward_key, threshold, writer, show_progress
-            )
-            threshold, calibration = resolve_threshold(
-                reward, dynamics, cfg.filter, cfg.rollout, seed=cfg.resolved_model_seed
-            )
-    except ValueError as err:  # a reward cached by an older morec stores no held-out data
-        raise ConfigError(
-            f"filter.threshold: {err} (for `morec train`: delete the cached reward under "
-            f"{Path(cfg.cache_dir) / 'reward'} so it is trained again)"
-        ) from None
+
+    def threshold_of(scorer: DynamicsReward) -> tuple[float, dict | None]:
+        try:
+            return resolve_threshold(scorer, dynamics, cfg.filter, cfg.rollout, seed=cfg.resolved_model_seed)
+        except ValueError as err:  # a reward saved by an older morec stores no held-out data
+            where = cfg.reward_path or Path(cfg.cache_dir) / "reward"
+            raise ConfigError(f"filter.threshold: {err} (train the dynamics reward under {where} again)") from None
+
+    threshold, calibration = threshold_of(reward)
+    if cfg.filter.distilled:  # the student scores; its own threshold (auto: calibrated on its r_D)
+        reward = cached_distilled_reward(cfg, dataset, dynamics, reward, reward_key, threshold, writer, show_progress)
+        threshold, calibration = threshold_of(reward)
     if calibration is not None:
         writer.add_scalar("rollout/threshold", threshold, 0)
     return MorecSelector(reward, cfg.filter, threshold=threshold)

@@ -41,7 +41,7 @@ from tianshou.utils.torch_utils import policy_within_training_step
 
 from morec.learners.sac_step import ModelBasedStats
 from morec.training.config import ConfigError, TrainConfig
-from morec.training.loop import TrainingLoop, UpdateRequest
+from morec.training.loop import RunDirectory, TrainingLoop, UpdateRequest
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -122,8 +122,8 @@ def train_seeds(
         for position, seed in enumerate(
             seeds
         ):  # started one after another: each seeds the global generators with its seed
-            run_dir = Path(run_root) / f"seed{seed}"
-            own_resume = resume and (run_dir / "checkpoint.pt").exists()
+            run_dir = RunDirectory.of_seed(run_root, seed)
+            own_resume = resume and RunDirectory(run_dir, lock=None).checkpoint.exists()
             loop = start_run(replace(cfg, seed=seed), run_dir, resume=own_resume, show_progress=show_progress)
             loop.bar_position = position
             runs.append(SeedRun(loop, RunScope(cfg.device)))
