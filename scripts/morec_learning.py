@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from morec_check import run  # noqa: E402  # a morec command's JSON, kept in a file and read back on a rerun
 
+from morec.errors import UserError  # noqa: E402
 from morec.io import atomic_write  # noqa: E402
 from morec.runs.suite.worker import read_summary  # noqa: E402
 
@@ -259,7 +260,10 @@ def main(argv: list[str] | None = None) -> int:
         *([f"dynamics.max_epochs={args.dynamics_max_epochs}"] if args.dynamics_max_epochs else []),
         *args.set,
     ]
-    duplicates = same_config_as(args.task, variants, overrides, args.smoke, Path(args.configs))
+    try:  # every variant's config resolves before anything runs (a missing paper/ config is one line)
+        duplicates = same_config_as(args.task, variants, overrides, args.smoke, Path(args.configs))
+    except UserError as err:
+        raise SystemExit(f"morec_learning: error: {err}") from None
     meta = {
         "task": args.task,
         "dataset": dataset,

@@ -202,3 +202,19 @@ def test_morec_cost_runs_differ_only_in_morec_and_a_missing_task_is_one_line():
         SystemExit, match="bench_morec_cost: error: config file .*ant-medium-v2/mopo.yaml does not exist"
     ):
         bench.main(["--dataset", "d.hdf5", "--task", "ant-medium-v2", "--out", "o"])
+
+
+def test_learning_names_a_missing_paper_config_in_one_line(tmp_path):
+    learning = load_script("morec_learning")
+    args = [
+        "--dataset",
+        "d.hdf5",
+        "--task",
+        "hopper-medium-v2",
+        "--out",
+        str(tmp_path),
+        "--variants",
+        "mopo,paper/nope",
+    ]
+    with pytest.raises(SystemExit, match="morec_learning: error: config file .*paper/nope.yaml does not exist"):
+        learning.main(args)
