@@ -11,7 +11,9 @@ the rest), run ``--jobs`` at a time as soon as the jobs they need are done:
 3. ``learn:<task>:seeds<k>``: ``scripts/morec_learning.py`` on medium-1M for the variants of
    :data:`CANDIDATES` (configs written under ``<root>/configs``) over the first ``k`` seeds,
    seed-major, every run sharing the 1M check's dynamics model and paper dynamics reward
-   (``dynamics_path``, ``reward_path``), so the variants differ only in what they say.
+   (``dynamics_path``, ``reward_path``), so the variants differ only in what they say;
+4. with ``--recommended`` (the candidate the rule chose), ``mobile:<task>``: MOBILE against MOBILE
+   with that candidate's MOREC settings, seed 0, ``--mobile-epochs``.
 
 Every job's first log line names the commit of the code it ran (``git describe``), and
 ``<root>/jobs.json`` keeps it per job; ``<root>/status.md`` lists every job (done, running,
@@ -95,6 +97,21 @@ ABLATIONS: dict[str, tuple[str, list[str]]] = {
     "mopo_morec_stop_pick_consensus": ("mopo_morec_matched", [*STOP, "filter.consensus_weight=1000000"]),
     "mopo_morec_stop_pick_random": ("mopo_morec_matched", [*STOP, "filter.mode=random"]),
 }
+
+
+# rule 8: MOBILE against MOBILE + the chosen candidate's MOREC settings, one seed per task. The
+# chosen candidate's MOPO config maps to MOBILE's (its overrides are filter and truncation settings)
+MOBILE_BASE = {"mopo_morec_matched": "mobile_morec_matched", "paper/mopo_morec": "paper/mobile_morec"}
+
+
+def mobile_variants(recommended: str) -> dict[str, tuple[str, list[str]]]:
+    """MOBILE and MOBILE with the MOREC settings of candidate ``recommended``."""
+    base, overrides = CANDIDATES[recommended]
+    if base not in MOBILE_BASE:
+        raise SystemExit(
+            f"morec_scale: error: --recommended {recommended}: MOPO without MOREC has no MOBILE + MOREC twin"
+        )
+    return {"mobile": ("mobile", []), recommended.replace("mopo", "mobile", 1): (MOBILE_BASE[base], overrides)}
 
 
 def d4rl_task(task: str) -> str:
@@ -238,15 +255,51 @@ def plan(args) -> list[Job]:
                     lambda t=out / "table.json", n=k: learning_complete(t, n),
                 )
             )
+        if args.recommended:  # rule 8, once the choice is made
+            variants = mobile_variants(args.recommended)
+            mobile_out = root / "learn-mobile" / task
+            jobs.append(
+                Job(
+                    f"mobile:{task}",
+                    [
+                        py,
+                        str(ROOT / "scripts" / "morec_learning.py"),
+                        "--dataset",
+                        str(medium),
+                        "--task",
+                        d4rl_task(task),
+                        "--out",
+                        str(mobile_out),
+                        "--configs",
+                        str(root / "configs"),
+                        "--variants",
+                        ",".join(variants),
+                        "--seeds",
+                        "0",
+                        "--epochs",
+                        str(args.mobile_epochs),
+                        "--max-parallel",
+                        "1",
+                        "--set",
+                        f"dynamics_path={full / 'dynamics'}",
+                        "--set",
+                        f"reward_path={paper_reward}",
+                        *[x for s in args.mobile_set for x in ("--set", s)],
+                    ],
+                    [mobile_out / "table.json"],
+                    [f"check:{task}:{MEDIUM_SIZE}"],
+                    lambda t=mobile_out / "table.json": learning_complete(t, 1),
+                )
+            )
     return sorted(jobs, key=priority)
 
 
 def priority(job: Job) -> tuple:
     """The order jobs start in when several are ready: collections; the full-size checks; the
-    smaller checks; the first seed's learning; then the further seeds; the choosing tasks before
-    the confirming one at each stage."""
+    smaller checks; the first seed's learning; then the further seeds; MOBILE last; the choosing
+    tasks before the confirming one at each stage."""
     kind, task, rest = (job.name.split(":") + [""])[:3]
-    stage = {"collect": 0, "check": 1 if rest == str(MEDIUM_SIZE) else 2}.get(
+    stage = {"collect": 0, "check": 1 if rest == str(MEDIUM_SIZE) else 2, "mobile": 99}.get(
         kind, 2 + int(rest.removeprefix("seeds") or 1)
     )
     return stage, task not in CHOOSING_TASKS, list(RECIPES).index(task)
@@ -284,7 +337,16 @@ def main(argv: list[str] | None = None) -> int:
         "--recommended",
         default=None,
         choices=sorted(CANDIDATES),
-        help="the candidate the rule chose (docs/morec_scale): also trained on the confirming task",
+        help="the candidate the rule chose (docs/morec_scale): also trained on the confirming task, and its "
+        "MOREC settings on MOBILE against MOBILE on every task (one seed)",
+    )
+    p.add_argument("--mobile-epochs", type=int, default=100, help="the MOBILE runs' train.epochs")
+    p.add_argument(
+        "--mobile-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="overrides for the MOBILE runs only, e.g. mobile.penalty_dtype=bfloat16",
     )
     p.add_argument("--only", default=None, help="comma-separated job names (and what they need)")
     p.add_argument(
@@ -298,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         if task not in RECIPES:
             raise SystemExit(f"morec_scale: error: --tasks: unknown task {task!r}; choose from {', '.join(RECIPES)}")
         write_candidate_configs(root, task, learning_variants(task, args.recommended))
+        if args.recommended:
+            write_candidate_configs(root, task, mobile_variants(args.recommended))
     jobs = plan(args)
     if args.only:
         wanted = set(args.only.split(","))

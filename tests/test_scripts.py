@@ -218,3 +218,17 @@ def test_learning_names_a_missing_paper_config_in_one_line(tmp_path):
     ]
     with pytest.raises(SystemExit, match="morec_learning: error: config file .*paper/nope.yaml does not exist"):
         learning.main(args)
+
+
+def test_scale_runs_the_chosen_morec_settings_on_mobile_once_chosen(tmp_path, capsys):
+    scale = load_script("morec_scale")
+    root = tmp_path / "scale"
+    assert scale.main(["--root", str(root), "--tasks", "hopper", "--plan"]) == 0
+    assert "mobile:hopper" not in capsys.readouterr().out  # nothing chosen yet
+    assert scale.main(["--root", str(root), "--tasks", "hopper", "--recommended", "mopo_morec_stop", "--plan"]) == 0
+    names = [line.split()[1] for line in capsys.readouterr().out.splitlines()]
+    assert names[-1] == "mobile:hopper"  # after every MOPO job
+    config = (root / "configs" / "d4rl" / "hopper-medium-v2" / "mobile_morec_stop.yaml").read_text()
+    assert "algorithm: mobile" in config and "truncate_as: stop" in config
+    with pytest.raises(SystemExit, match="--recommended mopo: MOPO without MOREC has no MOBILE"):
+        scale.main(["--root", str(root), "--tasks", "hopper", "--recommended", "mopo", "--plan"])
