@@ -161,7 +161,7 @@ def distil_reward(
         loss.backward()
         optim.step()
         if writer is not None and (update + 1) % 100 == 0:
-            writer.add_scalar("distil/loss", float(loss), update + 1)
+            writer.add_scalar("distil/loss", float(loss.detach()), update + 1)
             writer.add_scalar("distil/logit_mse", float(F.mse_loss(logit.detach(), target)), update + 1)
     seconds = time.time() - start
     distilled = reward.with_snapshots(
