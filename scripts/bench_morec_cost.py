@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
@@ -119,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         "device": args.device,
         "threads": args.threads,
         "torch": torch.__version__,
+        "commit": subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True
+        ).stdout.strip(),
         "machine": platform.processor() or platform.machine(),
         "runs": rows,
     }
