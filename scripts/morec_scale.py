@@ -175,6 +175,27 @@ def write_candidate_configs(root: Path, task: str, variants: dict[str, tuple[str
     return tree
 
 
+def learning_command(
+    task: str, root: Path, out: Path, variants: list[str], seeds: str, epochs: int, sets: list[str]
+) -> list[str]:
+    """``morec_learning.py`` on ``task``'s medium-1M, every run with the 1M check's dynamics model and
+    paper dynamics reward (``dynamics_path``, ``reward_path``), so variants differ only in what they say."""
+    full = root / "check" / f"{task}-{MEDIUM_SIZE}"
+    models = [
+        f"dynamics_path={full / 'dynamics'}",
+        f"reward_path={full / 'rewards' / reward_dir_name(VARIANTS['paper'][0])}",
+        *sets,
+    ]
+    return [
+        sys.executable,
+        str(ROOT / "scripts" / "morec_learning.py"),
+        *("--dataset", str(root / "data" / task / f"{task}-medium.hdf5"), "--task", d4rl_task(task)),
+        *("--out", str(out), "--configs", str(root / "configs"), "--variants", ",".join(variants)),
+        *("--seeds", seeds, "--epochs", str(epochs), "--max-parallel", "1"),
+        *[x for s in models for x in ("--set", s)],
+    ]
+
+
 def plan(args) -> list[Job]:
     root, py = Path(args.root).resolve(), sys.executable
     jobs: list[Job] = []
@@ -218,74 +239,26 @@ def plan(args) -> list[Job]:
             )
         if args.no_learning:
             continue
-        full = root / "check" / f"{task}-{MEDIUM_SIZE}"
-        paper_reward = full / "rewards" / reward_dir_name(VARIANTS["paper"][0])
         seeds = [int(s) for s in args.seeds.split(",")]
         out = root / "learn" / task
         for k in range(1, len(seeds) + 1):
+            variants = list(learning_variants(task, args.recommended))
             jobs.append(
                 Job(
                     f"learn:{task}:seeds{k}",
-                    [
-                        py,
-                        str(ROOT / "scripts" / "morec_learning.py"),
-                        "--dataset",
-                        str(medium),
-                        "--task",
-                        d4rl_task(task),
-                        "--out",
-                        str(out),
-                        "--configs",
-                        str(root / "configs"),
-                        "--variants",
-                        ",".join(learning_variants(task, args.recommended)),
-                        "--seeds",
-                        ",".join(map(str, seeds[:k])),
-                        "--epochs",
-                        str(args.epochs),
-                        "--max-parallel",
-                        "1",
-                        "--set",
-                        f"dynamics_path={full / 'dynamics'}",
-                        "--set",
-                        f"reward_path={paper_reward}",
-                    ],
+                    learning_command(task, root, out, variants, ",".join(map(str, seeds[:k])), args.epochs, []),
                     [out / "table.json"],
                     [f"check:{task}:{MEDIUM_SIZE}"] + ([f"learn:{task}:seeds{k - 1}"] if k > 1 else []),
                     lambda t=out / "table.json", n=k: learning_complete(t, n),
                 )
             )
         if args.recommended:  # rule 8, once the choice is made
-            variants = mobile_variants(args.recommended)
             mobile_out = root / "learn-mobile" / task
+            variants = list(mobile_variants(args.recommended))
             jobs.append(
                 Job(
                     f"mobile:{task}",
-                    [
-                        py,
-                        str(ROOT / "scripts" / "morec_learning.py"),
-                        "--dataset",
-                        str(medium),
-                        "--task",
-                        d4rl_task(task),
-                        "--out",
-                        str(mobile_out),
-                        "--configs",
-                        str(root / "configs"),
-                        "--variants",
-                        ",".join(variants),
-                        "--seeds",
-                        "0",
-                        "--epochs",
-                        str(args.mobile_epochs),
-                        "--max-parallel",
-                        "1",
-                        "--set",
-                        f"dynamics_path={full / 'dynamics'}",
-                        "--set",
-                        f"reward_path={paper_reward}",
-                        *[x for s in args.mobile_set for x in ("--set", s)],
-                    ],
+                    learning_command(task, root, mobile_out, variants, "0", args.mobile_epochs, args.mobile_set),
                     [mobile_out / "table.json"],
                     [f"check:{task}:{MEDIUM_SIZE}"],
                     lambda t=mobile_out / "table.json": learning_complete(t, 1),

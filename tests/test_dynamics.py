@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -146,22 +148,29 @@ def test_same_seed_same_model(device):
         torch.testing.assert_close(va, vb, rtol=0, atol=0, msg=k)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_model(tmp_path, monkeypatch, device):
+@contextlib.contextmanager
+def killed_at_epoch(monkeypatch, killed: int):
+    """Inside the block, a dynamics fit is interrupted (``KeyboardInterrupt``) as epoch ``killed`` ends."""
     import morec.dynamics.training as training
 
-    ds, ckpt = linear_system(n=1000), tmp_path / "fit.pt"
-    whole = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=5), seed=5, device=device)
-    report = fit_ensemble(whole, ds, seed=2, show_progress=False)
     original = training.stop_reason
 
-    def killed_after_epoch_3(cfg, epoch, since, seconds):
-        if epoch == 3:
+    def stop_reason(cfg, epoch, since, seconds):
+        if epoch == killed:
             raise KeyboardInterrupt
         return original(cfg, epoch, since, seconds)
 
-    monkeypatch.setattr(training, "stop_reason", killed_after_epoch_3)
-    with pytest.raises(KeyboardInterrupt):
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "stop_reason", stop_reason)
+        yield
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_model(tmp_path, monkeypatch, device):
+    ds, ckpt = linear_system(n=1000), tmp_path / "fit.pt"
+    whole = EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=5), seed=5, device=device)
+    report = fit_ensemble(whole, ds, seed=2, show_progress=False)
+    with killed_at_epoch(monkeypatch, 3), pytest.raises(KeyboardInterrupt):
         fit_ensemble(
             EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=5), seed=5, device=device),
             ds,
@@ -170,7 +179,6 @@ def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_model(tmp_pat
             checkpoint=ckpt,
         )
     assert torch.load(ckpt, weights_only=False)["epoch"] == 2  # written after every finished epoch
-    monkeypatch.setattr(training, "stop_reason", original)
     resumed = EnsembleDynamics(
         TaskInfo(4, 2), small_config(max_epochs=5), seed=5, device=device
     )  # a new process: fresh weights
@@ -185,18 +193,8 @@ def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_model(tmp_pat
 
 
 def test_a_checkpoint_resumes_under_a_new_budget_but_not_on_other_data(tmp_path, monkeypatch):
-    import morec.dynamics.training as training
-
     ds, ckpt = linear_system(n=1000), tmp_path / "fit.pt"
-    original = training.stop_reason
-
-    def killed_after_epoch_2(cfg, epoch, since, seconds):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return original(cfg, epoch, since, seconds)
-
-    monkeypatch.setattr(training, "stop_reason", killed_after_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_at_epoch(monkeypatch, 2), pytest.raises(KeyboardInterrupt):
         fit_ensemble(
             EnsembleDynamics(TaskInfo(4, 2), small_config(max_epochs=3), seed=5),
             ds,
@@ -204,7 +202,6 @@ def test_a_checkpoint_resumes_under_a_new_budget_but_not_on_other_data(tmp_path,
             show_progress=False,
             checkpoint=ckpt,
         )
-    monkeypatch.setattr(training, "stop_reason", original)
     other = linear_system(n=1000, seed=1)  # the same size, other values
     with pytest.raises(UserError, match="other data or settings"):
         fit_ensemble(
