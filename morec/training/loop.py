@@ -150,9 +150,8 @@ class TrainingLoop:
     """Trains ``components.algorithm`` to ``cfg.train.epochs`` in ``run`` (a :class:`RunDirectory`,
     closed when :meth:`run` returns). ``resume=True`` continues from the run's checkpoint."""
 
-    TRUNCATION_WARNING_RATE = (
-        0.9  # warn when the filter cuts this fraction of the first rollout's start states into fake terminals
-    )
+    # warn when the filter cuts this fraction of the first rollout's start states into fake terminals
+    TRUNCATION_WARNING_RATE = 0.9
 
     def __init__(
         self,
@@ -267,12 +266,9 @@ class TrainingLoop:
             return
         warnings.warn(
             f"the MOREC filter (filter.threshold={self.cfg.filter.threshold}) cut {first['truncation_rate']:.0%} of "
-            f"the "
-            f"first rollout's start states short (mean length {first['mean_length']:.1f} of "
-            f"{self.cfg.rollout.horizon}) and "
-            "marked each cut a terminal; if the learner stalls, use filter.truncate_as=stop (the recommended MOREC "
-            "configs do) "
-            "or filter.threshold=auto",
+            f"the first rollout's start states short (mean length {first['mean_length']:.1f} of "
+            f"{self.cfg.rollout.horizon}) and marked each cut a terminal; if the learner stalls, use "
+            "filter.truncate_as=stop (the recommended MOREC configs do) or filter.threshold=auto",
             stacklevel=2,
         )
 
