@@ -82,6 +82,10 @@ def test_distilled_reward_is_one_network_that_agrees_better_than_an_untrained_on
     obs, act, nxt = (torch.as_tensor(a[:50]) for a in (ds.observations, ds.actions, ds.next_observations))
     assert loaded.distilled_from == 4
     torch.testing.assert_close(loaded(obs, act, nxt), student(obs, act, nxt), rtol=0, atol=0)
+    student.env_id = "Hopper-v4"  # a student keeps its teacher's task, so another task's data refuses it
+    student.save(tmp_path / "hopper")
+    with pytest.raises(ValueError, match="trained with env_id='Hopper-v4' but this task has env_id='Walker2d-v4'"):
+        DynamicsReward.load(tmp_path / "hopper", obs_dim=4, act_dim=2, env_id="Walker2d-v4")
 
 
 @pytest.mark.parametrize("device", DEVICES)
