@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -409,51 +410,23 @@ def test_bad_input_is_one_line_and_exit_2(workdir, tmp_path):
         assert out.stderr.strip().splitlines()[-1].startswith("morec: error:")
 
 
+def train_one_epoch_of_dynamics(data: Path, out: Path, capsys) -> dict:
+    """``morec train-dynamics`` for one epoch on ``data`` into ``out`` (a model to hand to other commands)."""
+    argv = ["train-dynamics", "--dataset", str(data), "--out", str(out), "--max-epochs", "1"]
+    return run([*argv, "--eval-starts", "10", "--eval-horizon", "1", "--no-progress", "--json"], capsys)
+
+
 def test_dynamics_for_another_task_is_refused(workdir, tmp_path, capsys):
     random_dataset_file(tmp_path / "walker.hdf5", "Walker2d-v4", steps=300)
     dyn = tmp_path / "dyn"
-    run(
-        [
-            "train-dynamics",
-            "--dataset",
-            str(workdir / "hopper.hdf5"),
-            "--out",
-            str(dyn),
-            "--max-epochs",
-            "1",
-            "--eval-starts",
-            "10",
-            "--eval-horizon",
-            "1",
-            "--no-progress",
-            "--json",
-        ],
-        capsys,
-    )
+    train_one_epoch_of_dynamics(workdir / "hopper.hdf5", dyn, capsys)
     assert main(["eval-model", "--dataset", str(tmp_path / "walker.hdf5"), "--dynamics", str(dyn)]) == 2
     assert "trained with obs_dim=11" in capsys.readouterr().err
 
 
 def test_eval_model_needs_a_policy_path(workdir, tmp_path, capsys):
     dyn = tmp_path / "dyn"
-    run(
-        [
-            "train-dynamics",
-            "--dataset",
-            str(workdir / "hopper.hdf5"),
-            "--out",
-            str(dyn),
-            "--max-epochs",
-            "1",
-            "--eval-starts",
-            "10",
-            "--eval-horizon",
-            "1",
-            "--no-progress",
-            "--json",
-        ],
-        capsys,
-    )
+    train_one_epoch_of_dynamics(workdir / "hopper.hdf5", dyn, capsys)
     assert (
         main(
             ["eval-model", "--dataset", str(workdir / "hopper.hdf5"), "--dynamics", str(dyn), "--policy", "checkpoint"]
