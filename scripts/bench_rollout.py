@@ -12,11 +12,14 @@ no termination so every row runs the full horizon):
   for a ratio;
 - ``morec_filtered_b2000_h100_k10``: the MOREC workload with the dynamics-reward filter selecting
   (10 discriminator snapshots, threshold 0 so no row is truncated);
+- ``morec_filtered_bfloat16_b2000_h100_k10``: the same, r_D scored in bfloat16
+  (``filter.score_dtype: bfloat16``);
 - ``morec_distilled_b2000_h100_k10``: the same with a distilled reward (one network of the
-  ``morec distil-reward`` default size); ``filtered_cost_vs_unfiltered`` gives both as the time per
+  ``morec distil-reward`` default size); ``filtered_cost_vs_unfiltered`` gives each as the time per
   transition relative to the unfiltered MOREC workload (the budget: at most 2);
-- ``reward_d``: r_D evaluations per second for 10 snapshots x 10 candidates x 2,000 states (one
-  rollout step's scoring);
+- ``reward_d``: one rollout step's scoring, 10 snapshots x 10 candidates x 2,000 states: as the
+  filter scores (one snapshot at a time), as one batched pass over the stacked snapshots (how it
+  scored before), and in bfloat16;
 - ``dynamics_epoch_seconds_100k``: one training epoch on 100,000 transitions;
 - ``dynamics_layer_gflops``: GFLOP/s of one hidden layer's batched products in dynamics training
   (forward, weight gradient, input gradient) and of one plain matrix product of the same size.
@@ -76,16 +79,26 @@ def reward_with_snapshots(num: int, device, hidden_sizes: tuple[int, ...] | None
     return base.with_snapshots(states, [1.0] * num, [-1.0] * num).eval()
 
 
-def time_reward(reward: DynamicsReward, states: int, candidates: int, device, repeats: int) -> float:
+def time_reward(reward: DynamicsReward, states: int, candidates: int, device, repeats: int, batched=False) -> float:
+    """Seconds for one rollout step's r_D; ``batched``: the stacked snapshots' logits in one batched
+    pass instead of one snapshot at a time (the same numbers to float rounding)."""
     obs, act = torch.randn(states, OBS, device=device), torch.randn(states, ACT, device=device)
     cands = torch.randn(candidates, states, OBS, device=device)
+    features = reward.features(obs.expand(candidates, -1, -1), act.expand(candidates, -1, -1), cands)
+    features = features.reshape(-1, reward.in_features)
+
+    def score():
+        if batched:
+            return torch.sigmoid(reward.calibrated(reward.snapshots(features))).mean(0)
+        return reward(obs, act, cands)
+
     best = float("inf")
     with torch.no_grad():
-        reward(obs, act, cands)
+        score()
         for _ in range(repeats):
             sync(device)
             t0 = time.perf_counter()
-            reward(obs, act, cands)
+            score()
             sync(device)
             best = min(best, time.perf_counter() - t0)
     return best
@@ -191,13 +204,18 @@ def main() -> None:
     kit = time_kit_style(model, policy, mopo_b, 5, args.device, args.repeats)
     reward = reward_with_snapshots(10, args.device)
     selector = MorecSelector(reward, MorecFilterConfig(threshold=0.0))
+    reward_bf16 = reward_with_snapshots(10, args.device).set_score_dtype("bfloat16")
+    selector_bf16 = MorecSelector(reward_bf16, MorecFilterConfig(threshold=0.0, score_dtype="bfloat16"))
     distilled = MorecSelector(
         reward_with_snapshots(1, args.device, DistillationConfig().hidden_sizes), MorecFilterConfig(threshold=0.0)
     )
     morec_b = 2000 // scale
     reward_seconds = time_reward(reward, morec_b, 10, args.device, args.repeats)
+    batched_seconds = time_reward(reward, morec_b, 10, args.device, args.repeats, batched=True)
+    bf16_seconds = time_reward(reward_bf16, morec_b, 10, args.device, args.repeats)
     unfiltered = time_engine(model, policy, morec_b, 100, 2, args.device, args.repeats)
     filtered = time_engine(model, policy, morec_b, 100, 2, args.device, args.repeats, selector)
+    filtered_bf16 = time_engine(model, policy, morec_b, 100, 2, args.device, args.repeats, selector_bf16)
     filtered_distilled = time_engine(model, policy, morec_b, 100, 2, args.device, args.repeats, distilled)
     result = {
         "device": str(torch.cuda.get_device_name(0))
@@ -210,11 +228,13 @@ def main() -> None:
             f"mopo_b{mopo_b}_h5": round(ours),
             f"morec_b{morec_b}_h100_k10": round(unfiltered),
             f"morec_filtered_b{morec_b}_h100_k10": round(filtered),
+            f"morec_filtered_bfloat16_b{morec_b}_h100_k10": round(filtered_bf16),
             f"morec_distilled_b{morec_b}_h100_k10": round(filtered_distilled),
             f"kit_style_b{mopo_b}_h5": round(kit),
         },
         "filtered_cost_vs_unfiltered": {
             "snapshots_10": round(unfiltered / filtered, 2),
+            "snapshots_10_bfloat16": round(unfiltered / filtered_bf16, 2),
             "distilled": round(unfiltered / filtered_distilled, 2),
         },
         "engine_vs_kit_style_ratio": round(ours / kit, 2),
@@ -222,6 +242,8 @@ def main() -> None:
             "workload": f"10 snapshots x 10 candidates x {morec_b} states",
             "ms_per_rollout_step": round(1000 * reward_seconds, 2),
             "snapshot_evaluations_per_s": round(10 * 10 * morec_b / reward_seconds),
+            "ms_per_rollout_step_batched": round(1000 * batched_seconds, 2),
+            "ms_per_rollout_step_bfloat16": round(1000 * bf16_seconds, 2),
         },
         "dynamics_epoch_seconds_100k": round(time_training_epoch(args.device, 100_000 // scale) * scale, 2),
         "dynamics_layer_gflops": layer_product_rates(args.device),

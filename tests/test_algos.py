@@ -342,6 +342,26 @@ def test_auto_threshold_truncate_as_stop_and_candidate_clip_train(hopper_file, t
     assert events.Scalars("rollout/threshold")[0].value == pytest.approx(trainer.engine.selector.threshold)
 
 
+def test_a_bfloat16_filter_calibrates_its_threshold_as_it_scores_and_trains(hopper_file, tmp_path):
+    from morec.dynamics_reward.threshold import resolve_threshold
+
+    overrides = {"filter.threshold": "auto", "filter.truncate_as": "stop"}
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", epochs=1, **overrides))
+    low = load_config(
+        None, smoke(hopper_file, tmp_path / "cache", epochs=1, **overrides, **{"filter.score_dtype": "bfloat16"})
+    )
+    full = start_run(cfg, tmp_path / "full", show_progress=False).engine.selector
+    trainer = start_run(low, tmp_path / "low", show_progress=False)
+    selector = trainer.engine.selector
+    assert selector.reward.score_dtype == torch.bfloat16 and full.reward.score_dtype == torch.float32
+    threshold, _ = resolve_threshold(
+        selector.reward, trainer.dynamics, low.filter, low.rollout, seed=low.resolved_model_seed
+    )
+    assert selector.threshold == threshold  # calibrated on the bfloat16 scores it truncates by
+    assert selector.threshold == pytest.approx(full.threshold, abs=0.02)
+    trainer.run()
+
+
 def test_distilled_filter_trains_and_scores_with_one_network(hopper_file, tmp_path, monkeypatch):
     import functools
 

@@ -38,6 +38,7 @@ SUITE_ARGS = ["d4rl", "--tasks", "hopper-medium-v2", "--variants", "mopo"]
         ("rollout.retain_epochs=0", "rollout: retain_epochs must be at least 1, got 0"),
         ("rollout.candidate_clip=0", "rollout: candidate_clip must be positive or null (no clip), got 0.0"),
         ("rollout.candidate_clip=-25", "rollout: candidate_clip must be positive or null (no clip), got -25.0"),
+        ("filter.score_dtype=float16", "filter: score_dtype must be one of float32, bfloat16, got 'float16'"),
         ("device=gpu", "device must be cpu, cuda, cuda:N (a GPU's index, e.g. cuda:0) or mps, got 'gpu'"),
         ('device="cuda:"', "device must be cpu, cuda, cuda:N"),
         ("device=CUDA", "device must be cpu, cuda, cuda:N"),

@@ -217,6 +217,30 @@ def test_small_fit_separates_real_from_perturbed(trained, generator, tmp_path):
         DynamicsReward.load(tmp_path / "r", obs_dim=11)
 
 
+def test_scoring_in_bfloat16_keeps_the_rewards_and_their_order(trained, tmp_path):
+    ds, dyn = trained
+    cfg = DynamicsRewardConfig(hidden_sizes=(64, 64), num_updates=300, snapshot_interval=50, discriminator_lr=1e-3)
+    reward, _ = fit_dynamics_reward(ds, dyn, cfg, seed=0, log_dir=str(tmp_path / "tb"), show_progress=False)
+    obs, act, nxt = (torch.as_tensor(a[:1000]) for a in (ds.observations, ds.actions, ds.next_observations))
+    candidates = torch.stack([nxt, nxt + 0.1 * torch.randn_like(nxt), nxt + 0.3 * torch.randn_like(nxt)])
+    with torch.no_grad():
+        full = reward(obs, act, candidates)  # [3, 1000]
+        low = reward.set_score_dtype("bfloat16")(obs, act, candidates)
+    assert low.dtype == torch.float32 and reward.score_dtype == torch.bfloat16
+    assert float((low - full).abs().max()) < 0.02 < float(full.std())
+    assert float((low.argmax(0) == full.argmax(0)).float().mean()) > 0.95
+    with pytest.raises(ValueError, match="score_dtype must be one of float32, bfloat16, got 'float16'"):
+        reward.set_score_dtype("float16")
+
+
+def test_one_member_at_a_time_equals_the_stacked_network():
+    net = Discriminator(4, 5, (16, 16), generator=torch.Generator().manual_seed(0))
+    x = torch.randn(33, 5)
+    with torch.no_grad():
+        torch.testing.assert_close(net.member_logits(x), net(x))
+        assert net.member_logits(x, torch.bfloat16).dtype == torch.float32
+
+
 def test_scratch_generator_shares_no_weights_with_the_rollout_ensemble(trained, tmp_path):
     from morec.dynamics_reward.training import fresh_generator
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from morec.dynamics_reward.config import AUTO, FilterCheckConfig, MorecFilterConfig
+from morec.dynamics_reward.config import AUTO, SCORE_DTYPES, FilterCheckConfig, MorecFilterConfig
 from morec.errors import as_user_error
 from morec.runs.jobs import POLICY_KINDS
 
@@ -80,6 +80,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="a cut rollout's last transition: marked terminal (the paper) or not",
     )
     p.add_argument(
+        "--score-dtype",
+        choices=SCORE_DTYPES,
+        default=filt.score_dtype,
+        help="the precision r_D's hidden layers score in (bfloat16: fast where the CPU has AMX or AVX512-BF16)",
+    )
+    p.add_argument(
         "--candidate-clip",
         type=float,
         default=check.candidate_clip,
@@ -104,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
             threshold=args.threshold,
             false_truncation_target=args.false_truncation_target,
             truncate_as=args.truncate_as,
+            score_dtype=args.score_dtype,
         )
         check = FilterCheckConfig(
             horizon=args.horizon,

@@ -97,6 +97,9 @@ class DistillationConfig:
 AUTO = "auto"
 
 
+SCORE_DTYPES = ("float32", "bfloat16")  # filter.score_dtype: the precision r_D's hidden layers score in
+
+
 @dataclass
 class MorecFilterConfig:
     mode: str = (
@@ -108,6 +111,7 @@ class MorecFilterConfig:
     false_truncation_target: float = 0.02  # "auto": at most this fraction of held-out real data is cut
     truncate_as: str = "terminal"  # "terminal" (the paper) or "stop": end the rollout without a terminal flag
     distilled: bool = False  # morec train: score with one network distilled from the snapshots (morec distil-reward)
+    score_dtype: str = "float32"  # "bfloat16": r_D's hidden layers in bfloat16 (fast where the CPU has AMX/AVX512-BF16)
     min_rollout_length: int = 0
 
     def __post_init__(self) -> None:
@@ -123,6 +127,8 @@ class MorecFilterConfig:
             raise ValueError(f"false_truncation_target must be in (0, 1), got {self.false_truncation_target}")
         if self.truncate_as not in ("terminal", "stop"):
             raise ValueError(f"truncate_as must be 'terminal' or 'stop', got {self.truncate_as!r}")
+        if self.score_dtype not in SCORE_DTYPES:
+            raise ValueError(f"score_dtype must be one of {', '.join(SCORE_DTYPES)}, got {self.score_dtype!r}")
 
 
 @dataclass

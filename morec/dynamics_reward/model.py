@@ -8,7 +8,9 @@ real data ``e_i`` and on generated data ``g_i`` (measured when it was taken)::
     x_i = 2 * (clamp(l_i, g_i, e_i) - g_i) / (e_i - g_i) - 1          # in [-1, 1]
     r_D = -log(1 - mean_i sigmoid(x_i))                                # in [0.313, 1.313]
 
-All snapshots are evaluated at once as one stacked network (``[N, in, out]`` weights).
+The snapshots are stored as one stacked network (``[N, in, out]`` weights) and scored one member
+at a time (:meth:`Discriminator.member_logits`); ``score_dtype`` (``filter.score_dtype``) may run
+their hidden layers in bfloat16.
 Training lives in :mod:`morec.dynamics_reward.training`. A trained reward also carries the task it was
 trained for (``env_id``, ``layout``) and the held-out real transitions that calibrated it, which
 ``threshold: auto`` and the false-truncation rate use.
@@ -24,7 +26,7 @@ import torch
 from torch import nn
 
 from morec.dynamics.layers import EnsembleLinear
-from morec.dynamics_reward.config import DynamicsRewardConfig
+from morec.dynamics_reward.config import SCORE_DTYPES, DynamicsRewardConfig
 from morec.io import atomic_torch_save
 
 CHECKPOINT_FILE = "dynamics_reward.pt"
@@ -52,6 +54,22 @@ class Discriminator(nn.Module):
         for layer in self.layers[:-1]:
             x = torch.relu(layer(x))
         return self.layers[-1](x)[..., 0]
+
+    def member_logits(self, x: torch.Tensor, hidden_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Features ``[M, F]`` -> logits ``[E, M]``, one member at a time, each layer one fused
+        ``addmm`` (on one CPU thread 1.6x the batched product over members, which writes every
+        member's activations before the next layer reads them: docs/speed.md). ``hidden_dtype``:
+        the hidden layers' precision (bfloat16: inputs, weights and activations rounded to it);
+        the output layer always runs in float32."""
+        hidden, last = self.layers[:-1], self.layers[-1]
+        logits = []
+        for member in range(last.weight.shape[0]):
+            h = x.to(hidden_dtype)
+            for layer in hidden:
+                weight, bias = layer.weight[member].to(hidden_dtype), layer.bias[member].to(hidden_dtype)
+                h = torch.relu(torch.addmm(bias, h, weight))
+            logits.append(torch.addmm(last.bias[member], h.to(torch.float32), last.weight[member])[:, 0])
+        return torch.stack(logits)
 
     @staticmethod
     def stack(
@@ -81,6 +99,7 @@ class DynamicsReward(nn.Module):
         self.env_id: str | None = None
         self.layout: str | None = None
         self.distilled_from: int | None = None  # a distilled reward: the teacher's snapshot count
+        self.score_dtype = torch.float32  # the hidden layers' precision when scoring (set_score_dtype)
         for name in HELDOUT_FIELDS:  # real s [N, O], a [N, A], s' [N, O] never trained on (set after training)
             self.register_buffer(name, None, persistent=False)
 
@@ -110,6 +129,14 @@ class DynamicsReward(nn.Module):
     def set_heldout(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> None:
         for name, value in zip(HELDOUT_FIELDS, (obs, act, next_obs)):
             setattr(self, name, value.detach().to(self.device, torch.float32))
+
+    def set_score_dtype(self, name: str) -> DynamicsReward:
+        """Score in ``name`` (one of :data:`~morec.dynamics_reward.config.SCORE_DTYPES`): the
+        snapshots' hidden layers in that precision from now on, thresholds included."""
+        if name not in SCORE_DTYPES:
+            raise ValueError(f"score_dtype must be one of {', '.join(SCORE_DTYPES)}, got {name!r}")
+        self.score_dtype = getattr(torch, name)
+        return self
 
     # ------------------------------------------------------------------ features
     def set_ranges(self, observations: np.ndarray, actions: np.ndarray) -> None:
@@ -166,7 +193,8 @@ class DynamicsReward(nn.Module):
     def probability(self, features: torch.Tensor) -> torch.Tensor:
         """``features [M, F]`` -> ``p [M]``, the mean over snapshots of the calibrated sigmoid
         (``r_D = -log(1 - p)``)."""
-        return torch.sigmoid(self.calibrated(self.snapshots(features))).mean(0)  # snapshots: [N, M]
+        logits = self.snapshots.member_logits(features, self.score_dtype)  # [N, M]
+        return torch.sigmoid(self.calibrated(logits)).mean(0)
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:

@@ -286,7 +286,7 @@ def _eval_setup(
     if reward:
         trained = DynamicsReward.load(
             reward, device, obs_dim=ds.obs_dim, act_dim=ds.act_dim, env_id=env_id, layout=layout
-        )
+        ).set_score_dtype(filt.score_dtype)
         threshold, calibration = resolve_threshold(trained, dyn, filt, check.rollout(), seed=seed)
         if trained.heldout is not None:
             real = trained.heldout_part("measure")

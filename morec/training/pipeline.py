@@ -106,10 +106,12 @@ def build_selector(
             where = cfg.reward_path or Path(cfg.cache_dir) / "reward"
             raise ConfigError(f"filter.threshold: {err} (train the dynamics reward under {where} again)") from None
 
+    if not cfg.filter.distilled:  # the threshold of what scores, in the precision it scores in
+        reward.set_score_dtype(cfg.filter.score_dtype)
     threshold, calibration = threshold_of(reward)
     if cfg.filter.distilled:  # the student scores; its own threshold (auto: calibrated on its r_D)
         reward = cached_distilled_reward(cfg, dataset, dynamics, reward, reward_key, threshold, writer, show_progress)
-        threshold, calibration = threshold_of(reward)
+        threshold, calibration = threshold_of(reward.set_score_dtype(cfg.filter.score_dtype))
     if calibration is not None:
         writer.add_scalar("rollout/threshold", threshold, 0)
     return MorecSelector(reward, cfg.filter, threshold=threshold)
