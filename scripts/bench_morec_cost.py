@@ -1,6 +1,6 @@
 """What MOREC costs its host: wall time of whole training runs at equal gradient steps; prints one JSON object.
 
-For one dataset and task, five runs with the same seed, data, dynamics model and learner settings,
+For one dataset and task, seven runs with the same seed, data, dynamics model and learner settings,
 each ``--epochs`` epochs of 1,000 gradient steps with its rollouts and evaluations (inline, on one
 thread):
 
@@ -8,8 +8,11 @@ thread):
 - ``mopo_morec``: the task's ``mopo_morec.yaml`` (the recommended MOREC configuration);
 - ``mopo_morec_distilled``: the same with ``filter.distilled: true`` (one network scores in place of
   the discriminator snapshots);
-- ``mopo_morec_auto``, ``mopo_morec_auto_distilled``: both with ``filter.threshold: auto``, which
-  cuts few rollouts, so the filter scores the whole horizon: its cost without the saving of cuts.
+- ``mopo_morec_bfloat16``: the same with ``filter.score_dtype: bfloat16`` (the snapshots score in
+  bfloat16);
+- ``mopo_morec_auto``, ``mopo_morec_auto_distilled``, ``mopo_morec_auto_bfloat16``: the three with
+  ``filter.threshold: auto``, which cuts few rollouts, so the filter scores the whole horizon: its
+  cost without the saving of cuts.
 
 Models (dynamics, dynamics reward, distilled reward) are trained first, through the training cache
 under ``--out``, and are not timed: the wall time is the training loop's own (``summary.json``'s
@@ -46,9 +49,11 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "mopo": ("mopo.yaml", []),
     "mopo_morec": ("mopo_morec.yaml", []),
     "mopo_morec_distilled": ("mopo_morec.yaml", ["filter.distilled=true"]),
+    "mopo_morec_bfloat16": ("mopo_morec.yaml", ["filter.score_dtype=bfloat16"]),
     # `threshold: auto` cuts few rollouts: the filter's cost when it lets the whole horizon run
     "mopo_morec_auto": ("mopo_morec.yaml", ["filter.threshold=auto"]),
     "mopo_morec_auto_distilled": ("mopo_morec.yaml", ["filter.threshold=auto", "filter.distilled=true"]),
+    "mopo_morec_auto_bfloat16": ("mopo_morec.yaml", ["filter.threshold=auto", "filter.score_dtype=bfloat16"]),
 }
 
 
