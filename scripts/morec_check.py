@@ -73,6 +73,9 @@ VARIANTS: dict[str, tuple[list[str], list[str]]] = {
         ["--generator", "scratch", "--negative-steps", "1", "--contrastive-coef", "0"],
         ["--threshold", "auto", "--consensus-weight", "1"],
     ),
+    # the paper's reward scored in bfloat16 (filter.score_dtype): does the cheap precision filter like float32?
+    "paper-bfloat16": (PAPER_REWARD, ["--threshold", "0.6", *R_D_PICK, "--score-dtype", "bfloat16"]),
+    "paper-auto-bfloat16": (PAPER_REWARD, ["--threshold", "auto", *R_D_PICK, "--score-dtype", "bfloat16"]),
     # the reference without a discriminator: the candidate nearest the elites' mean (a weight that
     # swamps r_D's range of 1), never truncated (a threshold below r_D's floor of 0.313)
     "consensus-only": (PAPER_REWARD, ["--threshold", "0", "--consensus-weight", "1000000"]),

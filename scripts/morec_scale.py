@@ -7,7 +7,7 @@ the rest), run ``--jobs`` at a time as soon as the jobs they need are done:
    (:data:`RECIPES`): medium = 1,000,000 transitions, plus medium-replay and medium-expert;
 2. ``check:<task>:<size>``: ``scripts/morec_check.py`` on medium at each ``--sizes`` (nested
    subsets of whole episodes; the full file at 1,000,000) with :data:`CHECK_VARIANTS` (at 1M
-   :data:`FULL_CHECK_VARIANTS`: also the paper reward distilled);
+   :data:`FULL_CHECK_VARIANTS`: also the paper reward distilled and scored in bfloat16);
 3. ``learn:<task>:seeds<k>``: ``scripts/morec_learning.py`` on medium-1M for the variants of
    :data:`CANDIDATES` (configs written under ``<root>/configs``) over the first ``k`` seeds,
    seed-major, every run sharing the 1M check's dynamics model and paper dynamics reward
@@ -69,9 +69,9 @@ COMMON_COLLECT = [
     "--no-progress",
 ]
 CHECK_VARIANTS = "paper,paper-auto,paper-auto-consensus-1,consensus-only"
-# at 1M also the paper reward distilled into one network: does the cheap filter check like r_D
-# (filter.distilled may become the default only if it does: docs/morec_scale)?
-FULL_CHECK_VARIANTS = CHECK_VARIANTS + ",paper-distilled,paper-auto-distilled"
+# at 1M also the paper reward distilled into one network and scored in bfloat16: does the cheap
+# filter check like r_D (either may be used only if it does: docs/morec_scale)?
+FULL_CHECK_VARIANTS = CHECK_VARIANTS + ",paper-distilled,paper-auto-distilled,paper-bfloat16,paper-auto-bfloat16"
 CHOOSING_TASKS = ("hopper", "halfcheetah")  # the recommended configuration is chosen on these; walker2d confirms
 
 # variant -> (shipped config it starts from, overrides). "matched": MOREC's rollout, filter and dynamics
@@ -394,9 +394,9 @@ def main(argv: list[str] | None = None) -> int:
                 "log": str(log),
             }
             write_status(root, jobs, state)
-        for job in jobs:
+        for job in jobs:  # done outside this runner (by hand, or before it kept records): no commit of ours
             if job.done() and state.get(job.name, {}).get("state") != "done":
-                state.setdefault(job.name, {"commit": commit})["state"] = "done"
+                state.setdefault(job.name, {"commit": "(found done; see its log)"})["state"] = "done"
                 write_status(root, jobs, state)
         if not running and not ready:
             break

@@ -188,6 +188,18 @@ def test_scale_plan_orders_its_jobs_and_knows_what_is_done(tmp_path, capsys):
         scale.main(["--root", str(root), "--tasks", "ant", "--plan"])
 
 
+def test_scale_records_a_job_it_finds_done_without_claiming_its_commit(tmp_path, capsys):
+    scale = load_script("morec_scale")
+    root = tmp_path / "scale"
+    (root / "data" / "hopper").mkdir(parents=True)
+    for name in ("collect_summary.json", "hopper-medium.hdf5"):  # collected by hand, before this runner
+        (root / "data" / "hopper" / name).write_text("{}")
+    assert scale.main(["--root", str(root), "--tasks", "hopper", "--only", "collect:hopper", "--no-learning"]) == 0
+    record = json.loads((root / "jobs.json").read_text())["collect:hopper"]
+    assert record == {"commit": "(found done; see its log)", "state": "done"}
+    assert "1/1 jobs done" in capsys.readouterr().out
+
+
 def test_morec_cost_runs_differ_only_in_morec_and_a_missing_task_is_one_line():
     bench = load_script("bench_morec_cost")
     args = Namespace(
