@@ -140,9 +140,13 @@ SMOKE = {  # tiny budgets for tests and quick checks; run with --dataset <a smal
 # from the host config only in how model data are generated.
 ROLLOUT_SECTIONS = ("rollout", "filter", "reward")
 LEARNER_SIDE_ROLLOUT_KEYS = ("rollout.penalty_coef",)  # MOPO's lambda is the learner's pessimism: the host's
-# What the recommended `_morec` config changes in the matched one (docs/morec_scale says how it was chosen)
+# What the recommended `_morec` config changes in the matched one: provisional, from the medium-replay
+# evidence of docs/morec_learning, until the rule of docs/morec_scale chooses on its D4RL-size runs
 RECOMMENDED = {
-    "filter.truncate_as": ("stop", "recommended (docs/morec_scale): a cut ends the rollout without a fake terminal")
+    "filter.truncate_as": (
+        "stop",
+        "provisionally recommended (docs/morec_learning): a cut ends the rollout without a fake terminal",
+    )
 }
 
 
@@ -247,7 +251,8 @@ def render(task: str, algorithm: str, morec: bool, matched: bool = False, recomm
         )
     if recommended:
         lines.append(
-            f"# The matched config ({algorithm}_morec_matched.yaml) with what docs/morec_scale recommends: "
+            f"# The matched config ({algorithm}_morec_matched.yaml) with what morec provisionally recommends "
+            "(docs/morec_learning; docs/morec_scale chooses by its rule once its runs finish): "
             + ", ".join(f"{k}: {v}" for k, (v, _) in RECOMMENDED.items())
             + "."
         )
