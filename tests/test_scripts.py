@@ -8,6 +8,7 @@ import sys
 from argparse import Namespace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,3 +245,56 @@ def test_scale_runs_the_chosen_morec_settings_on_mobile_once_chosen(tmp_path, ca
     assert "algorithm: mobile" in config and "truncate_as: stop" in config
     with pytest.raises(SystemExit, match="--recommended mopo: MOPO without MOREC has no MOBILE"):
         scale.main(["--root", str(root), "--tasks", "hopper", "--recommended", "mopo", "--plan"])
+
+
+def fake_learning_runs(root: Path, task: str, variant: str, scores: list[float], wall: float = 20.0) -> None:
+    """Finished runs (seeds 0, 1, ...) of ``variant`` on ``task``'s medium-1M, as morec_scale leaves them."""
+    for seed, score in enumerate(scores):
+        run_dir = root / "learn" / task / "runs" / f"{task}-medium-v2" / variant / f"seed{seed}"
+        run_dir.mkdir(parents=True)
+        summary = {
+            "last_score": score,
+            "last10_mean_score": score,
+            "wall_seconds": wall * 200,
+            "gradient_steps": 200_000,
+        }
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+
+
+def test_the_rule_chooses_the_best_worst_case_gain_and_breaks_ties_by_cost(tmp_path):
+    rule = load_script("morec_rule")
+    for task in ("hopper", "halfcheetah"):
+        fake_learning_runs(tmp_path, task, "mopo", [30.0, 32.0, 34.0])
+        fake_learning_runs(tmp_path, task, "mopo_morec_paper", [60.0, 60.0, 60.0])  # excluded by medium-replay
+    fake_learning_runs(tmp_path, "hopper", "mopo_morec_stop", [35.0, 37.0, 39.0], wall=15.0)  # +5 on hopper
+    fake_learning_runs(tmp_path, "halfcheetah", "mopo_morec_stop", [33.0, 35.0, 37.0], wall=15.0)  # +3: worst 3
+    fake_learning_runs(tmp_path, "hopper", "mopo_morec_auto_stop", [42.0, 42.0, 42.0], wall=30.0)  # +10
+    fake_learning_runs(tmp_path, "halfcheetah", "mopo_morec_auto_stop", [35.5, 35.5, 35.5], wall=30.0)  # +3.5
+    choice = rule.apply_rule(tmp_path, [0, 1, 2])
+    assert choice["tied"] == ["mopo_morec_stop", "mopo_morec_auto_stop"]  # worst-case gains 3 and 3.5: within 1
+    assert choice["chosen"] == "mopo_morec_stop" and choice["provisional"] is False  # the cheaper of the tie
+    paper = choice["candidates"]["mopo_morec_paper"]
+    assert paper["excluded_by"] and paper["worst_gain"] == pytest.approx(28.0)
+    stop = choice["candidates"]["mopo_morec_stop"]
+    assert stop["gains"]["halfcheetah"]["delta"] == pytest.approx(3.0)
+    assert stop["gains"]["halfcheetah"]["sigma"] == pytest.approx(np.std([33.0, 35.0, 37.0]))
+    assert choice["helps"] is True  # +5 and +3, both above sigma (1.63)
+    assert choice["confirmation"] is None  # no Walker2d runs yet
+    assert rule.paper_deviations("mopo_morec_stop_paper_lambda") == 1 and rule.paper_deviations("mopo_morec_stop") == 2
+
+
+def test_the_rule_is_provisional_and_names_the_shortfall_while_seeds_are_missing(tmp_path):
+    rule = load_script("morec_rule")
+    for task, score in (("hopper", 29.0), ("halfcheetah", 31.0)):
+        fake_learning_runs(tmp_path, task, "mopo", [30.0, 32.0, 34.0])
+        fake_learning_runs(tmp_path, task, "mopo_morec_stop", [score])  # one seed only: compared on seed 0
+    fake_learning_runs(tmp_path, "walker2d", "mopo", [20.0, 20.0])
+    fake_learning_runs(tmp_path, "walker2d", "mopo_morec_stop", [10.0, 10.0])
+    choice = rule.apply_rule(tmp_path, [0, 1, 2])
+    assert choice["provisional"] and choice["chosen"] == "mopo_morec_stop"
+    assert "mopo_morec_stop on hopper: seeds [1, 2]" in choice["shortfall"]
+    assert choice["candidates"]["mopo_morec_stop"]["worst_gain"] == pytest.approx(-1.0)
+    assert choice["helps"] is False  # -1 on Hopper with sigma 0 (one seed): below level
+    assert choice["confirmation"]["confirmed"] is False and choice["confirmation"]["delta"] == pytest.approx(-10.0)
+    with pytest.raises(SystemExit, match="^morec_rule: error: no learning runs under"):
+        rule.main(["--root", str(tmp_path / "nothing")])
