@@ -155,6 +155,22 @@ def test_fixed_alpha_trains_and_resumes(tmp_path):
 
 
 @pytest.mark.slow
+def test_quickstart_trains_the_filter_of_the_shipped_recommended_config(tmp_path):
+    from dataclasses import asdict
+
+    from morec.bundled_configs import find_config
+    from morec.commands.quickstart import RECOMMENDED_CONFIG, training_config
+    from morec.training.config import load_config
+
+    shipped = load_config(find_config(RECOMMENDED_CONFIG))
+    cfg = training_config(tmp_path / "d.hdf5", tmp_path, 0, "cpu", [])
+    assert cfg.morec and cfg.algorithm == "mobile" and asdict(cfg.filter) == asdict(shipped.filter)
+    assert cfg.rollout.horizon == 50  # the quickstart's own small budget, not the config's
+    assert (
+        training_config(tmp_path / "d.hdf5", tmp_path, 0, "cpu", ["filter.threshold=auto"]).filter.threshold == "auto"
+    )
+
+
 def test_cli_quickstart_default(tmp_path, capsys):
     assert main(["quickstart", "--out", str(tmp_path / "qs" / "data"), "--no-progress"]) == 0
     assert "quickstart finished" in capsys.readouterr().out

@@ -29,9 +29,6 @@ TRAINING = [
     "task=Hopper-v4",
     "algorithm=mobile",
     "morec=true",
-    "filter.threshold=0.6",  # the paper's, as in the recommended MOREC configs (the library default is auto)
-    "filter.consensus_weight=0",  # the paper's pick by r_D alone, as in the recommended MOREC configs
-    "filter.truncate_as=stop",  # a cut ends the rollout without a fake terminal, as in the recommended MOREC configs
     "dynamics.max_epochs=30",
     "reward.num_updates=1000",
     "reward.snapshot_interval=50",
@@ -48,6 +45,9 @@ TRAINING = [
     "train.eval_episodes=10",
     "train.log_every=100",
 ]
+# the MOREC filter (threshold, pick, truncation) is the shipped recommended config's: whatever
+# docs/morec_scale chooses reaches the quickstart when scripts/make_configs.py writes it
+RECOMMENDED_CONFIG = "d4rl/hopper-medium-v2/mobile_morec.yaml"
 RUN_PREFIX = "mobile_morec-"
 D4RL_GRADIENT_STEPS = 3_000_000  # MOBILE's D4RL budget (3000 epochs x 1000 steps)
 
@@ -69,11 +69,20 @@ def run_key(config: dict[str, Any]) -> str:
 
 
 def training_config(dataset: Path, root: Path, seed: int, device: str, overrides: list[str]) -> TrainConfig:
-    """:data:`TRAINING` on ``dataset``, its cache under ``root``, then ``overrides`` (``--set``).
-    Paths and typed values go in as they are (never as YAML text, which would cut a path at ``#``)."""
-    from morec.training.config import config_from_dict, set_dotted
+    """The filter of :data:`RECOMMENDED_CONFIG`, then :data:`TRAINING` on ``dataset``, its cache
+    under ``root``, then ``overrides`` (``--set``). Paths and typed values go in as they are (never
+    as YAML text, which would cut a path at ``#``)."""
+    from morec.bundled_configs import find_config
+    from morec.training.config import config_from_dict, load_config, set_dotted
 
-    values: dict[str, Any] = {"dataset": str(dataset), "seed": seed, "device": device, "cache_dir": str(root / "cache")}
+    recommended = load_config(find_config(RECOMMENDED_CONFIG))
+    values: dict[str, Any] = {
+        "dataset": str(dataset),
+        "seed": seed,
+        "device": device,
+        "cache_dir": str(root / "cache"),
+        "filter": asdict(recommended.filter),
+    }
     for assignment in TRAINING + list(overrides):
         set_dotted(values, assignment)
     return config_from_dict(values)
