@@ -57,8 +57,8 @@ class Discriminator(nn.Module):
 
     def member_logits(self, x: torch.Tensor, hidden_dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Features ``[M, F]`` -> logits ``[E, M]``, one member at a time, each layer one fused
-        ``addmm`` (on one CPU thread 1.6x the batched product over members, which writes every
-        member's activations before the next layer reads them: docs/speed.md). ``hidden_dtype``:
+        ``addmm`` (on one CPU thread 1.2x as fast as the batched product over members, which writes
+        every member's activations before the next layer reads them: docs/speed.md). ``hidden_dtype``:
         the hidden layers' precision (bfloat16: inputs, weights and activations rounded to it);
         the output layer always runs in float32."""
         hidden, last = self.layers[:-1], self.layers[-1]
