@@ -269,12 +269,12 @@ def plan(args) -> list[Job]:
 
 def priority(job: Job) -> tuple:
     """The order jobs start in when several are ready: collections; the full-size checks; the
-    smaller checks; the first seed's learning; then the further seeds; MOBILE last; the choosing
-    tasks before the confirming one at each stage."""
+    smaller checks; the choosing tasks' learning, seed by seed (what the choice needs); then the
+    confirming task's learning, seed by seed; MOBILE last; the choosing tasks first within a stage."""
     kind, task, rest = (job.name.split(":") + [""])[:3]
-    stage = {"collect": 0, "check": 1 if rest == str(MEDIUM_SIZE) else 2, "mobile": 99}.get(
-        kind, 2 + int(rest.removeprefix("seeds") or 1)
-    )
+    seeds = int(rest.removeprefix("seeds") or 1)
+    learning = 2 + seeds + (0 if task in CHOOSING_TASKS else 100)
+    stage = {"collect": 0, "check": 1 if rest == str(MEDIUM_SIZE) else 2, "mobile": 999}.get(kind, learning)
     return stage, task not in CHOOSING_TASKS, list(RECIPES).index(task)
 
 
