@@ -520,6 +520,36 @@ def test_a_config_can_name_trained_models_instead_of_training_them(hopper_file, 
             start_run(cfg, tmp_path / f"w-{key}", show_progress=False)
 
 
+def test_a_model_trained_again_into_a_named_folder_gets_its_own_derived_reward(hopper_file, tmp_path):
+    """The reward trained for named dynamics is cached by the dynamics' content, not only its folder:
+    dynamics trained again into the same folder do not reuse the reward of the old ones."""
+    import shutil
+
+    from morec.dynamics import EnsembleDynamics
+
+    first = start_run(
+        load_config(None, smoke(hopper_file, tmp_path / "cache", morec=True, epochs=1)),
+        tmp_path / "first",
+        show_progress=False,
+    ).run()
+    shutil.copytree(first["models"]["dynamics"], tmp_path / "dyn")
+    cfg = load_config(
+        None, smoke(hopper_file, tmp_path / "cache2", morec=True, epochs=1) + [f"dynamics_path={tmp_path / 'dyn'}"]
+    )
+    before = start_run(cfg, tmp_path / "before", show_progress=False)
+    before.run_directory.close()
+    again = start_run(cfg, tmp_path / "again", show_progress=False)  # the same dynamics: the cached reward
+    again.run_directory.close()
+    assert again.components.model_dirs["reward"] == before.components.model_dirs["reward"]
+    retrained = EnsembleDynamics.load(tmp_path / "dyn")  # "trained again": other weights, same folder
+    with torch.no_grad():
+        retrained.output.weight.add_(0.01)
+    retrained.save(tmp_path / "dyn")
+    after = start_run(cfg, tmp_path / "after", show_progress=False)
+    after.run_directory.close()
+    assert after.components.model_dirs["reward"] != before.components.model_dirs["reward"]
+
+
 def test_wrong_dataset_for_the_task_fails_before_training(hopper_file, tmp_path):
     from morec.data import DatasetError
 

@@ -20,7 +20,9 @@ from torch.utils.tensorboard import SummaryWriter
 
 from morec.data import OfflineDataset
 from morec.dynamics import EnsembleDynamics, TaskInfo
+from morec.dynamics.ensemble import CHECKPOINT_FILE as DYNAMICS_FILE
 from morec.dynamics_reward.config import DistillationConfig
+from morec.dynamics_reward.model import CHECKPOINT_FILE as REWARD_FILE
 from morec.dynamics_reward.model import DynamicsReward
 from morec.locking import exclusive_lock
 from morec.rollout.config import RolloutConfig
@@ -41,6 +43,13 @@ def cache_key(*parts: Any) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def named_key(file: Path) -> str:
+    """The cache key of a model a config names by its folder: the folder and the saved file's
+    content, so a model trained again into the same folder never reuses what was derived from the
+    old one (a reward trained for old dynamics, a reward distilled from an old reward)."""
+    return cache_key("named", str(file.parent), hashlib.sha1(file.read_bytes()).hexdigest())
+
+
 def entry_dir(cfg: TrainConfig, kind: str, key: str) -> Path:
     """The cache folder of one trained model: ``<cache_dir>/<kind>/<key>`` (kind: dynamics or reward)."""
     return Path(cfg.cache_dir) / kind / key
@@ -55,9 +64,10 @@ def cached_dynamics(
     if cfg.dynamics_path is not None:
         folder = Path(cfg.dynamics_path).resolve()
         try:
-            return EnsembleDynamics.load(folder, cfg.device, expect=task), cache_key("named", str(folder)), folder
+            model = EnsembleDynamics.load(folder, cfg.device, expect=task)
         except (ValueError, FileNotFoundError) as err:
             raise ConfigError(f"dynamics_path: {err}") from None
+        return model, named_key(folder / DYNAMICS_FILE), folder
     key = cache_key("dynamics", fingerprint, asdict(cfg.dynamics), cfg.resolved_model_seed)
     folder = entry_dir(cfg, "dynamics", key)
     with exclusive_lock(folder.with_name(key + ".lock"), f"waiting for another process training dynamics {folder}"):
@@ -93,7 +103,7 @@ def cached_reward(
             )
         except (ValueError, FileNotFoundError) as err:
             raise ConfigError(f"reward_path: {err}") from None
-        return reward, cache_key("named", str(folder)), folder
+        return reward, named_key(folder / REWARD_FILE), folder
     key = cache_key("reward", dynamics_key, asdict(cfg.reward), cfg.resolved_model_seed)
     folder = entry_dir(cfg, "reward", key)
     with exclusive_lock(
