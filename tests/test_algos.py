@@ -550,6 +550,16 @@ def test_a_model_trained_again_into_a_named_folder_gets_its_own_derived_reward(h
     assert after.components.model_dirs["reward"] != before.components.model_dirs["reward"]
 
 
+def test_mobile_refuses_named_dynamics_with_one_elite(hopper_file, tmp_path):
+    from morec.dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo
+
+    one_elite = EnsembleConfig(num_members=2, num_elites=1, hidden_sizes=(8,), weight_decays=(1e-5, 1e-5))
+    EnsembleDynamics(TaskInfo(O_HOPPER, A_HOPPER), one_elite, seed=0).save(tmp_path / "dyn")
+    cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", epochs=1) + [f"dynamics_path={tmp_path / 'dyn'}"])
+    with pytest.raises(ConfigError, match=r"^dynamics_path: .* has 1 elite; MOBILE's penalty .* needs at least 2"):
+        start_run(cfg, tmp_path / "run", show_progress=False)
+
+
 def test_wrong_dataset_for_the_task_fails_before_training(hopper_file, tmp_path):
     from morec.data import DatasetError
 

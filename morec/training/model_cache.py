@@ -67,6 +67,11 @@ def cached_dynamics(
             model = EnsembleDynamics.load(folder, cfg.device, expect=task)
         except (ValueError, FileNotFoundError) as err:
             raise ConfigError(f"dynamics_path: {err}") from None
+        if cfg.algorithm == "mobile" and len(model.elites) < 2:  # what the config check does for trained ones
+            raise ConfigError(
+                f"dynamics_path: {folder} has {len(model.elites)} elite; MOBILE's penalty is the spread (std) over "
+                "the elites' predictions and needs at least 2: name dynamics trained with dynamics.num_elites >= 2"
+            )
         return model, named_key(folder / DYNAMICS_FILE), folder
     key = cache_key("dynamics", fingerprint, asdict(cfg.dynamics), cfg.resolved_model_seed)
     folder = entry_dir(cfg, "dynamics", key)
