@@ -178,6 +178,10 @@ def test_auto_threshold_needs_held_out_data_and_a_resolved_number():
         MorecFilterConfig(threshold="high")
     with pytest.raises(ValueError, match="truncate_as"):
         MorecFilterConfig(truncate_as="drop")
+    with pytest.raises(ValueError, match="horizon must be at least 1"):
+        FilterCheckConfig(horizon=0)
+    with pytest.raises(ValueError, match="matched_steps must be at least 1, got 0"):
+        FilterCheckConfig(matched_steps=0)
 
 
 def test_held_out_data_and_task_survive_save_and_load(tmp_path):

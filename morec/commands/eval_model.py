@@ -117,8 +117,7 @@ def run(args: argparse.Namespace) -> int:
             samples_per_member=args.samples_per_member,
             candidate_clip=args.candidate_clip,
             seed=args.seed,
-        )
-        check.rollout()  # the rollout settings: --horizon, --samples-per-member >= 1, --candidate-clip > 0
+        )  # --horizon, --samples-per-member >= 1, --candidate-clip > 0
     report = eval_model(  # checks --starts first
         args.dataset,
         args.dynamics,

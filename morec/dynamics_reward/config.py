@@ -139,6 +139,11 @@ class FilterCheckConfig:
     matched_steps: int = 10  # steps 1..matched_steps enter step_matched_error_ratio
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        self.rollout()  # horizon and samples_per_member >= 1, candidate_clip positive or None: RolloutConfig's checks
+        if self.matched_steps < 1:
+            raise ValueError(f"matched_steps must be at least 1, got {self.matched_steps}")
+
     def rollout(self) -> RolloutConfig:
         return RolloutConfig(
             horizon=self.horizon, samples_per_member=self.samples_per_member, candidate_clip=self.candidate_clip

@@ -45,8 +45,7 @@ def generalisation(
         raise UserError(f"--starts must be at least 1 (start states per oracle check), got {starts}")
     with as_user_error(ValueError):
         reward_configs = {g: DynamicsRewardConfig(generator=g, num_updates=updates) for g in generators}
-        check = FilterCheckConfig(horizon=horizon, seed=seed)
-        check.rollout()  # the rollout settings it implies (horizon >= 1)
+        check = FilterCheckConfig(horizon=horizon, seed=seed)  # horizon >= 1
     summary = json.loads((collect_dir / "collect_summary.json").read_text())
     policies = collect_dir / "behaviour_sac"
     medium = policies / summary["medium_policy"]["policy_path"]
