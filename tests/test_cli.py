@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -125,56 +127,39 @@ def run(argv, capsys) -> dict:
     return json.loads(out[out.index("{") :])
 
 
-def test_train_dynamics_reward_and_eval_model(workdir, capsys):
+@pytest.fixture(scope="module")
+def trained(workdir) -> dict:
+    """``morec train-dynamics`` and ``train-reward`` into ``workdir`` (``dyn/``, ``rew/``), once for the
+    module, whichever test asks first: the dynamics' JSON report and what train-reward printed."""
     data, dyn, rew = str(workdir / "hopper.hdf5"), str(workdir / "dyn"), str(workdir / "rew")
-    report = run(
-        [
-            "train-dynamics",
-            "--dataset",
-            data,
-            "--out",
-            dyn,
-            "--max-epochs",
-            "3",
-            "--eval-starts",
-            "50",
-            "--eval-horizon",
-            "3",
-            "--no-progress",
-            "--json",
-        ],
-        capsys,
-    )
+    printed = []
+    for argv in (
+        ["train-dynamics", "--dataset", data, "--out", dyn, "--max-epochs", "3", "--eval-starts", "50"]
+        + ["--eval-horizon", "3", "--no-progress", "--json"],
+        ["train-reward", "--dataset", data, "--dynamics", dyn, "--out", rew, "--generator", "fixed"]
+        + ["--num-updates", "200", "--snapshot-interval", "50", "--snapshot-stride", "2", "--no-progress"],
+    ):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            assert main(argv) == 0, err.getvalue()
+        printed.append((out.getvalue(), err.getvalue()))
+    dynamics_out = printed[0][0]
+    return {
+        "dynamics": json.loads(dynamics_out[dynamics_out.index("{") :]),
+        "reward_out": printed[1][0],
+        "reward_err": printed[1][1],
+    }
+
+
+def test_train_dynamics_reward_and_eval_model(workdir, trained, capsys):
+    data, dyn, rew = str(workdir / "hopper.hdf5"), str(workdir / "dyn"), str(workdir / "rew")
+    report = trained["dynamics"]
     assert report["fit"]["epochs"] == 3 and report["fit"]["holdout_size"] == 600
     assert len(report["oracle"]["open_loop_error_per_step"]) == 3
     assert report["oracle"]["random_policy_model_error"]["overall"] > 0
     assert (workdir / "dyn" / "dynamics.pt").exists() and list((workdir / "dyn" / "tb").glob("events.*"))
 
-    assert (
-        main(
-            [
-                "train-reward",
-                "--dataset",
-                data,
-                "--dynamics",
-                dyn,
-                "--out",
-                rew,
-                "--generator",
-                "fixed",
-                "--num-updates",
-                "200",
-                "--snapshot-interval",
-                "50",
-                "--snapshot-stride",
-                "2",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    printed = capsys.readouterr()
-    text = printed.out.splitlines()  # for people: a start line, where it went, AUC and snapshots
+    text = trained["reward_out"].splitlines()  # for people: a start line, where it went, AUC and snapshots
     assert text[0] == f"train-reward: 3,000 transitions from {data}, dynamics from {dyn} -> {rew}"
     assert f"saved to {rew} (report: {workdir / 'rew' / 'report.json'})" in text
     assert any(line.startswith("  ROC AUC on 300 held-out transitions") for line in text)
@@ -183,7 +168,7 @@ def test_train_dynamics_reward_and_eval_model(workdir, capsys):
     assert used == report["fit"]["snapshots_used"]
     assert any(f"the reward stacks {used} of 4 discriminator snapshots" in line for line in text)
     assert (
-        f"warning: the dynamics reward uses only {used} discriminator snapshot(s)" in printed.err
+        f"warning: the dynamics reward uses only {used} discriminator snapshot(s)" in trained["reward_err"]
     )  # 4 taken, stride 2
     assert report["fit"]["snapshots_taken"] == 4
     assert report["discrimination"]["transitions"] == 300  # the 10% split held out from training
@@ -232,7 +217,7 @@ def test_train_dynamics_reward_and_eval_model(workdir, capsys):
         assert len(checked["per_step"]["ratio"]) == 5
 
 
-def test_distil_reward_writes_a_one_network_reward_that_eval_model_takes(workdir, capsys):
+def test_distil_reward_writes_a_one_network_reward_that_eval_model_takes(workdir, trained, capsys):
     data, dyn, rew, out = (str(workdir / n) for n in ("hopper.hdf5", "dyn", "rew", "rew-distilled"))
     report = run(
         [
@@ -304,7 +289,7 @@ def test_distil_reward_writes_a_one_network_reward_that_eval_model_takes(workdir
     assert "--hidden-sizes must be comma-separated integers" in capsys.readouterr().err
 
 
-def test_eval_model_checks_torchscript_policies_and_ranks_them(workdir, capsys):
+def test_eval_model_checks_torchscript_policies_and_ranks_them(workdir, trained, capsys):
     data, dyn, rew = str(workdir / "hopper.hdf5"), str(workdir / "dyn"), str(workdir / "rew")
     paths = []
     for i, scale in enumerate((0.2, 1.0)):
@@ -477,7 +462,7 @@ def test_relabel_episodic_data(workdir, tmp_path, capsys):
     np.testing.assert_array_equal(load_dataset(tmp_path / "lare.hdf5").observations, original.observations)
 
 
-def test_eval_model_prints_a_summary_unless_asked_for_json(workdir, capsys):
+def test_eval_model_prints_a_summary_unless_asked_for_json(workdir, trained, capsys):
     data, dyn, rew = str(workdir / "hopper.hdf5"), str(workdir / "dyn"), str(workdir / "rew")
     assert (
         main(["eval-model", "--dataset", data, "--dynamics", dyn, "--reward", rew, "--horizon", "3", "--starts", "20"])
