@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     from morec.data import load_dataset
     from morec.dynamics_reward.training import snapshot_warning
-    from morec.runs.jobs import load_dynamics, train_reward
+    from morec.runs.jobs import TRAIN_REWARD_HOLDOUT, load_dynamics, train_reward
 
     torch.set_num_threads(1)
     ds = load_dataset(args.dataset, env_id=args.env)
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     say(f"train-reward: {len(ds):,} transitions from {args.dataset}, dynamics from {args.dynamics} -> {out}")
     say(
         f"  {cfg.num_updates} discriminator updates against the {cfg.generator} generator, a snapshot every "
-        f"{cfg.snapshot_interval}; 10% of the transitions are held out to score the reward"
+        f"{cfg.snapshot_interval}; {TRAIN_REWARD_HOLDOUT:.0%} of the transitions are held out to score the reward"
     )
     say(f"  TensorBoard: tensorboard --logdir {out / 'tb'}")
     with warnings.catch_warnings():

@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # torch and the models load inside the functions, so importin
 
 POLICY_KINDS = ("random", "noisy-behaviour", "checkpoint", "torchscript")
 
+TRAIN_REWARD_HOLDOUT = 0.1  # morec train-reward: the fraction of transitions held out to score the reward
+
 
 def load_dynamics(path: str | Path, ds: OfflineDataset, device) -> EnsembleDynamics:
     """The ensemble in ``path``, refused (one line) when it was trained for another task."""
@@ -78,11 +80,14 @@ def train_reward(
     seed: int = 0,
     show_progress: bool = True,
 ) -> tuple[DynamicsReward, dict]:
-    """``morec train-reward``: the dynamics reward learned on 90% of ``ds`` and saved to ``out``,
-    its report with the ROC AUC on the 10% held out (:func:`morec.training.models.fit_reward_model`)."""
+    """``morec train-reward``: the dynamics reward learned on all but :data:`TRAIN_REWARD_HOLDOUT` of
+    ``ds`` and saved to ``out``, its report with the ROC AUC on the part held out
+    (:func:`morec.training.models.fit_reward_model`)."""
     from morec.training.models import fit_reward_model
 
-    return fit_reward_model(ds, dynamics, config, out, seed=seed, holdout=0.1, show_progress=show_progress)
+    return fit_reward_model(
+        ds, dynamics, config, out, seed=seed, holdout=TRAIN_REWARD_HOLDOUT, show_progress=show_progress
+    )
 
 
 def distil_reward_to(
