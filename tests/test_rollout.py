@@ -112,6 +112,45 @@ def test_selector_stop_keeps_the_transition_as_terminal_and_truncation_does_not(
     assert stats2.transitions == 12 and stats2.stopped == 6 and not bool(buf2.all().terminals.any())
 
 
+class DivergingDynamics(ShiftDynamics):
+    """ShiftDynamics whose predictions for rows with a first observation above 2.5 are not finite."""
+
+    def predict(self, obs, act, members=None):
+        mean, logvar = super().predict(obs, act, members)
+        return torch.where((obs[:, 0] > 2.5)[None, :, None], torch.nan, mean), logvar
+
+
+def test_rows_the_model_diverged_on_end_unwritten_with_or_without_a_filter():
+    from morec.dynamics_reward.filter import MorecFilterConfig, MorecSelector
+    from tests.fakes import FixedScores
+
+    starts = torch.tensor([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0]])  # row 2 diverges at once, the others later
+    selectors = (None, MorecSelector(FixedScores([0.9, 0.8, 0.7]), MorecFilterConfig(threshold=0.6)))
+    for selector in selectors:
+        buf = ModelBuffer(100, 2, 1)
+        engine = RolloutEngine(DivergingDynamics(), never, RolloutConfig(horizon=10), selector=selector)
+        stats = engine.rollout(starts, zero_policy, buf)
+        data = buf.all()
+        assert stats.diverged == 3 and stats.reached_horizon == 0
+        assert stats.transitions == len(data.observations) > 0 and bool(torch.isfinite(data.next_observations).all())
+        assert float(data.observations[:, 0].max()) <= 2.5  # nothing written from a state the model diverged on
+
+
+def test_the_filter_never_picks_a_candidate_that_is_not_finite():
+    from morec.dynamics_reward.filter import MorecFilterConfig, MorecSelector
+    from tests.fakes import FixedScores
+
+    config = MorecFilterConfig(threshold=0.0, temperature=10.0, consensus_weight=0.0)
+    selector = MorecSelector(FixedScores([0.9, 0.8, 0.7]), config)
+    candidates = torch.zeros(3, 4, 3)
+    candidates[0, :2] = torch.inf  # rows 0, 1: the best-scored candidate diverged
+    candidates[:, 3] = torch.nan  # row 3: every candidate diverged (any pick; the engine ends the row)
+    obs, act = torch.zeros(4, 2), torch.zeros(4, 1)
+    for seed in range(20):
+        sel = selector(obs, act, candidates, 0, torch.Generator().manual_seed(seed), torch.zeros(4, 3))
+        assert bool((sel.index[:2] != 0).all()) and 0 <= int(sel.index[3]) < 3
+
+
 def test_mopo_penalty_is_lambda_times_max_member_std_norm():
     dyn = ShiftDynamics(logvar=np.log(0.25))  # std 0.5 for members 1..4, std e for member 0
     engine = RolloutEngine(dyn, never, RolloutConfig(horizon=1, penalty_coef=2.0))

@@ -75,12 +75,16 @@ class MorecSelector:
         """``obs [B, O]``, ``act [B, A]``, ``candidates [K, B, O + 1]``, ``consensus [B, O + 1]``
         -> :class:`Selection`."""
         reward_d, scores = self.score(obs, act, candidates, consensus)  # [K, B]
+        # a candidate the model diverged on (a state or score that is not finite) is never picked; a row
+        # with no finite candidate picks any of them, and the engine ends it without writing it
+        usable = torch.isfinite(candidates).all(-1) & torch.isfinite(scores)
+        scores = torch.where(usable, scores, -torch.inf).masked_fill(~usable.any(0), 0.0)
         index = self.pick(scores, generator)
         kept = reward_d.gather(0, index[None])[0]
         end = kept < self.threshold
         if step < self.config.min_rollout_length:
             end = torch.zeros_like(end)
-        stats = {"reward_d": kept.mean(), "truncated": end.float().mean()}
+        stats = {"reward_d": torch.nanmean(kept), "truncated": end.float().mean()}
         if self.config.truncate_as == "stop":
             return Selection(index=index, truncate=end, stats=stats)
         return Selection(index=index, stop=end, stats=stats)

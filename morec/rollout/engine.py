@@ -53,6 +53,15 @@ class Selection:
     truncate: torch.Tensor | None = None
     stats: dict[str, torch.Tensor] = field(default_factory=dict)
 
+    def rows(self, keep: torch.Tensor) -> Selection:
+        """The decision for the rows ``keep [B]`` (a boolean mask) says to keep."""
+        return Selection(
+            self.index[keep],
+            None if self.stop is None else self.stop[keep],
+            None if self.truncate is None else self.truncate[keep],
+            self.stats,
+        )
+
 
 class Selector(Protocol):
     def __call__(
@@ -87,6 +96,7 @@ class RolloutStats:
     stopped: int  # by the selector (e.g. the MOREC threshold) or the truncation hook
     reached_horizon: int
     selector: dict[str, float] = field(default_factory=dict)  # selector statistics, averaged per transition
+    diverged: int = 0  # rows ended because the model's next state, reward or penalty was not finite (not written)
 
 
 @dataclass
@@ -173,7 +183,7 @@ class RolloutEngine:
         obs = start_states.to(self.device, torch.float32)
         n_start = len(obs)
         rows = torch.arange(n_start, device=self.device)
-        n_written = 0
+        n_written, diverged = 0, 0
         sums = {k: torch.zeros((), device=self.device) for k in ("reward", "penalty", "terminated", "stopped")}
         selector_sums: dict[str, torch.Tensor] = {}
         for step in range(self.config.horizon):
@@ -181,6 +191,19 @@ class RolloutEngine:
                 break
             act = policy(obs)
             picked, sel, penalty = self.select(obs, act, step)
+            finite = torch.isfinite(picked).all(-1) & torch.isfinite(penalty)
+            if not bool(finite.all()):  # the model diverged on these rows: they end here, nothing of them written
+                diverged += int((~finite).sum())
+                obs, act, picked, penalty, rows, sel = (
+                    obs[finite],
+                    act[finite],
+                    picked[finite],
+                    penalty[finite],
+                    rows[finite],
+                    sel.rows(finite),
+                )
+                if len(obs) == 0:
+                    break
             next_obs, model_reward = picked[:, :-1], picked[:, -1]
             terminated = self.termination_fn(obs, act, next_obs)
             stop = sel.stop if sel.stop is not None else torch.zeros_like(terminated)
@@ -222,6 +245,7 @@ class RolloutEngine:
             penalty_mean=float(sums["penalty"]) / max(n_written, 1),
             terminated=terminated,
             stopped=stopped,
-            reached_horizon=n_start - terminated - stopped,
+            reached_horizon=n_start - terminated - stopped - diverged,
             selector={k: float(v) / max(n_written, 1) for k, v in selector_sums.items()},
+            diverged=diverged,
         )

@@ -238,6 +238,7 @@ class TrainingLoop:
         self.writer.add_scalar("rollout/penalty_mean", stats.penalty_mean, step)
         self.writer.add_scalar("rollout/truncation_rate", stats.stopped / max(stats.start_states, 1), step)
         self.writer.add_scalar("rollout/termination_rate", stats.terminated / max(stats.start_states, 1), step)
+        self.writer.add_scalar("rollout/divergence_rate", stats.diverged / max(stats.start_states, 1), step)
         for key, value in stats.selector.items():
             self.writer.add_scalar(f"rollout/{key}", value, step)
         starts = max(stats.start_states, 1)
@@ -247,6 +248,7 @@ class TrainingLoop:
                 "transitions": stats.transitions,
                 "truncation_rate": stats.stopped / starts,
                 "termination_rate": stats.terminated / starts,
+                "divergence_rate": stats.diverged / starts,  # rows the model diverged on, ended unwritten
                 "model_buffer_size": len(self.model_buffer),
             }
         )
@@ -438,7 +440,8 @@ class TrainingLoop:
 def rollout_summary(rollouts: list[dict[str, float]]) -> dict[str, float | int | None]:
     """Means over a run's model rollouts (``mean_length``: transitions per start state;
     ``truncation_rate``: rollouts the filter cut; ``termination_rate``: ended by the task's
-    termination) and the model buffer's size after the last one."""
+    termination; ``divergence_rate``: ended where the model's prediction was not finite) and the
+    model buffer's size after the last one."""
     if not rollouts:
         return {
             "count": 0,
@@ -446,10 +449,11 @@ def rollout_summary(rollouts: list[dict[str, float]]) -> dict[str, float | int |
             "transitions": None,
             "truncation_rate": None,
             "termination_rate": None,
+            "divergence_rate": None,
             "model_buffer_size": None,
         }
     means = {
-        k: float(np.mean([r[k] for r in rollouts]))
-        for k in ("mean_length", "transitions", "truncation_rate", "termination_rate")
+        k: float(np.mean([r.get(k, 0.0) for r in rollouts]))  # .get: records of older runs lack divergence_rate
+        for k in ("mean_length", "transitions", "truncation_rate", "termination_rate", "divergence_rate")
     }
     return {"count": len(rollouts), **means, "model_buffer_size": int(rollouts[-1]["model_buffer_size"])}
