@@ -26,6 +26,7 @@ seed<N>/summary.json``), prints the choice as JSON and writes it to ``<root>/cho
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -60,6 +61,7 @@ def paper_deviations(candidate: str) -> int:
     return int(base != PAPER_CONFIG) + len(overrides)
 
 
+@functools.cache  # within one apply_rule, MOPO's runs are read once, not once per candidate
 def finished_runs(root: Path, task: str, variant: str) -> dict[int, dict]:
     """``{seed: summary}`` of ``variant``'s finished runs on ``task``'s medium-1M."""
     runs = root / "learn" / task / "runs" / d4rl_task(task) / variant
@@ -94,14 +96,12 @@ def gain(root: Path, task: str, candidate: str) -> dict | None:
 def apply_rule(root: Path, seeds: list[int]) -> dict:
     """The rule on the runs under ``root`` with ``seeds`` expected per candidate: every candidate's
     gains and eligibility, the choice, whether MOREC helps and the confirmation."""
+    finished_runs.cache_clear()  # runs may have finished since the last call
     rows, shortfall = {}, []
     for candidate in (c for c in CANDIDATES if c != HOST):
         gains = {task: gain(root, task, candidate) for task in CHOOSING_TASKS}
-        missing = [
-            f"{candidate} on {task}: seeds {sorted(set(seeds) - set((g or {}).get('seeds', [])))}"
-            for task, g in gains.items()
-            if set(seeds) - set((g or {}).get("seeds", []))
-        ]
+        lacking = {task: sorted(set(seeds) - set((g or {}).get("seeds", []))) for task, g in gains.items()}
+        missing = [f"{candidate} on {task}: seeds {lack}" for task, lack in lacking.items() if lack]
         shortfall += missing
         rows[candidate] = {
             "gains": gains,

@@ -100,6 +100,13 @@ AUTO = "auto"
 SCORE_DTYPES = ("float32", "bfloat16")  # filter.score_dtype: the precision r_D's hidden layers score in
 
 
+def check_score_dtype(name: str) -> str:
+    """``name`` if it is one of :data:`SCORE_DTYPES`, else a ``ValueError`` naming them."""
+    if name not in SCORE_DTYPES:
+        raise ValueError(f"score_dtype must be one of {', '.join(SCORE_DTYPES)}, got {name!r}")
+    return name
+
+
 @dataclass
 class MorecFilterConfig:
     mode: str = (
@@ -127,8 +134,7 @@ class MorecFilterConfig:
             raise ValueError(f"false_truncation_target must be in (0, 1), got {self.false_truncation_target}")
         if self.truncate_as not in ("terminal", "stop"):
             raise ValueError(f"truncate_as must be 'terminal' or 'stop', got {self.truncate_as!r}")
-        if self.score_dtype not in SCORE_DTYPES:
-            raise ValueError(f"score_dtype must be one of {', '.join(SCORE_DTYPES)}, got {self.score_dtype!r}")
+        check_score_dtype(self.score_dtype)
 
 
 @dataclass

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from morec.dynamics.layers import EnsembleLinear
-from morec.dynamics_reward.config import SCORE_DTYPES, DynamicsRewardConfig
+from morec.dynamics_reward.config import DynamicsRewardConfig, check_score_dtype
 from morec.io import atomic_torch_save
 
 CHECKPOINT_FILE = "dynamics_reward.pt"
@@ -133,9 +133,7 @@ class DynamicsReward(nn.Module):
     def set_score_dtype(self, name: str) -> DynamicsReward:
         """Score in ``name`` (one of :data:`~morec.dynamics_reward.config.SCORE_DTYPES`): the
         snapshots' hidden layers in that precision from now on, thresholds included."""
-        if name not in SCORE_DTYPES:
-            raise ValueError(f"score_dtype must be one of {', '.join(SCORE_DTYPES)}, got {name!r}")
-        self.score_dtype = getattr(torch, name)
+        self.score_dtype = getattr(torch, check_score_dtype(name))
         return self
 
     # ------------------------------------------------------------------ features
