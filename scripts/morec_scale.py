@@ -268,14 +268,23 @@ def plan(args) -> list[Job]:
 
 
 def priority(job: Job) -> tuple:
-    """The order jobs start in when several are ready: collections; the full-size checks; the
-    smaller checks; the choosing tasks' learning, seed by seed (what the choice needs); then the
-    confirming task's learning, seed by seed; MOBILE last; the choosing tasks first within a stage."""
+    """The order jobs start in when several are ready, the choice's critical path first: collections;
+    the choosing tasks' full-size checks; their learning, seed by seed (what the choice needs); the
+    confirming task's full-size check; the smaller checks; the confirming task's learning, seed by
+    seed; MOBILE last. Within a stage, the tasks in :data:`RECIPES` order."""
     kind, task, rest = (job.name.split(":") + [""])[:3]
-    seeds = int(rest.removeprefix("seeds") or 1)
-    learning = 2 + seeds + (0 if task in CHOOSING_TASKS else 100)
-    stage = {"collect": 0, "check": 1 if rest == str(MEDIUM_SIZE) else 2, "mobile": 999}.get(kind, learning)
-    return stage, task not in CHOOSING_TASKS, list(RECIPES).index(task)
+    choosing = task in CHOOSING_TASKS
+    if kind == "collect":
+        stage = 0
+    elif kind == "check" and rest == str(MEDIUM_SIZE):
+        stage = 1 if choosing else 10
+    elif kind == "check":
+        stage = 20
+    elif kind == "learn":
+        stage = (2 if choosing else 30) + int(rest.removeprefix("seeds"))
+    else:  # mobile
+        stage = 999
+    return stage, list(RECIPES).index(task)
 
 
 def commit_of_code() -> str:
