@@ -365,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     state_file = root / "jobs.json"
     state: dict[str, dict] = json.loads(state_file.read_text()) if state_file.exists() else {}
+    for record in state.values():  # a runner stopped with its jobs leaves them "running": they are not
+        if record.get("state") == "running":
+            record["state"] = "stopped (runner restarted)"
     commit = commit_of_code()
     env = {
         **os.environ,

@@ -198,6 +198,12 @@ def test_scale_records_a_job_it_finds_done_without_claiming_its_commit(tmp_path,
     record = json.loads((root / "jobs.json").read_text())["collect:hopper"]
     assert record == {"commit": "(found done; see its log)", "state": "done"}
     assert "1/1 jobs done" in capsys.readouterr().out
+    # a job the last runner left running (it was stopped with it) is not reported as running
+    record = json.loads((root / "jobs.json").read_text())
+    record["collect:walker2d"] = {"state": "running", "commit": "abc1234"}
+    (root / "jobs.json").write_text(json.dumps(record))
+    assert scale.main(["--root", str(root), "--tasks", "hopper", "--only", "collect:hopper", "--no-learning"]) == 0
+    assert json.loads((root / "jobs.json").read_text())["collect:walker2d"]["state"] == "stopped (runner restarted)"
 
 
 def test_morec_cost_runs_differ_only_in_morec_and_a_missing_task_is_one_line():
