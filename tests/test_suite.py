@@ -19,7 +19,7 @@ import yaml
 
 from morec.locking import LockBusy, acquire, exclusive_lock
 from morec.runs.suite import RunSpec, SuiteConfig, plan_runs
-from morec.runs.suite.worker import execute_run, train_command
+from morec.runs.suite.worker import CHILD_MODULE, execute_run, train_command
 from morec.training.config import ConfigError, load_config
 from morec.training.pipeline import start_run
 from tests.helpers import random_dataset_file
@@ -78,7 +78,7 @@ def training_processes(results: Path) -> list[str]:
             cmdline = proc.read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if "morec.runs.suite.worker" in cmdline and str(results) in cmdline:
+        if f"-m {CHILD_MODULE} " in cmdline and str(results) in cmdline:
             found.append(cmdline)
     return found
 
@@ -195,7 +195,7 @@ def test_plan_is_variant_major_and_a_run_gets_its_resolved_config_as_a_file(tmp_
     run_dir = results / "hopper-medium-v2" / "mopo" / "seed1"
     assert cmd[1:] == [
         "-m",
-        "morec.runs.suite.worker",
+        "morec.runs.suite",
         str(run_dir / "requested_config.yaml"),
         str(run_dir),
     ]  # no CLI text
@@ -209,6 +209,16 @@ def test_plan_is_variant_major_and_a_run_gets_its_resolved_config_as_a_file(tmp_
     )
     (run_dir / "checkpoint.pt").write_bytes(b"")
     assert train_command(run, cfg)[-1] == "--resume"
+
+
+def test_the_training_child_runs_without_a_runpy_warning_and_names_bad_input(tmp_path):
+    # the child module is not one the package imports, so `-m` runs it once (no RuntimeWarning)
+    proc = subprocess.run(
+        [sys.executable, "-W", "error::RuntimeWarning", "-m", CHILD_MODULE, str(tmp_path / "none.yaml"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and proc.stderr.startswith("morec: error:"), proc.stderr
 
 
 def test_a_run_finished_meanwhile_is_not_started_again(tmp_path):

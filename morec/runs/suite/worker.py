@@ -1,4 +1,4 @@
-"""One run of a suite: a training child process (this module run as ``python -m``), resumed from
+"""One run of a suite: a training child process (``python -m morec.runs.suite``), resumed from
 its checkpoint when there is one, retried a bounded number of times, its output appended to
 ``<run_dir>/stdout.log``.
 
@@ -77,6 +77,7 @@ def is_finished(run: RunSpec, results: Path) -> bool:
 
 
 REQUESTED_CONFIG = "requested_config.yaml"
+CHILD_MODULE = "morec.runs.suite"  # its __main__ runs train_child
 
 
 def run_config(run: RunSpec, cfg: SuiteConfig) -> TrainConfig:
@@ -100,7 +101,7 @@ def train_command(run: RunSpec, cfg: SuiteConfig) -> list[str]:
     return [
         sys.executable,
         "-m",
-        __name__,
+        CHILD_MODULE,
         str(run_dir / REQUESTED_CONFIG),
         str(run_dir),
         *(["--resume"] if (run_dir / "checkpoint.pt").exists() else []),
@@ -206,7 +207,3 @@ def execute_run(run: RunSpec, cfg: SuiteConfig, children: Children = _RAY_TASK_C
             return RunOutcome(run, True, time.perf_counter() - start, attempt, score=summary["last_score"])
         error = _describe_failure(code, log_path, offset)
     return RunOutcome(run, False, time.perf_counter() - start, cfg.retries + 1, error=error)
-
-
-if __name__ == "__main__":
-    sys.exit(train_child(sys.argv[1:]))
