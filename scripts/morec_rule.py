@@ -11,8 +11,9 @@ seed<N>/summary.json``), prints the choice as JSON and writes it to ``<root>/cho
 2. the choosing data are :data:`morec_scale.CHOOSING_TASKS`' medium-1M; Walker2d only confirms;
 3. Δ(c, d): mean over seeds of c's score minus MOPO's, over the seeds both finished; σ(d): the
    larger of the two standard deviations over those seeds (``np.std``, as every table of the page);
-4. eligible: every expected seed finished on both choosing tasks, and not in
-   :data:`MEDIUM_REPLAY_LOSERS`;
+4. eligible: every expected seed finished on both choosing tasks, not in
+   :data:`MEDIUM_REPLAY_LOSERS`, and (for the candidates the runner's ``replay`` job trains on
+   HalfCheetah medium-replay, every seed) not below MOPO there by more than σ;
 5. the choice: the largest worst-case gain min_d Δ(c, d); candidates within :data:`TIE_POINTS` of it
    are tied, and a tie goes to the lower wall time per gradient step, then to fewer deviations from
    the paper (:func:`paper_deviations`);
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from morec_scale import CANDIDATES, CHOOSING_TASKS, d4rl_task  # noqa: E402
+from morec_scale import CANDIDATES, CHOOSING_TASKS, REPLAY_TASK, REPLAY_VARIANTS, d4rl_task, replay_dir  # noqa: E402
 
 from morec.io import atomic_write  # noqa: E402
 from morec.runs.suite.worker import read_summary  # noqa: E402
@@ -61,21 +62,31 @@ def paper_deviations(candidate: str) -> int:
     return int(base != PAPER_CONFIG) + len(overrides)
 
 
+def learning_runs(root: Path, task: str) -> Path:
+    """The folder of ``task``'s medium-1M runs: ``<variant>/seed<N>`` in it."""
+    return root / "learn" / task / "runs" / d4rl_task(task)
+
+
+def replay_runs(root: Path) -> Path:
+    """The folder of the runner's medium-replay runs (rule 4)."""
+    return replay_dir(root) / "runs" / d4rl_task(REPLAY_TASK, "medium-replay")
+
+
 @functools.cache  # within one apply_rule, MOPO's runs are read once, not once per candidate
-def finished_runs(root: Path, task: str, variant: str) -> dict[int, dict]:
-    """``{seed: summary}`` of ``variant``'s finished runs on ``task``'s medium-1M."""
-    runs = root / "learn" / task / "runs" / d4rl_task(task) / variant
+def finished_runs(runs: Path, variant: str) -> dict[int, dict]:
+    """``{seed: summary}`` of ``variant``'s finished runs in ``runs``."""
     found = {}
-    for run_dir in sorted(runs.glob("seed*")):
+    for run_dir in sorted((runs / variant).glob("seed*")):
         summary = read_summary(run_dir)
         if summary is not None and run_dir.name.removeprefix("seed").isdigit():
             found[int(run_dir.name.removeprefix("seed"))] = summary
     return found
 
 
-def gain(root: Path, task: str, candidate: str) -> dict | None:
-    """Rule 3 on ``task``: Δ, σ and the seeds both ``candidate`` and MOPO finished (``None``: no such seed)."""
-    ours, host = finished_runs(root, task, candidate), finished_runs(root, task, HOST)
+def gain(runs: Path, candidate: str) -> dict | None:
+    """Rule 3 on the runs in ``runs``: Δ, σ and the seeds both ``candidate`` and MOPO finished
+    (``None``: no such seed)."""
+    ours, host = finished_runs(runs, candidate), finished_runs(runs, HOST)
     seeds = sorted(set(ours) & set(host))
     if not seeds:
         return None
@@ -99,13 +110,24 @@ def apply_rule(root: Path, seeds: list[int]) -> dict:
     finished_runs.cache_clear()  # runs may have finished since the last call
     rows, shortfall = {}, []
     for candidate in (c for c in CANDIDATES if c != HOST):
-        gains = {task: gain(root, task, candidate) for task in CHOOSING_TASKS}
+        gains = {task: gain(learning_runs(root, task), candidate) for task in CHOOSING_TASKS}
         lacking = {task: sorted(set(seeds) - set((g or {}).get("seeds", []))) for task, g in gains.items()}
         missing = [f"{candidate} on {task}: seeds {lack}" for task, lack in lacking.items() if lack]
+        excluded_by = MEDIUM_REPLAY_LOSERS.get(candidate)
+        if candidate in REPLAY_VARIANTS:  # rule 4 on the runner's own medium-replay runs, once every seed finished
+            replay = gain(replay_runs(root), candidate)
+            lack = sorted(set(seeds) - set((replay or {}).get("seeds", [])))
+            if lack:
+                missing.append(f"{candidate} on {REPLAY_TASK} medium-replay (rule 4): seeds {lack}")
+            elif replay["delta"] < -replay["sigma"]:
+                excluded_by = (
+                    f"lost to MOPO on {REPLAY_TASK} medium-replay ({replay['score']:.1f} against "
+                    f"{replay['host_score']:.1f}, Δ {replay['delta']:.1f}, σ {replay['sigma']:.1f}, seeds {seeds})"
+                )
         shortfall += missing
         rows[candidate] = {
             "gains": gains,
-            "excluded_by": MEDIUM_REPLAY_LOSERS.get(candidate),
+            "excluded_by": excluded_by,
             "complete": not missing,
             "worst_gain": None if None in gains.values() else min(g["delta"] for g in gains.values()),
             "wall_s_per_1k_steps": None
@@ -125,7 +147,7 @@ def apply_rule(root: Path, seeds: list[int]) -> dict:
     if chosen is not None:
         gains = rows[chosen]["gains"].values()
         helps = all(g["delta"] >= -g["sigma"] for g in gains) and any(g["delta"] > g["sigma"] for g in gains)
-        walker = gain(root, CONFIRMING_TASK, chosen)
+        walker = gain(learning_runs(root, CONFIRMING_TASK), chosen)
         confirmation = None if walker is None else {**walker, "confirmed": walker["delta"] >= -walker["sigma"]}
     return {
         "seeds_expected": seeds,

@@ -12,7 +12,9 @@ the rest), run ``--jobs`` at a time as soon as the jobs they need are done:
    :data:`CANDIDATES` (configs written under ``<root>/configs``) over the first ``k`` seeds,
    seed-major, every run sharing the 1M check's dynamics model and paper dynamics reward
    (``dynamics_path``, ``reward_path``), so the variants differ only in what they say;
-4. with ``--recommended`` (the candidate the rule chose), ``mobile:<task>``: MOBILE against MOBILE
+4. ``replay:halfcheetah``: MOPO and ``mopo_morec_stop`` on HalfCheetah's medium-replay, every seed,
+   :data:`REPLAY_EPOCHS` (the runs the rule's medium-replay exclusion reads for that candidate);
+5. with ``--recommended`` (the candidate the rule chose), ``mobile:<task>``: MOBILE against MOBILE
    with that candidate's MOREC settings, seed 0, ``--mobile-epochs``.
 
 Every job's first log line names the commit of the code it ran (``git describe``), and
@@ -91,6 +93,12 @@ CANDIDATES: dict[str, tuple[str, list[str]]] = {
     ),
     "mopo_morec_stop_paper_lambda": ("paper/mopo_morec", STOP),  # with MOREC's own λ for its long rollouts
 }
+# issue 15's HalfCheetah medium-replay `stop` ablation had one seed, on a 60,000-transition set that is
+# gone (today's collect does not remake it): MOPO and mopo_morec_stop get three seeds on this study's
+# HalfCheetah medium-replay, at that ablation's 100,000 steps, for the rule's medium-replay exclusion
+REPLAY_TASK = "halfcheetah"
+REPLAY_VARIANTS = ("mopo", "mopo_morec_stop")
+REPLAY_EPOCHS = 100
 # the attribution ablation (one task, the same truncation as mopo_morec_stop): what picks the candidate
 ABLATION_TASK = "hopper"
 ABLATIONS: dict[str, tuple[str, list[str]]] = {
@@ -114,8 +122,13 @@ def mobile_variants(recommended: str) -> dict[str, tuple[str, list[str]]]:
     return {"mobile": ("mobile", []), recommended.replace("mopo", "mobile", 1): (MOBILE_BASE[base], overrides)}
 
 
-def d4rl_task(task: str) -> str:
-    return f"{task}-medium-v2"
+def d4rl_task(task: str, level: str = "medium") -> str:
+    return f"{task}-{level}-v2"
+
+
+def replay_dir(root: Path) -> Path:
+    """Where the ``replay`` job's runs are (``scripts/morec_learning.py``'s ``--out``)."""
+    return root / "replay" / REPLAY_TASK
 
 
 def learning_variants(task: str, recommended: str | None) -> dict[str, tuple[str, list[str]]]:
@@ -158,17 +171,19 @@ def learning_complete(table: Path, seeds: int) -> bool:
     )
 
 
-def write_candidate_configs(root: Path, task: str, variants: dict[str, tuple[str, list[str]]]) -> Path:
+def write_candidate_configs(
+    root: Path, task: str, variants: dict[str, tuple[str, list[str]]], level: str = "medium"
+) -> Path:
     """Each variant's config, resolved from the shipped one and its overrides, as
-    ``<root>/configs/d4rl/<task>-medium-v2/<variant>.yaml``; returns that configs tree."""
+    ``<root>/configs/d4rl/<task>-<level>-v2/<variant>.yaml``; returns that configs tree."""
     from morec.io import plain
     from morec.training.config import load_config
 
-    tree = root / "configs"
+    tree, name = root / "configs", d4rl_task(task, level)
     for variant, (base, overrides) in variants.items():
-        cfg = load_config(ROOT / "configs" / "d4rl" / d4rl_task(task) / f"{base}.yaml", overrides)
-        path = tree / "d4rl" / d4rl_task(task) / f"{variant}.yaml"
-        text = f"# {variant}: configs/d4rl/{d4rl_task(task)}/{base}.yaml with {overrides or 'nothing changed'}\n"
+        cfg = load_config(ROOT / "configs" / "d4rl" / name / f"{base}.yaml", overrides)
+        path = tree / "d4rl" / name / f"{variant}.yaml"
+        text = f"# {variant}: configs/d4rl/{name}/{base}.yaml with {overrides or 'nothing changed'}\n"
         text += yaml.safe_dump(plain(cfg.to_dict()), sort_keys=False)
         if not path.exists() or path.read_text() != text:
             atomic_write(path, lambda tmp, text=text: tmp.write_text(text))
@@ -252,6 +267,24 @@ def plan(args) -> list[Job]:
                     lambda t=out / "table.json", n=k: learning_complete(t, n),
                 )
             )
+        if task == REPLAY_TASK:  # rule 4's medium-replay runs: the dynamics and reward trained on that data
+            replay_out = replay_dir(root)
+            jobs.append(
+                Job(
+                    f"replay:{task}",
+                    [
+                        py,
+                        str(ROOT / "scripts" / "morec_learning.py"),
+                        *("--dataset", str(data / f"{task}-medium-replay.hdf5")),
+                        *("--task", d4rl_task(task, "medium-replay"), "--out", str(replay_out)),
+                        *("--configs", str(root / "configs"), "--variants", ",".join(REPLAY_VARIANTS)),
+                        *("--seeds", args.seeds, "--epochs", str(REPLAY_EPOCHS), "--max-parallel", "1"),
+                    ],
+                    [replay_out / "table.json"],
+                    [f"collect:{task}"],
+                    lambda t=replay_out / "table.json", n=seeds: learning_complete(t, len(n)),
+                )
+            )
         if args.recommended:  # rule 8, once the choice is made
             mobile_out = root / "learn-mobile" / task
             variants = list(mobile_variants(args.recommended))
@@ -269,9 +302,10 @@ def plan(args) -> list[Job]:
 
 def priority(job: Job) -> tuple:
     """The order jobs start in when several are ready, the choice's critical path first: collections;
-    the choosing tasks' full-size checks; their learning, seed by seed (what the choice needs); the
-    confirming task's full-size check; the smaller checks; the confirming task's learning, seed by
-    seed; MOBILE last. Within a stage, the tasks in :data:`RECIPES` order."""
+    the choosing tasks' full-size checks; their learning, seed by seed (what the choice needs), with
+    the medium-replay runs of rule 4 after the first seed; the confirming task's full-size check; the
+    smaller checks; the confirming task's learning, seed by seed; MOBILE last. Within a stage, the
+    tasks in :data:`RECIPES` order."""
     kind, task, rest = (job.name.split(":") + [""])[:3]
     choosing = task in CHOOSING_TASKS
     if kind == "collect":
@@ -282,6 +316,8 @@ def priority(job: Job) -> tuple:
         stage = 20
     elif kind == "learn":
         stage = (2 if choosing else 30) + int(rest.removeprefix("seeds"))
+    elif kind == "replay":  # the rule's medium-replay exclusion: after the first seeds of the choosing tasks
+        stage = 3.5
     else:  # mobile
         stage = 999
     return stage, list(RECIPES).index(task)
@@ -342,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         if task not in RECIPES:
             raise SystemExit(f"morec_scale: error: --tasks: unknown task {task!r}; choose from {', '.join(RECIPES)}")
         write_candidate_configs(root, task, learning_variants(task, args.recommended))
+        if task == REPLAY_TASK:
+            write_candidate_configs(root, task, {v: CANDIDATES[v] for v in REPLAY_VARIANTS}, "medium-replay")
         if args.recommended:
             write_candidate_configs(root, task, mobile_variants(args.recommended))
     jobs = plan(args)

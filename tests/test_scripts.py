@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from argparse import Namespace
 from pathlib import Path
@@ -165,8 +166,9 @@ def test_scale_plan_orders_its_jobs_and_knows_what_is_done(tmp_path, capsys):
     assert names[:3] == ["collect:hopper", "collect:halfcheetah", "collect:walker2d"]
     assert names[3:5] == ["check:hopper:1000000", "check:halfcheetah:1000000"]
     # the choosing tasks' seeds, which the choice needs, before anything the choice does not need
-    assert names[5:11] == [f"learn:{task}:seeds{k}" for k in (1, 2, 3) for task in ("hopper", "halfcheetah")]
-    assert names[11] == "check:walker2d:1000000"
+    learning = [f"learn:{task}:seeds{k}" for k in (1, 2, 3) for task in ("hopper", "halfcheetah")]
+    assert names[5:12] == [*learning[:2], "replay:halfcheetah", *learning[2:]]  # rule 4's runs after the first seeds
+    assert names[12] == "check:walker2d:1000000"
     assert names.index("check:walker2d:300000") < names.index("learn:walker2d:seeds1")
     assert all(line.startswith("todo") for line in lines)
     # the confirming task trains MOPO, the paper's MOREC and (once chosen) the recommended variant only
@@ -252,10 +254,14 @@ def test_scale_runs_the_chosen_morec_settings_on_mobile_once_chosen(tmp_path, ca
         scale.main(["--root", str(root), "--tasks", "hopper", "--recommended", "mopo", "--plan"])
 
 
-def fake_learning_runs(root: Path, task: str, variant: str, scores: list[float], wall: float = 20.0) -> None:
-    """Finished runs (seeds 0, 1, ...) of ``variant`` on ``task``'s medium-1M, as morec_scale leaves them."""
+def fake_learning_runs(
+    root: Path, task: str, variant: str, scores: list[float], wall: float = 20.0, level: str = "medium"
+) -> None:
+    """Finished runs (seeds 0, 1, ...) of ``variant`` on ``task``'s medium-1M (or the replay job's
+    medium-replay), as morec_scale leaves them."""
+    job = "learn" if level == "medium" else "replay"
     for seed, score in enumerate(scores):
-        run_dir = root / "learn" / task / "runs" / f"{task}-medium-v2" / variant / f"seed{seed}"
+        run_dir = root / job / task / "runs" / f"{task}-{level}-v2" / variant / f"seed{seed}"
         run_dir.mkdir(parents=True)
         summary = {
             "last_score": score,
@@ -275,6 +281,10 @@ def test_the_rule_chooses_the_best_worst_case_gain_and_breaks_ties_by_cost(tmp_p
     fake_learning_runs(tmp_path, "halfcheetah", "mopo_morec_stop", [33.0, 35.0, 37.0], wall=15.0)  # +3: worst 3
     fake_learning_runs(tmp_path, "hopper", "mopo_morec_auto_stop", [42.0, 42.0, 42.0], wall=30.0)  # +10
     fake_learning_runs(tmp_path, "halfcheetah", "mopo_morec_auto_stop", [35.5, 35.5, 35.5], wall=30.0)  # +3.5
+    fake_learning_runs(tmp_path, "halfcheetah", "mopo", [30.0, 32.0, 34.0], level="medium-replay")
+    fake_learning_runs(
+        tmp_path, "halfcheetah", "mopo_morec_stop", [29.0, 31.0, 33.0], level="medium-replay"
+    )  # -1: level
     choice = rule.apply_rule(tmp_path, [0, 1, 2])
     assert choice["tied"] == ["mopo_morec_stop", "mopo_morec_auto_stop"]  # worst-case gains 3 and 3.5: within 1
     assert choice["chosen"] == "mopo_morec_stop" and choice["provisional"] is False  # the cheaper of the tie
@@ -286,6 +296,12 @@ def test_the_rule_chooses_the_best_worst_case_gain_and_breaks_ties_by_cost(tmp_p
     assert choice["helps"] is True  # +5 and +3, both above sigma (1.63)
     assert choice["confirmation"] is None  # no Walker2d runs yet
     assert rule.paper_deviations("mopo_morec_stop_paper_lambda") == 1 and rule.paper_deviations("mopo_morec_stop") == 2
+    # had it lost on medium-replay by more than sigma (1.63) over every seed, the tie's other one is chosen
+    shutil.rmtree(tmp_path / "replay" / "halfcheetah" / "runs" / "halfcheetah-medium-replay-v2" / "mopo_morec_stop")
+    fake_learning_runs(tmp_path, "halfcheetah", "mopo_morec_stop", [27.0, 29.0, 31.0], level="medium-replay")  # -3
+    choice = rule.apply_rule(tmp_path, [0, 1, 2])
+    assert "lost to MOPO on halfcheetah medium-replay" in choice["candidates"]["mopo_morec_stop"]["excluded_by"]
+    assert choice["chosen"] == "mopo_morec_auto_stop" and choice["provisional"] is False
 
 
 def test_the_rule_is_provisional_and_names_the_shortfall_while_seeds_are_missing(tmp_path):
@@ -298,6 +314,7 @@ def test_the_rule_is_provisional_and_names_the_shortfall_while_seeds_are_missing
     choice = rule.apply_rule(tmp_path, [0, 1, 2])
     assert choice["provisional"] and choice["chosen"] == "mopo_morec_stop"
     assert "mopo_morec_stop on hopper: seeds [1, 2]" in choice["shortfall"]
+    assert "mopo_morec_stop on halfcheetah medium-replay (rule 4): seeds [0, 1, 2]" in choice["shortfall"]
     assert choice["candidates"]["mopo_morec_stop"]["worst_gain"] == pytest.approx(-1.0)
     assert choice["helps"] is False  # -1 on Hopper with sigma 0 (one seed): below level
     assert choice["confirmation"]["confirmed"] is False and choice["confirmation"]["delta"] == pytest.approx(-10.0)
