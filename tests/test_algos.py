@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import replace
 
@@ -384,6 +385,9 @@ def test_distilled_filter_trains_and_scores_with_one_network(hopper_file, tmp_pa
     trainer.run()
     events = EventAccumulator(str(tmp_path / "run" / "tb")).Reload()
     assert 0 <= events.Scalars("reward/distil_truncation_agreement")[0].value <= 1
+    reports = [json.loads(p.read_text()) for p in (tmp_path / "cache").rglob("report.json")]
+    (measured_at,) = [r["threshold"] for r in reports if "truncation_agreement" in r]  # the student's
+    assert events.Scalars("reward/distil_agreement_threshold")[0].value == pytest.approx(measured_at)
     again = start_run(cfg, tmp_path / "run2", show_progress=False)  # loaded from the cache, the same network
     x = [torch.zeros(3, n) for n in (reward.obs_dim, reward.act_dim, reward.obs_dim)]
     torch.testing.assert_close(again.engine.selector.reward(*x), reward(*x), rtol=0, atol=0)

@@ -134,7 +134,8 @@ def cached_distilled_reward(
 ) -> DynamicsReward:
     """``teacher`` (named by its cache key) distilled into one network with ``morec distil-reward``'s
     defaults: loaded, or distilled and saved with ``report.json`` (agreement with the teacher at
-    ``threshold``, also written to ``writer`` as ``reward/distil_*``)."""
+    ``threshold``, also written to ``writer`` as ``reward/distil_*``). The student does not depend on
+    the threshold, so a cached one is reused at any; its report keeps the threshold it was measured at."""
     config = DistillationConfig(seed=cfg.resolved_model_seed)
     rollout = RolloutConfig(
         samples_per_member=cfg.rollout.samples_per_member, candidate_clip=cfg.rollout.candidate_clip
@@ -159,7 +160,8 @@ def cached_distilled_reward(
                 rollout=rollout,
                 show_progress=progress,
             )
-    if writer is not None:
+    if writer is not None:  # a cached student's report may be at another run's threshold: say which
+        writer.add_scalar("reward/distil_agreement_threshold", report["threshold"], 0)
         writer.add_scalar("reward/distil_truncation_agreement", report["truncation_agreement"], 0)
         for name, value in report["pick_agreement"].items():
             writer.add_scalar(f"reward/distil_pick_agreement_{name}", value, 0)
