@@ -393,6 +393,30 @@ def test_distilled_filter_trains_and_scores_with_one_network(hopper_file, tmp_pa
     torch.testing.assert_close(again.engine.selector.reward(*x), reward(*x), rtol=0, atol=0)
 
 
+def test_a_diverged_learner_stops_with_one_line_and_keeps_the_last_finite_checkpoint(hopper_file, tmp_path):
+    from morec.training.loop import TrainingDiverged
+
+    sets = smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3)
+    cfg = load_config(None, [*sets, "train.log_every=15"])  # logged at 15, 30, 45; epochs end at 20, 40, 60
+    trainer = start_run(cfg, tmp_path / "run", show_progress=False)
+    update = trainer.algo.update
+
+    def not_finite_from_step_32(sampler, batch_size):  # what a model rollout gone to 1e33 does to SAC
+        stats = update(sampler, batch_size)
+        if trainer.gradient_step >= 32:
+            stats.critic_loss = torch.tensor(float("nan"))
+        return stats
+
+    trainer.algo.update = not_finite_from_step_32
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"^training diverged by gradient step 40: train/critic_loss not finite; "
+        r"the last model rollout's mean reward was .* rollout\.candidate_clip .* epoch 1 is kept",
+    ):
+        trainer.run()  # stopped at the epoch's end, before the next log point (45)
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["epoch"] == 1
+
+
 def test_a_filter_that_cuts_almost_every_rollout_is_said_once(tmp_path):
     cheetah_file = random_dataset_file(
         tmp_path / "halfcheetah.hdf5", "HalfCheetah-v4"

@@ -19,6 +19,7 @@ from the checkpoint's actor, which is the one it was of.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 import time
@@ -37,6 +38,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from morec.data import OfflineDataset
 from morec.dynamics import EnsembleDynamics
+from morec.errors import UserError
 from morec.io import atomic_write, plain
 from morec.learners.networks import sample_action
 from morec.learners.sac import ModelBasedSAC, ModelBasedStats
@@ -50,6 +52,10 @@ from morec.shaping.setup import RewardShaping
 from morec.training.background_evaluation import BackgroundEvaluator
 from morec.training.config import ConfigError, TrainConfig, config_differences, config_from_dict
 from morec.training.evaluation import Evaluator
+
+
+class TrainingDiverged(UserError):
+    """The learner's losses stopped being finite (one line naming the likely cause and the fix)."""
 
 
 class RunDirectory:
@@ -249,6 +255,7 @@ class TrainingLoop:
                 "truncation_rate": stats.stopped / starts,
                 "termination_rate": stats.terminated / starts,
                 "divergence_rate": stats.diverged / starts,  # rows the model diverged on, ended unwritten
+                "reward_mean": stats.reward_mean,
                 "model_buffer_size": len(self.model_buffer),
             }
         )
@@ -304,6 +311,7 @@ class TrainingLoop:
                 self.bar.update(1)
                 if after % cfg.log_every == 0:
                     self._log_training(stats)
+            self._stop_if_diverged(stats)  # before the epoch's evaluation and checkpoint
             self._end_epoch(on_evaluation)
         return self._finish(on_evaluation)
 
@@ -374,12 +382,36 @@ class TrainingLoop:
         """The update's scalars (reading them waits for the device) and the steps/s since the last
         log: measured after that wait, so queued device work is counted where it runs ahead."""
         step = self.gradient_step
-        for key in ModelBasedStats.SCALARS:
-            self.writer.add_scalar(f"train/{key}", float(getattr(stats, key)), step)  # the only read of the device
+        values = {key: float(getattr(stats, key)) for key in ModelBasedStats.SCALARS}  # the only read of the device
+        for key, value in values.items():
+            self.writer.add_scalar(f"train/{key}", value, step)
+        self._stop_if_diverged(stats, values)
         now = time.perf_counter()
         self.writer.add_scalar("perf/gradient_steps_per_s", self._window_steps / (now - self._window_start), step)
         self.writer.add_scalar("train/actor_lr", float(self.algo.lr_schedulers[0].get_last_lr()[0]), step)
         self._window_start, self._window_steps = now, 0
+
+    def _stop_if_diverged(self, stats: ModelBasedStats, values: dict[str, float] | None = None) -> None:
+        """Stop with :class:`TrainingDiverged` once the update's scalars are not finite (``values``:
+        already read; else read now, once an epoch). The checkpoint on disk is the last finite epoch's."""
+        if values is None:
+            values = {key: float(getattr(stats, key)) for key in ModelBasedStats.SCALARS}
+        bad = [f"train/{key}" for key, value in values.items() if not math.isfinite(value)]
+        if not bad:
+            return
+        last = self.rollouts[-1] if self.rollouts else None
+        rollout = (
+            ""
+            if last is None
+            else f"; the last model rollout's mean reward was {last['reward_mean']:.3g} (the data's "
+            f"{float(self.real.rewards.mean()):.3g})"
+        )
+        raise TrainingDiverged(
+            f"training diverged by gradient step {self.gradient_step}: {', '.join(bad)} not finite{rollout}. "
+            f"Model rollouts that run far from the data do this: clip them with rollout.candidate_clip (the "
+            f"released MOREC code clips at 25 on D4RL) or shorten rollout.horizon "
+            f"(now {self.cfg.rollout.horizon}). The checkpoint of epoch {self.epoch} is kept."
+        )
 
     def _start_evaluation(self, tag: dict[str, int]) -> None:
         """Evaluate the policy as it is now, for the epoch and step in ``tag`` (at once, or in the
