@@ -174,6 +174,11 @@ def settings(task: str, algorithm: str, morec: bool, matched: bool = False) -> d
         out["rollout.horizon"] = (100, src)
         out["rollout.batch_size"] = (2000, src)
         out["rollout.samples_per_member"] = (2, f"{src}: resample_num_in_transition (10 candidates)")
+        out["rollout.candidate_clip"] = (
+            1e6 if neorl else 25.0,
+            "released MOREC code: candidates (next state and reward) clipped to this; without it a 1M-transition "
+            "HalfCheetah model ran to rewards of 1e33 over H = 100 (docs/morec_scale)",
+        )
         out["filter.threshold"] = (0.6, f"{src}: terminal_dynamics_reward")
         out["filter.temperature"] = (0.1, f"{src} (hard-coded)")
         out["filter.consensus_weight"] = (0.0, f"{src}: picks by r_D alone")
