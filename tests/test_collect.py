@@ -155,7 +155,7 @@ def test_fixed_alpha_trains_and_resumes(tmp_path):
 
 
 @pytest.mark.slow
-def test_quickstart_trains_the_filter_of_the_shipped_recommended_config(tmp_path):
+def test_quickstart_trains_the_filter_and_clip_of_the_shipped_recommended_config(tmp_path):
     from dataclasses import asdict
 
     from morec.bundled_configs import find_config
@@ -165,6 +165,7 @@ def test_quickstart_trains_the_filter_of_the_shipped_recommended_config(tmp_path
     shipped = load_config(find_config(RECOMMENDED_CONFIG))
     cfg = training_config(tmp_path / "d.hdf5", tmp_path, 0, "cpu", [])
     assert cfg.morec and cfg.algorithm == "mobile" and asdict(cfg.filter) == asdict(shipped.filter)
+    assert cfg.rollout.candidate_clip == shipped.rollout.candidate_clip == 25.0
     assert cfg.rollout.horizon == 50  # the quickstart's own small budget, not the config's
     assert (
         training_config(tmp_path / "d.hdf5", tmp_path, 0, "cpu", ["filter.threshold=auto"]).filter.threshold == "auto"

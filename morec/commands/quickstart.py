@@ -45,8 +45,8 @@ TRAINING = [
     "train.eval_episodes=10",
     "train.log_every=100",
 ]
-# the MOREC filter (threshold, pick, truncation) is the shipped recommended config's: whatever
-# docs/morec_scale chooses reaches the quickstart when scripts/make_configs.py writes it
+# the MOREC filter (threshold, pick, truncation) and candidate clip are the shipped recommended
+# config's: whatever docs/morec_scale chooses reaches the quickstart when scripts/make_configs.py writes it
 RECOMMENDED_CONFIG = "d4rl/hopper-medium-v2/mobile_morec.yaml"
 RUN_PREFIX = "mobile_morec-"
 D4RL_GRADIENT_STEPS = 3_000_000  # MOBILE's D4RL budget (3000 epochs x 1000 steps)
@@ -69,7 +69,7 @@ def run_key(config: dict[str, Any]) -> str:
 
 
 def training_config(dataset: Path, root: Path, seed: int, device: str, overrides: list[str]) -> TrainConfig:
-    """The filter of :data:`RECOMMENDED_CONFIG`, then :data:`TRAINING` on ``dataset``, its cache
+    """The filter and candidate clip of :data:`RECOMMENDED_CONFIG`, then :data:`TRAINING` on ``dataset``, its cache
     under ``root``, then ``overrides`` (``--set``). Paths and typed values go in as they are (never
     as YAML text, which would cut a path at ``#``)."""
     from morec.bundled_configs import find_config
@@ -82,6 +82,7 @@ def training_config(dataset: Path, root: Path, seed: int, device: str, overrides
         "device": device,
         "cache_dir": str(root / "cache"),
         "filter": asdict(recommended.filter),
+        "rollout": {"candidate_clip": recommended.rollout.candidate_clip},
     }
     for assignment in TRAINING + list(overrides):
         set_dotted(values, assignment)
