@@ -399,11 +399,11 @@ class TrainingLoop:
         bad = [f"train/{key}" for key, value in values.items() if not math.isfinite(value)]
         if not bad:
             return
-        last = self.rollouts[-1] if self.rollouts else None
+        last = self.rollouts[-1].get("reward_mean") if self.rollouts else None  # older checkpoints: not recorded
         rollout = (
             ""
             if last is None
-            else f"; the last model rollout's mean reward was {last['reward_mean']:.3g} (the data's "
+            else f"; the last model rollout's mean reward was {last:.3g} (the data's "
             f"{float(self.real.rewards.mean()):.3g})"
         )
         raise TrainingDiverged(
