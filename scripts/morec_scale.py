@@ -190,24 +190,27 @@ def write_candidate_configs(
     return tree
 
 
-def learning_command(
-    task: str, root: Path, out: Path, variants: list[str], seeds: str, epochs: int, sets: list[str]
-) -> list[str]:
-    """``morec_learning.py`` on ``task``'s medium-1M, every run with the 1M check's dynamics model and
-    paper dynamics reward (``dynamics_path``, ``reward_path``), so variants differ only in what they say."""
+def shared_models(task: str, root: Path) -> list[str]:
+    """The overrides giving a run ``task``'s 1M check's dynamics model and paper dynamics reward
+    (``dynamics_path``, ``reward_path``), so the medium-1M variants differ only in what they say."""
     full = root / "check" / f"{task}-{MEDIUM_SIZE}"
-    models = [
+    return [
         f"dynamics_path={full / 'dynamics'}",
         f"reward_path={full / 'rewards' / reward_dir_name(VARIANTS['paper'][0])}",
-        *sets,
     ]
+
+
+def learning_command(
+    task: str, root: Path, out: Path, variants: list[str], seeds: str, epochs: int, sets: list[str], level: str
+) -> list[str]:
+    """``morec_learning.py`` on ``task``'s ``level`` data with the overrides ``sets``."""
     return [
         sys.executable,
         str(ROOT / "scripts" / "morec_learning.py"),
-        *("--dataset", str(root / "data" / task / f"{task}-medium.hdf5"), "--task", d4rl_task(task)),
+        *("--dataset", str(root / "data" / task / f"{task}-{level}.hdf5"), "--task", d4rl_task(task, level)),
         *("--out", str(out), "--configs", str(root / "configs"), "--variants", ",".join(variants)),
         *("--seeds", seeds, "--epochs", str(epochs), "--max-parallel", "1"),
-        *[x for s in models for x in ("--set", s)],
+        *[x for s in sets for x in ("--set", s)],
     ]
 
 
@@ -261,7 +264,16 @@ def plan(args) -> list[Job]:
             jobs.append(
                 Job(
                     f"learn:{task}:seeds{k}",
-                    learning_command(task, root, out, variants, ",".join(map(str, seeds[:k])), args.epochs, []),
+                    learning_command(
+                        task,
+                        root,
+                        out,
+                        variants,
+                        ",".join(map(str, seeds[:k])),
+                        args.epochs,
+                        shared_models(task, root),
+                        "medium",
+                    ),
                     [out / "table.json"],
                     [f"check:{task}:{MEDIUM_SIZE}"] + ([f"learn:{task}:seeds{k - 1}"] if k > 1 else []),
                     lambda t=out / "table.json", n=k: learning_complete(t, n),
@@ -272,14 +284,9 @@ def plan(args) -> list[Job]:
             jobs.append(
                 Job(
                     f"replay:{task}",
-                    [
-                        py,
-                        str(ROOT / "scripts" / "morec_learning.py"),
-                        *("--dataset", str(data / f"{task}-medium-replay.hdf5")),
-                        *("--task", d4rl_task(task, "medium-replay"), "--out", str(replay_out)),
-                        *("--configs", str(root / "configs"), "--variants", ",".join(REPLAY_VARIANTS)),
-                        *("--seeds", args.seeds, "--epochs", str(REPLAY_EPOCHS), "--max-parallel", "1"),
-                    ],
+                    learning_command(
+                        task, root, replay_out, list(REPLAY_VARIANTS), args.seeds, REPLAY_EPOCHS, [], "medium-replay"
+                    ),
                     [replay_out / "table.json"],
                     [f"collect:{task}"],
                     lambda t=replay_out / "table.json", n=seeds: learning_complete(t, len(n)),
@@ -291,7 +298,16 @@ def plan(args) -> list[Job]:
             jobs.append(
                 Job(
                     f"mobile:{task}",
-                    learning_command(task, root, mobile_out, variants, "0", args.mobile_epochs, args.mobile_set),
+                    learning_command(
+                        task,
+                        root,
+                        mobile_out,
+                        variants,
+                        "0",
+                        args.mobile_epochs,
+                        [*shared_models(task, root), *args.mobile_set],
+                        "medium",
+                    ),
                     [mobile_out / "table.json"],
                     [f"check:{task}:{MEDIUM_SIZE}"],
                     lambda t=mobile_out / "table.json": learning_complete(t, 1),

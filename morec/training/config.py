@@ -41,6 +41,12 @@ class ConfigError(UserError, ValueError):
     """A config key, value or combination is invalid; the message names it."""
 
 
+MOBILE_MIN_ELITES = 2  # dynamics named by dynamics_path are checked against it when they load
+MOBILE_ELITES_REASON = (
+    f"MOBILE's penalty is the spread (std) over the elites' predictions and needs at least {MOBILE_MIN_ELITES}"
+)
+
+
 @dataclass
 class TrainSettings:
     epochs: int = 3000
@@ -151,10 +157,10 @@ class TrainConfig:
             )
         if self.algorithm == "mobile" and self.rollout.penalty_coef:
             raise ConfigError("rollout.penalty_coef is MOPO's reward penalty; MOBILE uses mobile.beta instead")
-        if self.algorithm == "mobile" and self.dynamics_path is None and self.dynamics.num_elites < 2:
+        if self.algorithm == "mobile" and self.dynamics_path is None and self.dynamics.num_elites < MOBILE_MIN_ELITES:
             raise ConfigError(
-                f"dynamics.num_elites={self.dynamics.num_elites}: MOBILE's penalty is the spread (std) over the "
-                "elites' predictions and needs at least 2 elites; raise dynamics.num_elites"
+                f"dynamics.num_elites={self.dynamics.num_elites}: {MOBILE_ELITES_REASON} elites; raise "
+                "dynamics.num_elites"
             )
         if self.morec and self.reward.planned_snapshots < MIN_SNAPSHOTS:
             r = self.reward

@@ -311,7 +311,8 @@ class TrainingLoop:
                 self.bar.update(1)
                 if after % cfg.log_every == 0:
                     self._log_training(stats)
-            self._stop_if_diverged(stats)  # before the epoch's evaluation and checkpoint
+            if self.gradient_step % cfg.log_every:  # the epoch's last step was not logged, so not checked
+                self._stop_if_diverged(stats)  # before the epoch's evaluation and checkpoint
             self._end_epoch(on_evaluation)
         return self._finish(on_evaluation)
 

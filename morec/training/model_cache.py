@@ -26,7 +26,7 @@ from morec.dynamics_reward.model import CHECKPOINT_FILE as REWARD_FILE
 from morec.dynamics_reward.model import DynamicsReward
 from morec.locking import exclusive_lock
 from morec.rollout.config import RolloutConfig
-from morec.training.config import ConfigError, TrainConfig
+from morec.training.config import MOBILE_ELITES_REASON, MOBILE_MIN_ELITES, ConfigError, TrainConfig
 from morec.training.models import distil_reward_model, fit_dynamics_model, fit_reward_model
 
 
@@ -67,10 +67,10 @@ def cached_dynamics(
             model = EnsembleDynamics.load(folder, cfg.device, expect=task)
         except (ValueError, FileNotFoundError) as err:
             raise ConfigError(f"dynamics_path: {err}") from None
-        if cfg.algorithm == "mobile" and len(model.elites) < 2:  # what the config check does for trained ones
+        if cfg.algorithm == "mobile" and len(model.elites) < MOBILE_MIN_ELITES:  # the config checks trained ones
             raise ConfigError(
-                f"dynamics_path: {folder} has {len(model.elites)} elite; MOBILE's penalty is the spread (std) over "
-                "the elites' predictions and needs at least 2: name dynamics trained with dynamics.num_elites >= 2"
+                f"dynamics_path: {folder} has {len(model.elites)} elite; {MOBILE_ELITES_REASON}: name dynamics "
+                f"trained with dynamics.num_elites >= {MOBILE_MIN_ELITES}"
             )
         return model, named_key(folder / DYNAMICS_FILE), folder
     key = cache_key("dynamics", fingerprint, asdict(cfg.dynamics), cfg.resolved_model_seed)
