@@ -413,3 +413,42 @@ def test_curves_of_several_results_folders_share_a_task_plot(tmp_path, monkeypat
     assert written == [tmp_path / "figures" / "hopper-medium-v2.png"] and written[0].stat().st_size > 0
     with pytest.raises(ValueError, match="1 labels for 2 results folders"):
         write_curves([tmp_path / "main", tmp_path / "ablation"], labels=["main"])
+
+
+def test_the_table_is_written_as_each_run_finishes(tmp_path, monkeypatch):
+    """A suite of hours shows its finished runs (and lists the rest) before it ends."""
+    from morec.runs.suite import runner
+
+    tables_seen = []
+
+    class OneAtATime:  # a backend whose runs finish when asked, writing the summary a run leaves
+        name, startup_seconds, capacity = "fake", 0.0, 1
+
+        def __init__(self, cfg, max_parallel):
+            self.cfg = cfg
+
+        def submit(self, run):
+            return run
+
+        def wait(self, handles):
+            table = self.cfg.results / "table.md"
+            tables_seen.append(table.read_text() if table.exists() else None)
+            run = handles[0]
+            summary = {"last_score": 10.0 + run.seed, "last10_mean_score": 9.0, "best_score": 12.0}
+            summary |= {"dataset_mean_return": 1.0, "wall_seconds": 30.0 * (run.seed + 1), "gradient_steps": 1000}
+            run.run_dir(self.cfg.results).mkdir(parents=True)
+            (run.run_dir(self.cfg.results) / "summary.json").write_text(json.dumps(summary))
+            return [(run, runner.RunOutcome(run, True, 1.0, 1, score=summary["last_score"]))]
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(runner, "PoolBackend", OneAtATime)
+    cfg = SuiteConfig("d4rl", ["hopper-medium-v2"], variants=["mopo"], seeds=[0, 1], results=tmp_path / "results")
+    assert runner.run_suite(cfg, backend="pool") == 0
+    before_first, before_second = tables_seen
+    assert before_first is None
+    assert "| hopper-medium-v2 | mopo | 1 | 10.0 ± 0.0 |" in before_second and "30.0 |" in before_second
+    assert "## Not finished (1)" in before_second and "hopper-medium-v2 mopo seed 1" in before_second
+    final = (tmp_path / "results" / "table.md").read_text()
+    assert "| hopper-medium-v2 | mopo | 2 | 10.5 ± 0.5 |" in final and "45.0 |" in final and "Not finished" not in final

@@ -1,6 +1,7 @@
 """A suite's results: one table (mean ± std over seeds of the last, last-10 mean and best
-normalised scores, markdown and CSV) with every failed or unfinished run listed under it, and
-learning-curve PNGs (mean ± std over seeds) read from the runs' TensorBoard files."""
+normalised scores, markdown and CSV) with every failed or unfinished run listed under it, written
+again as each run finishes, and learning-curve PNGs (mean ± std over seeds) read from the runs'
+TensorBoard files."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from morec.io import atomic_write
 from morec.runs.suite.plan import RunSpec
 from morec.runs.suite.worker import RunOutcome, read_summary
 
@@ -24,19 +26,34 @@ def _rollout_mean(summaries: list[dict], key: str, fmt: str) -> str:
     return fmt.format(np.mean(values)) if values else "-"
 
 
+def _wall_per_1k_steps(summaries: list[dict]) -> str:
+    """Mean over runs of wall seconds per 1,000 gradient steps; "-" where no run recorded both."""
+    values = [
+        1000 * s["wall_seconds"] / s["gradient_steps"]
+        for s in summaries
+        if s.get("wall_seconds") is not None and s.get("gradient_steps")
+    ]
+    return f"{np.mean(values):.1f}" if values else "-"
+
+
 def write_rows(rows: list[dict], header: list[str], csv_path: Path) -> str:
-    """Write ``rows`` to ``csv_path``; return them as a markdown table."""
-    with open(csv_path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
+    """Write ``rows`` to ``csv_path`` (atomically); return them as a markdown table."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=header)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(csv_path, write)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
     return "\n".join(lines)
 
 
-def write_table(runs: list[RunSpec], results: Path, failures: list[RunOutcome] = ()) -> list[dict]:
-    """``results/table.md`` and ``results/table.csv``; returns the rows."""
+def write_table(runs: list[RunSpec], results: Path, failures: list[RunOutcome] = (), echo: bool = True) -> list[dict]:
+    """``results/table.md`` and ``results/table.csv`` (each written atomically: a reader never sees
+    half a table); prints the markdown if ``echo``; returns the rows."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for run in runs:
         summary = read_summary(run.run_dir(results))
@@ -54,6 +71,7 @@ def write_table(runs: list[RunSpec], results: Path, failures: list[RunOutcome] =
             "rollout_length": _rollout_mean(summaries, "mean_length", "{:.1f}"),
             "truncated": _rollout_mean(summaries, "truncation_rate", "{:.3f}"),
             "model_buffer": _rollout_mean(summaries, "model_buffer_size", "{:.0f}"),
+            "wall_s_per_1k_steps": _wall_per_1k_steps(summaries),
         }
         for (task, variant), summaries in sorted(groups.items())
     ]
@@ -68,12 +86,15 @@ def write_table(runs: list[RunSpec], results: Path, failures: list[RunOutcome] =
         "rollout_length",
         "truncated",
         "model_buffer",
+        "wall_s_per_1k_steps",
     ]
     lines = [write_rows(rows, header, results / "table.csv")]
     lines.append(
         "\nNormalised scores, mean ± std over seeds (`last`: final evaluation; `last10`: mean of the last 10). "
         "Means over seeds of each run's model rollouts: `rollout_length` (transitions per start state), "
-        "`truncated` (fraction of rollouts the filter cut), `model_buffer` (model transitions held at the end)."
+        "`truncated` (fraction of rollouts the filter cut), `model_buffer` (model transitions held at the end). "
+        "`wall_s_per_1k_steps`: a run's wall time (rollouts, updates, evaluations; every session of a resumed "
+        "run) per 1,000 gradient steps, mean over seeds."
     )
     failed = {o.run for o in failures}
     if failures:
@@ -90,8 +111,9 @@ def write_table(runs: list[RunSpec], results: Path, failures: list[RunOutcome] =
         lines.append(f"\n## Not finished ({len(missing)})\n")
         lines += [f"- {r.label}: {r.run_dir(results)}" for r in missing]
     text = "\n".join(lines) + "\n"
-    (results / "table.md").write_text(text)
-    print(text, end="")
+    atomic_write(results / "table.md", lambda tmp: tmp.write_text(text))
+    if echo:
+        print(text, end="")
     return rows
 
 

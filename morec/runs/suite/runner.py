@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, replace
 from typing import Any
@@ -154,7 +155,10 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _schedule(backend, todo: list[RunSpec], progress: Progress) -> list[RunOutcome]:
+def _schedule(
+    backend, todo: list[RunSpec], progress: Progress, on_finished: Callable[[list[RunOutcome]], None]
+) -> list[RunOutcome]:
+    """Keep ``backend`` full from ``todo``; after each run ends, ``on_finished(outcomes so far)``."""
     queue, pending, outcomes = deque(todo), {}, []
     while queue or pending:
         while queue and len(pending) < backend.capacity:
@@ -167,6 +171,7 @@ def _schedule(backend, todo: list[RunSpec], progress: Progress) -> list[RunOutco
                 result = RunOutcome(run, False, 0.0, 1, error=f"{type(result).__name__}: {result}")
             outcomes.append(result)
             progress.finished(result)
+            on_finished(outcomes)
     return outcomes
 
 
@@ -179,7 +184,8 @@ def run_suite(
     gpus_per_run: float | None = None,
     table_only: bool = False,
 ) -> int:
-    """Run what is not finished, then write ``table.md``/``table.csv``, curves and ``suite.json``.
+    """Run what is not finished (``table.md``/``table.csv`` written again as each run ends), then
+    write the table, curves and ``suite.json``.
     Returns the number of runs that failed (0: everything finished)."""
     if not cpus_per_run > 0:  # Ray's slots are the cluster's CPUs / cpus_per_run
         raise UserError(f"cpus_per_run (--cpus-per-run) must be positive, got {cpus_per_run}")
@@ -208,7 +214,12 @@ def run_suite(
         if in_main_thread:  # `kill` stops the workers too, as Ctrl-C does
             previous_handler = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            outcomes = _schedule(executor, todo, progress)
+            outcomes = _schedule(  # the table as results arrive: a suite of hours shows its finished runs
+                executor,
+                todo,
+                progress,
+                lambda done: write_table(runs, cfg.results, [o for o in done if not o.ok], echo=False),
+            )
         except KeyboardInterrupt:
             print(
                 "\ninterrupted: finished runs are kept; re-run the same command to run the rest (interrupted runs "
