@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 from pathlib import Path
 
@@ -41,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from morec.errors import UserError  # noqa: E402
+from morec.provenance import code_version  # noqa: E402
 from morec.training.config import resolve_config  # noqa: E402
 from morec.training.pipeline import build_components, run_training  # noqa: E402
 
@@ -130,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "device": args.device,
         "threads": args.threads,
         "torch": torch.__version__,
-        "commit": subprocess.run(
-            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True
-        ).stdout.strip(),
+        "commit": code_version(),
         "machine": platform.processor() or platform.machine(),
         "runs": rows,
     }

@@ -39,6 +39,7 @@ from morec_check import run  # noqa: E402  # a morec command's JSON, kept in a f
 
 from morec.errors import UserError  # noqa: E402
 from morec.io import atomic_write  # noqa: E402
+from morec.runs.suite.report import code_of  # noqa: E402
 from morec.runs.suite.worker import read_summary  # noqa: E402
 
 LABELS = {
@@ -154,6 +155,7 @@ def variant_row(variant: str, summaries: list[dict], evals: list[dict], seeds: i
         # first variant's (the host's), filled in by tabulate
         "wall_s_per_1k_steps": mean_of([1000 * s["wall_seconds"] / s["gradient_steps"] for s in summaries], 1),
         "wall_vs_first": "–",
+        "code": code_of(summaries) or "–",  # the commits its epochs ran on (a run resumed on newer code names both)
     }
 
 

@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from morec_check import VARIANTS, reward_dir_name  # noqa: E402
 
 from morec.io import atomic_write  # noqa: E402
+from morec.provenance import code_version  # noqa: E402
 
 MEDIUM_SIZE = 1_000_000
 # morec collect flags per task: the behaviour SACs of docs/morec_learning (Hopper and Walker2d learn
@@ -339,12 +340,6 @@ def priority(job: Job) -> tuple:
     return stage, list(RECIPES).index(task)
 
 
-def commit_of_code() -> str:
-    """``git describe --always --dirty`` of the code this script runs (a frozen worktree, usually)."""
-    proc = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True)
-    return proc.stdout.strip() or "unknown"
-
-
 def write_status(root: Path, jobs: list[Job], state: dict[str, dict]) -> None:
     lines = ["| job | state | commit | started | seconds |", "|---|---|---|---|---|"]
     for job in jobs:
@@ -422,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     for record in state.values():  # a runner stopped with its jobs leaves them "running": they are not
         if record.get("state") == "running":
             record["state"] = "stopped (runner restarted)"
-    commit = commit_of_code()
+    commit = code_version()  # of the checkout this script imports morec from (a frozen worktree)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),

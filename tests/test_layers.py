@@ -24,6 +24,7 @@ FOUNDATION = (
     "morec.metrics",
     "morec.actor",
     "morec.bundled_configs",
+    "morec.provenance",
     "morec.data",
 )
 LAYERS = [

@@ -2,8 +2,10 @@
 
 :class:`RunDirectory` is one run's folder: ``config.yaml`` (resolved), ``checkpoint.pt`` (written
 atomically after every epoch), ``tb/`` (TensorBoard, every scalar against the gradient step),
-``summary.json`` and ``policy.pt`` (the final policy's mode as TorchScript, observations
-``[B, O]`` -> actions ``[B, A]``, which ``morec eval-model --policy torchscript`` reads). It is
+``summary.json`` (scores, rollouts, wall time, and ``code_versions``: the commit each stretch of
+epochs ran on, as :func:`morec.provenance.code_version` names it) and ``policy.pt`` (the final
+policy's mode as TorchScript, observations ``[B, O]`` -> actions ``[B, A]``, which ``morec
+eval-model --policy torchscript`` reads). It is
 locked while open, so a second process (a suite re-run while a killed one's worker still
 lingers) fails at once instead of interleaving checkpoints.
 
@@ -45,6 +47,7 @@ from morec.learners.sac import ModelBasedSAC, ModelBasedStats
 from morec.learners.sampler import MixedSampler
 from morec.locking import LockBusy, acquire
 from morec.progress import draws_bar, progress_bar
+from morec.provenance import code_version
 from morec.rollout.buffer import ModelBuffer, TransitionBatch
 from morec.rollout.engine import RolloutEngine
 from morec.rollout.policies import export_actor_mode
@@ -181,8 +184,12 @@ class TrainingLoop:
             None  # set by morec.training.seeds when its updates are stacked with other seeds'
         )
         self.bar_position = 0  # the progress bar's line (morec.training.seeds gives each seed its own)
+        # the code each stretch of epochs ran on: [{"code": "960f30d", "from_epoch": 1}, ...]
+        self.code_versions: list[dict[str, Any]] = []
         if resume:
             self._load_checkpoint()
+        if not self.code_versions or self.code_versions[-1]["code"] != code_version():
+            self.code_versions.append({"code": code_version(), "from_epoch": self.epoch + 1})
         # a resumed run drops events logged after its checkpoint (they are about to be written again)
         self.writer = SummaryWriter(str(run.tb), purge_step=self.gradient_step + 1 if resume else None)
 
@@ -195,6 +202,7 @@ class TrainingLoop:
             "evaluation_in_flight": self.evaluator.pending,
             "rollouts": self.rollouts,
             "seconds": self.seconds_before_session + time.perf_counter() - self.session_start,
+            "code_versions": self.code_versions,
             "algorithm": self.algo.training_state(),
             "lr_schedulers": [s.state_dict() for s in self.algo.lr_schedulers],
             "model_buffer": self.model_buffer.state_dict(),
@@ -225,6 +233,8 @@ class TrainingLoop:
         self.evaluation_to_redo = state.get("evaluation_in_flight")
         self.rollouts = state.get("rollouts", [])  # checkpoints written before rollouts were recorded: from here on
         self.seconds_before_session = state.get("seconds", 0.0)  # older checkpoints: from here on
+        # checkpoints written before the code was recorded: its epochs so far ran on unrecorded code
+        self.code_versions = state.get("code_versions") or [{"code": "unrecorded", "from_epoch": 1}]
 
     # ------------------------------------------------------------------ training
     def rollout(self) -> None:
@@ -466,6 +476,7 @@ class TrainingLoop:
             "policy": self.run_directory.policy.name,
             "wall_seconds_this_session": round(seconds, 1),
             "wall_seconds": round(self.seconds_before_session + seconds, 1),
+            "code_versions": self.code_versions,
             "evaluations": self.evaluations,
         }
 

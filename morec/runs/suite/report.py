@@ -36,6 +36,13 @@ def _wall_per_1k_steps(summaries: list[dict]) -> str:
     return f"{np.mean(values):.1f}" if values else "-"
 
 
+def code_of(summaries: list[dict]) -> str:
+    """The code versions the runs' epochs ran on, in order of first use ("unrecorded" for runs or
+    stretches of older morec)."""
+    codes = [v["code"] for s in summaries for v in s.get("code_versions") or [{"code": "unrecorded"}]]
+    return " ".join(dict.fromkeys(codes))
+
+
 def write_rows(rows: list[dict], header: list[str], csv_path: Path) -> str:
     """Write ``rows`` to ``csv_path`` (atomically); return them as a markdown table."""
 
@@ -72,6 +79,7 @@ def write_table(runs: list[RunSpec], results: Path, failures: list[RunOutcome] =
             "truncated": _rollout_mean(summaries, "truncation_rate", "{:.3f}"),
             "model_buffer": _rollout_mean(summaries, "model_buffer_size", "{:.0f}"),
             "wall_s_per_1k_steps": _wall_per_1k_steps(summaries),
+            "code": code_of(summaries),
         }
         for (task, variant), summaries in sorted(groups.items())
     ]
@@ -87,6 +95,7 @@ def write_table(runs: list[RunSpec], results: Path, failures: list[RunOutcome] =
         "truncated",
         "model_buffer",
         "wall_s_per_1k_steps",
+        "code",
     ]
     lines = [write_rows(rows, header, results / "table.csv")]
     lines.append(
@@ -94,7 +103,7 @@ def write_table(runs: list[RunSpec], results: Path, failures: list[RunOutcome] =
         "Means over seeds of each run's model rollouts: `rollout_length` (transitions per start state), "
         "`truncated` (fraction of rollouts the filter cut), `model_buffer` (model transitions held at the end). "
         "`wall_s_per_1k_steps`: a run's wall time (rollouts, updates, evaluations; every session of a resumed "
-        "run) per 1,000 gradient steps, mean over seeds."
+        "run) per 1,000 gradient steps, mean over seeds. `code`: the commits the runs' epochs ran on."
     )
     failed = {o.run for o in failures}
     if failures:
