@@ -389,6 +389,7 @@ def test_curves_of_several_results_folders_share_a_task_plot(tmp_path, monkeypat
             with SummaryWriter(str(tmp_path / root / "hopper-medium-v2" / variant / f"seed{seed}" / "tb")) as writer:
                 for step, score in zip((1000, 2000), scores):
                     writer.add_scalar("eval/normalized_score", score + seed, step)
+            (tmp_path / root / "hopper-medium-v2" / variant / f"seed{seed}" / "summary.json").write_text("{}")
     assert read_curve(tmp_path / "main" / "hopper-medium-v2" / "mopo" / "seed1" / "tb", "eval/normalized_score")[
         1
     ].tolist() == [2.0, 3.0]
@@ -410,6 +411,11 @@ def test_curves_of_several_results_folders_share_a_task_plot(tmp_path, monkeypat
     plotted.clear()
     write_curves([tmp_path / "main"], out=tmp_path / "figures")
     assert plotted == [("mopo (2 seeds, 1 still running left out)", [1.5, 2.5])]
+    with SummaryWriter(str(tmp_path / "main" / "hopper-medium-v2" / "mopo_morec" / "seed0" / "tb")) as writer:
+        writer.add_scalar("eval/normalized_score", 4.0, 1000)  # a variant whose only seed is still running
+    plotted.clear()
+    write_curves([tmp_path / "main"], out=tmp_path / "figures")
+    assert ("mopo_morec (1 seed, partial)", [4.0]) in plotted
     assert written == [tmp_path / "figures" / "hopper-medium-v2.png"] and written[0].stat().st_size > 0
     with pytest.raises(ValueError, match="1 labels for 2 results folders"):
         write_curves([tmp_path / "main", tmp_path / "ablation"], labels=["main"])

@@ -150,18 +150,19 @@ def mean_std_curve(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndar
     return np.array(common), values.mean(0), values.std(0)
 
 
-def variant_curve(variant_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int] | None:
-    """``(steps, mean, std, seeds averaged, seeds left out)`` of ``tag`` over ``variant_dir/seed*/tb``,
-    or ``None`` without any. A seed still running has not reached the others' last step: averaging it
-    in would cut every seed's curve to its length, so it is left out (and counted)."""
-    curves = [
-        c for c in (read_curve(tb, tag) for tb in sorted(variant_dir.glob("seed*/tb"))) if c is not None and len(c[0])
-    ]
+def variant_curve(variant_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int, bool] | None:
+    """``(steps, mean, std, seeds averaged, seeds left out, partial)`` of ``tag`` over
+    ``variant_dir/seed*/tb``, or ``None`` without any. A seed still running has not reached the
+    others' last step: averaging it in would cut every seed's curve to its length, so it is left out
+    (and counted). ``partial``: the seeds averaged have not finished either (no ``summary.json``)."""
+    curves = {tb.parent: read_curve(tb, tag) for tb in sorted(variant_dir.glob("seed*/tb"))}
+    curves = {run: c for run, c in curves.items() if c is not None and len(c[0])}
     if not curves:
         return None
-    last = max(steps[-1] for steps, _ in curves)
-    finished = [c for c in curves if c[0][-1] == last]
-    return (*mean_std_curve(finished), len(finished), len(curves) - len(finished))
+    last = max(steps[-1] for steps, _ in curves.values())
+    averaged = {run: c for run, c in curves.items() if c[0][-1] == last}
+    partial = any(not (run / "summary.json").exists() for run in averaged)
+    return (*mean_std_curve(list(averaged.values())), len(averaged), len(curves) - len(averaged), partial)
 
 
 def variant_dirs(task_dir: Path) -> list[Path]:
@@ -211,14 +212,14 @@ def write_curves(
                 curve = variant_curve(variant_dir, tag)
                 if curve is None:
                     continue
-                steps, mean, std, finished, left_out = curve
+                steps, mean, std, averaged, left_out, partial = curve
                 prefix = f"{name}: " if len(roots) > 1 else ""
                 variant = variant_dir.relative_to(task_dir).as_posix()  # paper/mopo_morec: a path
                 ax.plot(
                     steps,
                     mean,
-                    label=f"{prefix}{variant} ({finished} seed{'' if finished == 1 else 's'}"
-                    f"{f', {left_out} still running left out' if left_out else ''})",
+                    label=f"{prefix}{variant} ({averaged} seed{'' if averaged == 1 else 's'}"
+                    f"{', partial' if partial else ''}{f', {left_out} still running left out' if left_out else ''})",
                 )
                 ax.fill_between(steps, mean - std, mean + std, alpha=0.2)
         if ax.lines:
