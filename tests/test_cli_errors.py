@@ -179,7 +179,7 @@ def test_train_dataset_named_2024_is_a_path_not_an_integer(files, tmp_path):
 
 @pytest.mark.parametrize("dataset", ["null", "my runs #2/h.hdf5", "2024", "~/d.hdf5", "d4rl:hopper-medium-v2"])
 def test_typed_dataset_reaches_the_config_unchanged(dataset):
-    from morec.commands.quickstart import training_config as quickstart_config
+    from morec.runs.quickstart import training_config as quickstart_config
     from morec.training.config import resolve_config
 
     assert resolve_config(None, ["seed=3"], dataset).dataset == dataset

@@ -159,7 +159,7 @@ def test_quickstart_trains_the_filter_and_clip_of_the_shipped_recommended_config
     from dataclasses import asdict
 
     from morec.bundled_configs import find_config
-    from morec.commands.quickstart import RECOMMENDED_CONFIG, training_config
+    from morec.runs.quickstart import RECOMMENDED_CONFIG, training_config
     from morec.training.config import load_config
 
     shipped = load_config(find_config(RECOMMENDED_CONFIG))

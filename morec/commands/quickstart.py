@@ -1,54 +1,22 @@
 """``morec quickstart``: the whole job on built-in data, small enough for 2 CPU cores.
 
-Stages: collect a Hopper dataset with an online SAC, then train the dynamics ensemble, the MOREC
-dynamics reward and MOBILE + MOREC on it. Everything goes under the parent of ``--out``; a stage
-whose settings did not change is reused. The training run's folder is named after a hash of its
-resolved config, so a changed ``--set`` trains a fresh run instead of resuming another one.
+Runs the stages of :mod:`morec.runs.quickstart` in order (collect a Hopper dataset, then the
+dynamics, the dynamics reward and MOBILE + MOREC on it), everything under the parent of ``--out``,
+and says what each stage reused or trained.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import time
-from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from morec.commands.collect import add_collect_arguments, collect_config, print_collect_summary
-
-if TYPE_CHECKING:
-    from morec.training.config import TrainConfig
 
 NAME = "quickstart"
 HELP = "the main job on built-in data: collect a hopper dataset, train MOBILE+MOREC on it"
 
-# MOBILE + MOREC at a budget 2 CPU cores finish in a few minutes
-TRAINING = [
-    "task=Hopper-v4",
-    "algorithm=mobile",
-    "morec=true",
-    "dynamics.max_epochs=30",
-    "reward.num_updates=1000",
-    "reward.snapshot_interval=50",
-    "reward.snapshot_stride=2",
-    "rollout.horizon=50",
-    "rollout.batch_size=500",
-    "rollout.freq=500",
-    "rollout.samples_per_member=2",
-    "mobile.beta=1.0",
-    "mobile.num_samples=5",
-    "mobile.actor_on_target_critics=true",
-    "train.epochs=3",
-    "train.steps_per_epoch=500",
-    "train.eval_episodes=10",
-    "train.log_every=100",
-]
-# the MOREC filter (threshold, pick, truncation) and candidate clip are the shipped recommended
-# config's: whatever docs/morec_scale chooses reaches the quickstart when scripts/make_configs.py writes it
-RECOMMENDED_CONFIG = "d4rl/hopper-medium-v2/mobile_morec.yaml"
-RUN_PREFIX = "mobile_morec-"
 D4RL_GRADIENT_STEPS = 3_000_000  # MOBILE's D4RL budget (3000 epochs x 1000 steps)
 
 
@@ -63,34 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def run_key(config: dict[str, Any]) -> str:
-    """8 hex digits naming a resolved training config."""
-    return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:8]
-
-
-def training_config(dataset: Path, root: Path, seed: int, device: str, overrides: list[str]) -> TrainConfig:
-    """The filter and candidate clip of :data:`RECOMMENDED_CONFIG`, then :data:`TRAINING` on ``dataset``, its cache
-    under ``root``, then ``overrides`` (``--set``). Paths and typed values go in as they are (never
-    as YAML text, which would cut a path at ``#``)."""
-    from morec.bundled_configs import find_config
-    from morec.training.config import config_from_dict, load_config, set_dotted
-
-    recommended = load_config(find_config(RECOMMENDED_CONFIG))
-    values: dict[str, Any] = {
-        "dataset": str(dataset),
-        "seed": seed,
-        "device": device,
-        "cache_dir": str(root / "cache"),
-        "filter": asdict(recommended.filter),
-        "rollout": {"candidate_clip": recommended.rollout.candidate_clip},
-    }
-    for assignment in TRAINING + list(overrides):
-        set_dotted(values, assignment)
-    return config_from_dict(values)
-
-
 def run(args: argparse.Namespace) -> int:
     from morec.collect.recipe import dataset_file_name
+    from morec.runs.quickstart import run_dir_of, training_config
 
     start = time.perf_counter()
     root = Path(args.out).parent
@@ -99,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = training_config(
         dataset, root, args.seed, args.device, args.set
     )  # a bad --set stops here, before minutes of collecting
-    run_dir = root / f"{RUN_PREFIX}{run_key(cfg.to_dict())}"
+    run_dir = run_dir_of(cfg, root)
     _print_overview(args, cfg, root)
 
     print(f"\n[1/4] collect -> {args.out}")
@@ -129,38 +72,32 @@ def _print_overview(args: argparse.Namespace, cfg, root: Path) -> None:
 
 def _collect_or_reuse(cfg, args: argparse.Namespace) -> dict[str, Any]:
     from morec.collect.recipe import collect
+    from morec.runs.quickstart import collected_summary
 
-    path = Path(cfg.out_dir) / "collect_summary.json"
-    if path.exists():
-        summary = json.loads(path.read_text())
-        if summary.get("config") == json.loads(json.dumps(asdict(cfg))):
-            print(f"reused the datasets already collected in {cfg.out_dir} with these settings")
-            return summary
+    summary = collected_summary(cfg)
+    if summary is not None:
+        print(f"reused the datasets already collected in {cfg.out_dir} with these settings")
+        return summary
     summary = collect(cfg, show_progress=not args.no_progress)
     print_collect_summary(summary)
     return summary
 
 
 def _train_or_reuse(cfg, run_dir: Path, root: Path, args: argparse.Namespace) -> dict[str, Any]:
-    import yaml
-
-    from morec.training.config import config_differences
+    from morec.runs.quickstart import differences_from_earlier_runs, finished_run
     from morec.training.pipeline import run_training
 
-    if (run_dir / "summary.json").exists():
+    summary = finished_run(run_dir)
+    if summary is not None:
         print(f"reused the finished run in {run_dir} (same config); delete that folder to train it again")
-        return json.loads((run_dir / "summary.json").read_text())
+        return summary
     resume = (run_dir / "checkpoint.pt").exists()
     if resume:
         print(f"resuming the interrupted run in {run_dir}")
     else:
-        for other in sorted(p for p in root.glob(f"{RUN_PREFIX}*/config.yaml") if p.parent != run_dir):
-            changed = [
-                f"{key} {a} -> {b}"
-                for key, (a, b) in config_differences(yaml.safe_load(other.read_text()), cfg.to_dict()).items()
-            ]
+        for other, changed in differences_from_earlier_runs(cfg, run_dir, root).items():
             print(
-                f"a fresh run: the config differs from {other.parent.name} in {', '.join(changed[:4])}"
+                f"a fresh run: the config differs from {other} in {', '.join(changed[:4])}"
                 f"{' ...' if len(changed) > 4 else ''}"
             )
     return run_training(cfg, run_dir, resume=resume, show_progress=not args.no_progress)
@@ -195,22 +132,7 @@ def _print_result(
     )
     print(f"  run folder: {run_dir} (config.yaml, checkpoint.pt, summary.json, policy.pt: the policy as TorchScript)")
     print(f"  TensorBoard, every stage: tensorboard --logdir {root}")
+    from morec.runs.quickstart import tensorboard_folders
+
     for folder, what in tensorboard_folders(root, run_dir):
         print(f"    {what}: {folder}")
-
-
-def tensorboard_folders(root: Path, run_dir: Path) -> list[tuple[Path, str]]:
-    """Each folder under ``root`` holding TensorBoard event files, with the stage it records."""
-    folders = sorted({p.parent for p in root.rglob("events.out.tfevents.*")})
-    labelled = []
-    for folder in folders:
-        if (root / "cache" / "reward") in folder.parents:
-            what = "dynamics reward (discriminator training)"
-        elif folder.parent == run_dir:
-            what = "this run (MOBILE + MOREC; dynamics/ when this run trained them)"
-        elif folder.parent.name.startswith(RUN_PREFIX):
-            what = "an earlier quickstart run"
-        else:
-            what = "other"
-        labelled.append((folder, what))
-    return labelled
