@@ -348,6 +348,11 @@ def write_status(root: Path, jobs: list[Job], state: dict[str, dict]) -> None:
             f"| {job.name} | {s.get('state', 'waiting')} | {s.get('commit', '')} | {s.get('started', '')} | "
             f"{s.get('seconds', '')} |"
         )
+    lines += [
+        "",
+        "Learning runs as they finish, and how far the others have got: `learn/<task>/runs/table.md`,",
+        "`replay/<task>/runs/table.md` (each suite's table); the rule on what finished: `scripts/morec_rule.py`.",
+    ]
     atomic_write(root / "status.md", lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
     atomic_write(root / "jobs.json", lambda tmp: tmp.write_text(json.dumps(state, indent=2)))
 

@@ -422,18 +422,23 @@ def test_curves_of_several_results_folders_share_a_task_plot(tmp_path, monkeypat
 
 
 def test_the_table_is_written_as_each_run_finishes(tmp_path, monkeypatch):
-    """A suite of hours shows its finished runs (and lists the rest) before it ends."""
+    """A suite of hours shows its finished runs (and how far the rest have got) before it ends."""
+    from torch.utils.tensorboard import SummaryWriter
+
     from morec.runs.suite import runner
 
     tables_seen = []
 
-    class OneAtATime:  # a backend whose runs finish when asked, writing the summary a run leaves
-        name, startup_seconds, capacity = "fake", 0.0, 1
+    class OneAtATime:  # a backend whose runs finish one at a time, writing the summary a run leaves
+        name, startup_seconds, capacity = "fake", 0.0, 2
 
         def __init__(self, cfg, max_parallel):
             self.cfg = cfg
 
         def submit(self, run):
+            with SummaryWriter(str(run.run_dir(self.cfg.results) / "tb")) as writer:  # what a running run has logged
+                for step, score in ((1000, 4.0), (2000, 8.0)):
+                    writer.add_scalar("eval/normalized_score", score, step)
             return run
 
         def wait(self, handles):
@@ -442,7 +447,6 @@ def test_the_table_is_written_as_each_run_finishes(tmp_path, monkeypatch):
             run = handles[0]
             summary = {"last_score": 10.0 + run.seed, "last10_mean_score": 9.0, "best_score": 12.0}
             summary |= {"dataset_mean_return": 1.0, "wall_seconds": 30.0 * (run.seed + 1), "gradient_steps": 1000}
-            run.run_dir(self.cfg.results).mkdir(parents=True)
             (run.run_dir(self.cfg.results) / "summary.json").write_text(json.dumps(summary))
             return [(run, runner.RunOutcome(run, True, 1.0, 1, score=summary["last_score"]))]
 
@@ -456,5 +460,6 @@ def test_the_table_is_written_as_each_run_finishes(tmp_path, monkeypatch):
     assert before_first is None
     assert "| hopper-medium-v2 | mopo | 1 | 10.0 ± 0.0 |" in before_second and "30.0 |" in before_second
     assert "## Not finished (1)" in before_second and "hopper-medium-v2 mopo seed 1" in before_second
+    assert "seed1 (partial: 2 evaluations, step 2,000; last 8.0, last10 6.0, best 8.0)" in before_second
     final = (tmp_path / "results" / "table.md").read_text()
     assert "| hopper-medium-v2 | mopo | 2 | 10.5 ± 0.5 |" in final and "45.0 |" in final and "Not finished" not in final

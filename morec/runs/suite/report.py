@@ -1,7 +1,7 @@
 """A suite's results: one table (mean ± std over seeds of the last, last-10 mean and best
-normalised scores, markdown and CSV) with every failed or unfinished run listed under it, written
-again as each run finishes, and learning-curve PNGs (mean ± std over seeds) read from the runs'
-TensorBoard files."""
+normalised scores, markdown and CSV) with every failed run listed under it and every unfinished
+one with how far it has got (its TensorBoard scores), written again as each run finishes, and
+learning-curve PNGs (mean ± std over seeds) read from the runs' TensorBoard files."""
 
 from __future__ import annotations
 
@@ -41,6 +41,19 @@ def code_of(summaries: list[dict]) -> str:
     stretches of older morec)."""
     codes = [v["code"] for s in summaries for v in s.get("code_versions") or [{"code": "unrecorded"}]]
     return " ".join(dict.fromkeys(codes))
+
+
+def progress_of(run_dir: Path, tag: str = "eval/normalized_score") -> str:
+    """How far an unfinished run has got, from its TensorBoard file: ``" (partial: 153 evaluations,
+    step 153,000; last 6.0, last10 5.1, best 29.0)"``; empty before its first evaluation."""
+    curve = read_curve(run_dir / "tb", tag) if (run_dir / "tb").is_dir() else None
+    if curve is None or not len(curve[0]):
+        return ""
+    steps, scores = curve
+    return (
+        f" (partial: {len(scores)} evaluations, step {int(steps[-1]):,}; last {scores[-1]:.1f}, "
+        f"last10 {np.mean(scores[-10:]):.1f}, best {np.max(scores):.1f})"
+    )
 
 
 def write_rows(rows: list[dict], header: list[str], csv_path: Path) -> str:
@@ -118,7 +131,7 @@ def write_table(runs: list[RunSpec], results: Path, failures: list[RunOutcome] =
     missing = [r for r in runs if r not in failed and read_summary(r.run_dir(results)) is None]
     if missing:
         lines.append(f"\n## Not finished ({len(missing)})\n")
-        lines += [f"- {r.label}: {r.run_dir(results)}" for r in missing]
+        lines += [f"- {r.label}: {r.run_dir(results)}{progress_of(r.run_dir(results))}" for r in missing]
     text = "\n".join(lines) + "\n"
     atomic_write(results / "table.md", lambda tmp: tmp.write_text(text))
     if echo:
