@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from morec import ModelBuffer, RolloutConfig, RolloutEngine  # noqa: E402
 from morec.allocator import keep_freed_memory  # noqa: E402
+from morec.denormals import flush_denormals  # noqa: E402
 from morec.dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo, fit_ensemble  # noqa: E402
 from morec.dynamics_reward.config import DistillationConfig  # noqa: E402
 from morec.dynamics_reward.filter import MorecFilterConfig, MorecSelector  # noqa: E402
@@ -197,6 +198,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # as `morec train` does
+    flush_denormals()  # as training does
     scale = 10 if args.quick else 1
     model = EnsembleDynamics(TaskInfo(OBS, ACT), EnsembleConfig(), seed=0, device=args.device).eval()
     policy = actor(args.device)

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from morec import ModelBuffer, TransitionBatch  # noqa: E402
 from morec.allocator import keep_freed_memory  # noqa: E402
+from morec.denormals import flush_denormals  # noqa: E402
 from morec.dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo  # noqa: E402
 from morec.learners import MOBILE, MOPO, AgentConfig, MixedSampler, MobileConfig, TwinCritic, build_actor  # noqa: E402
 from morec.learners.stacked import StackedSAC, StackedSampler  # noqa: E402
@@ -300,6 +301,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # as `morec train` does
+    flush_denormals()  # as training does
     mobile_steps = max(args.steps // 4, 12)
     sections = {
         "mopo": lambda: measure(MOPO, args.device, args.steps),

@@ -25,6 +25,7 @@ FOUNDATION = (
     "morec.actor",
     "morec.bundled_configs",
     "morec.provenance",
+    "morec.denormals",
     "morec.data",
 )
 LAYERS = [

@@ -320,3 +320,23 @@ def test_the_rule_is_provisional_and_names_the_shortfall_while_seeds_are_missing
     assert choice["confirmation"]["confirmed"] is False and choice["confirmation"]["delta"] == pytest.approx(-10.0)
     with pytest.raises(SystemExit, match="^morec_rule: error: no learning runs under"):
         rule.main(["--root", str(tmp_path / "nothing")])
+
+
+def test_denormal_bench_counts_the_models_denormal_weights_and_compares_both_modes(tmp_path, capsys):
+    import torch
+
+    from morec.dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo
+    from tests.helpers import random_dataset_file
+
+    data = random_dataset_file(tmp_path / "hopper.hdf5", "Hopper-v4", steps=200)
+    model = EnsembleDynamics(TaskInfo(11, 3), EnsembleConfig(hidden_sizes=(16, 16), weight_decays=(0, 0, 0)), seed=0)
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[:5] = 1e-39  # what long weight decay leaves behind
+    model.save(tmp_path / "dyn")
+    bench = load_script("bench_denormals")
+    argv = ["--dynamics", str(tmp_path / "dyn"), "--dataset", str(data), "--rows", "64", "--steps", "2"]
+    assert bench.main([*argv, "--repeats", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["denormal_weights"] == 5 and report["weights"] == sum(p.numel() for p in model.parameters())
+    assert report["seconds_kept"] > 0 and report["seconds_flushed"] > 0 and isinstance(report["bit_identical"], bool)
+    assert (torch.tensor([1e-39]) * 1.0).item() != 0.0  # the process is left keeping denormals, as it was

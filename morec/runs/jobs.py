@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from morec.denormals import flush_denormals
 from morec.dynamics_reward.config import FilterCheckConfig, MorecFilterConfig
 from morec.errors import UserError, as_user_error
 
@@ -56,6 +57,7 @@ def train_dynamics(
     """``morec train-dynamics``: the ensemble fitted on ``ds`` and saved to ``out`` with its report
     (the fit, and the error of model rollouts against the simulator from ``eval_starts`` states):
     :func:`morec.training.models.fit_dynamics_model`. Returns ``(model, report)``."""
+    flush_denormals()
     from morec.training.models import fit_dynamics_model
 
     return fit_dynamics_model(
@@ -83,6 +85,7 @@ def train_reward(
     """``morec train-reward``: the dynamics reward learned on all but :data:`TRAIN_REWARD_HOLDOUT` of
     ``ds`` and saved to ``out``, its report with the ROC AUC on the part held out
     (:func:`morec.training.models.fit_reward_model`)."""
+    flush_denormals()
     from morec.training.models import fit_reward_model
 
     return fit_reward_model(
@@ -103,6 +106,7 @@ def distil_reward_to(
     """``morec distil-reward``: ``teacher`` distilled into one network, its agreement measured at
     the teacher's threshold under ``filter_config`` (``auto`` resolved from the teacher's held-out
     data), with the check's candidates (:func:`morec.training.models.distil_reward_model`)."""
+    flush_denormals()
     from morec.dynamics_reward.threshold import resolve_threshold
     from morec.training.models import distil_reward_model
 
@@ -199,6 +203,7 @@ def eval_model(
     with the first policy's summary at the top level. ``check.seed`` fixes the start states, the
     policy noise and the threshold calibration. Bad input (files, policies, another task's
     models) raises :class:`~morec.errors.UserError`."""
+    flush_denormals()
     from morec.dynamics_reward.check import check_filter
 
     filter_config = filter_config or MorecFilterConfig()

@@ -31,6 +31,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from morec.data import OfflineDataset, load_dataset
+from morec.denormals import flush_denormals
 from morec.dynamics import EnsembleDynamics, get_termination_fn
 from morec.dynamics_reward.filter import MorecSelector
 from morec.dynamics_reward.model import DynamicsReward
@@ -145,6 +146,7 @@ def build_components(cfg: TrainConfig, tb_dir: str | Path, show_progress: bool =
     they are the same whether the models were trained or loaded."""
     if torch.device(cfg.device).type == "cpu":
         torch.set_num_threads(1)
+        flush_denormals()  # a long-trained model's denormal weights halved rollout speed (morec/denormals.py)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     dataset = load_training_dataset(cfg)

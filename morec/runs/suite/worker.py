@@ -111,9 +111,11 @@ def train_command(run: RunSpec, cfg: SuiteConfig) -> list[str]:
 def train_child(argv: list[str]) -> int:
     """The child: train the config file ``argv[0]`` in the run folder ``argv[1]`` (``--resume``:
     from its checkpoint), one line per evaluation; a mistake in the input is one ``morec: error:`` line, exit 2."""
+    from morec.allocator import keep_freed_memory
     from morec.training.config import load_config
     from morec.training.pipeline import run_training
 
+    keep_freed_memory()  # a process of its own, as `morec train` is: the same allocator settings
     config_file, run_dir, *flags = argv
     try:
         run_training(load_config(config_file), run_dir, resume="--resume" in flags, show_progress=False)
