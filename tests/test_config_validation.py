@@ -389,29 +389,3 @@ def test_sweep_pins_model_paths_as_well_as_the_cache(tmp_path, monkeypatch):
     (tmp_path / "d.hdf5").write_bytes(b"")
     _, dataset = pin_paths(load_config(None, ["dataset=d.hdf5"]), [], "d.hdf5")
     assert dataset == str(tmp_path / "d.hdf5")
-
-
-# ------------------------------------------------------------------------------ suite curves
-def test_curves_find_variants_that_are_paths(tmp_path, monkeypatch):
-    import matplotlib.axes
-    from torch.utils.tensorboard import SummaryWriter
-
-    from morec.runs.suite.report import variant_dirs, write_curves
-
-    task = tmp_path / "results" / "hopper-medium-v2"
-    for variant, score in (("mopo", 1.0), ("paper/mopo_morec", 3.0)):
-        for seed in (0, 1):
-            with SummaryWriter(str(task / variant / f"seed{seed}" / "tb")) as writer:
-                writer.add_scalar("eval/normalized_score", score + seed, 1000)
-    (task / "paper" / "notes").mkdir()  # a folder without runs is no variant
-    assert variant_dirs(task) == [task / "mopo", task / "paper" / "mopo_morec"]
-    assert variant_dirs(tmp_path / "results" / "no such task") == []
-    plotted, plot = [], matplotlib.axes.Axes.plot
-    monkeypatch.setattr(
-        matplotlib.axes.Axes,
-        "plot",
-        lambda ax, x, y, label: plotted.append((label, list(y))) or plot(ax, x, y, label=label),
-    )
-    written = write_curves(tmp_path / "results", ["hopper-medium-v2"])
-    assert plotted == [("mopo (2 seeds)", [1.5]), ("paper/mopo_morec (2 seeds)", [3.5])]
-    assert written == [tmp_path / "results" / "curves" / "hopper-medium-v2.png"]

@@ -463,3 +463,29 @@ def test_the_table_is_written_as_each_run_finishes(tmp_path, monkeypatch):
     assert "seed1 (partial: 2 evaluations, step 2,000; last 8.0, last10 6.0, best 8.0)" in before_second
     final = (tmp_path / "results" / "table.md").read_text()
     assert "| hopper-medium-v2 | mopo | 2 | 10.5 ± 0.5 |" in final and "45.0 |" in final and "Not finished" not in final
+
+
+def test_curves_find_variants_that_are_paths(tmp_path, monkeypatch):
+    import matplotlib.axes
+    from torch.utils.tensorboard import SummaryWriter
+
+    from morec.runs.suite.report import variant_dirs, write_curves
+
+    task = tmp_path / "results" / "hopper-medium-v2"
+    for variant, score in (("mopo", 1.0), ("paper/mopo_morec", 3.0)):
+        for seed in (0, 1):
+            with SummaryWriter(str(task / variant / f"seed{seed}" / "tb")) as writer:
+                writer.add_scalar("eval/normalized_score", score + seed, 1000)
+            (task / variant / f"seed{seed}" / "summary.json").write_text("{}")  # finished runs
+    (task / "paper" / "notes").mkdir()  # a folder without runs is no variant
+    assert variant_dirs(task) == [task / "mopo", task / "paper" / "mopo_morec"]
+    assert variant_dirs(tmp_path / "results" / "no such task") == []
+    plotted, plot = [], matplotlib.axes.Axes.plot
+    monkeypatch.setattr(
+        matplotlib.axes.Axes,
+        "plot",
+        lambda ax, x, y, label: plotted.append((label, list(y))) or plot(ax, x, y, label=label),
+    )
+    written = write_curves(tmp_path / "results", ["hopper-medium-v2"])
+    assert plotted == [("mopo (2 seeds)", [1.5]), ("paper/mopo_morec (2 seeds)", [3.5])]
+    assert written == [tmp_path / "results" / "curves" / "hopper-medium-v2.png"]
