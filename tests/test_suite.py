@@ -451,7 +451,7 @@ def test_the_table_is_written_as_each_run_finishes(tmp_path, monkeypatch):
             return [(run, runner.RunOutcome(run, True, 1.0, 1, score=summary["last_score"]))]
 
         def close(self):
-            pass
+            """Nothing to release: no processes were started."""
 
     monkeypatch.setattr(runner, "PoolBackend", OneAtATime)
     cfg = SuiteConfig("d4rl", ["hopper-medium-v2"], variants=["mopo"], seeds=[0, 1], results=tmp_path / "results")

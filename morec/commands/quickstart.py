@@ -84,10 +84,11 @@ def _collect_or_reuse(cfg, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train_or_reuse(cfg, run_dir: Path, root: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from morec.runs.quickstart import differences_from_earlier_runs, finished_run
+    from morec.runs.quickstart import differences_from_earlier_runs
+    from morec.runs.suite.worker import read_summary
     from morec.training.pipeline import run_training
 
-    summary = finished_run(run_dir)
+    summary = read_summary(run_dir)
     if summary is not None:
         print(f"reused the finished run in {run_dir} (same config); delete that folder to train it again")
         return summary
@@ -107,6 +108,7 @@ def _print_result(
     result: dict[str, Any], cfg, run_dir: Path, root: Path, collected: dict[str, Any], seconds: float
 ) -> None:
     from morec.data import normalized_score
+    from morec.runs.quickstart import tensorboard_folders
 
     steps = result["gradient_steps"]
     data_score = float(normalized_score(cfg.task, result["dataset_mean_return"]))
@@ -132,7 +134,5 @@ def _print_result(
     )
     print(f"  run folder: {run_dir} (config.yaml, checkpoint.pt, summary.json, policy.pt: the policy as TorchScript)")
     print(f"  TensorBoard, every stage: tensorboard --logdir {root}")
-    from morec.runs.quickstart import tensorboard_folders
-
     for folder, what in tensorboard_folders(root, run_dir):
         print(f"    {what}: {folder}")

@@ -85,12 +85,6 @@ def collected_summary(cfg: CollectConfig) -> dict[str, Any] | None:
     return summary if summary.get("config") == json.loads(json.dumps(asdict(cfg))) else None
 
 
-def finished_run(run_dir: Path) -> dict[str, Any] | None:
-    """The summary of a finished training run in ``run_dir``."""
-    path = run_dir / "summary.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def differences_from_earlier_runs(cfg: TrainConfig, run_dir: Path, root: Path) -> dict[str, list[str]]:
     """``{earlier run folder name: ["key old -> new", ...]}``: how ``cfg`` differs from each other
     quickstart run under ``root`` (why a fresh run trains instead of resuming one)."""

@@ -188,8 +188,9 @@ class TrainingLoop:
         self.code_versions: list[dict[str, Any]] = []
         if resume:
             self._load_checkpoint()
-        if not self.code_versions or self.code_versions[-1]["code"] != code_version():
-            self.code_versions.append({"code": code_version(), "from_epoch": self.epoch + 1})
+        code = code_version()
+        if not self.code_versions or self.code_versions[-1]["code"] != code:
+            self.code_versions.append({"code": code, "from_epoch": self.epoch + 1})
         # a resumed run drops events logged after its checkpoint (they are about to be written again)
         self.writer = SummaryWriter(str(run.tb), purge_step=self.gradient_step + 1 if resume else None)
 

@@ -74,9 +74,9 @@ def write_rows(rows: list[dict], header: list[str], csv_path: Path) -> str:
 def write_table(runs: list[RunSpec], results: Path, failures: list[RunOutcome] = (), echo: bool = True) -> list[dict]:
     """``results/table.md`` and ``results/table.csv`` (each written atomically: a reader never sees
     half a table); prints the markdown if ``echo``; returns the rows."""
+    summaries_of = {run: read_summary(run.run_dir(results)) for run in runs}  # None: not finished
     groups: dict[tuple[str, str], list[dict]] = {}
-    for run in runs:
-        summary = read_summary(run.run_dir(results))
+    for run, summary in summaries_of.items():
         if summary is not None:
             groups.setdefault((run.task, run.variant), []).append(summary)
     rows = [
@@ -128,7 +128,7 @@ def write_table(runs: list[RunSpec], results: Path, failures: list[RunOutcome] =
                 o.error or "",
                 "```",
             ]
-    missing = [r for r in runs if r not in failed and read_summary(r.run_dir(results)) is None]
+    missing = [r for r in runs if r not in failed and summaries_of[r] is None]
     if missing:
         lines.append(f"\n## Not finished ({len(missing)})\n")
         lines += [f"- {r.label}: {r.run_dir(results)}{progress_of(r.run_dir(results))}" for r in missing]
