@@ -108,15 +108,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--models-only", action="store_true", help="train the models and stop")
+    p.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated, mopo first (default: all: {', '.join(VARIANTS)})",
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides for every run")
     args = p.parse_args(argv)
+    variants = args.variants.split(",")
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown or variants[0] != "mopo":
+        p.error(f"--variants must start with mopo (the host) and name only {', '.join(VARIANTS)}; got {args.variants}")
     torch.set_num_threads(args.threads)
     try:
-        for variant in VARIANTS:  # the models first, untimed: each variant's components, cached
+        for variant in variants:  # the models first, untimed: each variant's components, cached
             build_components(variant_config(variant, args), Path(args.out) / "models_tb" / variant, show_progress=False)
         if args.models_only:
             return 0
-        rows = {variant: timed_run(variant, args) for variant in VARIANTS}
+        rows = {variant: timed_run(variant, args) for variant in variants}
     except UserError as err:
         raise SystemExit(f"bench_morec_cost: error: {err}") from None
     host = rows["mopo"]["seconds_per_1k_steps"]

@@ -18,8 +18,11 @@ no termination so every row runs the full horizon):
   ``morec distil-reward`` default size); ``filtered_cost_vs_unfiltered`` gives each as the time per
   transition relative to the unfiltered MOREC workload (the budget: at most 2);
 - ``reward_d``: one rollout step's scoring, 10 snapshots x 10 candidates x 2,000 states: as the
-  filter scores (one snapshot at a time), as one batched pass over the stacked snapshots (how it
-  scored before), and in bfloat16;
+  filter scores (one snapshot at a time, in row blocks on the CPU), over all rows at once
+  (``whole_rows``, before row blocks), as one batched pass over the stacked snapshots (before
+  that), and in bfloat16;
+- ``dynamics_prediction_ms``: one rollout step's prediction by the elites for 2,000 and 50,000
+  states, in row blocks (as rollouts run on the CPU) and over all rows at once (``whole_rows``);
 - ``dynamics_epoch_seconds_100k``: one training epoch on 100,000 transitions;
 - ``dynamics_layer_gflops``: GFLOP/s of one hidden layer's batched products in dynamics training
   (forward, weight gradient, input gradient) and of one plain matrix product of the same size.
@@ -80,10 +83,13 @@ def reward_with_snapshots(num: int, device, hidden_sizes: tuple[int, ...] | None
     return base.with_snapshots(states, [1.0] * num, [-1.0] * num).eval()
 
 
-def time_reward(reward: DynamicsReward, states: int, candidates: int, device, repeats: int, batched=False) -> float:
+def time_reward(
+    reward: DynamicsReward, states: int, candidates: int, device, repeats: int, batched=False, whole_rows=False
+) -> float:
     """Seconds for one rollout step's r_D from its features (built once, outside the timing);
     ``batched``: the stacked snapshots' logits in one batched pass instead of one snapshot at a
-    time (the same numbers to float rounding)."""
+    time (the same numbers to float rounding); ``whole_rows``: one snapshot at a time over all rows
+    at once instead of in row blocks (:mod:`morec.row_blocks`)."""
     obs, act = torch.randn(states, OBS, device=device), torch.randn(states, ACT, device=device)
     cands = torch.randn(candidates, states, OBS, device=device)
     features = reward.features(obs.expand(candidates, -1, -1), act.expand(candidates, -1, -1), cands)
@@ -92,6 +98,9 @@ def time_reward(reward: DynamicsReward, states: int, candidates: int, device, re
     def score():
         if batched:
             return torch.sigmoid(reward.calibrated(reward.snapshots(features))).mean(0)
+        if whole_rows:
+            logits = reward.snapshots.member_logits(features, reward.score_dtype, block_rows=len(features))
+            return torch.sigmoid(reward.calibrated(logits)).mean(0)
         return reward.probability(features)
 
     best = float("inf")
@@ -122,6 +131,22 @@ def time_engine(model, policy, batch: int, horizon: int, samples: int, device, r
             sync(device)
             best = min(best, time.perf_counter() - t0)
     return stats.transitions / best
+
+
+def time_prediction(model: EnsembleDynamics, rows: int, device, repeats: int, whole_rows=False) -> float:
+    """Seconds for one rollout step's prediction by the elites for ``rows`` states (no autograd):
+    in row blocks (:mod:`morec.row_blocks`, on the CPU) or, with ``whole_rows``, all rows at once."""
+    obs, act = torch.randn(rows, OBS, device=device), torch.rand(rows, ACT, device=device) * 2 - 1
+    block_rows = rows if whole_rows else None
+    best = float("inf")
+    with torch.no_grad():
+        for _ in range(repeats + 1):
+            sync(device)
+            t0 = time.perf_counter()
+            model.forward_normalised(model.normalise(obs, act), model.elites, block_rows=block_rows)
+            sync(device)
+            best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def time_kit_style(model, policy, batch: int, horizon: int, device, repeats: int) -> float:
@@ -215,6 +240,7 @@ def main() -> None:
     morec_b = 2000 // scale
     reward_seconds = time_reward(reward, morec_b, 10, args.device, args.repeats)
     batched_seconds = time_reward(reward, morec_b, 10, args.device, args.repeats, batched=True)
+    whole_rows_seconds = time_reward(reward, morec_b, 10, args.device, args.repeats, whole_rows=True)
     bf16_seconds = time_reward(reward_bf16, morec_b, 10, args.device, args.repeats)
     unfiltered = time_engine(model, policy, morec_b, 100, 2, args.device, args.repeats)
     filtered = time_engine(model, policy, morec_b, 100, 2, args.device, args.repeats, selector)
@@ -246,7 +272,13 @@ def main() -> None:
             "ms_per_rollout_step": round(1000 * reward_seconds, 2),
             "snapshot_evaluations_per_s": round(10 * 10 * morec_b / reward_seconds),
             "ms_per_rollout_step_batched": round(1000 * batched_seconds, 2),
+            "ms_per_rollout_step_whole_rows": round(1000 * whole_rows_seconds, 2),
             "ms_per_rollout_step_bfloat16": round(1000 * bf16_seconds, 2),
+        },
+        "dynamics_prediction_ms": {
+            f"rows_{rows}{suffix}": round(1000 * time_prediction(model, rows, args.device, args.repeats, whole), 2)
+            for rows in (morec_b, mopo_b)
+            for suffix, whole in (("", False), ("_whole_rows", True))
         },
         "dynamics_epoch_seconds_100k": round(time_training_epoch(args.device, 100_000 // scale) * scale, 2),
         "dynamics_layer_gflops": layer_product_rates(args.device),

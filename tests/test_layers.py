@@ -26,6 +26,7 @@ FOUNDATION = (
     "morec.bundled_configs",
     "morec.provenance",
     "morec.denormals",
+    "morec.row_blocks",
     "morec.data",
 )
 LAYERS = [

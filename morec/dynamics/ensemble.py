@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from morec.dynamics.config import EnsembleConfig
-from morec.dynamics.layers import ACTIVATIONS, EnsembleLinear, soft_clamp
+from morec.dynamics.layers import ACTIVATIONS, EnsembleLinear, ensemble_linear, soft_clamp
 from morec.io import atomic_torch_save
+from morec.row_blocks import CPU_BLOCK_ROWS, row_blocks
 
 CHECKPOINT_FILE = "dynamics.pt"
 
@@ -81,15 +82,31 @@ class EnsembleDynamics(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward_normalised(
-        self, x: torch.Tensor, members: torch.Tensor | None = None
+        self, x: torch.Tensor, members: torch.Tensor | None = None, block_rows: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Standardised input ``[B, O + A]`` or ``[E, B, O + A]`` -> raw ``(delta-and-reward mean,
         clamped logvar)``, each ``[E, B, O + 1]``; with ``members`` (indices), only those members
-        run and ``E = len(members)``."""
-        for layer in self.hidden:
-            x = self.activation(layer(x, members))
-        mean, logvar = self.output(x, members).chunk(2, dim=-1)
+        run and ``E = len(members)``. A shared ``[B, O + A]`` goes through the layers ``block_rows``
+        rows at a time; by default ``CPU_BLOCK_ROWS`` (:mod:`morec.row_blocks`: the same numbers,
+        1.8x as fast at 50,000 rows) for inference on the CPU, and the whole batch on a GPU or
+        under autograd (training's products and gradients stay as they were)."""
+        layers = [layer.selected(members) for layer in (*self.hidden, self.output)]
+        if block_rows is None:
+            inference_on_cpu = x.device.type == "cpu" and not torch.is_grad_enabled()
+            block_rows = CPU_BLOCK_ROWS if inference_on_cpu else max(x.shape[-2], 1)
+        blocks = row_blocks(len(x), block_rows) if x.dim() == 2 else []
+        if len(blocks) > 1:
+            out = torch.cat([self._run(x[rows], layers) for rows in blocks], dim=1)
+        else:
+            out = self._run(x, layers)
+        mean, logvar = out.chunk(2, dim=-1)
         return mean, soft_clamp(logvar, self.min_logvar, self.max_logvar)
+
+    def _run(self, x: torch.Tensor, layers: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """The network on ``x`` with the given ``(weight, bias)`` per layer -> ``[E, B, 2 (O + 1)]``."""
+        for weight, bias in layers[:-1]:
+            x = self.activation(ensemble_linear(x, weight, bias))
+        return ensemble_linear(x, *layers[-1])
 
     def normalise(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         return (torch.cat([obs, act], dim=-1) - self.input_mean) / self.input_std

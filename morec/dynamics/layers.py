@@ -36,14 +36,23 @@ class EnsembleLinear(nn.Module):
     def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
         """``members``: indices of the members to run (all by default); the output then has
         ``len(members)`` rows in the first dimension, in that order."""
-        weight, bias = (self.weight, self.bias) if members is None else (self.weight[members], self.bias[members])
-        if x.dim() == 2:
-            return torch.matmul(x, weight) + bias  # [B, in] @ [E, in, out] -> [E, B, out]
-        return torch.baddbmm(bias, x, weight)
+        return ensemble_linear(x, *self.selected(members))
+
+    def selected(self, members: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(weight [E', in, out], bias [E', 1, out])`` of ``members`` (all by default)."""
+        return (self.weight, self.bias) if members is None else (self.weight[members], self.bias[members])
 
     def l2_penalty(self) -> torch.Tensor:
         """``weight_decay * 0.5 * ||W||^2`` summed over members."""
         return self.weight_decay * 0.5 * self.weight.pow(2).sum()
+
+
+def ensemble_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``x [B, in]`` (shared by every member) or ``[E, B, in]`` times ``weight [E, in, out]`` plus
+    ``bias [E, 1, out]`` -> ``[E, B, out]``."""
+    if x.dim() == 2:
+        return torch.matmul(x, weight) + bias
+    return torch.baddbmm(bias, x, weight)
 
 
 def swish(x: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ from torch import nn
 from morec.dynamics.layers import EnsembleLinear
 from morec.dynamics_reward.config import DynamicsRewardConfig, check_score_dtype
 from morec.io import atomic_torch_save
+from morec.row_blocks import CPU_BLOCK_ROWS, row_blocks
 
 CHECKPOINT_FILE = "dynamics_reward.pt"
 OBS_RANGE = 0.8  # observations are scaled to [-0.8, 0.8], as in the released MOREC code
@@ -55,21 +56,29 @@ class Discriminator(nn.Module):
             x = torch.relu(layer(x))
         return self.layers[-1](x)[..., 0]
 
-    def member_logits(self, x: torch.Tensor, hidden_dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    def member_logits(
+        self, x: torch.Tensor, hidden_dtype: torch.dtype = torch.float32, block_rows: int | None = None
+    ) -> torch.Tensor:
         """Features ``[M, F]`` -> logits ``[E, M]``, one member at a time, each layer one fused
         ``addmm`` (on one CPU thread 1.2x as fast as the batched product over members, which writes
-        every member's activations before the next layer reads them: docs/speed.md). ``hidden_dtype``:
-        the hidden layers' precision (bfloat16: inputs, weights and activations rounded to it);
-        the output layer always runs in float32."""
+        every member's activations before the next layer reads them: docs/speed.md). On the CPU a
+        member's layers take ``block_rows`` rows at a time (default ``CPU_BLOCK_ROWS``:
+        :mod:`morec.row_blocks`), on a GPU all of them. ``hidden_dtype``: the hidden layers'
+        precision (bfloat16: inputs, weights and activations rounded to it); the output layer
+        always runs in float32."""
         hidden, last = self.layers[:-1], self.layers[-1]
-        logits = []
-        for member in range(last.weight.shape[0]):
-            h = x.to(hidden_dtype)
-            for layer in hidden:
-                weight, bias = layer.weight[member].to(hidden_dtype), layer.bias[member].to(hidden_dtype)
-                h = torch.relu(torch.addmm(bias, h, weight))
-            logits.append(torch.addmm(last.bias[member], h.to(torch.float32), last.weight[member])[:, 0])
-        return torch.stack(logits)
+        num_members = last.weight.shape[0]
+        if block_rows is None:
+            block_rows = CPU_BLOCK_ROWS if x.device.type == "cpu" else max(len(x), 1)
+        logits = x.new_empty((num_members, len(x)), dtype=torch.float32)
+        for member in range(num_members):
+            weights = [(layer.weight[member].to(hidden_dtype), layer.bias[member].to(hidden_dtype)) for layer in hidden]
+            for rows in row_blocks(len(x), block_rows):
+                h = x[rows].to(hidden_dtype)
+                for weight, bias in weights:
+                    h = torch.addmm(bias, h, weight).relu_()
+                logits[member, rows] = torch.addmm(last.bias[member], h.to(torch.float32), last.weight[member])[:, 0]
+        return logits
 
     @staticmethod
     def stack(
