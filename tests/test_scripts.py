@@ -224,6 +224,14 @@ def test_morec_cost_runs_differ_only_in_morec_and_a_missing_task_is_one_line():
         bench.main(["--dataset", "d.hdf5", "--task", "ant-medium-v2", "--out", "o"])
 
 
+@pytest.mark.parametrize("variants", ["mopo_morec", "mopo,mopo_morec_fast"])
+def test_morec_cost_variants_start_with_the_host_and_exist(variants, capsys):
+    bench = load_script("bench_morec_cost")
+    with pytest.raises(SystemExit):
+        bench.main(["--dataset", "d.hdf5", "--task", "hopper-medium-v2", "--out", "o", "--variants", variants])
+    assert "--variants must start with mopo (the host) and name only mopo, mopo_morec, " in capsys.readouterr().err
+
+
 def test_learning_names_a_missing_paper_config_in_one_line(tmp_path):
     learning = load_script("morec_learning")
     args = [
