@@ -88,7 +88,7 @@ class EnsembleDynamics(nn.Module):
         clamped logvar)``, each ``[E, B, O + 1]``; with ``members`` (indices), only those members
         run and ``E = len(members)``. A shared ``[B, O + A]`` goes through the layers ``block_rows``
         rows at a time; by default ``CPU_BLOCK_ROWS`` (:mod:`morec.row_blocks`: the same numbers,
-        1.8x as fast at 50,000 rows) for inference on the CPU, and the whole batch on a GPU or
+        1.26x as fast at 50,000 rows) for inference on the CPU, and the whole batch on a GPU or
         under autograd (training's products and gradients stay as they were)."""
         layers = [layer.selected(members) for layer in (*self.hidden, self.output)]
         if block_rows is None:
