@@ -83,10 +83,21 @@ def finished_runs(runs: Path, variant: str) -> dict[int, dict]:
     return found
 
 
+def ran_as(runs: Path, candidate: str) -> str:
+    """The variant whose runs in ``runs`` are ``candidate``'s: ``candidate``, or the earlier variant
+    with the same resolved config that ``morec_learning.py`` ran in its place (on HalfCheetah MOREC's
+    λ is MOPO's, so ``mopo_morec_stop_paper_lambda`` is ``mopo_morec_stop``), as its ``table.json``
+    beside the runs folder records under ``same_config_as``."""
+    table = runs.parent.parent / "table.json"
+    if not table.exists():
+        return candidate
+    return json.loads(table.read_text()).get("same_config_as", {}).get(candidate, candidate)
+
+
 def gain(runs: Path, candidate: str) -> dict | None:
-    """Rule 3 on the runs in ``runs``: Δ, σ and the seeds both ``candidate`` and MOPO finished
-    (``None``: no such seed)."""
-    ours, host = finished_runs(runs, candidate), finished_runs(runs, HOST)
+    """Rule 3 on the runs in ``runs``: Δ, σ and the seeds both ``candidate`` (or the variant that ran
+    in its place: :func:`ran_as`) and MOPO finished (``None``: no such seed)."""
+    ours, host = finished_runs(runs, ran_as(runs, candidate)), finished_runs(runs, HOST)
     seeds = sorted(set(ours) & set(host))
     if not seeds:
         return None

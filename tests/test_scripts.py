@@ -330,6 +330,21 @@ def test_the_rule_is_provisional_and_names_the_shortfall_while_seeds_are_missing
         rule.main(["--root", str(tmp_path / "nothing")])
 
 
+def test_the_rule_reads_a_variant_not_run_twice_from_the_run_that_stood_in_for_it(tmp_path):
+    """morec_learning.py does not rerun a variant whose config equals an earlier one's (MOREC's λ is
+    MOPO's on HalfCheetah); its table.json says which ran in its place, and the rule reads those runs."""
+    rule = load_script("morec_rule")
+    for task in ("hopper", "halfcheetah"):
+        fake_learning_runs(tmp_path, task, "mopo", [30.0])
+        fake_learning_runs(tmp_path, task, "mopo_morec_stop", [35.0])
+    fake_learning_runs(tmp_path, "hopper", "mopo_morec_stop_paper_lambda", [20.0])
+    table = {"same_config_as": {"mopo_morec_stop_paper_lambda": "mopo_morec_stop"}, "rows": []}
+    (tmp_path / "learn" / "halfcheetah" / "table.json").write_text(json.dumps(table))
+    gains = rule.apply_rule(tmp_path, [0])["candidates"]["mopo_morec_stop_paper_lambda"]["gains"]
+    assert gains["halfcheetah"]["delta"] == pytest.approx(5.0)  # mopo_morec_stop's runs
+    assert gains["hopper"]["delta"] == pytest.approx(-10.0)  # its own runs where it ran
+
+
 def test_denormal_bench_counts_the_models_denormal_weights_and_compares_both_modes(tmp_path, capsys):
     import torch
 
