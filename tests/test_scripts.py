@@ -363,3 +363,42 @@ def test_denormal_bench_counts_the_models_denormal_weights_and_compares_both_mod
     assert report["denormal_weights"] == 5 and report["weights"] == sum(p.numel() for p in model.parameters())
     assert report["seconds_kept"] > 0 and report["seconds_flushed"] > 0 and isinstance(report["bit_identical"], bool)
     assert (torch.tensor([1e-39]) * 1.0).item() != 0.0  # the process is left keeping denormals, as it was
+
+
+def test_trained_cost_resumes_copies_of_finished_runs_and_reports_only_the_added_epochs(hopper_file, tmp_path, capsys):
+    import torch
+
+    from morec.training.config import resolve_config
+    from morec.training.pipeline import run_training
+    from tests.helpers import smoke
+
+    run = tmp_path / "run"
+    sets = smoke(
+        hopper_file,
+        tmp_path / "cache",
+        algorithm="mopo",
+        **{"reward.snapshot_interval": 20, "reward.snapshot_stride": 1},
+    )
+    run_training(resolve_config(None, sets), run, show_progress=False)
+    finished = (run / "checkpoint.pt").read_bytes()
+    bench = load_script("bench_trained_cost")
+    out = tmp_path / "out"
+    cases = ["--case", "f32", str(run), "--case", "bf16", str(run), "filter.score_dtype=bfloat16"]
+    assert bench.main(["--out", str(out), "--epochs", "1", *cases]) == 0
+    report = json.loads(capsys.readouterr().out)["cases"]
+    assert (run / "checkpoint.pt").read_bytes() == finished  # the finished run is only read
+    for name in ("f32", "bf16"):
+        rollouts = torch.load(out / name / "checkpoint.pt", weights_only=False)["rollouts"]
+        assert len(rollouts) == 3  # two epochs' rollouts, then the added one's
+        assert report[name]["rollout_mean_length"] == rollouts[-1]["mean_length"]
+        assert report[name]["gradient_steps"] == 20
+        assert json.loads((out / name / "summary.json").read_text())["epochs"] == 3
+    assert report["f32"]["vs_first"] == 1.0 and report["bf16"]["overrides"] == ["filter.score_dtype=bfloat16"]
+    assert resolve_config(str(out / "bf16" / "config.yaml")).filter.score_dtype == "bfloat16"
+
+
+def test_trained_cost_refuses_a_run_that_did_not_finish_in_one_line(tmp_path):
+    bench = load_script("bench_trained_cost")
+    (tmp_path / "run").mkdir()
+    with pytest.raises(SystemExit, match=r"bench_trained_cost: error: --case a: .*run is not a finished run"):
+        bench.main(["--out", str(tmp_path / "out"), "--case", "a", str(tmp_path / "run")])

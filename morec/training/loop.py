@@ -61,6 +61,9 @@ class TrainingDiverged(UserError):
     """The learner's losses stopped being finite (one line naming the likely cause and the fix)."""
 
 
+CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE = "checkpoint.pt", "config.yaml", "summary.json"  # in a run's folder
+
+
 class RunDirectory:
     """One run's folder, locked from :meth:`open` until :meth:`close`."""
 
@@ -76,8 +79,8 @@ class RunDirectory:
 
     def __init__(self, path: str | Path, lock):
         self.path = Path(path)
-        self.checkpoint, self.config = self.path / "checkpoint.pt", self.path / "config.yaml"
-        self.tb, self.summary, self.policy = self.path / "tb", self.path / "summary.json", self.path / "policy.pt"
+        self.checkpoint, self.config = self.path / CHECKPOINT_FILE, self.path / CONFIG_FILE
+        self.tb, self.summary, self.policy = self.path / "tb", self.path / SUMMARY_FILE, self.path / "policy.pt"
         self._lock = lock
 
     @classmethod
