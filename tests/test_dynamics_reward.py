@@ -11,7 +11,7 @@ import torch
 
 from morec import ModelBuffer, RolloutConfig, RolloutEngine
 from morec.dynamics_reward.filter import MorecFilterConfig, MorecSelector
-from morec.dynamics_reward.model import Discriminator, DynamicsReward, DynamicsRewardConfig
+from morec.dynamics_reward.model import Discriminator, DynamicsReward, DynamicsRewardConfig, relu_
 from morec.dynamics_reward.training import fit_dynamics_reward
 from tests.fakes import FixedScores
 from tests.helpers import DEVICES
@@ -239,6 +239,28 @@ def test_one_member_at_a_time_equals_the_stacked_network():
     with torch.no_grad():
         torch.testing.assert_close(net.member_logits(x), net(x))
         assert net.member_logits(x, torch.bfloat16).dtype == torch.float32
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_relu_through_the_bits_is_relu(dtype):
+    x = torch.cat([torch.randn(1000), torch.tensor([0.0, -0.0, float("inf"), -float("inf"), 1e-40, -1e-40])])
+    x = x.to(dtype)
+    assert torch.equal(relu_(x.clone()), torch.relu(x))  # -0.0 == 0.0: the sign of a zero is not compared
+    assert relu_(x.clone()).dtype == dtype
+
+
+def test_bfloat16_scoring_is_the_bfloat16_network_with_float32_output():
+    net = Discriminator(3, 5, (16, 16), generator=torch.Generator().manual_seed(0))
+    x = torch.randn(40, 5)
+    hidden, last = net.layers[:-1], net.layers[-1]
+    with torch.no_grad():
+        want = []
+        for m in range(3):  # the hidden layers in bfloat16 with torch's own relu, the output in float32
+            h = x.bfloat16()
+            for layer in hidden:
+                h = torch.relu(torch.addmm(layer.bias[m].bfloat16(), h, layer.weight[m].bfloat16()))
+            want.append(torch.addmm(last.bias[m], h.float(), last.weight[m])[:, 0])
+        assert torch.equal(net.member_logits(x, torch.bfloat16), torch.stack(want))
 
 
 def test_scratch_generator_shares_no_weights_with_the_rollout_ensemble(trained, tmp_path):

@@ -35,6 +35,17 @@ OBS_RANGE = 0.8  # observations are scaled to [-0.8, 0.8], as in the released MO
 HELDOUT_FIELDS = ("heldout_obs", "heldout_act", "heldout_next_obs")
 
 
+def relu_(h: torch.Tensor) -> torch.Tensor:
+    """``max(h, 0)`` in place. bfloat16 on the CPU goes through its bits as int16: the sign bit makes
+    exactly the negative numbers negative integers, so clamping the integers at 0 zeroes them (the
+    same numbers, 5x as fast as bfloat16's own ``relu_`` on one CPU thread; a NaN with its sign bit
+    set becomes 0)."""
+    if h.dtype == torch.bfloat16 and h.device.type == "cpu":
+        h.view(torch.int16).relu_()
+        return h
+    return h.relu_()
+
+
 class Discriminator(nn.Module):
     """``E`` ReLU MLPs run as one: features ``[B, F]`` (or ``[E, B, F]``) -> logits ``[E, B]``."""
 
@@ -76,7 +87,7 @@ class Discriminator(nn.Module):
             for rows in row_blocks(len(x), block_rows):
                 h = x[rows].to(hidden_dtype)
                 for weight, bias in weights:
-                    h = torch.addmm(bias, h, weight).relu_()
+                    h = relu_(torch.addmm(bias, h, weight))
                 logits[member, rows] = torch.addmm(last.bias[member], h.to(torch.float32), last.weight[member])[:, 0]
         return logits
 
