@@ -351,6 +351,7 @@ def test_denormal_bench_counts_the_models_denormal_weights_and_compares_both_mod
     from morec.dynamics import EnsembleConfig, EnsembleDynamics, TaskInfo
     from tests.helpers import random_dataset_file
 
+    torch.set_flush_denormal(False)  # an earlier test's training in this process may have left it on
     data = random_dataset_file(tmp_path / "hopper.hdf5", "Hopper-v4", steps=200)
     model = EnsembleDynamics(TaskInfo(11, 3), EnsembleConfig(hidden_sizes=(16, 16), weight_decays=(0, 0, 0)), seed=0)
     with torch.no_grad():
