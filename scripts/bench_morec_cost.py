@@ -43,6 +43,7 @@ from morec.errors import UserError  # noqa: E402
 from morec.provenance import code_version  # noqa: E402
 from morec.training.config import resolve_config  # noqa: E402
 from morec.training.pipeline import build_components, run_training  # noqa: E402
+from morec.training.run_directory import SUMMARY_FILE  # noqa: E402
 
 # variant -> (config file under configs/<benchmark>/<task>/, overrides)
 VARIANTS: dict[str, tuple[str, list[str]]] = {
@@ -75,7 +76,7 @@ def variant_config(variant: str, args: argparse.Namespace):
 def timed_run(variant: str, args: argparse.Namespace) -> dict:
     """One run to the end in ``<out>/runs/<variant>`` (a finished run is read, not rerun)."""
     run_dir = Path(args.out) / "runs" / variant
-    summary_file = run_dir / "summary.json"
+    summary_file = run_dir / SUMMARY_FILE
     if summary_file.exists():
         summary = json.loads(summary_file.read_text())
     else:

@@ -36,8 +36,9 @@ from morec.errors import UserError  # noqa: E402
 from morec.io import plain  # noqa: E402
 from morec.provenance import code_version  # noqa: E402
 from morec.training.config import resolve_config  # noqa: E402
-from morec.training.loop import CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE, rollout_summary  # noqa: E402
+from morec.training.loop import rollout_summary  # noqa: E402
 from morec.training.pipeline import start_run  # noqa: E402
+from morec.training.run_directory import CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE  # noqa: E402
 
 
 def parse_case(words: list[str]) -> tuple[str, Path, list[str]]:

@@ -41,6 +41,7 @@ from morec.errors import UserError  # noqa: E402
 from morec.io import atomic_write  # noqa: E402
 from morec.runs.suite.report import code_of  # noqa: E402
 from morec.runs.suite.worker import read_summary  # noqa: E402
+from morec.training.run_directory import CONFIG_FILE  # noqa: E402
 
 LABELS = {
     "mopo": "MOPO",
@@ -74,7 +75,7 @@ def same_config_as(
 
 def filter_flags(run_dir: Path) -> list[str]:
     """``eval-model`` flags for the filter a MOREC run trained with (its config.yaml)."""
-    filt = yaml.safe_load((run_dir / "config.yaml").read_text())["filter"]
+    filt = yaml.safe_load((run_dir / CONFIG_FILE).read_text())["filter"]
     return [
         "--threshold",
         str(filt["threshold"]),

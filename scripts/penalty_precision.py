@@ -25,6 +25,7 @@ from morec.runs.suite.worker import read_summary  # noqa: E402
 from morec.training.config import load_config  # noqa: E402
 from morec.training.factory import build_algorithm  # noqa: E402
 from morec.training.pipeline import load_training_dataset  # noqa: E402
+from morec.training.run_directory import CHECKPOINT_FILE, CONFIG_FILE  # noqa: E402
 
 
 def penalties(algo, obs: torch.Tensor, act: torch.Tensor, dtype: str, seed: int) -> torch.Tensor:
@@ -49,9 +50,9 @@ def main() -> None:
     torch.set_num_threads(1)
     run = Path(args.run_dir)
     summary = read_summary(run)
-    if summary is None or not (run / "checkpoint.pt").exists():
+    if summary is None or not (run / CHECKPOINT_FILE).exists():
         raise SystemExit(f"error: {run} has no summary.json and checkpoint.pt; pass a finished `morec train` run")
-    cfg = load_config(run / "config.yaml")
+    cfg = load_config(run / CONFIG_FILE)
     # as MOBILE (a MOPO run's reward penalty is not used here), eager, on the asked device
     cfg = dataclasses.replace(
         cfg,
@@ -63,7 +64,7 @@ def main() -> None:
     dataset = load_training_dataset(cfg)
     dynamics = EnsembleDynamics.load(summary["models"]["dynamics"], device=args.device).eval()
     algo = build_algorithm(cfg, dataset.obs_dim, dataset.act_dim, Box(-1, 1, (dataset.act_dim,)), dynamics)
-    state = torch.load(run / "checkpoint.pt", map_location=args.device, weights_only=False)["algorithm"]
+    state = torch.load(run / CHECKPOINT_FILE, map_location=args.device, weights_only=False)["algorithm"]
     state.pop(algo._OPTIMIZERS_KEY, None)
     missing, unexpected = algo.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith("dynamics.") for k in missing):

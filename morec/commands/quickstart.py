@@ -87,12 +87,13 @@ def _train_or_reuse(cfg, run_dir: Path, root: Path, args: argparse.Namespace) ->
     from morec.runs.quickstart import differences_from_earlier_runs
     from morec.runs.suite.worker import read_summary
     from morec.training.pipeline import run_training
+    from morec.training.run_directory import CHECKPOINT_FILE
 
     summary = read_summary(run_dir)
     if summary is not None:
         print(f"reused the finished run in {run_dir} (same config); delete that folder to train it again")
         return summary
-    resume = (run_dir / "checkpoint.pt").exists()
+    resume = (run_dir / CHECKPOINT_FILE).exists()
     if resume:
         print(f"resuming the interrupted run in {run_dir}")
     else:

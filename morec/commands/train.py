@@ -63,8 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from morec.training.config import resolve_config
-    from morec.training.loop import RunDirectory
     from morec.training.pipeline import run_training
+    from morec.training.run_directory import RunDirectory
     from morec.training.seeds import parse_seeds, train_seeds
 
     cfg = resolve_config(args.config, args.set, args.dataset)

@@ -22,6 +22,7 @@ from morec.errors import UserError
 from morec.runs.suite.report import write_rows
 from morec.runs.suite.runner import gpu_share
 from morec.training.config import ConfigError, TrainConfig, resolve_config
+from morec.training.run_directory import CHECKPOINT_FILE, CONFIG_FILE
 
 DOMAINS = ("grid", "choice", "uniform", "loguniform", "randint")
 
@@ -79,7 +80,7 @@ def train_trial(
     run_training(
         cfg,
         run_dir,
-        resume=(run_dir / "checkpoint.pt").exists(),
+        resume=(run_dir / CHECKPOINT_FILE).exists(),
         show_progress=False,
         on_evaluation=lambda record: tune.report(
             {
@@ -140,7 +141,7 @@ def write_results(grid, keys: list[str], expected_evaluations: int, results: Pat
     print(table)
     best = next((r for r in rows if r["status"] != "error"), None)
     if best is not None:
-        config = yaml.safe_load((runs_root / best["trial"] / "config.yaml").read_text())
+        config = yaml.safe_load((runs_root / best["trial"] / CONFIG_FILE).read_text())
         (results / "best_config.yaml").write_text(
             f"# best trial {best['trial']}: last-10 mean normalised score {best['last10']}\n"
             + yaml.safe_dump(config, sort_keys=False)

@@ -8,7 +8,8 @@ from morec.training.config import ConfigError, TrainConfig, load_config
 
 _LAZY = {
     **dict.fromkeys(["build_components", "run_training", "start_run"], ".pipeline"),
-    **dict.fromkeys(["RunDirectory", "TrainingLoop", "UpdateRequest"], ".loop"),
+    **dict.fromkeys(["TrainingLoop", "UpdateRequest"], ".loop"),
+    "RunDirectory": ".run_directory",
     "train_seeds": ".seeds",
     **dict.fromkeys(["TrainResult", "train"], ".api"),
 }

@@ -63,8 +63,8 @@ def train(
     the CPU, sets torch to one thread (``torch.set_num_threads(1)``) for the calling process."""
     from morec.rollout.policies import load_torchscript
     from morec.training.config import TrainConfig, config_from_dict, resolve_config, set_dotted
-    from morec.training.loop import RunDirectory
     from morec.training.pipeline import run_training
+    from morec.training.run_directory import RunDirectory
 
     assignments = [f"{key}={json.dumps(value)}" for key, value in (overrides or {}).items()]
     if seed is not None:

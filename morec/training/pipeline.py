@@ -9,8 +9,10 @@ Each part is built elsewhere and only put together here:
 - :mod:`morec.training.evaluation`: evaluation on the task's environment;
 - :mod:`morec.shaping.setup`: the ``shaping:`` section (the learner's real rewards and the model
   rewards shaped; the dynamics and the dynamics reward keep the data as loaded);
-- :mod:`morec.training.loop`: the run directory and the loop (rollouts, updates, evaluations,
-  TensorBoard, checkpoints, resume).
+- :mod:`morec.training.run_directory`: the run's folder (config, checkpoint, TensorBoard, summary,
+  policy; locked while open);
+- :mod:`morec.training.loop`: the loop (rollouts, updates, evaluations, TensorBoard, checkpoints,
+  resume).
 
 :func:`build_components` builds everything the loop needs (the steps, in order, are the places
 to extend: the training data in :func:`load_training_dataset`, its shaping for the learner in
@@ -45,8 +47,9 @@ from morec.training.background_evaluation import ActorSpec, BackgroundEvaluator
 from morec.training.config import ConfigError, TrainConfig
 from morec.training.evaluation import Evaluator
 from morec.training.factory import build_algorithm
-from morec.training.loop import RunDirectory, TrainingComponents, TrainingLoop
+from morec.training.loop import TrainingComponents, TrainingLoop
 from morec.training.model_cache import cached_distilled_reward, cached_dynamics, cached_reward, dataset_fingerprint
+from morec.training.run_directory import RunDirectory
 
 __all__ = [
     "build_components",
@@ -195,7 +198,7 @@ def build_components(cfg: TrainConfig, tb_dir: str | Path, show_progress: bool =
 
 
 def start_run(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, show_progress: bool = True) -> TrainingLoop:
-    """A run ready to train: ``run_dir`` opened and locked (see :class:`~morec.training.loop.RunDirectory`;
+    """A run ready to train: ``run_dir`` opened and locked (see :class:`~morec.training.run_directory.RunDirectory`;
     ``resume=True`` continues from its checkpoint), the run's models trained or loaded from the cache
     and the components built. Nothing of the policy is trained until the loop runs."""
     run = RunDirectory.open(cfg, run_dir, resume)

@@ -41,7 +41,8 @@ from tianshou.utils.torch_utils import policy_within_training_step
 
 from morec.learners.sac_step import ModelBasedStats
 from morec.training.config import ConfigError, TrainConfig
-from morec.training.loop import RunDirectory, TrainingLoop, UpdateRequest
+from morec.training.loop import TrainingLoop, UpdateRequest
+from morec.training.run_directory import RunDirectory
 
 
 def parse_seeds(text: str) -> list[int]:

@@ -14,6 +14,7 @@ import numpy as np
 from morec.io import atomic_write
 from morec.runs.suite.plan import RunSpec
 from morec.runs.suite.worker import RunOutcome, read_summary
+from morec.training.run_directory import SUMMARY_FILE
 
 
 def _mean_std(values: list[float]) -> str:
@@ -174,7 +175,7 @@ def variant_curve(variant_dir: Path, tag: str) -> tuple[np.ndarray, np.ndarray, 
         return None
     last = max(steps[-1] for steps, _ in curves.values())
     averaged = {run: c for run, c in curves.items() if c[0][-1] == last}
-    partial = any(not (run / "summary.json").exists() for run in averaged)
+    partial = any(not (run / SUMMARY_FILE).exists() for run in averaged)
     return (*mean_std_curve(list(averaged.values())), len(averaged), len(curves) - len(averaged), partial)
 
 

@@ -27,6 +27,7 @@ import yaml
 
 from morec.errors import UserError
 from morec.runs.suite.plan import RunSpec, SuiteConfig
+from morec.training.run_directory import CHECKPOINT_FILE, SUMMARY_FILE
 
 if TYPE_CHECKING:
     from morec.training.config import TrainConfig
@@ -65,7 +66,7 @@ class RunOutcome:
 
 def read_summary(run_dir: Path) -> dict | None:
     try:
-        summary = json.loads((run_dir / "summary.json").read_text())
+        summary = json.loads((run_dir / SUMMARY_FILE).read_text())
     except (OSError, ValueError):
         return None
     return summary if isinstance(summary, dict) and summary.get("last_score") is not None else None
@@ -104,7 +105,7 @@ def train_command(run: RunSpec, cfg: SuiteConfig) -> list[str]:
         CHILD_MODULE,
         str(run_dir / REQUESTED_CONFIG),
         str(run_dir),
-        *(["--resume"] if (run_dir / "checkpoint.pt").exists() else []),
+        *(["--resume"] if (run_dir / CHECKPOINT_FILE).exists() else []),
     ]
 
 
