@@ -60,7 +60,9 @@ def train(
     subclasses with the message ``morec train`` prints.
 
     Like ``morec train``, it seeds the global torch and numpy generators with the run's seed and, on
-    the CPU, sets torch to one thread (``torch.set_num_threads(1)``) for the calling process."""
+    the CPU, sets torch to one thread (``torch.set_num_threads(1)``) for the calling process and
+    flushes denormal floats to zero in the calling thread (``torch.set_flush_denormal(True)``:
+    :mod:`morec.denormals`); both stay so after it returns."""
     from morec.rollout.policies import load_torchscript
     from morec.training.config import TrainConfig, config_from_dict, resolve_config, set_dotted
     from morec.training.pipeline import run_training
