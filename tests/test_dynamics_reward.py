@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from morec import ModelBuffer, RolloutConfig, RolloutEngine
+from morec.dynamics.layers import relu_
 from morec.dynamics_reward.filter import MorecFilterConfig, MorecSelector
-from morec.dynamics_reward.model import Discriminator, DynamicsReward, DynamicsRewardConfig, relu_
+from morec.dynamics_reward.model import Discriminator, DynamicsReward, DynamicsRewardConfig
 from morec.dynamics_reward.training import fit_dynamics_reward
 from tests.fakes import FixedScores
 from tests.helpers import DEVICES
