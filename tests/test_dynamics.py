@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from morec.dynamics.ensemble import EnsembleConfig, EnsembleDynamics, TaskInfo
-from morec.dynamics.layers import EnsembleLinear, soft_clamp
+from morec.dynamics.layers import EnsembleLinear, relu_, soft_clamp
 from morec.dynamics.training import fit_ensemble
 from morec.errors import UserError
 from tests.fakes import linear_system
@@ -252,3 +252,18 @@ def test_the_torch_free_config_names_every_activation_the_layers_build():
     from morec.dynamics.layers import ACTIVATIONS
 
     assert set(ACTIVATION_NAMES) == set(ACTIVATIONS)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_relu_through_the_bits_is_relu(dtype):
+    x = torch.cat([torch.randn(1000), torch.tensor([0.0, -0.0, float("inf"), -float("inf"), 1e-40, -1e-40])])
+    x = x.to(dtype)
+    assert torch.equal(relu_(x.clone()), torch.relu(x))  # -0.0 == 0.0: the sign of a zero is not compared
+    assert relu_(x.clone()).dtype == dtype
+
+
+def test_relu_under_autograd_is_torchs_and_keeps_the_gradient():
+    x, w = torch.randn(32, 8, dtype=torch.bfloat16), torch.randn(8, 16, dtype=torch.bfloat16, requires_grad=True)
+    got = torch.autograd.grad(relu_(x @ w).sum(), w)[0]  # an int16 view would cut the graph: no gradient
+    want = torch.autograd.grad(torch.relu(x @ w).sum(), w)[0]
+    assert torch.equal(got, want) and want.abs().sum() > 0

@@ -14,7 +14,7 @@ import torch
 from tianshou.utils.torch_utils import policy_within_training_step
 
 from morec.learners.bc import BCConfig, BehaviourCloning
-from morec.learners.networks import build_actor
+from morec.learners.networks import build_actor, gaussian_parameters
 from morec.learners.sampler import MixedSampler, StackedSampler
 from morec.learners.stacked import StackedSAC
 from morec.rollout.buffer import ModelBuffer
@@ -144,3 +144,19 @@ def test_the_captured_step_replays_the_eager_one(name):
     assert runs[0] == runs[1]
     for (key, a), b in zip(eager.module.state_dict().items(), captured.module.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=key)
+
+
+def test_the_actors_gaussian_is_tianshous_forward_in_float32_and_under_bfloat16_autocast():
+    torch.manual_seed(0)
+    actor, obs = build_actor(O, A, (32, 32)), torch.randn(50, O) * 3
+    (mu, sigma), _ = actor(obs)
+    got = gaussian_parameters(actor, obs)
+    assert torch.equal(got[0], mu) and torch.equal(got[1], sigma)
+    want_grads = torch.autograd.grad((mu - sigma).sum(), list(actor.parameters()))
+    got_grads = torch.autograd.grad((got[0] - got[1]).sum(), list(actor.parameters()))
+    assert all(torch.equal(g, w) for g, w in zip(got_grads, want_grads))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # no float32 round trip in the heads
+        (mu, sigma), _ = actor(obs)
+        got = gaussian_parameters(actor, obs)
+    assert got[0].dtype == mu.dtype == torch.bfloat16
+    assert torch.equal(got[0], mu) and torch.equal(got[1], sigma)

@@ -8,12 +8,14 @@ from typing import cast
 
 import torch
 from tianshou.algorithm.modelfree.sac import correct_log_prob_gaussian_tanh
+from tianshou.utils.net.common import Net
+from tianshou.utils.net.continuous import SIGMA_MAX, SIGMA_MIN, ContinuousActorProbabilistic
 from torch import nn
 
 from morec.actor import build_actor
-from morec.dynamics.layers import EnsembleLinear
+from morec.dynamics.layers import EnsembleLinear, relu_
 
-__all__ = ["TANH_EPS", "TwinCritic", "build_actor", "sample_action", "tanh_gaussian_log_prob"]
+__all__ = ["TANH_EPS", "TwinCritic", "build_actor", "gaussian_parameters", "sample_action", "tanh_gaussian_log_prob"]
 
 TANH_EPS = 1e-6  # inside log(1 - tanh^2 + eps), as OfflineRL-Kit (tianshou's default is float32's eps)
 
@@ -27,11 +29,25 @@ def tanh_gaussian_log_prob(
     return correct_log_prob_gaussian_tanh(log_prob.unsqueeze(-1), action, eps=TANH_EPS).squeeze(-1)
 
 
+def gaussian_parameters(actor: nn.Module, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mu, sigma)`` ``[B, A]`` of ``obs [B, O]``: the numbers ``actor(obs)`` gives, from its layers
+    run here. tianshou's ``MLP.forward`` casts each input to float32, so under bfloat16 autocast
+    (MOBILE's ``penalty_dtype``) each head would turn the bfloat16 trunk output ``[B, H]`` into
+    float32 and autocast back again; here it stays bfloat16, and ReLU runs in place (``relu_``)."""
+    actor = cast(ContinuousActorProbabilistic, actor)  # as build_actor makes it
+    h = obs
+    for layer in cast(Net, actor.preprocess).model.model:
+        h = relu_(h) if isinstance(layer, nn.ReLU) else layer(h)
+    mu = actor.mu.model(h)
+    sigma = actor.sigma.model(h).clamp(min=SIGMA_MIN, max=SIGMA_MAX).exp()
+    return mu, sigma
+
+
 def sample_action(actor: nn.Module, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Reparameterised tanh-Gaussian action ``[..., A]`` and its log-probability ``[...]``
     (with the tanh correction). ``obs`` may have leading dimensions ``[..., O]``."""
     lead = obs.shape[:-1]
-    (mu, sigma), _ = actor(obs.reshape(-1, obs.shape[-1]))
+    mu, sigma = gaussian_parameters(actor, obs.reshape(-1, obs.shape[-1]))
     pre = mu + sigma * torch.randn_like(mu)
     action = torch.tanh(pre)
     log_prob = tanh_gaussian_log_prob(mu, sigma, pre, action)
@@ -86,15 +102,15 @@ class TwinCritic(nn.Module):
         """``[C, N]``, the same values with fewer passes over memory, for eager runs on the CPU: the
         first layer of all critics as one product over their stacked weights (``[N, I] @ [I, C * H]``),
         then each critic's layers as plain products on its column block, the bias inside the product
-        and ReLU in place (how much faster: docs/speed.md)."""
+        and ReLU in place (bfloat16 through its bits: ``relu_``; how much faster: docs/speed.md)."""
         first, *rest = self.linears
         num_critics, in_features, out_features = first.weight.shape
         if not rest:
             return self._batched(x)
         h = torch.addmm(first.bias.reshape(-1), x, first.weight.permute(1, 0, 2).reshape(in_features, -1))  # [N, C * H]
-        xs = h.relu_().split(out_features, dim=1)  # C column blocks [N, H]
+        xs = relu_(h).split(out_features, dim=1)  # C column blocks [N, H]
         for layer in rest[:-1]:
-            xs = [torch.addmm(layer.bias[c, 0], xc, layer.weight[c]).relu_() for c, xc in enumerate(xs)]
+            xs = [relu_(torch.addmm(layer.bias[c, 0], xc, layer.weight[c])) for c, xc in enumerate(xs)]
         last = rest[-1]
         # the output layer in float32 even under autocast: a bfloat16 Q of 250 is a multiple of 2
         with torch.autocast(x.device.type, enabled=False):
