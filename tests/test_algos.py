@@ -79,6 +79,22 @@ def test_mobile_penalty_matches_a_hand_computation():
     )
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_mobile_penalty_in_row_blocks_is_the_whole_pass(dtype, monkeypatch):
+    import morec.learners.mobile as mobile
+
+    algo = make_algo(MOBILE, dynamics=TinyEnsemble(), mobile=MobileConfig(num_samples=5, penalty_dtype=dtype))
+    obs, act = torch.randn(30, O), torch.rand(30, A)
+    penalties = []
+    for block_rows in (10**6, 64):  # 5 samples x 2 elites x 30 rows = 300 rows: one block, then 5
+        monkeypatch.setattr(mobile, "PENALTY_BLOCK_ROWS", block_rows)
+        torch.manual_seed(123)  # the same action noise: drawn block by block, the same stream
+        penalties.append(algo.bellman_uncertainty(obs, act))
+    # bit for bit at the benchmark's sizes (docs/speed.md); at these tiny ones MKL rounds a block's
+    # products differently in the last bit
+    torch.testing.assert_close(penalties[1], penalties[0], rtol=1e-5, atol=1e-8)
+
+
 @pytest.mark.parametrize("hidden", [(32, 32), (16,), (8, 8, 8)])
 def test_twin_critic_equals_its_layers_run_one_by_one(hidden):
     torch.manual_seed(0)
