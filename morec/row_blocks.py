@@ -5,8 +5,9 @@ next layer reads them (50,000 rows of a 200-wide layer for 5 ensemble members: 2
 Run a block of 1,024 rows through all the layers instead and the activations stay in the core's
 cache: on one thread the dynamics ensemble's 50,000-row prediction ran 1.26x as fast, the
 dynamics reward's scoring 1.29x and whole MOPO runs 1.24x, with bit-identical checkpoints
-(``docs/speed.md``); MOBILE's penalty pass, in blocks of 4,096 rows, 1.14x per gradient step. A GPU
-gains nothing from it, so callers block only CPU tensors.
+(``docs/speed.md``); MOBILE's penalty pass, in larger blocks
+(:data:`morec.learners.mobile.PENALTY_BLOCK_ROWS`), 1.14x per gradient step. A GPU gains nothing
+from it, so callers block only CPU tensors.
 """
 
 from __future__ import annotations
