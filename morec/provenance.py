@@ -1,11 +1,16 @@
-"""Which code produced a result: the commit of the morec checkout that is running, for runs and tables
-that must name it (a long run resumed across sessions may have run on several)."""
+"""Which code and which machine produced a result: the commit of the morec checkout that is running,
+and the processor it ran on, for runs and tables that must name them (a long run resumed across
+sessions may have run on several of each; floating-point results differ between processors whose
+kernels differ, so a run is reproducible bit for bit only on the same kind)."""
 
 from __future__ import annotations
 
+import platform
 import subprocess
 from functools import cache
 from pathlib import Path
+
+import torch
 
 import morec
 
@@ -29,3 +34,25 @@ def code_version() -> str:
 def _git(*args: str) -> str | None:
     proc = subprocess.run(["git", "-C", str(PACKAGE_DIR), *args], capture_output=True, text=True, timeout=30)
     return (proc.stdout.strip() or None) if proc.returncode == 0 else None
+
+
+def machine(device: torch.device | str = "cpu") -> str:
+    """The processor ``device`` computes on: the CPU's model and the instruction set torch's kernels
+    use there (``"AMD EPYC (AVX2)"``), or the GPU's name (``"NVIDIA H100 80GB HBM3"``)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{_cpu_model()} ({torch.backends.cpu.get_cpu_capability()})"
+
+
+@cache
+def _cpu_model() -> str:
+    """``model name`` of /proc/cpuinfo on Linux, else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:  # not Linux
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"

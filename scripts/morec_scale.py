@@ -17,9 +17,10 @@ the rest), run ``--jobs`` at a time as soon as the jobs they need are done:
 5. with ``--recommended`` (the candidate the rule chose), ``mobile:<task>``: MOBILE against MOBILE
    with that candidate's MOREC settings, seed 0, ``--mobile-epochs``.
 
-Every job's first log line names the commit of the code it ran (``git describe``), and
-``<root>/jobs.json`` keeps it per job; ``<root>/status.md`` lists every job (done, running,
-waiting, failed) after each change.
+Every job's first log line names the commit of the code it ran (``git describe``) and the processor
+(a fresh machine of another kind regenerates data and models that differ in the last bits, so rows
+from two kinds are not one experiment), and ``<root>/jobs.json`` keeps both per job;
+``<root>/status.md`` lists every job (done, running, waiting, failed) after each change.
 
     python scripts/morec_scale.py --root runs/morec_scale --jobs 2
 """
@@ -46,7 +47,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from morec_check import VARIANTS, reward_dir_name  # noqa: E402
 
 from morec.io import atomic_write  # noqa: E402
-from morec.provenance import code_version  # noqa: E402
+from morec.provenance import code_version, machine  # noqa: E402
 
 MEDIUM_SIZE = 1_000_000
 # morec collect flags per task: the behaviour SACs of docs/morec_learning (Hopper and Walker2d learn
@@ -341,12 +342,12 @@ def priority(job: Job) -> tuple:
 
 
 def write_status(root: Path, jobs: list[Job], state: dict[str, dict]) -> None:
-    lines = ["| job | state | commit | started | seconds |", "|---|---|---|---|---|"]
+    lines = ["| job | state | commit | machine | started | seconds |", "|---|---|---|---|---|---|"]
     for job in jobs:
         s = state.get(job.name, {})
         lines.append(
-            f"| {job.name} | {s.get('state', 'waiting')} | {s.get('commit', '')} | {s.get('started', '')} | "
-            f"{s.get('seconds', '')} |"
+            f"| {job.name} | {s.get('state', 'waiting')} | {s.get('commit', '')} | {s.get('machine', '')} | "
+            f"{s.get('started', '')} | {s.get('seconds', '')} |"
         )
     lines += [
         "",
@@ -423,6 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         if record.get("state") == "running":
             record["state"] = "stopped (runner restarted)"
     commit = code_version()  # of the checkout this script imports morec from (a frozen worktree)
+    processor = machine()  # every job runs on the CPU, one thread each
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
@@ -448,13 +450,16 @@ def main(argv: list[str] | None = None) -> int:
             log = root / "logs" / f"{job.name.replace(':', '-')}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "a") as fh:
-                fh.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} commit {commit}: {' '.join(job.cmd)}\n")
+                fh.write(
+                    f"# {time.strftime('%Y-%m-%d %H:%M:%S')} commit {commit} on {processor}: {' '.join(job.cmd)}\n"
+                )
                 fh.flush()
                 proc = subprocess.Popen(job.cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=root)
             running[job.name] = (proc, time.time())
             state[job.name] = {
                 "state": "running",
                 "commit": commit,
+                "machine": processor,
                 "started": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "attempt": attempts[job.name],
                 "log": str(log),

@@ -652,10 +652,11 @@ def test_a_run_written_before_the_config_named_models_resumes(hopper_file, tmp_p
     assert resumed.epoch == 1 and resumed.run()["epochs"] == 2
 
 
-def test_a_run_names_the_code_each_stretch_of_its_epochs_ran_on(hopper_file, tmp_path, monkeypatch):
-    """A run resumed on other code says so in summary.json; one resumed from a checkpoint that did
-    not record it says its first epochs ran on unrecorded code."""
+def test_a_run_names_the_code_and_processor_each_stretch_of_its_epochs_ran_on(hopper_file, tmp_path, monkeypatch):
+    """A run resumed on other code, or on another kind of processor, says so in summary.json; one
+    resumed from a checkpoint that did not record them says its first epochs ran on unrecorded code."""
     import morec.training.loop as loop
+    from morec.provenance import machine
 
     cfg = load_config(None, smoke(hopper_file, tmp_path / "cache", algorithm="mopo", morec=False, epochs=3))
 
@@ -671,18 +672,33 @@ def test_a_run_names_the_code_each_stretch_of_its_epochs_ran_on(hopper_file, tmp
         with pytest.raises(KeyboardInterrupt):
             first.run()
 
+    here = machine()
     monkeypatch.setattr(loop, "code_version", lambda: "aaa1111")
     interrupted_after_epoch_1(tmp_path / "run")
     monkeypatch.setattr(loop, "code_version", lambda: "bbb2222")
     summary = start_run(cfg, tmp_path / "run", resume=True, show_progress=False).run()
-    assert summary["code_versions"] == [{"code": "aaa1111", "from_epoch": 1}, {"code": "bbb2222", "from_epoch": 2}]
+    assert summary["code_versions"] == [
+        {"code": "aaa1111", "machine": here, "from_epoch": 1},
+        {"code": "bbb2222", "machine": here, "from_epoch": 2},
+    ]
+
+    interrupted_after_epoch_1(tmp_path / "moved")  # the same code resumed on another kind of processor
+    monkeypatch.setattr(loop, "machine", lambda device: "Other CPU (AVX512)")
+    summary = start_run(cfg, tmp_path / "moved", resume=True, show_progress=False).run()
+    assert summary["code_versions"] == [
+        {"code": "bbb2222", "machine": here, "from_epoch": 1},
+        {"code": "bbb2222", "machine": "Other CPU (AVX512)", "from_epoch": 2},
+    ]
 
     interrupted_after_epoch_1(tmp_path / "old")
     state = torch.load(tmp_path / "old" / "checkpoint.pt", weights_only=False)
     del state["code_versions"]  # as a checkpoint of older morec
     torch.save(state, tmp_path / "old" / "checkpoint.pt")
     summary = start_run(cfg, tmp_path / "old", resume=True, show_progress=False).run()
-    assert summary["code_versions"] == [{"code": "unrecorded", "from_epoch": 1}, {"code": "bbb2222", "from_epoch": 2}]
+    assert summary["code_versions"] == [
+        {"code": "unrecorded", "from_epoch": 1},
+        {"code": "bbb2222", "machine": "Other CPU (AVX512)", "from_epoch": 2},
+    ]
 
 
 def test_every_algorithm_a_config_may_name_has_a_learner():

@@ -1,8 +1,12 @@
-"""The code a result names: this checkout's commit, or the installed version outside a checkout."""
+"""The code a result names (this checkout's commit, or the installed version outside a checkout) and
+the processor it names."""
 
 from __future__ import annotations
 
 import subprocess
+
+import pytest
+import torch
 
 import morec
 from morec import provenance
@@ -24,3 +28,20 @@ def test_a_checkout_names_its_commit_and_an_installed_copy_its_version(monkeypat
     (tmp_path / "morec").mkdir()
     assert provenance.code_version() == f"morec {morec.__version__}"
     provenance.code_version.cache_clear()
+
+
+def test_the_machine_names_the_cpu_and_the_kernels_torch_uses_on_it(monkeypatch, tmp_path):
+    name = provenance.machine("cpu")
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert name.endswith(f" ({capability})") and len(name) > len(capability) + 3
+
+    provenance._cpu_model.cache_clear()  # no /proc/cpuinfo (not Linux): what platform knows
+    monkeypatch.setattr(provenance, "Path", lambda _: tmp_path / "no-cpuinfo")
+    monkeypatch.setattr(provenance.platform, "processor", lambda: "arm")
+    assert provenance.machine() == f"arm ({capability})"
+    provenance._cpu_model.cache_clear()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_machine_of_a_gpu_run_is_the_gpu():
+    assert provenance.machine("cuda") == torch.cuda.get_device_name(0)

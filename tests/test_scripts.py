@@ -206,6 +206,10 @@ def test_scale_records_a_job_it_finds_done_without_claiming_its_commit(tmp_path,
     (root / "jobs.json").write_text(json.dumps(record))
     assert scale.main(["--root", str(root), "--tasks", "hopper", "--only", "collect:hopper", "--no-learning"]) == 0
     assert json.loads((root / "jobs.json").read_text())["collect:walker2d"]["state"] == "stopped (runner restarted)"
+    # status.md names the processor a job ran on beside its commit
+    job = scale.Job("collect:hopper", cmd=[], outputs=[])
+    scale.write_status(root, [job], {job.name: {"state": "running", "commit": "abc1234", "machine": "Some CPU (AVX2)"}})
+    assert "| collect:hopper | running | abc1234 | Some CPU (AVX2) |" in (root / "status.md").read_text()
 
 
 def test_morec_cost_runs_differ_only_in_morec_and_a_missing_task_is_one_line():

@@ -34,7 +34,7 @@ from morec.learners.networks import sample_action
 from morec.learners.sac import ModelBasedSAC, ModelBasedStats
 from morec.learners.sampler import MixedSampler
 from morec.progress import draws_bar, progress_bar
-from morec.provenance import code_version
+from morec.provenance import code_version, machine
 from morec.rollout.buffer import ModelBuffer, TransitionBatch
 from morec.rollout.engine import RolloutEngine
 from morec.rollout.policies import export_actor_mode
@@ -108,13 +108,15 @@ class TrainingLoop:
             None  # set by morec.training.seeds when its updates are stacked with other seeds'
         )
         self.bar_position = 0  # the progress bar's line (morec.training.seeds gives each seed its own)
-        # the code each stretch of epochs ran on: [{"code": "960f30d", "from_epoch": 1}, ...]
+        # the code and processor each stretch of epochs ran on:
+        # [{"code": "960f30d", "machine": "AMD EPYC (AVX2)", "from_epoch": 1}, ...]
         self.code_versions: list[dict[str, Any]] = []
         if resume:
             self._load_checkpoint()
-        code = code_version()
-        if not self.code_versions or self.code_versions[-1]["code"] != code:
-            self.code_versions.append({"code": code, "from_epoch": self.epoch + 1})
+        stretch = {"code": code_version(), "machine": machine(self.real.observations.device)}
+        last = self.code_versions[-1] if self.code_versions else {}
+        if (last.get("code"), last.get("machine")) != (stretch["code"], stretch["machine"]):
+            self.code_versions.append({**stretch, "from_epoch": self.epoch + 1})
         # a resumed run drops events logged after its checkpoint (they are about to be written again)
         self.writer = SummaryWriter(str(run.tb), purge_step=self.gradient_step + 1 if resume else None)
 
@@ -158,7 +160,7 @@ class TrainingLoop:
         self.evaluation_to_redo = state.get("evaluation_in_flight")
         self.rollouts = state.get("rollouts", [])  # checkpoints written before rollouts were recorded: from here on
         self.seconds_before_session = state.get("seconds", 0.0)  # older checkpoints: from here on
-        # checkpoints written before the code was recorded: its epochs so far ran on unrecorded code
+        # checkpoints written before the code (or the machine) was recorded: its epochs so far ran on unrecorded ones
         self.code_versions = state.get("code_versions") or [{"code": "unrecorded", "from_epoch": 1}]
 
     # ------------------------------------------------------------------ training

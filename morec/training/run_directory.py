@@ -2,8 +2,8 @@
 
 :class:`RunDirectory` holds ``config.yaml`` (resolved), ``checkpoint.pt`` (written
 atomically after every epoch), ``tb/`` (TensorBoard, every scalar against the gradient step),
-``summary.json`` (scores, rollouts, wall time, and ``code_versions``: the commit each stretch of
-epochs ran on, as :func:`morec.provenance.code_version` names it) and ``policy.pt`` (the final
+``summary.json`` (scores, rollouts, wall time, and ``code_versions``: the commit and processor each
+stretch of epochs ran on, as :mod:`morec.provenance` names them) and ``policy.pt`` (the final
 policy's mode as TorchScript, observations ``[B, O]`` -> actions ``[B, A]``, which ``morec
 eval-model --policy torchscript`` reads). It is
 locked while open, so a second process (a suite re-run while a killed one's worker still
