@@ -226,8 +226,8 @@ def test_every_shipped_config_loads():
 @pytest.mark.parametrize("algorithm", ["mopo", "mobile"])
 def test_matched_morec_configs_change_only_the_rollout_and_the_recommended_one_only_the_cuts(algorithm):
     """``<algo>_morec_matched``: the paper's MOREC rollout, filter and reward (``paper/<algo>_morec``),
-    every other key the host's; ``<algo>_morec`` (recommended): the matched config with cuts that
-    end a rollout without a terminal flag."""
+    every other key the host's; ``<algo>_morec`` (recommended): the matched config with the
+    ``auto`` threshold and cuts that end a rollout without a terminal flag."""
     from pathlib import Path
 
     from morec.training.config import config_differences
@@ -244,7 +244,10 @@ def test_matched_morec_configs_change_only_the_rollout_and_the_recommended_one_o
         assert not {
             k for k in config_differences(paper, matched) if k.split(".")[0] in ("rollout", "filter", "reward")
         } - {"rollout.penalty_coef"}
-        assert dict(config_differences(matched, recommended)) == {"filter.truncate_as": ("terminal", "stop")}, folder
+        assert dict(config_differences(matched, recommended)) == {
+            "filter.threshold": (0.6, "auto"),
+            "filter.truncate_as": ("terminal", "stop"),
+        }, folder
 
 
 def test_the_smoke_overlay_lays_the_smoke_budget_over_any_config(tmp_path):

@@ -190,6 +190,15 @@ def test_scale_plan_orders_its_jobs_and_knows_what_is_done(tmp_path, capsys):
         scale.main(["--root", str(root), "--tasks", "ant", "--plan"])
 
 
+def test_the_shipped_recommendation_is_the_candidate_the_rule_chose():
+    """scripts/make_configs.py's recommended settings are exactly the overrides of the study's
+    candidate it names, laid over the same matched config."""
+    configs, scale = load_script("make_configs"), load_script("morec_scale")
+    base, overrides = scale.CANDIDATES[configs.RECOMMENDED_CANDIDATE]
+    assert base == "mopo_morec_matched"
+    assert sorted(f"{key}={value}" for key, (value, _) in configs.RECOMMENDED.items()) == sorted(overrides)
+
+
 def test_scale_records_a_job_it_finds_done_without_claiming_its_commit(tmp_path, capsys):
     scale = load_script("morec_scale")
     root = tmp_path / "scale"
