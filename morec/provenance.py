@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 import morec
+from morec.cpu_features import cpuinfo_field
 
 PACKAGE_DIR = Path(morec.__file__).resolve().parent
 
@@ -45,14 +46,6 @@ def machine(device: torch.device | str = "cpu") -> str:
     return f"{_cpu_model()} ({torch.backends.cpu.get_cpu_capability()})"
 
 
-@cache
 def _cpu_model() -> str:
     """``model name`` of /proc/cpuinfo on Linux, else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and value.strip():
-                return value.strip()
-    except OSError:  # not Linux
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+    return cpuinfo_field("model name") or platform.processor() or platform.machine() or "unknown CPU"

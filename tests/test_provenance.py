@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import morec
-from morec import provenance
+from morec import cpu_features, provenance
+from morec.cpu_features import cpuinfo_field
 
 
 def test_a_checkout_names_its_commit_and_an_installed_copy_its_version(monkeypatch, tmp_path):
@@ -35,11 +36,11 @@ def test_the_machine_names_the_cpu_and_the_kernels_torch_uses_on_it(monkeypatch,
     capability = torch.backends.cpu.get_cpu_capability()
     assert name.endswith(f" ({capability})") and len(name) > len(capability) + 3
 
-    provenance._cpu_model.cache_clear()  # no /proc/cpuinfo (not Linux): what platform knows
-    monkeypatch.setattr(provenance, "Path", lambda _: tmp_path / "no-cpuinfo")
+    cpuinfo_field.cache_clear()  # no /proc/cpuinfo (not Linux): what platform knows
+    monkeypatch.setattr(cpu_features, "CPUINFO", tmp_path / "no-cpuinfo")
     monkeypatch.setattr(provenance.platform, "processor", lambda: "arm")
     assert provenance.machine() == f"arm ({capability})"
-    provenance._cpu_model.cache_clear()
+    cpuinfo_field.cache_clear()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from morec.cpu_features import warn_if_bfloat16_is_emulated
 from morec.dynamics.layers import EnsembleLinear, relu_
 from morec.dynamics_reward.config import DynamicsRewardConfig, check_score_dtype
 from morec.io import atomic_torch_save
@@ -143,6 +144,8 @@ class DynamicsReward(nn.Module):
         """Score in ``name`` (one of :data:`~morec.dynamics_reward.config.SCORE_DTYPES`): the
         snapshots' hidden layers in that precision from now on, thresholds included."""
         self.score_dtype = getattr(torch, check_score_dtype(name))
+        if self.score_dtype == torch.bfloat16:
+            warn_if_bfloat16_is_emulated("filter.score_dtype=bfloat16", self.device)
         return self
 
     # ------------------------------------------------------------------ features

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from morec.cpu_features import warn_if_bfloat16_is_emulated
 from morec.learners.config import MobileConfig
 from morec.learners.networks import TwinCritic
 from morec.learners.sac import ModelBasedSAC
@@ -58,6 +59,8 @@ class MOBILE(ModelBasedSAC):
     def __init__(self, *, dynamics, mobile: MobileConfig, **kwargs):
         super().__init__(**kwargs)
         self.dynamics, self.mobile = dynamics, mobile
+        if mobile.penalty_dtype == "bfloat16":
+            warn_if_bfloat16_is_emulated("mobile.penalty_dtype=bfloat16", dynamics.device)
 
     @torch.no_grad()
     def bellman_uncertainty(self, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
