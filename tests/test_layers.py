@@ -25,6 +25,7 @@ FOUNDATION = (
     "morec.actor",
     "morec.bundled_configs",
     "morec.provenance",
+    "morec.cpu_features",
     "morec.denormals",
     "morec.row_blocks",
     "morec.data",
